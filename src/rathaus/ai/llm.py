@@ -1,0 +1,427 @@
+"""Language models behind one small contract: any OpenAI-compatible server, or llama.cpp locally."""
+
+from __future__ import annotations
+
+import errno
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import httpx
+
+from rathaus.core.errors import ConfigError, RathausError
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ModelUnavailableError(RathausError):
+    """A model backend cannot be reached, loaded or understood."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A chat model.
+
+    ``name`` is the backend, ``model`` the model's name and ``version`` what identifies its
+    weights (for the audit trail). ``complete`` returns the whole answer; ``stream`` yields it in
+    pieces. With ``json_mode`` the answer is a JSON object. Failures raise
+    :class:`ModelUnavailableError` with a German message.
+    """
+
+    name: str
+    model: str
+    version: str
+
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        json_mode: bool = False,
+    ) -> Completion: ...
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]: ...
+
+
+# Outbound HTTP, shared with the embedding backends -------------------------------------------
+
+
+def validate_base_url(url: str | None, *, setting: str) -> str:
+    """``url`` without trailing slash if it is an http(s) URL with a host, else a ConfigError."""
+    if not url:
+        raise ConfigError(
+            f"{setting} ist nicht gesetzt: bitte die Adresse des OpenAI-kompatiblen Servers "
+            "angeben, z. B. http://127.0.0.1:8000/v1."
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{setting} „{url}“ ist ungültig: erlaubt sind nur http:// oder https:// mit "
+            "Rechnername, z. B. http://127.0.0.1:8000/v1."
+        )
+    if parts.username or parts.password:
+        raise ConfigError(
+            f"{setting} enthält Zugangsdaten: bitte den Schlüssel als API-Key setzen, nicht in "
+            "der Adresse."
+        )
+    return url.rstrip("/")
+
+
+def _reason(exc: Exception, timeout_s: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"keine Antwort innerhalb von {timeout_s:g} s"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == (
+            errno.ECONNREFUSED
+        ):
+            return "Verbindung abgelehnt"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    if "refused" in text.lower():
+        return "Verbindung abgelehnt"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "Rechnername unbekannt"
+    return f"Netzwerkfehler: {text or type(exc).__name__}"
+
+
+class HTTPBackend:
+    """An httpx client for one OpenAI-compatible base URL with retries and German errors."""
+
+    what = "Das Modell"
+    setting = "RATHAUS_LLM__BACKEND"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 1,
+        setting_prefix: str = "RATHAUS_LLM",
+    ) -> None:
+        self.base_url = validate_base_url(base_url, setting=f"{setting_prefix}__BASE_URL")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.setting = f"{setting_prefix}__BACKEND"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+
+    def _unreachable(self, reason: str) -> ModelUnavailableError:
+        return ModelUnavailableError(
+            f"{self.what} unter {self.base_url} ist nicht erreichbar ({reason}). Bitte prüfen "
+            f"Sie, ob der Modellserver läuft, oder stellen Sie {self.setting} um."
+        )
+
+    def _refused(self, response: httpx.Response) -> ModelUnavailableError:
+        detail = response.text[:200].replace("\n", " ")
+        if response.status_code in (401, 403):
+            hint = "Bitte prüfen Sie den API-Schlüssel (…__API_KEY)."
+        elif response.status_code == 404:
+            hint = "Bitte prüfen Sie die Adresse (…__BASE_URL, meist mit /v1) und den Modellnamen."
+        else:
+            hint = f"Bitte prüfen Sie den Modellserver oder stellen Sie {self.setting} um."
+        return ModelUnavailableError(
+            f"{self.what} unter {self.base_url} hat die Anfrage abgelehnt "
+            f"(HTTP {response.status_code}: {detail}). {hint}"
+        )
+
+    def _retryable(self, response: httpx.Response) -> bool:
+        return response.status_code == 429 or response.status_code >= 500
+
+    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON and return the decoded answer, retrying network errors and 5xx/429."""
+        url = f"{self.base_url}{path}"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self._client.post(url, json=payload)
+            except httpx.HTTPError as exc:
+                if last:
+                    raise self._unreachable(_reason(exc, self.timeout_s)) from exc
+                time.sleep(0.5 * 2**attempt)
+                continue
+            if response.is_success:
+                try:
+                    return response.json()
+                except ValueError as exc:
+                    raise self._malformed() from exc
+            if last or not self._retryable(response):
+                raise self._refused(response)
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream_lines(self, path: str, payload: dict[str, Any]) -> Iterator[str]:
+        """POST JSON and yield the ``data:`` lines of a server-sent event stream.
+
+        Retries only until the first line arrived: a half-delivered answer is never repeated.
+        """
+        url = f"{self.base_url}{path}"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            started = False
+            try:
+                with self._client.stream("POST", url, json=payload) as response:
+                    if not response.is_success:
+                        response.read()
+                        if last or not self._retryable(response):
+                            raise self._refused(response)
+                        time.sleep(0.5 * 2**attempt)
+                        continue
+                    for line in response.iter_lines():
+                        if line.startswith("data:"):
+                            started = True
+                            yield line.removeprefix("data:").strip()
+                    return
+            except httpx.HTTPError as exc:
+                if last or started:
+                    raise self._unreachable(_reason(exc, self.timeout_s)) from exc
+                time.sleep(0.5 * 2**attempt)
+
+    def _malformed(self) -> ModelUnavailableError:
+        return ModelUnavailableError(
+            f"{self.what} unter {self.base_url} antwortet nicht im OpenAI-Format. Bitte prüfen "
+            f"Sie die Adresse (meist mit /v1) oder stellen Sie {self.setting} um."
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _payload_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def _usage(data: dict[str, Any]) -> tuple[int | None, int | None]:
+    usage = data.get("usage") or {}
+    return usage.get("prompt_tokens"), usage.get("completion_tokens")
+
+
+# Backends --------------------------------------------------------------------------------------
+
+
+class OpenAICompatibleModel:
+    """Any server speaking ``POST /chat/completions`` (vLLM, Ollama, llama.cpp, LiteLLM, NIM).
+
+    ``version`` is the model id the server reports (it names the weights it serves).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 1,
+    ) -> None:
+        self.http = HTTPBackend(
+            base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
+        )
+        self.http.what = "Das Sprachmodell"
+        self.base_url = self.http.base_url
+        self.model = model
+        self.version = model
+
+    def _payload(
+        self, messages: list[ChatMessage], max_tokens: int, temperature: float
+    ) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "messages": _payload_messages(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        json_mode: bool = False,
+    ) -> Completion:
+        payload = self._payload(messages, max_tokens, temperature)
+        if json_mode:
+            payload["response_format"] = {"type": "json_object"}
+        data = self.http.post("/chat/completions", payload)
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise self.http._malformed() from exc
+        self.version = str(data.get("model") or self.model)
+        prompt_tokens, completion_tokens = _usage(data)
+        return Completion(
+            text=text,
+            model=self.version,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]:
+        payload = self._payload(messages, max_tokens, temperature) | {"stream": True}
+        for line in self.http.stream_lines("/chat/completions", payload):
+            if line == "[DONE]":
+                return
+            try:
+                chunk = json.loads(line)
+                delta = chunk["choices"][0].get("delta") or {}
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise self.http._malformed() from exc
+            if delta.get("content"):
+                yield delta["content"]
+
+
+class _LoadedLlama:
+    """One llama.cpp model in memory with a lock: a ``Llama`` object serves one call at a time."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.lock = threading.Lock()
+
+
+_LOADED: dict[tuple[str, int, int], _LoadedLlama] = {}
+_LOADING = threading.Lock()
+
+
+class LocalLlamaModel:
+    """A GGUF model run in this process by llama.cpp (``llama-cpp-python``).
+
+    The library is imported and the model loaded on the first call, once per process and file;
+    constructing this class is cheap.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        context_size: int = 4096,
+        threads: int = 2,
+        version: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.model = self.model_path.stem
+        self.context_size = context_size
+        self.threads = threads
+        self.version = version or f"datei:{self.model_path.name}"
+
+    def _loaded(self) -> _LoadedLlama:
+        key = (str(self.model_path.resolve()), self.context_size, self.threads)
+        with _LOADING:
+            if key not in _LOADED:
+                _LOADED[key] = _LoadedLlama(self._load())
+            return _LOADED[key]
+
+    def _load(self) -> Any:
+        if not self.model_path.is_file():
+            raise ModelUnavailableError(
+                f"Die Modelldatei {self.model_path} fehlt. Bitte `make setup` ausführen "
+                "(oder RATHAUS_LLM__MODEL_PATH korrigieren)."
+            )
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                "Das lokale Sprachmodell ist nicht installiert (Paket llama-cpp-python fehlt). "
+                "Bitte `make setup` ausführen oder RATHAUS_LLM__BACKEND=openai setzen."
+            ) from exc
+        try:
+            return Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.context_size,
+                n_threads=self.threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailableError(
+                f"Das lokale Sprachmodell {self.model_path} lässt sich nicht laden ({exc}). "
+                "Bitte die Datei mit `rathaus models files` prüfen."
+            ) from exc
+
+    def _failed(self, exc: Exception) -> ModelUnavailableError:
+        return ModelUnavailableError(
+            f"Das lokale Sprachmodell {self.model} konnte die Anfrage nicht verarbeiten ({exc}). "
+            "Bitte den Text kürzen oder RATHAUS_LLM__CONTEXT_SIZE erhöhen."
+        )
+
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        json_mode: bool = False,
+    ) -> Completion:
+        loaded = self._loaded()
+        kwargs: dict[str, Any] = {}
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        with loaded.lock:
+            try:
+                data = loaded.llama.create_chat_completion(
+                    messages=_payload_messages(messages),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    **kwargs,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise self._failed(exc) from exc
+        choice = data["choices"][0]
+        prompt_tokens, completion_tokens = _usage(data)
+        return Completion(
+            text=choice["message"].get("content") or "",
+            model=self.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]:
+        loaded = self._loaded()
+        with loaded.lock:
+            try:
+                chunks = loaded.llama.create_chat_completion(
+                    messages=_payload_messages(messages),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stream=True,
+                )
+                for chunk in chunks:
+                    content = chunk["choices"][0].get("delta", {}).get("content")
+                    if content:
+                        yield content
+            except (ValueError, RuntimeError) as exc:
+                raise self._failed(exc) from exc

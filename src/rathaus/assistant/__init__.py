@@ -1,0 +1,1 @@
+"""Bürgerassistent: answers citizens from the municipality's knowledge base, with sources."""

@@ -1,0 +1,1 @@
+"""Core: settings, database, domain model and audit events shared by every module."""

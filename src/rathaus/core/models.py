@@ -1,0 +1,371 @@
+"""The domain model: tenants, organisation, services, users, cases and their records.
+
+Every row belongs to exactly one tenant (``tenant_id``); queries filter by it (see
+:mod:`rathaus.core.repo`). German domain words are kept where the domain is German.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class TenantScoped:
+    """Mixin: the row belongs to one tenant."""
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Tenant(Base):
+    """A municipality (Kommune); one installation may serve many, strictly separated."""
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The municipality's own address: every letter names it as sender.
+    street: Mapped[str] = mapped_column(String(200), default="")
+    postal_code: Mapped[str] = mapped_column(String(10), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    website: Mapped[str] = mapped_column(String(200), default="")
+    # Bundesland code (ISO 3166-2 suffix, e.g. "BW") for public holidays in SLA clocks.
+    land: Mapped[str] = mapped_column(String(2), default="BW")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OrgUnitKind(enum.StrEnum):
+    FACHBEREICH = "fachbereich"
+    AMT = "amt"
+    SACHGEBIET = "sachgebiet"
+
+
+class OrgUnit(TenantScoped, Base):
+    """An organisational unit: Fachbereich, Amt or Sachgebiet, arranged as a tree."""
+
+    __tablename__ = "org_units"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id", ondelete="SET NULL"))
+    kind: Mapped[OrgUnitKind] = mapped_column(
+        Enum(OrgUnitKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    )
+    code: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    room: Mapped[str] = mapped_column(String(100), default="")
+    opening_hours: Mapped[str] = mapped_column(Text, default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    parent: Mapped[OrgUnit | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[OrgUnit]] = relationship(back_populates="parent")
+
+
+class Service(TenantScoped, Base):
+    """A service (Leistung) the municipality offers, optionally with its 14-digit LeiKa key."""
+
+    __tablename__ = "services"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint("leika_key IS NULL OR length(leika_key) = 14", name="leika_len"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_units.id", ondelete="SET NULL"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    leika_key: Mapped[str | None] = mapped_column(String(14))
+    description: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    fees: Mapped[str] = mapped_column(Text, default="")
+    required_documents: Mapped[str] = mapped_column(Text, default="")
+    online_url: Mapped[str] = mapped_column(String(300), default="")
+    sla_working_days: Mapped[int] = mapped_column(Integer, default=10)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    org_unit: Mapped[OrgUnit | None] = relationship()
+
+
+class User(TenantScoped, Base):
+    """A staff member; roles and department memberships decide what they may see and do."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "username"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    oidc_subject: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None]
+
+    role_rows: Mapped[list[UserRole]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    memberships: Mapped[list[Membership]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> set[str]:
+        return {row.role for row in self.role_rows}
+
+    @property
+    def org_unit_ids(self) -> set[int]:
+        return {m.org_unit_id for m in self.memberships}
+
+
+class UserRole(Base):
+    """One role of a user (see :mod:`rathaus.core.roles`)."""
+
+    __tablename__ = "user_roles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class Membership(Base):
+    """A user works in an organisational unit."""
+
+    __tablename__ = "memberships"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    org_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_unit: Mapped[OrgUnit] = relationship(lazy="selectin")
+
+
+class WebSession(Base):
+    """A server-side login session; the cookie holds only a random token, stored hashed."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class CaseStatus(enum.StrEnum):
+    """States of a case (Vorgang); allowed changes are in :mod:`rathaus.core.cases`."""
+
+    NEU = "neu"
+    TRIAGE = "triage"
+    ZUGEWIESEN = "zugewiesen"
+    IN_BEARBEITUNG = "in_bearbeitung"
+    WARTET = "wartet"
+    ERLEDIGT = "erledigt"
+    ARCHIVIERT = "archiviert"
+
+
+class Confidentiality(enum.StrEnum):
+    OEFFENTLICH = "oeffentlich"
+    INTERN = "intern"
+    VERTRAULICH = "vertraulich"
+
+
+def _str_enum(enum_cls: type[enum.StrEnum], length: int = 30) -> Enum:
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Case(TenantScoped, Base):
+    """A case (Vorgang): one incoming matter, its documents, messages and history."""
+
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("tenant_id", "reference"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40))  # Aktenzeichen, e.g. MS-2026-000123
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus), default=CaseStatus.NEU, index=True)
+    channel: Mapped[str] = mapped_column(String(30), default="upload")
+    request_type: Mapped[str | None] = mapped_column(String(30))
+    urgency: Mapped[str] = mapped_column(String(20), default="normal")
+    confidentiality: Mapped[Confidentiality] = mapped_column(
+        _str_enum(Confidentiality), default=Confidentiality.INTERN
+    )
+    org_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_units.id", ondelete="SET NULL"), index=True
+    )
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sender_name: Mapped[str] = mapped_column(String(200), default="")
+    sender_contact: Mapped[str] = mapped_column(String(300), default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    needs_review_reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    due_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    org_unit: Mapped[OrgUnit | None] = relationship()
+    service: Mapped[Service | None] = relationship()
+    assignee: Mapped[User | None] = relationship()
+    documents: Mapped[list[Document]] = relationship(back_populates="case", order_by="Document.id")
+    messages: Mapped[list[Message]] = relationship(back_populates="case", order_by="Message.id")
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+
+class Document(TenantScoped, Base):
+    """An incoming file: original bytes kept unchanged on disk, addressed by SHA-256."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("tenant_id", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    media_type: Mapped[str] = mapped_column(String(120), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(500))
+    extracted_text: Mapped[str | None] = mapped_column(Text)
+    extraction_status: Mapped[str] = mapped_column(String(30), default="ausstehend")
+    extraction_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case | None] = relationship(back_populates="documents")
+
+
+class Message(TenantScoped, Base):
+    """A message in a case: incoming text, or an outgoing reply (draft → approved → sent)."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(10))  # "in" | "out"
+    channel: Mapped[str] = mapped_column(String(30), default="")
+    sender: Mapped[str] = mapped_column(String(300), default="")
+    recipient: Mapped[str] = mapped_column(String(300), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="eingegangen")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sent_at: Mapped[dt.datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="messages")
+
+
+class CaseEvent(TenantScoped, Base):
+    """One entry of the case event log: the input for process mining and the audit of decisions."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # created, status, assigned, routed, decision …
+    activity: Mapped[str] = mapped_column(String(120))  # human-readable activity name
+    from_status: Mapped[str | None] = mapped_column(String(30))
+    to_status: Mapped[str | None] = mapped_column(String(30))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(120), default="system")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class AuditEvent(Base):
+    """An audit event; ``prev_hash``/``hash`` chain the rows per tenant (append-only)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(60))
+    actor: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ModelCall(Base):
+    """One call of a model backend: what ran, how long, and hashes of input and output."""
+
+    __tablename__ = "model_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    function: Mapped[str] = mapped_column(String(80))
+    backend: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(100), default="")
+    latency_ms: Mapped[float] = mapped_column(Float)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    output_sha256: Mapped[str] = mapped_column(String(64), default="")
+    actor: Mapped[str] = mapped_column(String(120), default="system")
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Embedding(TenantScoped, Base):
+    """A stored embedding vector (float32 bytes) of some object, searched in-process per tenant."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("tenant_id", "owner_type", "owner_id", "model"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_type: Mapped[str] = mapped_column(String(40))
+    owner_id: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(100))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    text_sha256: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Governance: audit trail, pseudonymisation, AI register and data protection."""

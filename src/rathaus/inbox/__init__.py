@@ -1,0 +1,1 @@
+"""Posteingang: the smart inbox that triages letters, e-mails, forms and reports."""

@@ -1,0 +1,1 @@
+"""Lagebild: dashboards, forecasts, process mining, booking checks and winter routes."""

@@ -1,0 +1,1 @@
+"""Schreibassistenz: summaries, minutes, press releases, letters and Leichte Sprache."""
