@@ -6,7 +6,7 @@ import errno
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -109,24 +109,28 @@ def _reason(exc: Exception, timeout_s: float) -> str:
 
 
 class HTTPBackend:
-    """An httpx client for one OpenAI-compatible base URL with retries and German errors."""
+    """An httpx client for one OpenAI-compatible base URL, with retries and German errors.
 
-    what = "Das Modell"
-    setting = "RATHAUS_LLM__BACKEND"
+    ``what`` names the model in messages ("Das Sprachmodell"); ``setting_prefix`` is the
+    settings group (``RATHAUS_LLM``) whose ``__BASE_URL`` and ``__BACKEND`` the messages name.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,
         *,
+        what: str,
+        setting_prefix: str,
         api_key: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 1,
-        setting_prefix: str = "RATHAUS_LLM",
     ) -> None:
         self.base_url = validate_base_url(base_url, setting=f"{setting_prefix}__BASE_URL")
+        self.what = what
+        self.prefix = setting_prefix
+        self.setting = f"{setting_prefix}__BACKEND"
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.setting = f"{setting_prefix}__BACKEND"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers)
 
@@ -139,9 +143,12 @@ class HTTPBackend:
     def _refused(self, response: httpx.Response) -> ModelUnavailableError:
         detail = response.text[:200].replace("\n", " ")
         if response.status_code in (401, 403):
-            hint = "Bitte prüfen Sie den API-Schlüssel (…__API_KEY)."
+            hint = f"Bitte prüfen Sie den API-Schlüssel ({self.prefix}__API_KEY)."
         elif response.status_code == 404:
-            hint = "Bitte prüfen Sie die Adresse (…__BASE_URL, meist mit /v1) und den Modellnamen."
+            hint = (
+                f"Bitte prüfen Sie die Adresse ({self.prefix}__BASE_URL, meist mit /v1) und "
+                f"den Modellnamen ({self.prefix}__MODEL)."
+            )
         else:
             hint = f"Bitte prüfen Sie den Modellserver oder stellen Sie {self.setting} um."
         return ModelUnavailableError(
@@ -234,16 +241,20 @@ class OpenAICompatibleModel:
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | None,
         model: str,
         api_key: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 1,
     ) -> None:
         self.http = HTTPBackend(
-            base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
+            base_url,
+            what="Das Sprachmodell",
+            setting_prefix="RATHAUS_LLM",
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
         )
-        self.http.what = "Das Sprachmodell"
         self.base_url = self.http.base_url
         self.model = model
         self.version = model
@@ -317,7 +328,8 @@ class LocalLlamaModel:
     """A GGUF model run in this process by llama.cpp (``llama-cpp-python``).
 
     The library is imported and the model loaded on the first call, once per process and file;
-    constructing this class is cheap.
+    constructing this class is cheap. ``check`` runs once before loading (the registry passes the
+    checksum test of the bundled file).
     """
 
     name = "local"
@@ -329,8 +341,10 @@ class LocalLlamaModel:
         context_size: int = 4096,
         threads: int = 2,
         version: str | None = None,
+        check: Callable[[Path], None] | None = None,
     ) -> None:
         self.model_path = Path(model_path)
+        self._check = check
         self.model = self.model_path.stem
         self.context_size = context_size
         self.threads = threads
@@ -349,6 +363,11 @@ class LocalLlamaModel:
                 f"Die Modelldatei {self.model_path} fehlt. Bitte `make setup` ausführen "
                 "(oder RATHAUS_LLM__MODEL_PATH korrigieren)."
             )
+        if self._check is not None:
+            try:
+                self._check(self.model_path)
+            except RathausError as exc:
+                raise ModelUnavailableError(exc.message) from exc
         try:
             from llama_cpp import Llama
         except ImportError as exc:

@@ -63,9 +63,11 @@ class ModelFile:
     def assembled(self) -> bool:
         return bool(self.parts)
 
-    def path(self, models_dir: Path) -> Path:
-        """Where the file is (or will be, once assembled)."""
+    def path(self, models_dir: Path | None = None) -> Path:
+        """Where the file is (or will be, once assembled into ``models_dir``)."""
         if self.assembled:
+            if models_dir is None:
+                raise ValueError(f"{self.file_name} is assembled: models_dir is required")
             return Path(models_dir) / self.file_name
         assert self.package is not None
         return _package_dir(self.package) / self.file_name

@@ -20,7 +20,7 @@ from pydantic_settings import (
 
 from rathaus.core.errors import ConfigError
 
-DEFAULT_SECRET_KEY = "unsicher-nur-fuer-die-demo-aendern"
+DEFAULT_SECRET_KEY = "unsicher-nur-fuer-die-demo-aendern"  # noqa: S105 - refused outside demo
 LOCAL_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 CONFIG_FILE_ENV = "RATHAUS_CONFIG_FILE"
 
@@ -188,9 +188,7 @@ def _config_file_path(config_file: Path | str | None) -> Path | None:
     if config_file is not None:
         path = Path(config_file)
         if not path.exists():
-            raise ConfigError(
-                f"Die Konfigurationsdatei {path} existiert nicht. Bitte Pfad prüfen."
-            )
+            raise ConfigError(f"Die Konfigurationsdatei {path} existiert nicht. Bitte Pfad prüfen.")
         return path
     env_path = os.environ.get(CONFIG_FILE_ENV)
     if env_path:

@@ -49,9 +49,7 @@ class Base(DeclarativeBase):
 class TenantScoped:
     """Mixin: the row belongs to one tenant."""
 
-    tenant_id: Mapped[int] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
 
 
 class Tenant(Base):
@@ -88,7 +86,12 @@ class OrgUnit(TenantScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id", ondelete="SET NULL"))
     kind: Mapped[OrgUnitKind] = mapped_column(
-        Enum(OrgUnitKind, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+        Enum(
+            OrgUnitKind,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        )
     )
     code: Mapped[str] = mapped_column(String(30))
     name: Mapped[str] = mapped_column(String(200))
@@ -144,9 +147,7 @@ class User(TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
 
-    role_rows: Mapped[list[UserRole]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
-    )
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     memberships: Mapped[list[Membership]] = relationship(
         cascade="all, delete-orphan", lazy="selectin"
     )
@@ -164,7 +165,9 @@ class UserRole(Base):
     """One role of a user (see :mod:`rathaus.core.roles`)."""
 
     __tablename__ = "user_roles"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     role: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
@@ -172,7 +175,9 @@ class Membership(Base):
     """A user works in an organisational unit."""
 
     __tablename__ = "memberships"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     org_unit_id: Mapped[int] = mapped_column(
         ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True
     )
@@ -229,7 +234,9 @@ class Case(TenantScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(40))  # Aktenzeichen, e.g. MS-2026-000123
     subject: Mapped[str] = mapped_column(String(300), default="")
-    status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus), default=CaseStatus.NEU, index=True)
+    status: Mapped[CaseStatus] = mapped_column(
+        _str_enum(CaseStatus), default=CaseStatus.NEU, index=True
+    )
     channel: Mapped[str] = mapped_column(String(30), default="upload")
     request_type: Mapped[str | None] = mapped_column(String(30))
     urgency: Mapped[str] = mapped_column(String(20), default="normal")
@@ -265,7 +272,9 @@ class Document(TenantScoped, Base):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("tenant_id", "sha256"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
     filename: Mapped[str] = mapped_column(String(300))
     media_type: Mapped[str] = mapped_column(String(120), default="application/octet-stream")
     size: Mapped[int] = mapped_column(Integer, default=0)

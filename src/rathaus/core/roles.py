@@ -32,6 +32,7 @@ class Permission(enum.StrEnum):
     EDIT_KNOWLEDGE = "knowledge.edit"
     USE_WRITING = "writing.use"
     MANAGE_SETTINGS = "settings.manage"
+    TRIAGE = "cases.triage"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -45,11 +46,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EDIT_CASES,
             Permission.VIEW_INSIGHTS,
             Permission.USE_WRITING,
+            Permission.TRIAGE,
         }
     ),
-    Role.DATENSCHUTZ: frozenset(
-        {Permission.VIEW_AUDIT, Permission.VIEW_ALL_DEPARTMENTS, Permission.VIEW_INSIGHTS}
-    ),
+    Role.DATENSCHUTZ: frozenset({Permission.VIEW_AUDIT, Permission.VIEW_INSIGHTS}),
     Role.REDAKTION: frozenset({Permission.EDIT_KNOWLEDGE, Permission.USE_WRITING}),
 }
 

