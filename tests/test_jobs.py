@@ -203,7 +203,9 @@ def test_sqlite_jobs_survive_sigkill_of_the_worker(
 @pytest.fixture
 def redis_settings(tmp_path: Path) -> Iterator[Settings]:
     settings = _settings(
-        tmp_path, backend="redis", name=f"test_{uuid.uuid4().hex[:12]}",
+        tmp_path,
+        backend="redis",
+        name=f"test_{uuid.uuid4().hex[:12]}",
         redis_url="redis://127.0.0.1:6379/0",
     )
     yield settings
@@ -223,6 +225,7 @@ def test_redis_jobs_survive_sigkill_of_the_worker(
 def test_redis_health_and_worker(
     redis_settings: Settings, start_worker: Callable[..., Worker]
 ) -> None:
+    jobs.get_huey(redis_settings)
     ping_job.enqueue("r")
     health = jobs.queue_health(redis_settings)
     assert health["reachable"] is True
@@ -333,8 +336,9 @@ def test_embedded_consumer_starts_from_a_thread_without_touching_signals(tmp_pat
         while sorted(read_pings(settings)) != ["x", "y", "z"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sorted(read_pings(settings)) == ["x", "y", "z"]
-        assert {line.split("\t")[1] for line in
-                jobs.ping_log_path(settings).read_text().splitlines()} == {str(os.getpid())}
+        assert {
+            line.split("\t")[1] for line in jobs.ping_log_path(settings).read_text().splitlines()
+        } == {str(os.getpid())}
     finally:
         jobs.stop(handles[0])
     assert handles[0].consumer is None

@@ -277,10 +277,19 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         return value
 
     data = mask(settings.model_dump())
-    url = settings.effective_database_url
-    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
-        scheme, rest = url.split("//", 1)
-        creds, host = rest.split("@", 1)
-        url = f"{scheme}//{creds.split(':', 1)[0]}:********@{host}"
-    data["effective_database_url"] = url
+    data["effective_database_url"] = mask_url(settings.effective_database_url)
+    if data.get("database_url"):
+        data["database_url"] = mask_url(data["database_url"])
+    data["queue"]["redis_url"] = mask_url(data["queue"]["redis_url"])
     return data
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://user:********@host``."""
+    if "@" not in url or "//" not in url:
+        return url
+    scheme, rest = url.split("//", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" not in creds:
+        return url
+    return f"{scheme}//{creds.split(':', 1)[0]}:********@{host}"

@@ -1,0 +1,113 @@
+"""The ``rathaus`` command line, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rathaus.core.db import Database
+from tests.factories import build_tenant
+
+
+def run(args, tmp_path, *, stdin: str | None = None, **env):  # type: ignore[no-untyped-def]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
+    environment.update(
+        RATHAUS_MODE="demo", RATHAUS_DATA_DIR=str(tmp_path / "data"), RATHAUS_QUEUE__BACKEND="memory"
+    )
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "rathaus", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_command(tmp_path):
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "worker", "db", "demo", "users", "models", "config"):
+        assert command in result.stdout
+
+
+def test_db_upgrade_and_users_lifecycle(tmp_path):
+    up = run(["db", "upgrade"], tmp_path)
+    assert up.returncode == 0, up.stderr
+    assert "→ 0001" in up.stdout or "→" in up.stdout
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    with db.session() as session:
+        build_tenant(session, "musterstadt")
+    db.dispose()
+    created = run(
+        ["users", "create", "erika", "--name", "Erika Beispiel", "--role", "sachbearbeitung",
+         "--unit", "BA", "--unit", "OA", "--password-stdin"],
+        tmp_path,
+        stdin="ein-sehr-langes-passwort\n",
+    )
+    assert created.returncode == 0, created.stderr
+    listed = run(["users", "list"], tmp_path)
+    assert "erika" in listed.stdout and "BA, OA" in listed.stdout
+    assert run(["users", "roles", "erika", "--role", "fachbereichsleitung"], tmp_path).returncode == 0
+    assert run(["users", "disable", "erika"], tmp_path).returncode == 0
+    listed = run(["users", "list"], tmp_path).stdout
+    assert "erika" in listed and "gesperrt" in listed and "fachbereichsleitung" in listed
+
+
+def test_user_errors_are_german_without_traceback(tmp_path):
+    run(["db", "upgrade"], tmp_path)
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    with db.session() as session:
+        build_tenant(session, "musterstadt")
+    db.dispose()
+    bad_role = run(["users", "create", "x", "--role", "chef", "--password-stdin"], tmp_path, stdin="x" * 20 + "\n")
+    assert bad_role.returncode == 1
+    assert "Unbekannte Rolle „chef“" in bad_role.stderr and "Traceback" not in bad_role.stderr
+    short = run(["users", "create", "x", "--password-stdin"], tmp_path, stdin="kurz\n")
+    assert short.returncode == 1 and "zu kurz" in short.stderr
+    missing = run(["users", "disable", "niemand"], tmp_path)
+    assert missing.returncode == 1 and "gibt es in „musterstadt“ nicht" in missing.stderr
+
+
+def test_config_show_masks_secrets(tmp_path):
+    result = run(
+        ["config", "show"],
+        tmp_path,
+        RATHAUS_SECRET_KEY="s" * 40,
+        RATHAUS_DATABASE_URL="postgresql://rathaus:supergeheim@db/rathaus",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "supergeheim" not in result.stdout and "s" * 40 not in result.stdout
+    assert "secret_key = ********" in result.stdout
+    assert "llm.backend = local" in result.stdout
+
+
+def test_wrong_setting_exits_with_german_message(tmp_path):
+    result = run(["config", "show"], tmp_path, RATHAUS_PORT="viele")
+    assert result.returncode == 2
+    assert "RATHAUS_PORT (port) ist ungültig" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_default_secret_refused_in_production(tmp_path):
+    result = run(["serve"], tmp_path, RATHAUS_MODE="production")
+    assert result.returncode == 2
+    assert "RATHAUS_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.postgres
+def test_unreachable_database_is_one_german_sentence(tmp_path):
+    result = run(["db", "upgrade"], tmp_path, RATHAUS_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nix")
+    assert result.returncode == 1
+    assert "ist nicht erreichbar" in result.stderr and "RATHAUS_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unmigrated_database_is_reported(tmp_path):
+    result = run(["users", "list"], tmp_path)
+    assert result.returncode == 1
+    assert "rathaus db upgrade" in result.stderr
