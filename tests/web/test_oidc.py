@@ -46,7 +46,8 @@ class IdP:
     """A tiny OpenID provider: it logs in ``person`` at once and signs with ``key``."""
 
     url: str
-    key: RSAKey = field(default_factory=lambda: rsa_key("k1"))
+    home_key: RSAKey = field(default_factory=lambda: rsa_key("k1"))
+    key: RSAKey | None = None  # the current signing key, published in the JWKS
     person: dict[str, Any] = field(default_factory=dict)
     forge_with: RSAKey | None = None  # sign ID tokens with a key the JWKS does not publish
     claims: dict[str, Any] = field(default_factory=dict)  # overrides for the ID token
@@ -54,6 +55,7 @@ class IdP:
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def reset(self) -> None:
+        self.key = self.home_key
         self.person = {"sub": "kc-0001", "preferred_username": "sb"}
         self.forge_with, self.claims, self.deny = None, {}, False
         self.codes.clear()
@@ -76,6 +78,7 @@ def provider_app(idp: IdP) -> FastAPI:
 
     @app.get("/jwks")
     def jwks() -> dict[str, Any]:
+        assert idp.key is not None
         return {"keys": [idp.key.as_dict(private=False)]}
 
     @app.get("/authorize")
@@ -132,6 +135,7 @@ def provider_app(idp: IdP) -> FastAPI:
             **idp.claims,
         }
         key = idp.forge_with or idp.key
+        assert key is not None
         id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
         return JSONResponse({"access_token": "a", "token_type": "Bearer", "id_token": id_token})
 
@@ -180,7 +184,9 @@ def sso_settings(tmp_path, discovery_url: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def sso(db, tmp_path, idp, worlds) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    app = create_app(sso_settings(tmp_path, f"{idp.url}/.well-known/openid-configuration"), database=db)
+    app = create_app(
+        sso_settings(tmp_path, f"{idp.url}/.well-known/openid-configuration"), database=db
+    )
     with TestClient(app, follow_redirects=False) as c:
         yield c
 
@@ -271,7 +277,7 @@ def test_next_must_stay_on_this_site(sso, idp):
 def test_keys_rotated_by_the_provider_are_fetched_again(sso, idp):
     assert sso_login(sso).status_code == 303  # the key set is now cached
     sso.cookies.clear()
-    idp.key = rsa_key("k2")
+    idp.key = rsa_key(f"k-{secrets.token_hex(4)}")
     assert sso_login(sso).status_code == 303
 
 
@@ -304,7 +310,7 @@ def test_provider_refusal_is_shown(sso, idp):
 @pytest.mark.parametrize("kid", ["k1", "unbekannt"])
 def test_token_signed_by_another_key_is_refused(sso, idp, kid):
     idp.forge_with = rsa_key(kid)
-    assert_refused(sso, sso_login(sso), 401, oidc.TOKEN_INVALID)
+    assert_refused(sso, sso_login(sso), 401, oidc.CONFIRMATION_INVALID)
 
 
 @pytest.mark.parametrize(
@@ -320,7 +326,7 @@ def test_token_signed_by_another_key_is_refused(sso, idp, kid):
 )
 def test_token_with_wrong_claims_is_refused(sso, idp, db, claims):
     idp.claims = claims
-    assert_refused(sso, sso_login(sso), 401, oidc.TOKEN_INVALID)
+    assert_refused(sso, sso_login(sso), 401, oidc.CONFIRMATION_INVALID)
     assert oidc_subject(db, "sb") is None
 
 

@@ -68,16 +68,22 @@ def _queue_health(settings: Settings) -> dict[str, Any]:
         state = queue_health(settings)
     except RathausError as exc:
         return {"ok": False, "backend": settings.queue.backend, "detail": exc.message}
-    return {"ok": bool(state.get("reachable", True)), **state}
+    ok = bool(state.get("reachable"))
+    detail = state.get("message") or f"Warteschlange {state.get('location', '')} erreichbar."
+    return {"ok": ok, **state, "detail": detail}
 
 
 @router.get("/healthz", summary="Zustand von Datenbank, Warteschlange und Modellen")
 def healthz(request: Request) -> JSONResponse:
-    app = request.app
+    return JSONResponse(collect_health(request.app))
+
+
+def collect_health(app: Any, *, fresh: bool = False) -> dict[str, Any]:
+    """The health report (cached for a few seconds so a busy monitor costs little)."""
     cached = getattr(app.state, "health_cache", None)
     now = time.monotonic()
-    if cached and now - cached[0] < _CACHE_S:
-        return JSONResponse(cached[1])
+    if cached and not fresh and now - cached[0] < _CACHE_S:
+        return cached[1]
     settings: Settings = app.state.settings
     db_state: dict[str, Any] = {"kind": "sqlite" if app.state.db.is_sqlite else "postgresql"}
     try:
@@ -96,4 +102,4 @@ def healthz(request: Request) -> JSONResponse:
     parts = [db_state["ok"], body["queue"]["ok"], *(m["ok"] for m in body["models"].values())]
     body = {"status": "ok" if all(parts) else "eingeschränkt", **body}
     app.state.health_cache = (now, body)
-    return JSONResponse(body)
+    return body

@@ -46,9 +46,22 @@ HTTP_TIMEOUT_S = 5.0
 CACHE_TTL_S = 3600.0
 CLOCK_LEEWAY_S = 60
 # Only asymmetric signatures: an HMAC-signed ID token would be keyed with the client secret.
-SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+SIGNING_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
-NOT_CONFIGURED = "Die SSO-Anmeldung ist nicht vollständig eingerichtet; bitte wenden Sie sich an die IT."
+NOT_CONFIGURED = (
+    "Die SSO-Anmeldung ist nicht vollständig eingerichtet; bitte wenden Sie sich an die IT."
+)
 PROVIDER_DOWN = (
     "Der Anmeldedienst (SSO) ist gerade nicht erreichbar; bitte versuchen Sie es in einigen "
     "Minuten erneut oder melden Sie sich mit Ihrem Passwort an."
@@ -57,7 +70,7 @@ FLOW_INVALID = (
     "Die SSO-Anmeldung ist abgelaufen oder ungültig; bitte starten Sie die Anmeldung erneut."
 )
 DENIED = "Der Anmeldedienst hat die Anmeldung nicht bestätigt; bitte versuchen Sie es erneut."
-TOKEN_INVALID = (
+CONFIRMATION_INVALID = (
     "Die Anmeldebestätigung des Anmeldedienstes ist ungültig; bitte versuchen Sie es erneut "
     "oder wenden Sie sich an die IT."
 )
@@ -65,7 +78,9 @@ UNKNOWN_USER = (
     "Für Ihr Verwaltungskonto gibt es in Rathaus kein Benutzerkonto; bitte wenden Sie sich an "
     "die Rathaus-Administration."
 )
-DISABLED_USER = "Ihr Rathaus-Konto ist gesperrt; bitte wenden Sie sich an die Rathaus-Administration."
+DISABLED_USER = (
+    "Ihr Rathaus-Konto ist gesperrt; bitte wenden Sie sich an die Rathaus-Administration."
+)
 OTHER_SUBJECT = (
     "Ihr Rathaus-Konto ist bereits mit einem anderen SSO-Konto verknüpft; bitte wenden Sie sich "
     "an die Rathaus-Administration."
@@ -143,7 +158,9 @@ def _provider(settings: Settings) -> Provider:
     endpoints = [doc.get(k) for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")]
     issuer = doc.get("issuer")
     if not (isinstance(issuer, str) and issuer and all(_is_web_url(u) for u in endpoints)):
-        raise OIDCLoginError(503, NOT_CONFIGURED, f"unvollständiges Discovery-Dokument: {doc!r:.300}")
+        raise OIDCLoginError(
+            503, NOT_CONFIGURED, f"unvollständiges Discovery-Dokument: {doc!r:.300}"
+        )
     offered = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
     algorithms = tuple(a for a in SIGNING_ALGORITHMS if a in offered)
     if not algorithms:
@@ -196,7 +213,9 @@ def _scope(configured: str) -> str:
 
 
 # The code exchange and the ID token ----------------------------------------------------------
-def _exchange_code(provider: Provider, settings: Settings, *, code: str, flow: dict[str, str]) -> str:
+def _exchange_code(
+    provider: Provider, settings: Settings, *, code: str, flow: dict[str, str]
+) -> str:
     """Trade the authorization code for the provider's tokens; returns the raw ID token."""
     client_id = settings.oidc.client_id or ""
     secret = settings.oidc.client_secret.get_secret_value() if settings.oidc.client_secret else ""
@@ -217,7 +236,10 @@ def _exchange_code(provider: Provider, settings: Settings, *, code: str, flow: d
     try:
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
             response = client.post(
-                provider.token_endpoint, data=data, auth=auth, headers={"Accept": "application/json"}
+                provider.token_endpoint,
+                data=data,
+                auth=auth,
+                headers={"Accept": "application/json"},
             )
     except httpx.HTTPError as exc:
         raise OIDCLoginError(503, PROVIDER_DOWN, f"Token-Endpunkt: {exc}") from exc
@@ -230,9 +252,11 @@ def _exchange_code(provider: Provider, settings: Settings, *, code: str, flow: d
     try:
         id_token = response.json().get("id_token")
     except (ValueError, AttributeError) as exc:
-        raise OIDCLoginError(401, TOKEN_INVALID, "Token-Antwort ist kein JSON-Objekt") from exc
+        raise OIDCLoginError(
+            401, CONFIRMATION_INVALID, "Token-Antwort ist kein JSON-Objekt"
+        ) from exc
     if not isinstance(id_token, str) or not id_token:
-        raise OIDCLoginError(401, TOKEN_INVALID, "Token-Antwort ohne id_token")
+        raise OIDCLoginError(401, CONFIRMATION_INVALID, "Token-Antwort ohne id_token")
     return id_token
 
 
@@ -260,17 +284,19 @@ def _verify_id_token(
             nonce={"essential": True, "value": nonce},
         ).validate(token.claims)
     except (JoseError, ValueError) as exc:
-        raise OIDCLoginError(401, TOKEN_INVALID, f"ID-Token: {type(exc).__name__} {exc}") from exc
+        raise OIDCLoginError(
+            401, CONFIRMATION_INVALID, f"ID-Token: {type(exc).__name__} {exc}"
+        ) from exc
     claims = token.claims
     if claims.get("azp") not in (None, client_id):
-        raise OIDCLoginError(401, TOKEN_INVALID, f"ID-Token für anderen Client: {claims['azp']!r}")
+        raise OIDCLoginError(
+            401, CONFIRMATION_INVALID, f"ID-Token für anderen Client: {claims['azp']!r}"
+        )
     return claims
 
 
 # The account: accounts and roles live in Rathaus, no auto-provisioning --------------------------
-def _find_user(
-    session: Session, settings: Settings, claims: dict[str, Any], *, ip: str
-) -> User:
+def _find_user(session: Session, settings: Settings, claims: dict[str, Any], *, ip: str) -> User:
     """The active user of the default tenant for ``claims``; records ``login_failed`` otherwise."""
     subject = str(claims["sub"])[:200]
     name = claims.get(settings.oidc.username_claim)
@@ -320,7 +346,12 @@ def _refused(
 ) -> Response:
     log.warning("SSO-Anmeldung abgelehnt (%s): %s", exc.http_status, exc.detail)
     response = _login_page(
-        request, session, settings, error=exc.message, next_url=next_url, status_code=exc.http_status
+        request,
+        session,
+        settings,
+        error=exc.message,
+        next_url=next_url,
+        status_code=exc.http_status,
     )
     response.delete_cookie(
         FLOW_COOKIE, path=FLOW_COOKIE_PATH, secure=settings.secure_cookies, httponly=True
