@@ -297,14 +297,14 @@ def test_closed_redis_port_gives_german_message(
 
 
 @pytest.mark.timeout(30)
-def test_bad_setting_gives_german_message_and_exit_1(
+def test_bad_setting_gives_german_message_and_exit_2(
     tmp_path: Path, start_worker: Callable[..., Worker]
 ) -> None:
     settings = _settings(tmp_path, backend="redis", redis_url="http://127.0.0.1:6379")
     with pytest.raises(jobs.ConfigError, match="RATHAUS_QUEUE__REDIS_URL"):
         jobs.make_huey(settings)
     worker = start_worker(settings)
-    assert worker.proc.wait(timeout=20) == 1
+    assert worker.proc.wait(timeout=20) == 2  # a wrong setting exits 2, like every command
     assert worker.output.startswith("Einstellung RATHAUS_QUEUE__REDIS_URL")
     assert "Traceback" not in worker.output
 

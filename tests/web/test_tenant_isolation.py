@@ -7,7 +7,6 @@ import re
 from fastapi.routing import APIRoute
 
 from rathaus.web.app import all_routes
-
 from tests.web.conftest import csrf_of, login
 
 

@@ -56,4 +56,4 @@ def worker(
         )
     except RathausError as exc:
         typer.echo(exc.message, err=True)
-        raise typer.Exit(code=1) from None
+        raise typer.Exit(code=exc.exit_code) from None

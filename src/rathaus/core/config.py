@@ -256,7 +256,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         settings = bound(**overrides)
     except ValidationError as exc:
         lines = [_german(err) for err in exc.errors()]
-        raise ConfigError(" ".join(lines) + " Bitte korrigieren Sie die Einstellung.") from exc
+        raise ConfigError(". ".join(lines) + ". Bitte korrigieren Sie die Einstellung.") from exc
     check_secrets(settings)
     return settings
 
