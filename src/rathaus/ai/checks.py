@@ -42,12 +42,18 @@ def check_backends(
     try:
         model = get_language_model(settings)
     except RathausError as exc:
-        results.append(BackendCheck("Sprachmodell", settings.llm.backend, settings.llm.model, False, exc.message, 0.0))
+        results.append(
+            BackendCheck(
+                "Sprachmodell", settings.llm.backend, settings.llm.model, False, exc.message, 0.0
+            )
+        )
         model = None
     else:
         if model is None:
             results.append(
-                BackendCheck("Sprachmodell", "none", "–", True, "Kein Sprachmodell konfiguriert.", 0.0)
+                BackendCheck(
+                    "Sprachmodell", "none", "–", True, "Kein Sprachmodell konfiguriert.", 0.0
+                )
             )
     if model is not None:
         recording = RecordingLanguageModel(
@@ -69,7 +75,14 @@ def check_backends(
         embedder = get_embedder(settings)
     except RathausError as exc:
         results.append(
-            BackendCheck("Einbettungen", settings.embeddings.backend, settings.embeddings.model, False, exc.message, 0.0)
+            BackendCheck(
+                "Einbettungen",
+                settings.embeddings.backend,
+                settings.embeddings.model,
+                False,
+                exc.message,
+                0.0,
+            )
         )
         return results
     recording_embedder = RecordingEmbedder(

