@@ -62,12 +62,14 @@ def cases_list(
 
 
 @router.get("/vorgaenge/{case_id}")
-def case_view(request: Request, case_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def case_view(
+    request: Request, case_id: int, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
+) -> Response:
     case = case_service.get(session, user=user, case_id=case_id)
     return render(
         request,
         "case.html",
-        {"case": case, "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)])},
+        {"tenant": tenant, "case": case, "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)])},
     )
 
 
