@@ -22,3 +22,4 @@ test: setup
 ## lint: ruff over sources, tests and benchmarks
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks

@@ -57,7 +57,12 @@ def build_tenant(session: Session, slug: str, name: str | None = None) -> World:
     units = {"BA": buerger, "OA": ordnung, "OA-GW": gewerbe}
 
     def user(name: str, roles: list[str], unit_codes: list[str]) -> User:
-        u = User(tenant_id=tenant.id, username=name, display_name=name.title(), password_hash=fast_hash(PASSWORD))
+        u = User(
+            tenant_id=tenant.id,
+            username=name,
+            display_name=name.title(),
+            password_hash=fast_hash(PASSWORD),
+        )
         u.role_rows = [UserRole(role=r) for r in roles]
         u.memberships = [Membership(org_unit_id=units[c].id) for c in unit_codes]
         session.add(u)
@@ -82,7 +87,9 @@ def build_tenant(session: Session, slug: str, name: str | None = None) -> World:
         )
         session.add(case)
         session.flush()
-        session.add(Message(tenant_id=tenant.id, case_id=case.id, direction="in", body=f"Text {slug} {i}"))
+        session.add(
+            Message(tenant_id=tenant.id, case_id=case.id, direction="in", body=f"Text {slug} {i}")
+        )
         world.cases[code or "unrouted"] = case
     session.flush()
     return world

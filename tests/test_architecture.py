@@ -48,7 +48,8 @@ def test_every_module_file_has_a_docstring():
     missing = [
         str(p.relative_to(SRC))
         for p in SRC.rglob("*.py")
-        if "migrations" not in p.parts and ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) is None
+        if "migrations" not in p.parts
+        and ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) is None
         and p.read_text(encoding="utf-8").strip()
     ]
     assert missing == []

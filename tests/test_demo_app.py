@@ -28,7 +28,12 @@ def _env(tmp_path, port: int) -> dict[str, str]:
 
 def _cli(args, env, tmp_path):  # type: ignore[no-untyped-def]
     return subprocess.run(
-        [sys.executable, "-m", "rathaus", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "rathaus", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,8 +49,12 @@ def test_demo_installation_serves_and_logs_in(tmp_path):
     again = _cli(["demo", "--if-empty"], env, tmp_path)
     assert again.returncode == 0 and "bereits geladen" in again.stdout
     server = subprocess.Popen(
-        [sys.executable, "-m", "rathaus", "serve"], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "rathaus", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -60,7 +69,9 @@ def test_demo_installation_serves_and_logs_in(tmp_path):
                 time.sleep(0.2)
         body = health.json()
         assert health.status_code == 200
-        assert body["database"]["ok"] and body["queue"]["ok"] and body["queue"]["backend"] == "sqlite"
+        assert (
+            body["database"]["ok"] and body["queue"]["ok"] and body["queue"]["backend"] == "sqlite"
+        )
         with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as client:
             login_page = client.get("/login")
             assert "Demo-Zugänge" in login_page.text
@@ -69,7 +80,12 @@ def test_demo_installation_serves_and_logs_in(tmp_path):
             token = re.search(r'name="csrf_token" value="([^"]+)"', login_page.text).group(1)
             start = client.post(
                 "/login",
-                data={"username": admin["username"], "password": admin["password"], "csrf_token": token, "kommune": "musterstadt"},
+                data={
+                    "username": admin["username"],
+                    "password": admin["password"],
+                    "csrf_token": token,
+                    "kommune": "musterstadt",
+                },
             )
             assert start.status_code == 200 and "Stadt Musterstadt" in start.text
             cases = client.get("/api/v1/cases?limit=500").json()

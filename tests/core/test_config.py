@@ -61,8 +61,16 @@ def test_broken_toml_is_a_german_error(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("env", "value", "expected"),
     [
-        ("RATHAUS_PORT", "achtzig", "RATHAUS_PORT (port) ist ungültig: erwartet wird eine ganze Zahl"),
-        ("RATHAUS_MODE", "test", "RATHAUS_MODE (mode) ist ungültig: erlaubt sind nur 'demo' or 'production'"),
+        (
+            "RATHAUS_PORT",
+            "achtzig",
+            "RATHAUS_PORT (port) ist ungültig: erwartet wird eine ganze Zahl",
+        ),
+        (
+            "RATHAUS_MODE",
+            "test",
+            "RATHAUS_MODE (mode) ist ungültig: erlaubt sind nur 'demo' or 'production'",
+        ),
         ("RATHAUS_LLM__BACKEND", "gpt", "RATHAUS_LLM__BACKEND (llm.backend) ist ungültig"),
         ("RATHAUS_DATABASE_URL", "mysql://x", "nur sqlite:/// oder postgresql://"),
         ("RATHAUS_QUEUE__WORKERS", "0", "der Wert muss mindestens 1 sein"),

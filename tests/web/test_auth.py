@@ -54,7 +54,9 @@ def test_disabled_user_cannot_log_in_and_loses_sessions(client, worlds, db):
 
 def test_login_without_csrf_token_is_refused(client, worlds):
     client.get("/login")
-    response = client.post("/login", data={"username": "sb", "password": "x" * 20, "kommune": "alpha"})
+    response = client.post(
+        "/login", data={"username": "sb", "password": "x" * 20, "kommune": "alpha"}
+    )
     assert response.status_code == 403
     assert "Formular ist abgelaufen" in response.text
 
@@ -70,7 +72,9 @@ def test_state_change_without_csrf_token_is_refused(client, worlds):
     assert client.post("/logout").status_code == 403
     # with the token the same change works and is logged
     token = csrf_of(client)
-    ok = client.post(f"/vorgaenge/{case.id}/status", data={"status": "in_bearbeitung", "csrf_token": token})
+    ok = client.post(
+        f"/vorgaenge/{case.id}/status", data={"status": "in_bearbeitung", "csrf_token": token}
+    )
     assert ok.status_code == 303
     detail = client.get(f"/vorgaenge/{case.id}")
     assert "In Bearbeitung" in detail.text and "(sb)" in detail.text
@@ -87,7 +91,9 @@ def test_invalid_transition_is_a_german_400(client, worlds):
     case = worlds["a"].cases["BA"]
     token = csrf_of(client)
     response = client.post(
-        f"/api/v1/cases/{case.id}/status", json={"status": "archiviert"}, headers={"X-CSRF-Token": token}
+        f"/api/v1/cases/{case.id}/status",
+        json={"status": "archiviert"},
+        headers={"X-CSRF-Token": token},
     )
     assert response.status_code == 400
     assert "kann nicht von" in response.json()["detail"]
@@ -101,7 +107,9 @@ def test_roles_are_enforced(client, worlds):
     assert client.get(f"/vorgaenge/{case.id}").status_code == 404
     token = csrf_of(client)
     denied = client.post(
-        f"/api/v1/cases/{case.id}/status", json={"status": "in_bearbeitung"}, headers={"X-CSRF-Token": token}
+        f"/api/v1/cases/{case.id}/status",
+        json={"status": "in_bearbeitung"},
+        headers={"X-CSRF-Token": token},
     )
     assert denied.status_code in (403, 404)
 
@@ -133,8 +141,13 @@ def test_open_redirect_after_login_is_blocked(client, worlds):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     response = client.post(
         "/login",
-        data={"username": "sb", "password": "richtig-langes-passwort", "kommune": "alpha",
-              "csrf_token": token, "next": "//evil.example/"},
+        data={
+            "username": "sb",
+            "password": "richtig-langes-passwort",
+            "kommune": "alpha",
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
     )
     assert response.headers["location"] == "/"
 
@@ -142,12 +155,18 @@ def test_open_redirect_after_login_is_blocked(client, worlds):
 def test_demo_credentials_only_in_demo_mode(db, worlds, tmp_path):
     from fastapi.testclient import TestClient
 
-    demo = create_app(load_settings(mode="demo", data_dir=tmp_path, queue={"backend": "memory"}), database=db)
-    demo.state.demo_credentials = [{"username": "admin", "password": "demo-passwort", "description": "Admin"}]
+    demo = create_app(
+        load_settings(mode="demo", data_dir=tmp_path, queue={"backend": "memory"}), database=db
+    )
+    demo.state.demo_credentials = [
+        {"username": "admin", "password": "demo-passwort", "description": "Admin"}
+    ]
     with TestClient(demo) as c:
         assert "Demo-Zugänge" in c.get("/login").text
     prod = create_app(
-        load_settings(mode="production", secret_key="x" * 40, data_dir=tmp_path, queue={"backend": "memory"}),
+        load_settings(
+            mode="production", secret_key="x" * 40, data_dir=tmp_path, queue={"backend": "memory"}
+        ),
         database=db,
     )
     prod.state.demo_credentials = []

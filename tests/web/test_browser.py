@@ -38,7 +38,9 @@ def _free_port() -> int:
 def live_server(sqlite_db, tmp_path):
     with sqlite_db.session() as session:
         build_tenant(session, "alpha", "Stadt Alpha")
-    settings = load_settings(mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"})
+    settings = load_settings(
+        mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
+    )
     app = create_app(settings, database=sqlite_db)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -33,7 +33,11 @@ def test_healthz_names_what_is_down(db, tmp_path):
         mode="demo",
         data_dir=tmp_path,
         models_dir=tmp_path / "keine-modelle",
-        queue={"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0", "embedded_worker": False},
+        queue={
+            "backend": "redis",
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+            "embedded_worker": False,
+        },
         embeddings={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1"},
     )
     with TestClient(create_app(settings, database=db)) as client:

@@ -43,7 +43,9 @@ def test_model_check_shows_german_error_for_a_down_server_and_records_calls(db, 
     with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
         login(client, "admin")
         token = csrf_of(client)
-        response = client.post("/system/modelle/pruefen", data={"csrf_token": token}, headers={"HX-Request": "true"})
+        response = client.post(
+            "/system/modelle/pruefen", data={"csrf_token": token}, headers={"HX-Request": "true"}
+        )
     assert response.status_code == 200
     assert "Traceback" not in response.text
     assert "nicht erreichbar" in response.text  # the language model is down …

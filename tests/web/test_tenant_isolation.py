@@ -30,7 +30,9 @@ def test_every_case_route_hides_other_tenants(client, app, worlds):
                 url,
                 headers={"X-CSRF-Token": token},
                 json={"status": "in_bearbeitung"} if url.startswith("/api/") else None,
-                data=None if url.startswith("/api/") else {"status": "in_bearbeitung", "csrf_token": token},
+                data=None
+                if url.startswith("/api/")
+                else {"status": "in_bearbeitung", "csrf_token": token},
             )
             assert response.status_code == 404, (method, url, response.status_code)
             assert worlds["b"].cases["BA"].subject not in response.text

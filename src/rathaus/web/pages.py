@@ -69,7 +69,11 @@ def case_view(
     return render(
         request,
         "case.html",
-        {"tenant": tenant, "case": case, "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)])},
+        {
+            "tenant": tenant,
+            "case": case,
+            "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)]),
+        },
     )
 
 

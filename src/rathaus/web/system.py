@@ -12,7 +12,9 @@ from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, re
 from rathaus.web.health import collect_health
 from rathaus.web.templating import render
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require(Permission.MANAGE_SETTINGS))])
+router = APIRouter(
+    include_in_schema=False, dependencies=[Depends(require(Permission.MANAGE_SETTINGS))]
+)
 
 
 def _recent_calls(session: SessionDep, tenant_id: int) -> list[ModelCall]:
