@@ -1,0 +1,38 @@
+"""Originals are kept byte for byte, addressed by hash, per tenant, and checked on read."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from rathaus.core.storage import OriginalStore, StorageError
+
+
+def test_put_and_get_roundtrip(tmp_path):
+    store = OriginalStore(tmp_path)
+    data = b"%PDF-1.7\n\x00\xff Widerspruch gegen Bescheid"
+    first = store.put(1, data)
+    assert first.already_present is False and first.size == len(data)
+    assert store.get(1, first.sha256) == data
+    again = store.put(1, data)
+    assert again.already_present is True and again.relative_path == first.relative_path
+    assert not store.exists(2, first.sha256)  # another tenant has its own folder
+
+
+def test_tampering_and_missing_files_are_reported(tmp_path):
+    store = OriginalStore(tmp_path)
+    stored = store.put(7, b"Original")
+    path = tmp_path / stored.relative_path
+    os.chmod(path, 0o640)
+    path.write_bytes(b"Faelschung")
+    with pytest.raises(StorageError, match="verändert"):
+        store.get(7, stored.sha256)
+    with pytest.raises(StorageError, match="fehlt"):
+        store.get(7, "0" * 64)
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "ab/../../x", "A" * 64, ""])
+def test_keys_cannot_escape_the_store(tmp_path, key):
+    with pytest.raises(StorageError, match="Ungültiger Dateischlüssel"):
+        OriginalStore(tmp_path).get(1, key)
