@@ -35,7 +35,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(
+def login_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -73,13 +73,44 @@ def _login_page(
     return response
 
 
+def signed_in(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: User,
+    *,
+    next_url: str,
+    audit_kind: str,
+) -> RedirectResponse:
+    """Start a session for ``user`` (password or OIDC), audit it and redirect to ``next_url``."""
+    token, _ = create_session(
+        session,
+        user,
+        max_age_s=settings.session_max_age_s,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    audit.record(
+        session, audit.Event(kind=audit_kind, actor=user.username, tenant_id=user.tenant_id)
+    )
+    response = RedirectResponse(safe_next(next_url), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=settings.session_max_age_s,
+    )
+    return response
+
+
 @router.get("/login")
 def login_form(
     request: Request, session: SessionDep, settings: SettingsDep, next: str = "/"
 ) -> Response:
     if lookup_session(session, request.cookies.get(SESSION_COOKIE)):
         return RedirectResponse(safe_next(next), status_code=303)
-    return _login_page(request, session, settings, next_url=next)
+    return login_page(request, session, settings, next_url=next)
 
 
 @router.post("/login")
@@ -94,7 +125,7 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
-        return _login_page(
+        return login_page(
             request,
             session,
             settings,
@@ -122,7 +153,7 @@ def login(
                 data={"ip": request.client.host if request.client else ""},
             ),
         )
-        return _login_page(
+        return login_page(
             request,
             session,
             settings,
@@ -131,22 +162,7 @@ def login(
             next_url=next,
             status_code=401,
         )
-    token, _ = create_session(
-        session,
-        user,
-        max_age_s=settings.session_max_age_s,
-        user_agent=request.headers.get("user-agent", ""),
-    )
-    audit.record(session, audit.Event(kind="login", actor=user.username, tenant_id=user.tenant_id))
-    response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        max_age=settings.session_max_age_s,
-    )
+    response = signed_in(request, session, settings, user, next_url=next, audit_kind="login")
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 

@@ -33,8 +33,8 @@ from rathaus.core import audit
 from rathaus.core.config import Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.models import Tenant, User
-from rathaus.core.security import SESSION_COOKIE, create_session, lookup_session
-from rathaus.web.auth_views import _login_page, safe_next
+from rathaus.core.security import SESSION_COOKIE, lookup_session
+from rathaus.web.auth_views import login_page, safe_next, signed_in
 from rathaus.web.deps import SessionDep, SettingsDep
 
 log = logging.getLogger(__name__)
@@ -345,7 +345,7 @@ def _refused(
     next_url: str,
 ) -> Response:
     log.warning("SSO-Anmeldung abgelehnt (%s): %s", exc.http_status, exc.detail)
-    response = _login_page(
+    response = login_page(
         request,
         session,
         settings,
@@ -432,23 +432,8 @@ def callback(
     except OIDCLoginError as exc:
         return _refused(request, session, settings, exc, next_url=next_url)
 
-    token, _ = create_session(
-        session,
-        user,
-        max_age_s=settings.session_max_age_s,
-        user_agent=request.headers.get("user-agent", ""),
-    )
-    audit.record(
-        session, audit.Event(kind="login_oidc", actor=user.username, tenant_id=user.tenant_id)
-    )
-    response = RedirectResponse(safe_next(next_url), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        max_age=settings.session_max_age_s,
+    response = signed_in(
+        request, session, settings, user, next_url=next_url, audit_kind="login_oidc"
     )
     response.delete_cookie(
         FLOW_COOKIE, path=FLOW_COOKIE_PATH, secure=settings.secure_cookies, httponly=True
