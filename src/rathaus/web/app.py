@@ -18,7 +18,7 @@ import rathaus
 from rathaus.core.config import Settings, load_settings
 from rathaus.core.db import Database
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
-from rathaus.web import api, auth_views, health, oidc, pages, system
+from rathaus.web import api, auth_views, health, oidc, open311, pages, system
 from rathaus.web.deps import CsrfFailed, Forbidden, LoginRequired
 from rathaus.web.templating import STATIC_DIR, render
 
@@ -185,7 +185,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             swagger_favicon_url="/static/favicon.svg",
         )
 
-    for router in (health.router, auth_views.router, pages.router, api.router, system.router):
+    for router in (
+        health.router,
+        auth_views.router,
+        pages.router,
+        api.router,
+        system.router,
+        open311.router,
+    ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled
     _install_error_handlers(app)

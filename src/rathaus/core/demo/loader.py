@@ -154,8 +154,8 @@ def _create_organisation(
     session: Session, base: dict[str, Any], password_hasher: Callable[[str], str]
 ) -> _Org:
     tenant_data = dict(base["tenant"])
-    prefix = tenant_data.pop("reference_prefix", "MS")
     tenant = Tenant(**tenant_data)
+    prefix = tenant.reference_prefix
     session.add(tenant)
     session.flush()
 
@@ -184,6 +184,7 @@ def _create_organisation(
             name=row["name"],
             leika_key=row.get("leika_key"),
             sla_working_days=row.get("sla_working_days", 10),
+            open311_enabled=bool(row.get("open311", False)),
             **{
                 k: row.get(k, "")
                 for k in ("description", "keywords", "fees", "required_documents", "online_url")

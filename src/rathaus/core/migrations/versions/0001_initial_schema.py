@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 08:23:11.501062
+Create Date: 2026-11-21 08:39:43.620211
 """
 
 from __future__ import annotations
@@ -30,11 +30,35 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=200), nullable=False),
         sa.Column("website", sa.String(length=200), nullable=False),
         sa.Column("land", sa.String(length=2), nullable=False),
+        sa.Column("reference_prefix", sa.String(length=10), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
         sa.UniqueConstraint("slug", name=op.f("uq_tenants_slug")),
     )
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=30), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("prefix", sa.String(length=12), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_api_keys_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+    )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_keys_tenant_id"), ["tenant_id"], unique=False)
+
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -201,6 +225,7 @@ def upgrade() -> None:
         sa.Column("required_documents", sa.Text(), nullable=False),
         sa.Column("online_url", sa.String(length=300), nullable=False),
         sa.Column("sla_working_days", sa.Integer(), nullable=False),
+        sa.Column("open311_enabled", sa.Boolean(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.CheckConstraint(
@@ -303,6 +328,9 @@ def upgrade() -> None:
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("sender_name", sa.String(length=200), nullable=False),
         sa.Column("sender_contact", sa.String(length=300), nullable=False),
+        sa.Column("address", sa.String(length=300), nullable=False),
+        sa.Column("latitude", sa.Float(), nullable=True),
+        sa.Column("longitude", sa.Float(), nullable=True),
         sa.Column("fields", sa.JSON(), nullable=False),
         sa.Column("needs_review_reason", sa.Text(), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
@@ -505,5 +533,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_events_tenant_id"))
 
     op.drop_table("audit_events")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id"))
+
+    op.drop_table("api_keys")
     op.drop_table("tenants")
     # ### end Alembic commands ###
