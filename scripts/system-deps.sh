@@ -2,7 +2,7 @@
 # Installs the Debian packages Rathaus needs (OCR, PDF, browser for tests) – only those missing.
 set -euo pipefail
 
-PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf)
+PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf poppler-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -14,7 +14,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     # Packages present, but make sure the programs are really on PATH.
-    for cmd in tesseract chromium ocrmypdf; do
+    for cmd in tesseract chromium ocrmypdf pdftoppm; do
         if ! command -v "$cmd" >/dev/null 2>&1; then
             echo "Systempaket installiert, aber Programm '$cmd' nicht im PATH gefunden – bitte PATH prüfen." >&2
             exit 1
