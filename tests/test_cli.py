@@ -177,7 +177,9 @@ def test_apikeys_lifecycle(tmp_path):
     with db.session() as session:
         build_tenant(session, "musterstadt")
     db.dispose()
-    created = run(["apikeys", "create", "--channel", "open311", "--name", "Mängelmelder-App"], tmp_path)
+    created = run(
+        ["apikeys", "create", "--channel", "open311", "--name", "Mängelmelder-App"], tmp_path
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.split(": ", 1)[1].split()[0]
     assert key.startswith("rh_")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rathaus.cli import apikeys_cmd, config_cmd, db_cmd, demo_cmd, serve_cmd, users_cmd
+from rathaus.cli import apikeys_cmd, config_cmd, db_cmd, demo_cmd, eval_cmd, serve_cmd, users_cmd
 
 app = typer.Typer(
     name="rathaus",
@@ -20,6 +20,7 @@ app.add_typer(db_cmd.app, name="db")
 app.command("demo")(demo_cmd.demo)
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(apikeys_cmd.app, name="apikeys")
 
 

@@ -1,0 +1,233 @@
+"""Offline evaluation of inbox routing on the Konstanz Mängelmelder export (``rathaus eval inbox``).
+
+Split and metrics (as in ``../shared/data/README.md``):
+- Training: ``Jahr`` 2020 and 2021; test: ``Jahr`` 2022.
+- Unit (``Gruppe``): whitespace stripped; rows whose unit is ``Moderation``, ``Administration`` or
+  empty are left out (they are not responsible units). Category (``Kategorie``): the same rows.
+- ``accuracy`` and ``macro_f1`` (over the labels present in test or predicted) on the test year.
+- ``auto_share_at_95``: share of test items whose top calibrated probability is at or above a
+  threshold. The threshold is chosen on the **training years only**: out-of-fold probabilities
+  from a k-fold cross-validation of the whole model on 2020–2021, then the lowest threshold whose
+  routed items are ≥ 95 % precise (:func:`threshold_for_precision`). ``precision_at_threshold``
+  is the precision those routed test items really reached; ``threshold`` is the value used.
+
+Features:
+- Category: the report text only (TF-IDF words + character n-grams, plus multilingual-e5-small
+  sentence embeddings when an embedder is given).
+- Unit: the same text features plus the location of the report: district (``Stadtteil``), street
+  and postcode of the automatically determined address, and lat/lon grid cells of about 0.5 and
+  2 km. The citizen-chosen category is *not* used.
+Embeddings can be cached in a folder (one ``.npy`` per text, named by the SHA-256 of the text).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rathaus.core.errors import RathausError
+from rathaus.inbox.routing import (
+    RoutingModel,
+    routed_share_and_precision,
+    threshold_for_precision,
+)
+
+REQUIRED = ("Text", "Kategorie", "Gruppe", "Jahr", "Automatisch-ermittelte-Adresse", "lat", "lon")
+NOT_UNITS = {"", "Moderation", "Administration"}
+TRAIN_YEARS = {"2020", "2021"}
+TEST_YEARS = {"2022"}
+TARGET_PRECISION = 0.95
+
+
+def read_reports(path: str | Path) -> list[dict[str, str]]:
+    """The CSV rows, checked for encoding and required columns, with a German error otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise RathausError(
+            f"Die Datei {path} gibt es nicht. Bitte den Pfad zur Konstanz-CSV angeben "
+            "(z. B. ../shared/data/inbox/konstanz_maengelmelder_2020-2022.csv)."
+        )
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except UnicodeDecodeError as exc:
+        raise RathausError(
+            f"Die Datei {path} ist nicht UTF-8-kodiert. Bitte als UTF-8 speichern und erneut "
+            "versuchen."
+        ) from exc
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise RathausError(
+            f"In {path} fehlen die Spalten {', '.join(missing)}. Erwartet wird der "
+            "Mängelmelder-Export mit Komma als Trennzeichen."
+        )
+    return rows
+
+
+def location_features(row: dict[str, str]) -> dict[str, Any]:
+    """Where the report is: district, street, postcode and two grid cells (one-hot strings)."""
+    address = row.get("Automatisch-ermittelte-Adresse", "") or ""
+    first = address.split(",")[0]
+    street = re.sub(r"\s*\d+\s*[a-zA-Z]?$", "", first).strip().lower()
+    postcode = re.search(r"\b(\d{5})\b", address)
+    features: dict[str, Any] = {
+        "stadtteil": (row.get("Stadtteil") or "").strip() or "unbekannt",
+        "strasse": street or "unbekannt",
+        "plz": postcode.group(1) if postcode else "unbekannt",
+    }
+    try:
+        lat, lon = float(row["lat"]), float(row["lon"])
+    except (KeyError, TypeError, ValueError):
+        return features
+    if np.isfinite(lat) and np.isfinite(lon):
+        # ~0.5 km and ~2 km cells at Konstanz's latitude.
+        features["zelle_500m"] = f"{round(lat / 0.0045)}_{round(lon / 0.0067)}"
+        features["zelle_2km"] = f"{round(lat / 0.018)}_{round(lon / 0.027)}"
+    return features
+
+
+def cached_embeddings(texts: Sequence[str], embedder: Any, cache_dir: Path | None) -> np.ndarray:
+    """Passage embeddings for ``texts``; already computed ones are read from ``cache_dir``."""
+    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    vectors: dict[str, np.ndarray] = {}
+    if cache_dir is not None:
+        cache_dir = cache_dir / embedder.name
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for key in set(keys):
+            file = cache_dir / f"{key}.npy"
+            if file.exists():
+                vectors[key] = np.load(file)
+    todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}.items())
+    if todo:
+        computed = embedder.embed_passages([t for _, t in todo])
+        for (key, _), vector in zip(todo, computed, strict=True):
+            vectors[key] = vector
+            if cache_dir is not None:
+                np.save(cache_dir / f"{key}.npy", vector)
+    return np.stack([vectors[k] for k in keys]).astype(np.float32)
+
+
+def _oof_proba(make: Any, texts: list[str], y: np.ndarray, extra: Any, vectors: Any, folds: int):
+    """Out-of-fold calibrated probabilities on the training data, columns = sorted labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    classes = np.unique(y)
+    proba = np.zeros((len(y), len(classes)))
+    smallest = int(min(np.unique(y, return_counts=True)[1]))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=1)
+    strat = y if smallest >= folds else np.zeros(len(y))  # rare classes: plain shuffled folds
+    for train, held in splitter.split(texts, strat):
+        model = make().fit(
+            [texts[i] for i in train],
+            y[train],
+            extra_features=None if extra is None else [extra[i] for i in train],
+            vectors=None if vectors is None else vectors[train],
+        )
+        part = model.predict_proba(
+            [texts[i] for i in held],
+            extra_features=None if extra is None else [extra[i] for i in held],
+            vectors=None if vectors is None else vectors[held],
+        )
+        proba[np.ix_(held, np.searchsorted(classes, model.classes_))] = part
+    return proba, classes
+
+
+def _task(
+    train_texts: list[str],
+    y_train: np.ndarray,
+    test_texts: list[str],
+    y_test: np.ndarray,
+    *,
+    extra: tuple[Any, Any] = (None, None),
+    vectors: tuple[Any, Any] = (None, None),
+    folds: int,
+) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    make = RoutingModel
+    oof, oof_classes = _oof_proba(make, train_texts, y_train, extra[0], vectors[0], folds)
+    threshold = threshold_for_precision(y_train, oof, TARGET_PRECISION, classes=oof_classes)
+    model = make().fit(train_texts, y_train, extra_features=extra[0], vectors=vectors[0])
+    proba = model.predict_proba(test_texts, extra_features=extra[1], vectors=vectors[1])
+    predicted = model.classes_[proba.argmax(axis=1)]
+    share, precision = routed_share_and_precision(y_test, proba, threshold, classes=model.classes_)
+    return {
+        "accuracy": round(float(accuracy_score(y_test, predicted)), 4),
+        "macro_f1": round(float(f1_score(y_test, predicted, average="macro")), 4),
+        "auto_share_at_95": round(share, 4),
+        "precision_at_threshold": None if precision is None else round(precision, 4),
+        "threshold": None if not np.isfinite(threshold) else round(threshold, 4),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+    }
+
+
+def evaluate_inbox(
+    path: str | Path,
+    *,
+    embedder: Any = None,
+    cache_dir: str | Path | None = None,
+    folds: int = 5,
+) -> dict[str, Any]:
+    """Train on 2020–2021, test on 2022; ``{"unit": {...}, "category": {...}, "setup": {...}}``.
+
+    ``embedder`` (an :class:`rathaus.ai.embeddings.Embedder`) adds sentence embeddings to the
+    text features; without it only TF-IDF is used. ``folds`` is the k of the cross-validation on
+    the training years that chooses the auto-routing threshold.
+    """
+    started = time.perf_counter()
+    rows = [r for r in read_reports(path) if (r.get("Gruppe") or "").strip() not in NOT_UNITS]
+    train = [r for r in rows if r["Jahr"].strip() in TRAIN_YEARS]
+    test = [r for r in rows if r["Jahr"].strip() in TEST_YEARS]
+    if not train or not test:
+        raise RathausError(
+            "Für die Auswertung braucht es Meldungen aus 2020–2021 (Training) und 2022 (Test) "
+            "in der Spalte „Jahr“."
+        )
+    train_texts = [r["Text"] or "" for r in train]
+    test_texts = [r["Text"] or "" for r in test]
+    vectors: tuple[Any, Any] = (None, None)
+    if embedder is not None:
+        cache = Path(cache_dir) if cache_dir is not None else None
+        both = cached_embeddings(train_texts + test_texts, embedder, cache)
+        vectors = (both[: len(train)], both[len(train) :])
+    places = ([location_features(r) for r in train], [location_features(r) for r in test])
+
+    unit = _task(
+        train_texts,
+        np.array([r["Gruppe"].strip() for r in train]),
+        test_texts,
+        np.array([r["Gruppe"].strip() for r in test]),
+        extra=places,
+        vectors=vectors,
+        folds=folds,
+    )
+    category = _task(
+        train_texts,
+        np.array([r["Kategorie"].strip() for r in train]),
+        test_texts,
+        np.array([r["Kategorie"].strip() for r in test]),
+        vectors=vectors,
+        folds=folds,
+    )
+    text = "tfidf_word_char" + ("+" + embedder.name if embedder is not None else "")
+    return {
+        "unit": unit,
+        "category": category,
+        "setup": {
+            "split": "train Jahr 2020-2021, test Jahr 2022",
+            "unit_features": text + "+location(stadtteil,strasse,plz,grid)",
+            "category_features": text,
+            "threshold_chosen_on": f"{folds}-fold cross-validation on the training years",
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    }
