@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -93,3 +94,10 @@ def build_tenant(session: Session, slug: str, name: str | None = None) -> World:
         world.cases[code or "unrouted"] = case
     session.flush()
     return world
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for servers, or as a 'down' address)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

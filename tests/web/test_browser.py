@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import uvicorn
 
 from rathaus.core.config import load_settings
 from rathaus.web.app import create_app
-from tests.factories import PASSWORD, build_tenant
+from tests.factories import PASSWORD, build_tenant, free_port
 
 CHROMIUM = os.environ.get("RATHAUS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -28,12 +27,6 @@ BROWSER_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(sqlite_db, tmp_path):
     with sqlite_db.session() as session:
@@ -42,7 +35,7 @@ def live_server(sqlite_db, tmp_path):
         mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
     )
     app = create_app(settings, database=sqlite_db)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

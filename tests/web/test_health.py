@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 from fastapi.testclient import TestClient
 
 from rathaus.core.config import load_settings
 from rathaus.web.app import create_app
+from tests.factories import free_port
 
 
 def test_healthz_reports_every_part(client, worlds):
@@ -21,14 +20,8 @@ def test_healthz_reports_every_part(client, worlds):
     assert body["models"]["embeddings"]["ok"] is True
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_healthz_names_what_is_down(db, tmp_path):
-    port = _closed_port()
+    port = free_port()
     settings = load_settings(
         mode="demo",
         data_dir=tmp_path,

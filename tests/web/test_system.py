@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -11,13 +9,8 @@ from sqlalchemy import select
 from rathaus.core.config import load_settings
 from rathaus.core.models import ModelCall
 from rathaus.web.app import create_app
+from tests.factories import free_port
 from tests.web.conftest import csrf_of, login
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_only_admins_see_the_system_page(client, worlds):
@@ -32,7 +25,7 @@ def test_only_admins_see_the_system_page(client, worlds):
 
 @pytest.mark.model
 def test_model_check_shows_german_error_for_a_down_server_and_records_calls(db, worlds, tmp_path):
-    port = _closed_port()
+    port = free_port()
     settings = load_settings(
         mode="demo",
         data_dir=tmp_path,
