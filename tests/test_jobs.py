@@ -43,7 +43,8 @@ def _fresh_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
 
 
 def _settings(tmp_path: Path, **queue: Any) -> Settings:
-    return load_settings(mode="demo", data_dir=tmp_path / "data", queue=queue)
+    # Periodic jobs (reconcile, schedules) would add tasks to the counted queue.
+    return load_settings(mode="demo", data_dir=tmp_path / "data", queue={"periodic": False, **queue})
 
 
 class Worker:
@@ -57,6 +58,7 @@ class Worker:
             RATHAUS_QUEUE__BACKEND=settings.queue.backend,
             RATHAUS_QUEUE__NAME=settings.queue.name,
             RATHAUS_QUEUE__REDIS_URL=settings.queue.redis_url,
+            RATHAUS_QUEUE__PERIODIC=str(settings.queue.periodic).lower(),
         )
         self.log = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
         with self.log.open("w") as out:
@@ -146,7 +148,8 @@ def test_job_enqueued_without_worker_runs_in_worker_process(
 
     assert worker.terminate() == 0
     assert "Rathaus-Worker startet" in worker.output
-    assert "Bekannte Jobs: rathaus.jobs.ping_job." in worker.output
+    assert "rathaus.jobs.ping_job" in worker.output
+    assert "rathaus.inbox.jobs.triage_job" in worker.output
     assert "Rathaus-Worker beendet." in worker.output
 
 

@@ -65,7 +65,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Every module that declares jobs; workers import them all before taking jobs from the queue.
-JOB_MODULES: tuple[str, ...] = ("rathaus.jobs",)
+JOB_MODULES: tuple[str, ...] = ("rathaus.jobs", "rathaus.inbox.jobs")
 
 SQLITE_FILE_NAME = "jobs.db"
 PING_LOG_NAME = "ping.log"
@@ -89,7 +89,8 @@ class Job(Generic[P, R]):
     Contract: calling the object runs the function directly; :meth:`enqueue` and
     :meth:`schedule` hand it to the queue and return huey's ``Result`` (``None`` when results
     are disabled). ``options`` are passed to ``Huey.task`` (``retries``, ``retry_delay``,
-    ``priority``, ``expires``, ``timeout``).
+    ``priority``, ``expires``, ``timeout``). ``cron`` (a dict for ``huey.crontab``, e.g.
+    ``{"minute": "*/5"}``) makes it a periodic job that every consumer runs on that schedule.
     """
 
     def __init__(self, func: Callable[P, R], options: dict[str, Any]) -> None:
@@ -112,7 +113,14 @@ class Job(Generic[P, R]):
         with self._lock:
             wrapper = self._tasks.get(huey)
             if wrapper is None:
-                wrapper = huey.task(**self.options)(self.func)
+                options = dict(self.options)
+                cron = options.pop("cron", None)
+                if cron is not None:
+                    from huey import crontab
+
+                    wrapper = huey.periodic_task(crontab(**cron), **options)(self.func)
+                else:
+                    wrapper = huey.task(**options)(self.func)
                 self._tasks[huey] = wrapper
             return wrapper
 
@@ -357,7 +365,7 @@ def queue_health(settings: Settings) -> dict[str, Any]:
 def _consumer_options(settings: Settings, workers: int, shutdown_timeout: float) -> dict[str, Any]:
     return {
         "workers": workers,
-        "periodic": True,
+        "periodic": settings.queue.periodic,
         "initial_delay": 0.1,
         "backoff": 1.15,
         "max_delay": SQLITE_MAX_POLL_S,

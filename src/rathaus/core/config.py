@@ -63,6 +63,27 @@ class QueueSettings(BaseModel):
         default=True, description="Startet im eingebetteten Betrieb einen Worker im Webprozess."
     )
     workers: int = Field(default=2, ge=1, le=64)
+    periodic: bool = Field(
+        default=True,
+        description="Regelmäßige Aufgaben (Nachprüfung, Zeitplan-Training, Postfächer) ausführen.",
+    )
+
+
+class InboxSettings(BaseModel):
+    """The Posteingang: triage pipeline, routing model, uploads and polled sources."""
+
+    llm_reply_drafts: bool = Field(
+        default=False,
+        description="Antwortentwürfe zusätzlich vom Sprachmodell verbessern lassen.",
+    )
+    retrain_after_corrections: int = Field(default=25, ge=0)
+    retrain_hour: int | None = Field(default=3, ge=0, le=23)
+    gate_tolerance: float = Field(default=0.01, ge=0, le=0.2)
+    max_upload_mb: int = Field(default=50, ge=1, le=2048)
+    max_files_per_upload: int = Field(default=20, ge=1, le=500)
+    poll_interval_s: int = Field(default=60, ge=5)
+    duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
+    related_similarity: float = Field(default=0.88, gt=0, le=1)
 
 
 class OIDCSettings(BaseModel):
@@ -106,6 +127,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     queue: QueueSettings = QueueSettings()
+    inbox: InboxSettings = InboxSettings()
     oidc: OIDCSettings = OIDCSettings()
 
     @field_validator("database_url")

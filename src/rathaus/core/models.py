@@ -102,6 +102,10 @@ class OrgUnit(TenantScoped, Base):
     phone: Mapped[str] = mapped_column(String(50), default="")
     room: Mapped[str] = mapped_column(String(100), default="")
     opening_hours: Mapped[str] = mapped_column(Text, default="")
+    # Automatic routing (without a human) only where an administrator enabled it for the unit;
+    # the threshold overrides the one the live routing model computed for 95 % precision.
+    auto_route_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_route_threshold: Mapped[float | None] = mapped_column(Float)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     parent: Mapped[OrgUnit | None] = relationship(remote_side=[id], back_populates="children")
@@ -129,6 +133,8 @@ class Service(TenantScoped, Base):
     required_documents: Mapped[str] = mapped_column(Text, default="")
     online_url: Mapped[str] = mapped_column(String(300), default="")
     sla_working_days: Mapped[int] = mapped_column(Integer, default=10)
+    # Reply draft for this service; {platzhalter} are filled from the case (see inbox.reply).
+    reply_template: Mapped[str] = mapped_column(Text, default="")
     # Offered to reporting apps through the Open311 GeoReport v2 server.
     open311_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -272,6 +278,9 @@ class Case(TenantScoped, Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    language: Mapped[str | None] = mapped_column(String(8))
+    # Set once the triage pipeline has run (successfully or with flagged steps).
+    triaged_at: Mapped[dt.datetime | None]
     needs_review_reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     due_at: Mapped[dt.datetime | None]
@@ -399,3 +408,99 @@ class Embedding(TenantScoped, Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     text_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AiSuggestion(TenantScoped, Base):
+    """An AI suggestion (routing, service, request type, urgency, fields, reply draft …) and the
+    human decision that followed: accepted, edited (with the difference) or rejected."""
+
+    __tablename__ = "ai_suggestions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    function: Mapped[str] = mapped_column(String(40))  # routing, service, request_type, urgency …
+    backend: Mapped[str] = mapped_column(String(40))  # rules, classifier, similarity, template, llm
+    model_version: Mapped[str] = mapped_column(String(100), default="")
+    input_sha256: Mapped[str] = mapped_column(String(64), default="")
+    output: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # None = open; "angenommen", "bearbeitet" (reply edited), "korrigiert" (other unit or
+    # service chosen), "abgelehnt", "automatisch" (applied without a person, where the
+    # administrator enabled it). ``final`` holds what the person decided (and the diff).
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime | None]
+    final: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RoutingRule(TenantScoped, Base):
+    """An explicit, readable routing rule: words or a pattern in the item → unit and service."""
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Any of these words (comma-separated, case-insensitive, whole words or word starts with *)
+    # or, if set, the regular expression must occur in the chosen part of the item.
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    pattern: Mapped[str] = mapped_column(Text, default="")
+    scope: Mapped[str] = mapped_column(String(20), default="text")  # text, subject, sender, channel
+    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="SET NULL"))
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower runs first
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    org_unit: Mapped[OrgUnit | None] = relationship()
+    service: Mapped[Service | None] = relationship()
+
+
+class RoutingModelVersion(TenantScoped, Base):
+    """A trained routing model of a tenant; exactly one version per tenant is live."""
+
+    __tablename__ = "routing_model_versions"
+    __table_args__ = (UniqueConstraint("tenant_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    # candidate → live | rejected; live → retired (a newer one went live) or rolled back.
+    status: Mapped[str] = mapped_column(String(20), default="candidate")
+    file_path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    n_train: Mapped[int] = mapped_column(Integer, default=0)
+    trigger: Mapped[str] = mapped_column(String(30), default="manuell")  # manuell, zeitplan …
+    created_by: Mapped[str] = mapped_column(String(120), default="system")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[dt.datetime | None]
+
+
+class InboxSource(TenantScoped, Base):
+    """A polled input of a tenant: an IMAP mailbox or a watched folder."""
+
+    __tablename__ = "inbox_sources"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # imap, folder
+    name: Mapped[str] = mapped_column(String(100))
+    # imap: host, port, tls, username, mailbox; folder: path. The IMAP password is never stored
+    # here: it is read from the environment variable named in settings["password_env"].
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_polled_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InboxSourceItem(TenantScoped, Base):
+    """Ledger of what a source delivered: each mail (UIDVALIDITY/UID or Message-ID) or file is
+    taken exactly once, also when a poll is interrupted and repeated."""
+
+    __tablename__ = "inbox_source_items"
+    __table_args__ = (UniqueConstraint("source_id", "item_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("inbox_sources.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(300))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,259 @@
+"""Readable rules for the parts of triage that need no history: language, request type,
+urgency and instructions to the AI hidden in a letter.
+
+Each function returns its answer together with the reasons (the words that decided), so the
+review page can say *why*. The learned classifier (see :mod:`rathaus.inbox.router`) may override
+request type and urgency only where history has labels for them; the rules always run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+REQUEST_TYPES = (
+    "Antrag",
+    "Anfrage",
+    "Beschwerde",
+    "Meldung",
+    "Widerspruch",
+    "Rechnung",
+    "Sonstiges",
+)
+URGENCIES = ("normal", "hoch", "kritisch")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A label with a rough confidence (0..1) and the evidence for it."""
+
+    label: str
+    confidence: float
+    reasons: tuple[str, ...] = ()
+
+
+# -- language --------------------------------------------------------------------------------
+
+_STOPWORDS = {
+    "de": "der die das und ist nicht ich sie wir ein eine einen mit für auf den dem des bitte "
+    "sehr geehrte damen herren vom zum zur wurde wird haben habe auch noch bei über",
+    "en": "the and is not you we a an with for on of to please dear my your this that have "
+    "has was were will would can could from about",
+    "fr": "le la les et est pas je vous nous un une avec pour sur des du de mon ma madame "
+    "monsieur bonjour merci",
+    "tr": "ve bir bu için ile değil ben siz biz çok da de mi merhaba lütfen teşekkürler",
+    "it": "il lo la gli le e è non io voi noi un una con per su del della buongiorno grazie",
+    "pl": "i w nie jest się na że to z do jak dzień dobry proszę dziękuję",
+    "es": "el la los las y es no yo usted nosotros un una con para por del hola gracias",
+}
+_STOP = {lang: set(words.split()) for lang, words in _STOPWORDS.items()}
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_SCRIPTS = (
+    ("ar", re.compile(r"[\u0600-\u06FF]")),
+    ("ru", re.compile(r"[\u0400-\u04FF]")),
+    ("el", re.compile(r"[\u0370-\u03FF]")),
+)
+
+
+def detect_language(text: str) -> Verdict:
+    """ISO 639-1 code of the text's language; German when the text gives too little evidence."""
+    sample = text[:5000]
+    letters = [c for c in sample if c.isalpha()]
+    if letters:
+        for code, script in _SCRIPTS:
+            share = len(script.findall(sample)) / len(letters)
+            if share > 0.3:
+                if code == "ru" and re.search(r"[іїєґІЇЄҐ]", sample):
+                    code = "uk"  # letters only Ukrainian has
+                return Verdict(code, min(1.0, 0.5 + share), ("Schriftzeichen",))
+    words = [w.lower() for w in _WORD.findall(sample)]
+    hits = Counter({lang: sum(w in stop for w in words) for lang, stop in _STOP.items()})
+    (best, top), *rest = hits.most_common() or [("de", 0)]
+    second = rest[0][1] if rest else 0
+    if top < 2 or top <= second:
+        return Verdict("de", 0.3, ("zu wenig Text",))
+    return Verdict(best, round(min(1.0, top / max(1, top + second)), 3), ())
+
+
+# -- request type ------------------------------------------------------------------------------
+
+# Checked in this order: the first type with a hit in the subject wins, then the body's scores.
+_TYPE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "Widerspruch": (
+        r"\bwiderspruch\b",
+        r"\blege\w*\s+(?:ich|wir)\s+(?:hiermit\s+)?widerspruch",
+        r"\beinspruch\b",
+        r"\bwiderspreche\b",
+    ),
+    "Rechnung": (
+        r"\brechnung(?:s-?nr|snummer|sbetrag)?\b",
+        r"\bzahlbar\s+bis\b",
+        r"\bbitte\s+überweisen\b",
+        r"\bnetto\b.*\bmwst\b|\bust\.?\b",
+        r"\bgutschrift\b",
+    ),
+    "Beschwerde": (
+        r"\bbeschwerde\b",
+        r"\bbeschwer(?:e|en)\s+(?:mich|uns)\b",
+        r"\bunzumutbar\w*",
+        r"\bverärgert\b|\bempört\b|\bfrechheit\b",
+        r"\bdienstaufsichtsbeschwerde\b",
+        r"\b(?:lärm|ruhestörung|belästigung)\w*",
+        r"\bschon\s+wieder\b|\berneut\s+nicht\b|\bständig\w*|\bimmer\s+wieder\b",
+        r"\bnicht\s+(?:geleert|abgeholt|erledigt|bearbeitet|reagiert)\b",
+        r"\bcomplaint\b",
+    ),
+    "Antrag": (
+        r"\bantrag\b",
+        r"\bbeantrag\w*",
+        r"\banmeld\w*",
+        r"\bummeld\w*",
+        r"\banzeige\s+(?:eines|des)\s+gewerbe",
+        r"\bgenehmigung\b",
+        r"\bbitte\s+um\s+(?:erteilung|ausstellung|genehmigung|verlängerung)",
+        r"\bterminvereinbarung\b|\btermin\s+(?:für|zur)\b",
+        r"\bvormerkung\b|\bverlängerung\b|\bausstellung\b|\b\w+anzeige\b",
+        r"\b(?:application|extension|renewal|apply)\b|\bbaşvuru\w*",
+    ),
+    "Meldung": (
+        r"\bmelde\b|\bmeldung\b|\bmöchte\s+\w*\s*melden\b",
+        r"\b(?:defekt|kaputt|beschädigt|ausgefallen|verstopft|umgestürzt)\w*",
+        r"\bschlagloch\b|\bstraßenlaterne\b|\billegal\w*\s+(?:müll|abgelagert)",
+        r"\bwilder?\s+müll\b|\bsperrmüll\s+(?:liegt|steht)",
+        r"\b(?:abgeladen|gebrochen|umgekippt|überflutet|wasserrohrbruch|glätte|glatteis)\b",
+        r"\b(?:liegt|steht)\s+(?:auf|mitten)\s+(?:der|dem)\s+(?:fahrbahn|straße|gehweg)",
+        r"\bgefunden\b|\bverloren\b|\bfundsache\b",
+        r"\bsorge\s+um\b|\bhinweis\s+auf\b",
+    ),
+    "Anfrage": (
+        r"\?",
+        r"\banfrage\b",
+        r"\b(?:können|könnten|würden)\s+sie\s+mir\s+(?:sagen|mitteilen)",
+        r"\bich\s+(?:möchte|wollte)\s+(?:gerne\s+)?wissen\b",
+        r"\bbitte\s+um\s+(?:auskunft|information|rückmeldung)\b",
+        r"\bwelche\s+unterlagen\b|\bwie\s+lange\b|\bwann\b",
+        r"\bfrage\b|\bsachstand\w*|\bist\s+es\s+möglich\b|\bmöglich\s*\?",
+    ),
+}
+_TYPE_RES = {t: [re.compile(p, re.I) for p in ps] for t, ps in _TYPE_PATTERNS.items()}
+
+
+def classify_request_type(subject: str, body: str) -> Verdict:
+    """The kind of request: Antrag, Anfrage, Beschwerde, Meldung, Widerspruch, Rechnung, Sonstiges."""
+    for kind, patterns in _TYPE_RES.items():
+        for pattern in patterns:
+            if kind == "Anfrage" and pattern.pattern == r"\?":
+                continue
+            m = pattern.search(subject or "")
+            if m:
+                return Verdict(kind, 0.85, (f"Betreff: „{m.group(0).strip()}“",))
+    scores: dict[str, list[str]] = {}
+    for kind, patterns in _TYPE_RES.items():
+        for pattern in patterns:
+            found = pattern.findall(body or "")
+            if found:
+                scores.setdefault(kind, []).extend(
+                    str(f).strip() for f in found[:3] if str(f).strip()
+                )
+    if not scores:
+        return Verdict("Sonstiges", 0.4, ())
+    order = list(_TYPE_RES)
+    # Weight: number of distinct evidence words; ties go to the more specific (earlier) type.
+    best = max(scores, key=lambda k: (len(set(scores[k])), -order.index(k)))
+    if best == "Anfrage" and len(set(scores[best])) == 1 and len(scores) > 1:
+        best = max(
+            (k for k in scores if k != "Anfrage"),
+            key=lambda k: (len(set(scores[k])), -order.index(k)),
+        )
+    evidence = tuple(dict.fromkeys(f"„{w}“" for w in scores[best]))[:4]
+    return Verdict(best, round(min(0.8, 0.45 + 0.1 * len(evidence)), 2), evidence)
+
+
+# -- urgency -----------------------------------------------------------------------------------
+
+_DANGER = re.compile(
+    r"\b(?:lebensgefahr\w*|gefahr\s+für\s+leib|akute\s+gefahr|einsturz\w*|einsturzgefahr|"
+    r"gasgeruch|riecht\s+nach\s+gas|brand\w*|feuer|stromschlag|offene\s+(?:kabel|leitung)\w*|"
+    r"umgestürzt\w*|droht\s+(?:umzustürzen|einzustürzen)|verletz\w*|unfall\w*|"
+    r"wasserrohrbruch|überschwemm\w*|hochwasser|glatteis|ampel\w*\s+(?:ist\s+)?ausgefallen|"
+    r"kind\w*\s+(?:in\s+gefahr|gefährdet)|kindeswohl\w*|suizid\w*|obdachlos\w*|"
+    r"sofort\s+(?:handeln|eingreifen)|notfall|(?:baum|ast|mast)\w*\s+(?:liegt\s+)?auf\s+"
+    r"(?:der\s+)?fahrbahn|spielplatz\w*.{0,60}(?:gebrochen|scharfe\s+kanten|splitter)|"
+    r"wasser\s+tritt\s+aus|kind\w*\s+(?:allein|alleine|schreit|verwahrlost\w*)|verwahrlos\w*)\b",
+    re.I,
+)
+_VULNERABLE = re.compile(
+    r"\b(?:pflegebedürftig\w*|pflegegrad|rollstuhl\w*|schwerbehindert\w*|behinderung|"
+    r"alleinerziehend\w*|schwanger\w*|hochbetagt\w*|demenz\w*|räumungsklage|zwangsräumung|"
+    r"wohnungslos\w*|ohne\s+heizung|\d{2}-jährig\w*|glätte|strom\s+(?:abgestellt|gesperrt)|mittellos|kein\s+geld)\b",
+    re.I,
+)
+_LEGAL = re.compile(
+    r"\b(?:widerspruchsfrist|einspruchsfrist|klagefrist|rechtsbehelfsbelehrung|fristablauf|"
+    r"frist\s+(?:läuft|endet)|fristwahrend|widerspruchsverfahren|läuft\s+\w*\s*ab|"
+    r"expires?|abflug|dringend|eilig|eilt)\b",
+    re.I,
+)
+
+
+def classify_urgency(text: str, *, deadlines: list[str], today: str) -> Verdict:
+    """``kritisch`` (danger to people), ``hoch`` (a legal deadline within 14 days, a vulnerable
+    person, a running legal period) or ``normal``. ``deadlines`` are ISO dates, ``today`` too."""
+    danger = sorted({m.group(0) for m in _DANGER.finditer(text)})
+    if danger:
+        return Verdict("kritisch", 0.8, tuple(f"Gefahr: „{w}“" for w in danger[:4]))
+    reasons: list[str] = []
+    soon = [d for d in deadlines if today <= d <= _plus_days(today, 14)]
+    if soon:
+        reasons.append(f"Frist am {min(soon)}")
+    reasons += [f"Rechtsfrist: „{m.group(0)}“" for m in _LEGAL.finditer(text)][:2]
+    reasons += [f"schutzbedürftig: „{m.group(0)}“" for m in _VULNERABLE.finditer(text)][:2]
+    if reasons:
+        return Verdict("hoch", 0.7, tuple(dict.fromkeys(reasons)))
+    return Verdict("normal", 0.6, ())
+
+
+def _plus_days(iso: str, days: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(iso) + timedelta(days=days)).isoformat()
+
+
+# -- instructions to the AI --------------------------------------------------------------------
+
+_INJECTION = re.compile(
+    r"(?:ignorier\w*|vergiss|missachte\w*|übergeh\w*)\s+(?:\w+\s+){0,3}"
+    r"(?:anweisung\w*|instruktion\w*|vorgaben|regeln|prompts?)"
+    r"|ignore\s+(?:\w+\s+){0,3}(?:instructions?|prompts?|rules)"
+    r"|disregard\s+(?:\w+\s+){0,3}(?:instructions?|prompts?)"
+    r"|system\s*-?\s*prompt|systemanweisung\w*|\bjailbreak\b"
+    r"|(?:du\s+bist|you\s+are)\s+(?:jetzt|nun|now)\s+(?:ein|eine|an?|der|die)\b"
+    r"|an\s+(?:die|das)\s+(?:ki|künstliche\s+intelligenz|sprachmodell|ki-system)\b"
+    r"|(?:hinweis|nachricht|anweisung)\s+(?:an|für)\s+(?:die\s+)?(?:ki|ai|das\s+system)\b"
+    r"|(?:leite|ordne|route|stufe)\w*\s+(?:\w+\s+){0,6}(?:automatisch|sofort)\s+"
+    r"(?:\w+\s+){0,4}(?:weiter|zu|ein|als)\b"
+    r"|(?:route|forward|assign)\s+(?:this|it)\s+to\b"
+    r"|als\s+(?:dringend|kritisch|genehmigt)\s+(?:markieren|einstufen|behandeln)\b"
+    r"|(?:genehmige|bewillige)\s+(?:diesen|den)\s+antrag\s+(?:sofort|automatisch)",
+    re.I,
+)
+
+
+@dataclass
+class InjectionFinding:
+    found: bool
+    snippets: list[str] = field(default_factory=list)
+
+
+def find_instructions_to_ai(text: str) -> InjectionFinding:
+    """Passages that address the AI instead of the administration ("ignoriere alle vorherigen
+    Anweisungen", "route to …"). A finding never changes what the pipeline does except that the
+    case is not routed automatically and is flagged for a person."""
+    snippets = []
+    for m in _INJECTION.finditer(text):
+        start, end = max(0, m.start() - 40), min(len(text), m.end() + 60)
+        snippets.append(" ".join(text[start:end].split()))
+        if len(snippets) == 3:
+            break
+    return InjectionFinding(bool(snippets), snippets)

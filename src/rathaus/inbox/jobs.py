@@ -1,0 +1,134 @@
+"""Posteingang jobs for the task queue: triage, retraining, and the periodic safety nets.
+
+- :data:`triage_job` triages one stored case (idempotent: a triaged case is left alone).
+- :data:`reconcile_job` (every 2 minutes) triages cases that were stored but never triaged, e.g.
+  because a worker was killed while running their job: no item stays untriaged.
+- :data:`retrain_job` trains a new routing model version (gate, see :mod:`training`).
+- :data:`scheduled_retrain_job` (hourly) retrains at ``inbox.retrain_hour`` local time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from rathaus.core.db import Database
+from rathaus.core.errors import RathausError
+from rathaus.core.models import AiSuggestion, Case, CaseStatus, RoutingModelVersion, Tenant, utcnow
+from rathaus.jobs import job, job_settings
+
+log = logging.getLogger(__name__)
+LOCAL = ZoneInfo("Europe/Berlin")
+STALE_AFTER = dt.timedelta(minutes=2)
+
+_KITS: dict[tuple[str, str], object] = {}
+
+
+def _database_and_kit():  # type: ignore[no-untyped-def]
+    from rathaus.inbox.pipeline import TriageKit
+
+    settings = job_settings()
+    key = (str(settings.data_dir.resolve()), settings.database_url or "")
+    if key not in _KITS:
+        _KITS[key] = (Database.from_settings(settings), TriageKit.from_settings(settings))
+    return _KITS[key]  # type: ignore[return-value]
+
+
+@job(retries=2, retry_delay=10)
+def triage_job(case_id: int) -> None:
+    from rathaus.inbox.pipeline import triage_case
+
+    db, kit = _database_and_kit()
+    with db.session() as session:
+        case = session.get(Case, case_id)
+        if case is not None:
+            triage_case(session, case, kit)
+
+
+@job(cron={"minute": "*/2"})
+def reconcile_job() -> int:
+    """Triage every case stored more than two minutes ago that has not been triaged."""
+    from rathaus.inbox.pipeline import triage_case
+
+    db, kit = _database_and_kit()
+    done = 0
+    with db.session() as session:
+        stale = session.scalars(
+            select(Case)
+            .where(
+                Case.triaged_at.is_(None),
+                Case.status == CaseStatus.NEU,
+                Case.created_at < utcnow() - STALE_AFTER,
+            )
+            .order_by(Case.id)
+            .limit(200)
+        ).all()
+        for case in stale:
+            triage_case(session, case, kit)
+            done += 1
+    if done:
+        log.info("%d liegengebliebene Eingänge nachträglich vorgeprüft", done)
+    return done
+
+
+def retrain(tenant_id: int, *, trigger: str, actor: str = "system") -> RoutingModelVersion | None:
+    from rathaus.inbox import training
+
+    db, kit = _database_and_kit()
+    settings = job_settings()
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            return None
+        try:
+            return training.train(
+                session,
+                tenant,
+                data_dir=settings.data_dir,
+                secret_key=settings.secret_key.get_secret_value(),
+                embedder=kit.embedder,
+                trigger=trigger,
+                actor=actor,
+                tolerance=settings.inbox.gate_tolerance,
+            )
+        except RathausError as exc:
+            log.warning("Neues Training für Mandant %s nicht möglich: %s", tenant.slug, exc)
+            return None
+
+
+@job(retries=0)
+def retrain_job(tenant_id: int, trigger: str = "manuell", actor: str = "system") -> None:
+    retrain(tenant_id, trigger=trigger, actor=actor)
+
+
+@job(cron={"minute": "7"})
+def scheduled_retrain_job() -> None:
+    settings = job_settings()
+    hour = settings.inbox.retrain_hour
+    if hour is None or dt.datetime.now(LOCAL).hour != hour:
+        return
+    db, _ = _database_and_kit()
+    with db.session() as session:
+        tenant_ids = list(session.scalars(select(Tenant.id).where(Tenant.is_active.is_(True))))
+    for tenant_id in tenant_ids:
+        retrain(tenant_id, trigger="zeitplan")
+
+
+def corrections_since_last_training(session, tenant_id: int) -> int:  # type: ignore[no-untyped-def]
+    """Human corrections of routing since the newest model version was trained."""
+    last = session.scalar(
+        select(func.max(RoutingModelVersion.created_at)).where(
+            RoutingModelVersion.tenant_id == tenant_id
+        )
+    )
+    query = select(func.count(AiSuggestion.id)).where(
+        AiSuggestion.tenant_id == tenant_id,
+        AiSuggestion.function == "routing",
+        AiSuggestion.decision.in_(["korrigiert", "abgelehnt"]),
+    )
+    if last is not None:
+        query = query.where(AiSuggestion.decided_at > last)
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,719 @@
+"""The triage pipeline: what happens to every item after its original has been stored.
+
+Read :data:`STEPS` top to bottom; each step is a small function of the :class:`Triage` state:
+
+    read the text → language → personal data → instructions to the AI → fields →
+    request type and urgency → related and duplicate cases → route → reply draft
+
+A step that fails does not stop the others: the case is flagged "needs manual review" with the
+step and the reason (German), and the original stays stored. Triage is idempotent: a case that
+was triaged already is left alone, so a job that runs twice changes nothing.
+
+Entry points: :func:`ingest` (store + triage, the channels call it), :func:`triage_case` (one
+stored case, also from the queue) and :func:`triage_many` (a batch, embeddings computed once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rathaus.core.cases import add_working_days, record_event, transition
+from rathaus.core.config import InboxSettings, Settings
+from rathaus.core.errors import RathausError
+from rathaus.core.models import (
+    AiSuggestion,
+    Case,
+    CaseStatus,
+    Message,
+    OrgUnit,
+    Service,
+    Tenant,
+    utcnow,
+)
+from rathaus.core.storage import OriginalStore
+from rathaus.inbox import classify, reply, router, training
+from rathaus.inbox.service import IncomingItem, Received, receive
+from rathaus.inbox.vectors import CASE_INDEX, store_vectors
+
+log = logging.getLogger(__name__)
+
+MAX_PII_SPANS = 500
+DUPLICATE_WINDOW = dt.timedelta(days=30)
+
+
+@dataclass
+class TriageKit:
+    """What the pipeline needs besides the database: built once per process from settings."""
+
+    store: OriginalStore
+    data_dir: Path
+    secret_key: str
+    inbox: InboxSettings = field(default_factory=InboxSettings)
+    embedder: Any = None
+    language_model: Any = None
+    limits: Any = None
+    ocr: Any = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, embedder: Any = "auto", language_model: Any = "auto"
+    ) -> TriageKit:
+        from rathaus.ai import registry
+
+        if embedder == "auto":
+            embedder = registry.get_embedder(settings)
+        if language_model == "auto":
+            language_model = (
+                registry.get_language_model(settings) if settings.inbox.llm_reply_drafts else None
+            )
+        from rathaus.inbox.documents import Limits
+
+        return cls(
+            store=OriginalStore(settings.originals_dir),
+            data_dir=settings.data_dir,
+            secret_key=settings.secret_key.get_secret_value(),
+            inbox=settings.inbox,
+            embedder=embedder,
+            language_model=language_model,
+            limits=Limits(max_bytes=settings.inbox.max_upload_mb * 1024 * 1024),
+        )
+
+
+@dataclass
+class Triage:
+    """The state that flows through the steps for one case."""
+
+    session: Session
+    kit: TriageKit
+    tenant: Tenant
+    case: Case
+    directory: router.Directory
+    live: training.LiveModel | None
+    text: str = ""
+    flags: list[str] = field(default_factory=list)
+    vector: np.ndarray | None = None
+    deadlines: list[str] = field(default_factory=list)
+    routing: router.RoutingResult | None = None
+    input_sha256: str = ""
+    # Model outputs computed for a whole batch in advance (see triage_many), by task.
+    predictions: dict[str, list[Any]] = field(default_factory=dict)
+
+    def predict(self, task: str, k: int) -> list[Any]:
+        """Top-``k`` suggestions of the live model for ``task`` ("unit", "service", …)."""
+        if task not in self.predictions:
+            assert self.live is not None
+            vectors = _vectors_for(self) if self.live.uses_vectors else None
+            self.predictions[task] = self.live.models[task].predict(
+                [self.text], k=5, vectors=vectors
+            )[0]
+        return self.predictions[task][:k]
+
+    def flag(self, reason: str) -> None:
+        if reason not in self.flags:
+            self.flags.append(reason)
+
+    def suggest(
+        self,
+        function: str,
+        backend: str,
+        output: dict[str, Any],
+        confidence: float | None,
+        *,
+        version: str = "",
+        decision: str | None = None,
+    ) -> AiSuggestion:
+        suggestion = AiSuggestion(
+            tenant_id=self.tenant.id,
+            case_id=self.case.id,
+            function=function,
+            backend=backend,
+            model_version=version,
+            input_sha256=self.input_sha256,
+            output=output,
+            confidence=confidence,
+            decision=decision,
+            decided_at=utcnow() if decision else None,
+        )
+        self.session.add(suggestion)
+        return suggestion
+
+
+# -- the steps ---------------------------------------------------------------------------------
+
+
+def read_text(t: Triage) -> None:
+    """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body."""
+    from rathaus.inbox.documents import extract
+
+    parts = [t.case.subject]
+    for message in t.case.messages:
+        if message.direction == "in" and message.body.strip():
+            parts.append(message.body)
+    for document in t.case.documents:
+        if document.extraction_status == "ausstehend":
+            data = t.kit.store.get(t.tenant.id, document.sha256)
+            result = extract(
+                data, document.filename, document.media_type, limits=t.kit.limits, ocr=t.kit.ocr
+            )
+            document.extracted_text = _with_attachments(result)
+            document.extraction_status = "fehler" if result.needs_review else "ok"
+            document.extraction_error = (
+                "\n".join(
+                    filter(None, [result.error, *_attachment_errors(result), *result.warnings])
+                )[:4000]
+                or None
+            )
+            if result.needs_review:
+                t.flag(f"{document.filename}: {result.error or 'Anhang nicht lesbar'}")
+            _take_mail_headers(t.case, result)
+        if document.extracted_text and document.extracted_text.strip() not in parts:
+            parts.append(document.extracted_text)
+    t.text = "\n\n".join(p for p in parts if p and p.strip())
+    t.input_sha256 = hashlib.sha256(t.text.encode("utf-8")).hexdigest()
+    if not t.text.strip() or t.text.strip() == t.case.subject.strip():
+        t.flag("Kein lesbarer Text – bitte das Original ansehen.")
+
+
+def _with_attachments(result: Any) -> str:
+    parts = [result.text]
+    for attachment in result.attachments:
+        if attachment.text.strip():
+            parts.append(f"--- Anhang: {attachment.filename} ---\n{_with_attachments(attachment)}")
+    return "\n\n".join(p for p in parts if p.strip())
+
+
+def _attachment_errors(result: Any) -> list[str]:
+    errors = []
+    for attachment in result.attachments:
+        if attachment.error:
+            errors.append(f"{attachment.filename}: {attachment.error}")
+        errors += _attachment_errors(attachment)
+    return errors
+
+
+def _take_mail_headers(case: Case, result: Any) -> None:
+    meta = result.metadata or {}
+    if meta.get("subject") and (not case.subject or case.subject == result.filename):
+        case.subject = meta["subject"][:300]
+    if meta.get("from") and not case.sender_contact:
+        case.sender_contact = meta["from"][:300]
+
+
+def detect_language(t: Triage) -> None:
+    t.case.language = classify.detect_language(t.text).label
+
+
+def find_personal_data(t: Triage) -> None:
+    """Names, addresses, IBAN, phone, e-mail, birth dates, tax ID, Aktenzeichen, plates: kept as
+    kinds and positions (for highlighting and pseudonymisation), not copied elsewhere."""
+    from rathaus.ai.pii import detect_pii
+
+    spans = detect_pii(t.text)
+    t.case.fields = {
+        **(t.case.fields or {}),
+        "pii": [{"kind": s.kind, "start": s.start, "end": s.end} for s in spans[:MAX_PII_SPANS]],
+        "text_sha256": t.input_sha256,
+    }
+
+
+def check_instructions_to_ai(t: Triage) -> None:
+    finding = classify.find_instructions_to_ai(t.text)
+    if finding.found:
+        t.flag(
+            "Der Eingang enthält Anweisungen an die KI („"
+            + finding.snippets[0][:160]
+            + "“). Er wird nicht automatisch zugeordnet; bitte prüfen."
+        )
+        t.suggest("flag", "regeln", {"injection": finding.snippets}, 1.0)
+
+
+def extract_fields(t: Triage) -> None:
+    from rathaus.inbox.extract import extract_fields as extract
+
+    own = ", ".join(
+        p for p in (t.tenant.street, f"{t.tenant.postal_code} {t.tenant.city}".strip()) if p
+    )
+    fields = extract(t.text, received_at=t.case.received_at, own_address=own or None)
+    data = fields.to_dict()
+    t.case.fields = {**(t.case.fields or {}), "extracted": data}
+    t.deadlines = sorted(d.date for d in fields.deadlines)
+    for mention in fields.dates:
+        label = mention.label.lower()
+        if any(w in label for w in ("frist", "bis", "läuft", "expires", "ablauf", "spätestens")):
+            t.deadlines.append(mention.date)
+    if fields.sender is not None:
+        if fields.sender.name and not t.case.sender_name:
+            t.case.sender_name = fields.sender.name[:200]
+        if not t.case.sender_contact:
+            contact = fields.sender.email or fields.sender.address or fields.sender.phone or ""
+            t.case.sender_contact = contact[:300]
+    if fields.addresses and not t.case.address:
+        t.case.address = fields.addresses[0][:300]
+    t.suggest("fields", "regeln", data, None)
+
+
+def classify_request(t: Triage) -> None:
+    """Request type and urgency: rules, and the live model where it knows request types."""
+    incoming = next((m.body for m in t.case.messages if m.direction == "in"), "")
+    verdict = classify.classify_request_type(t.case.subject, incoming or t.text)
+    backend, version, confidence = "regeln", "", verdict.confidence
+    label, reasons = verdict.label, list(verdict.reasons)
+    if t.live is not None and "request_type" in t.live.models:
+        best = t.predict("request_type", 1)[0]
+        if best.probability > max(0.6, verdict.confidence):
+            label, confidence, backend = best.label, best.probability, "klassifikator"
+            version = t.live.label if t.live else ""
+            reasons = [f"gelernt aus {t.live.version.n_train if t.live else 0} Vorgängen"]
+    t.case.request_type = label
+    t.suggest(
+        "request_type", backend, {"label": label, "reasons": reasons}, confidence, version=version
+    )
+    today = t.case.received_at.date().isoformat()
+    urgency = classify.classify_urgency(t.text, deadlines=t.deadlines, today=today)
+    t.case.urgency = urgency.label
+    t.suggest(
+        "urgency", "regeln", {"label": urgency.label, "reasons": list(urgency.reasons)},
+        urgency.confidence,
+    )  # fmt: skip
+
+
+def _vectors_for(t: Triage) -> np.ndarray | None:
+    if t.vector is None and t.kit.embedder is not None:
+        t.vector = t.kit.embedder.embed_passages([t.text[:4000]])[0]
+    return None if t.vector is None else t.vector[None, :]
+
+
+def find_related(t: Triage) -> None:
+    """Cases this one refers to (their Aktenzeichen in the text) and similar recent cases; a
+    near-identical text within 30 days is flagged as a possible duplicate."""
+    related: list[dict[str, Any]] = []
+    references = [r for r in (t.case.fields.get("extracted") or {}).get("aktenzeichen", [])]
+    if references:
+        for other in t.session.scalars(
+            select(Case).where(
+                Case.tenant_id == t.tenant.id,
+                Case.reference.in_(references),
+                Case.id != t.case.id,
+            )
+        ):
+            related.append(
+                {"case_id": other.id, "reference": other.reference, "reason": "Aktenzeichen"}
+            )
+    if t.kit.embedder is not None:
+        _vectors_for(t)
+        assert t.vector is not None
+        neighbours = CASE_INDEX.nearest(
+            t.session,
+            t.tenant.id,
+            t.kit.embedder.model,
+            t.vector,
+            k=5,
+            exclude={t.case.id},
+        )
+        store_vectors(
+            t.session,
+            t.tenant.id,
+            [t.case.id],
+            t.vector[None, :],
+            t.kit.embedder.model,
+            [t.text[:4000]],
+        )
+        close = [(cid, s) for cid, s in neighbours if s >= t.kit.inbox.related_similarity]
+        if close:
+            others = {
+                c.id: c
+                for c in t.session.scalars(
+                    select(Case).where(Case.id.in_([cid for cid, _ in close]))
+                )
+            }
+            for cid, score in close:
+                other = others.get(cid)
+                if other is None or any(r["case_id"] == cid for r in related):
+                    continue
+                duplicate = (
+                    score >= t.kit.inbox.duplicate_similarity
+                    and abs(_aware(t.case.received_at) - _aware(other.received_at))
+                    <= DUPLICATE_WINDOW
+                )
+                related.append(
+                    {
+                        "case_id": cid,
+                        "reference": other.reference,
+                        "similarity": round(score, 3),
+                        "reason": "mögliches Duplikat" if duplicate else "ähnlicher Text",
+                    }
+                )
+                if duplicate:
+                    t.flag(f"Mögliches Duplikat von {other.reference} (Ähnlichkeit {score:.0%}).")
+        t.case.fields = {**t.case.fields, "similar": [[cid, round(s, 3)] for cid, s in neighbours]}
+    if related:
+        t.case.fields = {**t.case.fields, "related": related}
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def route(t: Triage) -> None:
+    """Rules, then the live model, then similarity; route automatically or into triage."""
+    case = t.case
+    incoming = next((m for m in case.messages if m.direction == "in"), None)
+    rule_hits: list[router.Candidate] = []
+    rule_name = None
+    reasons: list[str] = []
+    for rule in router.active_rules(t.session, t.tenant.id):
+        words = router.rule_matches(
+            rule,
+            text=t.text,
+            subject=case.subject,
+            sender=f"{case.sender_name} {case.sender_contact} {incoming.sender if incoming else ''}",
+            channel=case.channel,
+        )
+        unit = t.directory.by_id(rule.org_unit_id)
+        if words and unit is not None:
+            service = t.directory.services.get(rule.service.code) if rule.service else None
+            rule_hits.append(
+                t.directory.candidate(unit, 1.0, "regel", service=service, calibrated=True)
+            )
+            rule_name = rule_name or rule.name
+            reasons.append(f"Regel „{rule.name}“: {words}")
+    model_hits: list[router.Candidate] = []
+    if t.live is not None:
+        unit_top = t.predict("unit", 3)
+        services = t.predict("service", 5) if "service" in t.live.models else []
+        for suggestion in unit_top:
+            unit = t.directory.units.get(suggestion.label)
+            if unit is None:
+                continue
+            service = next(
+                (
+                    t.directory.services[s.label]
+                    for s in services
+                    if s.label in t.directory.services
+                    and t.directory.services[s.label].org_unit_id == unit.id
+                ),
+                None,
+            )
+            model_hits.append(
+                t.directory.candidate(
+                    unit, suggestion.probability, "modell", service=service, calibrated=True
+                )
+            )
+    similar = router.similarity_candidates(
+        t.directory,
+        t.text,
+        text_vector=t.vector,
+        profile_vectors=_profile_vectors(t),
+    )
+    candidates = router.merge_candidates(rule_hits, model_hits, similar)
+    t.routing = router.RoutingResult(
+        candidates=candidates,
+        model_version=t.live.label if t.live else "ähnlichkeit",
+        rule=rule_name,
+        reasons=reasons,
+    )
+    best = t.routing.best
+    unit = t.directory.by_id(best.org_unit_id) if best else None
+    auto, why = router.may_route_automatically(
+        best,
+        unit,
+        model_thresholds=t.live.thresholds if t.live else {},
+        flagged=bool(t.flags),
+    )
+    output = {
+        "candidates": [c.as_dict() for c in candidates],
+        "reasons": reasons,
+        "decision_reason": why,
+        "similar_cases": (case.fields or {}).get("similar", [])[:3],
+    }
+    t.suggest(
+        "routing",
+        best.source if best else "keine",
+        output,
+        best.probability if best else None,
+        version=t.routing.model_version,
+        decision="automatisch" if auto else None,
+    )
+    if auto and best is not None and unit is not None:
+        assign(t.session, case, unit, _service(t, best), actor=None, how="automatisch", why=why)
+    elif CaseStatus(case.status) == CaseStatus.NEU:
+        # A suggestion only: unit and service are set when a person decides.
+        transition(t.session, case, CaseStatus.TRIAGE, actor=None, reason=why)
+
+
+def _service(t: Triage, candidate: router.Candidate) -> Service | None:
+    if candidate.service_code is None:
+        return None
+    return t.directory.services.get(candidate.service_code)
+
+
+_PROFILE_CACHE: dict[tuple[str, int, str, str], np.ndarray] = {}
+
+
+def _profile_vectors(t: Triage) -> np.ndarray | None:
+    if t.kit.embedder is None or t.vector is None:
+        return None
+    _, texts = router.profile_texts(t.directory)
+    key = (
+        str(t.session.get_bind().url),
+        t.tenant.id,
+        t.kit.embedder.model,
+        hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
+    )
+    if key not in _PROFILE_CACHE:
+        _PROFILE_CACHE[key] = t.kit.embedder.embed_passages(texts)
+    return _PROFILE_CACHE[key]
+
+
+def draft_reply(t: Triage) -> None:
+    """A reply draft from the service's template (or the request type's), never sent."""
+    case = t.case
+    best = t.routing.best if t.routing else None
+    unit = case.org_unit or (t.directory.by_id(best.org_unit_id) if best else None)
+    service = case.service or (_service(t, best) if best else None)
+    text = reply.template_draft(case, t.tenant, unit, service)
+    backend, version = "vorlage", ""
+    if t.kit.language_model is not None:
+        try:
+            text = reply.improve_with_model(
+                t.kit.language_model, text, reply.values_for(case, t.tenant, unit, service)
+            )
+            backend = "sprachmodell"
+            version = getattr(t.kit.language_model, "version", "")
+        except RathausError as exc:
+            log.warning("Antwortentwurf ohne Sprachmodell: %s", exc)
+    t.session.add(
+        Message(
+            tenant_id=t.tenant.id,
+            case_id=case.id,
+            direction="out",
+            channel="entwurf",
+            recipient=(case.sender_contact or case.sender_name)[:300],
+            subject=f"Ihr Anliegen: {case.subject}"[:300],
+            body=text,
+            status="entwurf",
+        )
+    )
+    t.suggest("reply", backend, {"text": text}, None, version=version)
+
+
+STEPS: tuple[Callable[[Triage], None], ...] = (
+    read_text,
+    detect_language,
+    find_personal_data,
+    check_instructions_to_ai,
+    extract_fields,
+    classify_request,
+    find_related,
+    route,
+    draft_reply,
+)
+STEP_NAMES = {
+    "read_text": "Text lesen",
+    "detect_language": "Sprache",
+    "find_personal_data": "Personenbezogene Daten",
+    "check_instructions_to_ai": "Anweisungen an die KI",
+    "extract_fields": "Felder",
+    "classify_request": "Anliegenart und Dringlichkeit",
+    "find_related": "Verwandte Vorgänge",
+    "route": "Zuordnung",
+    "draft_reply": "Antwortentwurf",
+}
+
+
+# -- decisions (used by the pipeline and by people) ---------------------------------------------
+
+
+def assign(
+    session: Session,
+    case: Case,
+    unit: OrgUnit,
+    service: Service | None,
+    *,
+    actor: Any,
+    how: str,
+    why: str = "",
+) -> None:
+    """Give the case to ``unit`` (and ``service``): status ``zugewiesen``, SLA clock from the
+    service, one event in the case log."""
+    previous = case.org_unit_id
+    case.org_unit_id = unit.id
+    case.org_unit = unit
+    if service is not None:
+        case.service_id = service.id
+        case.service = service
+        tenant = session.get(Tenant, case.tenant_id)
+        case.due_at = add_working_days(
+            _aware(case.received_at), service.sla_working_days, tenant.land if tenant else "BW"
+        )
+    if CaseStatus(case.status) != CaseStatus.ZUGEWIESEN:
+        transition(session, case, CaseStatus.ZUGEWIESEN, actor=actor, reason=why)
+    record_event(
+        session,
+        case,
+        kind="routed",
+        activity=f"Zugeordnet an {unit.name}",
+        actor=actor,
+        data={
+            "org_unit": unit.code,
+            "service": service.code if service else None,
+            "previous_org_unit_id": previous,
+            "how": how,
+            "why": why,
+        },
+    )
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+
+def _prepare(
+    session: Session,
+    case: Case,
+    kit: TriageKit,
+    directory: router.Directory | None,
+    live: training.LiveModel | None | str,
+) -> Triage:
+    tenant = session.get(Tenant, case.tenant_id)
+    assert tenant is not None
+    if live == "load":
+        live = training.live_model(
+            session, tenant, data_dir=kit.data_dir, secret_key=kit.secret_key
+        )
+    return Triage(
+        session=session,
+        kit=kit,
+        tenant=tenant,
+        case=case,
+        directory=directory or router.Directory.load(session, tenant.id),
+        live=live if not isinstance(live, str) else None,
+    )
+
+
+def _run(t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]) -> None:
+    for step in steps:
+        try:
+            with t.session.begin_nested():
+                step(t)
+        except Exception as exc:  # noqa: BLE001 - one failing step must not stop the others
+            log.exception("Schritt %s für Vorgang %s fehlgeschlagen", step.__name__, t.case.id)
+            name = STEP_NAMES.get(step.__name__, step.__name__)
+            message = str(exc) if isinstance(exc, RathausError) else type(exc).__name__
+            t.flag(f"Schritt „{name}“ fehlgeschlagen: {message}")
+            failed.append(step.__name__)
+
+
+def _finish(t: Triage, failed: list[str], seconds: float) -> None:
+    case = t.case
+    if CaseStatus(case.status) == CaseStatus.NEU:
+        transition(t.session, case, CaseStatus.TRIAGE, actor=None, reason="Prüfung nötig")
+    case.needs_review_reason = "\n".join(t.flags) or None
+    case.triaged_at = utcnow()
+    record_event(
+        t.session,
+        case,
+        kind="triaged",
+        activity="Vorprüfung durch KI",
+        actor=None,
+        data={"seconds": round(seconds, 3), "failed_steps": failed, "flags": t.flags},
+    )
+
+
+def triage_case(
+    session: Session,
+    case: Case,
+    kit: TriageKit,
+    *,
+    directory: router.Directory | None = None,
+    live: training.LiveModel | None | str = "load",
+    force: bool = False,
+) -> Case:
+    """Run every step on a stored case (once; ``force`` runs it again)."""
+    if case.triaged_at is not None and not force:
+        return case
+    started = time.perf_counter()
+    t = _prepare(session, case, kit, directory, live)
+    failed: list[str] = []
+    _run(t, STEPS, failed)
+    _finish(t, failed, time.perf_counter() - started)
+    session.flush()
+    return case
+
+
+def _predict_group(group: list[Triage]) -> None:
+    """Run the live model once for all readable items of a batch (per tenant and task)."""
+    by_live: dict[int, list[Triage]] = {}
+    for t in group:
+        if t.live is not None and t.text.strip():
+            by_live.setdefault(id(t.live), []).append(t)
+    for items in by_live.values():
+        live = items[0].live
+        assert live is not None
+        if live.uses_vectors and any(t.vector is None for t in items):
+            continue  # predicted one by one, with their own vectors
+        vectors = np.stack([t.vector for t in items]) if live.uses_vectors else None  # type: ignore[misc]
+        for task, model in live.models.items():
+            results = model.predict([t.text for t in items], k=5, vectors=vectors)
+            for t, result in zip(items, results, strict=True):
+                t.predictions[task] = result
+
+
+def triage_many(
+    session: Session, cases: Sequence[Case], kit: TriageKit, *, batch: int = 32
+) -> None:
+    """Triage several cases of one or more tenants. The directory and live model are loaded
+    once per tenant, and the texts are embedded in batches (much faster than one by one)."""
+    todo = [c for c in cases if c.triaged_at is None]
+    shared: dict[int, tuple[router.Directory, training.LiveModel | None]] = {}
+    for start in range(0, len(todo), batch):
+        started = time.perf_counter()
+        group = []
+        for case in todo[start : start + batch]:
+            if case.tenant_id not in shared:
+                tenant = session.get(Tenant, case.tenant_id)
+                assert tenant is not None
+                shared[case.tenant_id] = (
+                    router.Directory.load(session, tenant.id),
+                    training.live_model(
+                        session, tenant, data_dir=kit.data_dir, secret_key=kit.secret_key
+                    ),
+                )
+            directory, live = shared[case.tenant_id]
+            t = _prepare(session, case, kit, directory, live)
+            failed: list[str] = []
+            _run(t, STEPS[:1], failed)
+            group.append((t, failed))
+        if kit.embedder is not None:
+            readable = [t for t, _ in group if t.text.strip()]
+            if readable:
+                vectors = kit.embedder.embed_passages([t.text[:4000] for t in readable])
+                for t, vector in zip(readable, vectors, strict=True):
+                    t.vector = vector
+        _predict_group([t for t, _ in group])
+        each = (time.perf_counter() - started) / max(1, len(group))
+        for t, failed in group:
+            step_start = time.perf_counter()
+            _run(t, STEPS[1:], failed)
+            _finish(t, failed, each + time.perf_counter() - step_start)
+        session.flush()
+
+
+def ingest(
+    session: Session, *, tenant: Tenant, item: IncomingItem, kit: TriageKit, triage: bool = True
+) -> Received:
+    """Store one item (the same bytes twice are one case) and triage it right away."""
+    received = receive(session, tenant=tenant, item=item, store=kit.store)
+    if triage and not received.duplicate:
+        triage_case(session, received.case, kit)
+    return received

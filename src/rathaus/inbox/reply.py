@@ -1,0 +1,168 @@
+"""Reply drafts: a template per service (or per request type) filled with the case's fields.
+
+A draft is always only a draft (:class:`Message` with ``status="entwurf"``): a person edits and
+approves it. With ``inbox.llm_reply_drafts`` and a configured language model, the template draft
+is rewritten by the model, restricted to the facts given; if the model fails, the template draft
+stays.
+
+Placeholders (``{name}``) that a template may use are listed in :data:`PLACEHOLDERS`; unknown
+ones are left visible as ``[name?]`` so a reviewer sees what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from typing import Any
+
+from rathaus.core.models import Case, OrgUnit, Service, Tenant
+
+PLACEHOLDERS = {
+    "anrede": "Anrede mit Namen, z. B. „Sehr geehrte/r Frau/Herr …“ oder „Guten Tag“",
+    "name": "Name der absendenden Person",
+    "aktenzeichen": "Aktenzeichen des Vorgangs",
+    "betreff": "Betreff des Eingangs",
+    "eingang": "Eingangsdatum",
+    "frist": "erste erkannte Frist im Schreiben",
+    "bearbeitung_bis": "Ziel-Erledigungsdatum (SLA)",
+    "leistung": "Name der Leistung",
+    "gebuehren": "Gebühren der Leistung",
+    "unterlagen": "erforderliche Unterlagen",
+    "online": "Link zum Online-Dienst",
+    "amt": "zuständiges Amt",
+    "amt_telefon": "Telefon des Amts",
+    "amt_email": "E-Mail des Amts",
+    "oeffnungszeiten": "Öffnungszeiten des Amts",
+    "kommune": "Name der Kommune",
+}
+
+_BY_TYPE = {
+    "Widerspruch": (
+        "wir bestätigen den Eingang Ihres Widerspruchs vom {eingang}. Wir prüfen den Bescheid "
+        "erneut und teilen Ihnen das Ergebnis schriftlich mit. Die Einlegung des Widerspruchs "
+        "wahrt die Frist."
+    ),
+    "Beschwerde": (
+        "vielen Dank für Ihre Nachricht vom {eingang}. Wir bedauern die Unannehmlichkeiten, gehen "
+        "Ihrem Hinweis nach und melden uns, sobald wir den Sachverhalt geklärt haben."
+    ),
+    "Meldung": (
+        "vielen Dank für Ihre Meldung vom {eingang}. Wir haben sie an {amt} weitergegeben und "
+        "kümmern uns darum."
+    ),
+    "Rechnung": (
+        "Ihre Rechnung vom {eingang} ist bei uns eingegangen und wird sachlich und rechnerisch "
+        "geprüft."
+    ),
+    "Anfrage": (
+        "vielen Dank für Ihre Anfrage vom {eingang}. Wir beantworten sie so bald wie möglich."
+    ),
+    "Antrag": "Ihr Antrag vom {eingang} ist bei uns eingegangen.",
+}
+
+
+class _Fill(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return f"[{key}?]"
+
+
+def _date(value: dt.datetime | dt.date | None) -> str:
+    return value.strftime("%d.%m.%Y") if value else ""
+
+
+def values_for(
+    case: Case, tenant: Tenant, unit: OrgUnit | None, service: Service | None
+) -> dict[str, str]:
+    fields: dict[str, Any] = case.fields or {}
+    extracted = fields.get("extracted") or {}
+    sender = extracted.get("sender") or {}
+    name = (sender.get("name") or case.sender_name or "").strip()
+    deadlines = extracted.get("deadlines") or []
+    frist = ""
+    if deadlines:
+        frist = dt.date.fromisoformat(deadlines[0]["date"]).strftime("%d.%m.%Y")
+    return {
+        "anrede": f"Guten Tag {name}".strip() if name else "Sehr geehrte Damen und Herren",
+        "name": name,
+        "aktenzeichen": case.reference,
+        "betreff": case.subject,
+        "eingang": _date(case.received_at),
+        "frist": frist,
+        "bearbeitung_bis": _date(case.due_at),
+        "leistung": service.name if service else "",
+        "gebuehren": service.fees if service else "",
+        "unterlagen": service.required_documents if service else "",
+        "online": service.online_url if service else "",
+        "amt": unit.name if unit else tenant.name,
+        "amt_telefon": (unit.phone if unit else "") or tenant.phone,
+        "amt_email": (unit.email if unit else "") or tenant.email,
+        "oeffnungszeiten": unit.opening_hours if unit else "",
+        "kommune": tenant.name,
+    }
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with ``{placeholder}`` replaced; braces that are not placeholders stay."""
+    result = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        result.append(literal)
+        if name is not None:
+            result.append(values.get(name) or ("" if name in PLACEHOLDERS else f"[{name}?]"))
+    return "".join(result)
+
+
+def template_draft(
+    case: Case, tenant: Tenant, unit: OrgUnit | None, service: Service | None
+) -> str:
+    """The draft from the service's template, or from the request type's standard text."""
+    values = values_for(case, tenant, unit, service)
+    if service is not None and service.reply_template.strip():
+        body = fill(service.reply_template, values)
+    else:
+        body = fill(_BY_TYPE.get(case.request_type or "", _BY_TYPE["Anfrage"]), values)
+        if service is not None:
+            details = []
+            if service.required_documents:
+                details.append(f"Bitte halten Sie bereit: {service.required_documents}.")
+            if service.fees:
+                details.append(f"Gebühren: {service.fees}.")
+            if service.online_url:
+                details.append(f"Online erledigen: {service.online_url}")
+            if details:
+                body += "\n\n" + "\n".join(details)
+    closing = [
+        "",
+        "Bei Rückfragen erreichen Sie uns unter "
+        + " oder ".join(p for p in (values["amt_telefon"], values["amt_email"]) if p)
+        + "."
+        if values["amt_telefon"] or values["amt_email"]
+        else "",
+        "",
+        "Mit freundlichen Grüßen",
+        f"{values['amt']}",
+        tenant.name,
+    ]
+    head = [f"{values['anrede']},", ""]
+    ref = f"Ihr Schreiben vom {values['eingang']} – unser Zeichen {case.reference}"
+    return "\n".join([ref, "", *head, body, *[c for c in closing if c is not None]]).strip()
+
+
+def improve_with_model(model: Any, draft: str, facts: dict[str, str]) -> str:
+    """Let a language model polish the draft, using only the facts given; returns the model's
+    text, or raises :class:`rathaus.ai.llm.ModelUnavailableError`."""
+    from rathaus.ai.llm import ChatMessage
+
+    facts_text = "\n".join(f"- {k}: {v}" for k, v in facts.items() if v)
+    messages = [
+        ChatMessage(
+            "system",
+            "Du schreibst Antwortentwürfe einer deutschen Stadtverwaltung: höflich, klar, kurz, "
+            "ohne Versprechen und ohne Fakten, die nicht unten stehen. Antworte nur mit dem Brief.",
+        ),
+        ChatMessage(
+            "user", f"Fakten:\n{facts_text}\n\nEntwurf:\n{draft}\n\nVerbessere den Entwurf."
+        ),
+    ]
+    completion = model.complete(messages, max_tokens=600, temperature=0.2)
+    text = completion.text.strip()
+    return text or draft

@@ -1,0 +1,187 @@
+"""Case embeddings: stored in the database (float32 bytes), searched in this process per tenant.
+
+:func:`case_vectors` returns the vectors of cases, computing and storing the missing ones.
+:class:`CaseIndex` keeps one tenant's vectors in memory and only reads rows added since the last
+search, so finding similar cases stays cheap while items arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from rathaus.core.models import Embedding
+
+OWNER = "case"
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_bytes(raw: bytes, dim: int) -> np.ndarray:
+    return np.frombuffer(raw, dtype=np.float32, count=dim)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def store_vectors(
+    session: Session,
+    tenant_id: int,
+    owner_ids: Sequence[int],
+    vectors: np.ndarray,
+    model: str,
+    texts: Sequence[str],
+) -> None:
+    """Store (or replace) the vectors of cases, with the hash of the text they were made from."""
+    session.execute(
+        delete(Embedding).where(
+            Embedding.tenant_id == tenant_id,
+            Embedding.owner_type == OWNER,
+            Embedding.model == model,
+            Embedding.owner_id.in_(list(owner_ids)),
+        )
+    )
+    for owner_id, vector, text in zip(owner_ids, vectors, texts, strict=True):
+        session.add(
+            Embedding(
+                tenant_id=tenant_id,
+                owner_type=OWNER,
+                owner_id=owner_id,
+                model=model,
+                dim=int(vector.shape[0]),
+                vector=to_bytes(vector),
+                text_sha256=text_hash(text),
+            )
+        )
+    session.flush()
+
+
+def case_vectors(
+    session: Session,
+    tenant_id: int,
+    case_ids: Sequence[int],
+    texts: Sequence[str],
+    embedder: object,
+    *,
+    batch: int = 64,
+) -> np.ndarray:
+    """Passage vectors for the cases (rows in the order of ``case_ids``)."""
+    model = embedder.model  # type: ignore[attr-defined]
+    hashes = {cid: text_hash(t[:4000]) for cid, t in zip(case_ids, texts, strict=True)}
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(case_ids), 500):
+        chunk = list(case_ids[start : start + 500])
+        for owner_id, dim, raw, sha in session.execute(
+            select(
+                Embedding.owner_id, Embedding.dim, Embedding.vector, Embedding.text_sha256
+            ).where(
+                Embedding.tenant_id == tenant_id,
+                Embedding.owner_type == OWNER,
+                Embedding.model == model,
+                Embedding.owner_id.in_(chunk),
+            )
+        ):
+            if sha == hashes.get(owner_id):
+                found[owner_id] = from_bytes(raw, dim)
+    missing = [i for i, cid in enumerate(case_ids) if cid not in found]
+    for start in range(0, len(missing), batch):
+        part = missing[start : start + batch]
+        vectors = embedder.embed_passages([texts[i][:4000] for i in part])  # type: ignore[attr-defined]
+        store_vectors(
+            session,
+            tenant_id,
+            [case_ids[i] for i in part],
+            vectors,
+            model,
+            [texts[i][:4000] for i in part],
+        )
+        for i, vector in zip(part, vectors, strict=True):
+            found[case_ids[i]] = np.asarray(vector, dtype=np.float32)
+    if not case_ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([found[cid] for cid in case_ids])
+
+
+@dataclass
+class _TenantVectors:
+    last_id: int
+    case_ids: np.ndarray
+    matrix: np.ndarray
+
+
+class CaseIndex:
+    """In-memory nearest-neighbour search over a tenant's stored case vectors."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, int, str], _TenantVectors] = {}
+        self._lock = threading.Lock()
+
+    def _refresh(self, session: Session, tenant_id: int, model: str) -> _TenantVectors:
+        key = (str(session.get_bind().url), tenant_id, model)
+        with self._lock:
+            current = self._data.get(key) or _TenantVectors(
+                0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            )
+            rows = session.execute(
+                select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
+                .where(
+                    Embedding.tenant_id == tenant_id,
+                    Embedding.owner_type == OWNER,
+                    Embedding.model == model,
+                    Embedding.id > current.last_id,
+                )
+                .order_by(Embedding.id)
+            ).all()
+            if rows:
+                new = np.stack([from_bytes(raw, dim) for _, _, dim, raw in rows])
+                ids = np.array([owner for _, owner, _, _ in rows], dtype=np.int64)
+                matrix = new if current.matrix.size == 0 else np.vstack([current.matrix, new])
+                current = _TenantVectors(
+                    rows[-1][0], np.concatenate([current.case_ids, ids]), matrix
+                )
+                self._data[key] = current
+            return current
+
+    def nearest(
+        self,
+        session: Session,
+        tenant_id: int,
+        model: str,
+        vector: np.ndarray,
+        *,
+        k: int = 5,
+        exclude: set[int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Up to ``k`` (case id, cosine similarity) pairs, most similar first."""
+        data = self._refresh(session, tenant_id, model)
+        if data.matrix.size == 0:
+            return []
+        scores = data.matrix @ np.asarray(vector, dtype=np.float32)
+        # A case whose text changed has an older row too; the newest row counts.
+        newest = {int(cid): i for i, cid in enumerate(data.case_ids)}
+        skip = exclude or set()
+        result: list[tuple[int, float]] = []
+        for i in np.argsort(-scores):
+            cid = int(data.case_ids[i])
+            if cid in skip or newest[cid] != i:
+                continue
+            result.append((cid, float(scores[i])))
+            if len(result) == k:
+                break
+        return result
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+CASE_INDEX = CaseIndex()
