@@ -22,8 +22,13 @@ def worlds(db: Database) -> dict[str, World]:
 
 @pytest.fixture
 def app(db: Database, tmp_path):  # type: ignore[no-untyped-def]
+    # Jobs (memory queue: run at once) open the database from the settings: the same one.
     settings = load_settings(
-        mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
+        mode="demo",
+        data_dir=tmp_path,
+        database_url=db.url,
+        default_tenant="alpha",
+        queue={"backend": "memory"},
     )
     return create_app(settings, database=db)
 

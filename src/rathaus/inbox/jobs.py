@@ -48,6 +48,13 @@ def triage_job(case_id: int) -> None:
             triage_case(session, case, kit)
 
 
+def enqueue_triage(case_ids: list[int]) -> None:
+    """Hand stored cases to the queue for triage. Call only after the transaction that stored
+    them was committed (a worker must see them); the reconcile job catches any that get lost."""
+    for case_id in case_ids:
+        triage_job.enqueue(case_id)
+
+
 @job(cron={"minute": "*/2"})
 def reconcile_job() -> int:
     """Triage every case stored more than two minutes ago that has not been triaged."""
