@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from rathaus.cli import apikeys_cmd, config_cmd, db_cmd, demo_cmd, eval_cmd, serve_cmd, users_cmd
+from rathaus.cli import (
+    apikeys_cmd,
+    config_cmd,
+    db_cmd,
+    demo_cmd,
+    eval_cmd,
+    inbox_cmd,
+    serve_cmd,
+    users_cmd,
+)
 
 app = typer.Typer(
     name="rathaus",
@@ -22,6 +31,7 @@ app.add_typer(users_cmd.app, name="users")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(apikeys_cmd.app, name="apikeys")
+app.add_typer(inbox_cmd.app, name="inbox")
 
 
 def _mount_optional() -> None:

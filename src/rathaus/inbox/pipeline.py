@@ -390,7 +390,7 @@ def route(t: Triage) -> None:
             reasons.append(f"Regel „{rule.name}“: {words}")
     model_hits: list[router.Candidate] = []
     if t.live is not None:
-        unit_top = t.predict("unit", 3)
+        unit_top = t.predict("unit", 5)
         services = t.predict("service", 5) if "service" in t.live.models else []
         for suggestion in unit_top:
             unit = t.directory.units.get(suggestion.label)
@@ -415,7 +415,9 @@ def route(t: Triage) -> None:
         t.text,
         text_vector=t.vector,
         profile_vectors=_profile_vectors(t),
+        k=len(t.directory.units),
     )
+    model_hits = router.order_by_evidence(model_hits, similar)
     candidates = router.merge_candidates(rule_hits, model_hits, similar)
     t.routing = router.RoutingResult(
         candidates=candidates,

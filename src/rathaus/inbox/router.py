@@ -37,6 +37,8 @@ from rathaus.core.models import (
 )
 
 MAX_PATTERN = 300
+# Automatic routing never happens below this confidence, whatever a threshold says.
+MIN_AUTO_CONFIDENCE = 0.5
 RULE_SCOPES = {"text": "Text", "subject": "Betreff", "sender": "Absender", "channel": "Kanal"}
 
 
@@ -324,6 +326,22 @@ def merge_candidates(*groups: Sequence[Candidate], k: int = 3) -> list[Candidate
     return result[:k]
 
 
+SIMILARITY_WEIGHT = 0.5
+
+
+def order_by_evidence(model: list[Candidate], similar: list[Candidate]) -> list[Candidate]:
+    """The model's candidates re-ordered by model probability plus a share of the similarity to
+    the unit's descriptions (the model knows only what history showed; descriptions cover what
+    it rarely saw). Probabilities stay the model's: only they decide automatic routing."""
+    if not model or not similar:
+        return model
+    by_unit = {c.org_unit_id: c.probability for c in similar}
+    return sorted(
+        model,
+        key=lambda c: -(c.probability + SIMILARITY_WEIGHT * by_unit.get(c.org_unit_id, 0.0)),
+    )
+
+
 def may_route_automatically(
     candidate: Candidate | None,
     unit: OrgUnit | None,
@@ -335,7 +353,7 @@ def may_route_automatically(
 
     Only a calibrated suggestion (rule or trained model) for a unit whose administrator enabled
     automatic routing, at or above the unit's threshold (or the one the live model computed for
-    95 % precision), and never for a flagged item.
+    95 % precision; never below :data:`MIN_AUTO_CONFIDENCE`), and never for a flagged item.
     """
     if candidate is None or unit is None:
         return False, "keine Zuständigkeit erkannt"
@@ -348,6 +366,7 @@ def may_route_automatically(
     threshold = unit.auto_route_threshold
     if threshold is None:
         threshold = model_thresholds.get(unit.code, model_thresholds.get("*", float("inf")))
+    threshold = max(threshold, MIN_AUTO_CONFIDENCE)
     if candidate.probability + 1e-9 < threshold:
         return (
             False,

@@ -171,6 +171,7 @@ def _create_organisation(
             tenant_id=tenant.id,
             parent=units[parent] if parent else None,
             kind=OrgUnitKind(row["kind"]),
+            auto_route_enabled=bool(row.get("auto_route", False)),
             **{
                 k: row.get(k, "")
                 for k in ("code", "name", "description", "email", "phone", "room", "opening_hours")
@@ -187,7 +188,14 @@ def _create_organisation(
             open311_enabled=bool(row.get("open311", False)),
             **{
                 k: row.get(k, "")
-                for k in ("description", "keywords", "fees", "required_documents", "online_url")
+                for k in (
+                    "description",
+                    "keywords",
+                    "fees",
+                    "required_documents",
+                    "online_url",
+                    "reply_template",
+                )
             },
         )
         for row in base["services"]
