@@ -197,9 +197,16 @@ _LEGAL = re.compile(
 )
 
 
-def classify_urgency(text: str, *, deadlines: list[str], today: str) -> Verdict:
-    """``kritisch`` (danger to people), ``hoch`` (a legal deadline within 14 days, a vulnerable
-    person, a running legal period) or ``normal``. ``deadlines`` are ISO dates, ``today`` too."""
+def classify_urgency(
+    text: str,
+    *,
+    deadlines: list[str],
+    today: str,
+    legal_deadlines: list[str] = (),  # type: ignore[assignment]
+) -> Verdict:
+    """``kritisch`` (danger to people), ``hoch`` (a deadline within 14 days, a running
+    Widerspruchs- or Einspruchsfrist ending within 31 days, a vulnerable person, words of a legal
+    period) or ``normal``. ``deadlines``, ``legal_deadlines`` and ``today`` are ISO dates."""
     danger = sorted({m.group(0) for m in _DANGER.finditer(text)})
     if danger:
         return Verdict("kritisch", 0.8, tuple(f"Gefahr: „{w}“" for w in danger[:4]))
@@ -207,6 +214,9 @@ def classify_urgency(text: str, *, deadlines: list[str], today: str) -> Verdict:
     soon = [d for d in deadlines if today <= d <= _plus_days(today, 14)]
     if soon:
         reasons.append(f"Frist am {min(soon)}")
+    legal = [d for d in legal_deadlines if today <= d <= _plus_days(today, 31)]
+    if legal:
+        reasons.append(f"Rechtsbehelfsfrist bis {min(legal)}")
     reasons += [f"Rechtsfrist: „{m.group(0)}“" for m in _LEGAL.finditer(text)][:2]
     reasons += [f"schutzbedürftig: „{m.group(0)}“" for m in _VULNERABLE.finditer(text)][:2]
     if reasons:

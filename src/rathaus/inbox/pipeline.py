@@ -175,7 +175,9 @@ def read_text(t: Triage) -> None:
                 or None
             )
             if result.needs_review:
-                t.flag(f"{document.filename}: {result.error or 'Anhang nicht lesbar'}")
+                problems = [e for e in [result.error, *_attachment_errors(result)] if e]
+                more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
+                t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
             _take_mail_headers(t.case, result)
         if document.extracted_text and document.extracted_text.strip() not in parts:
             parts.append(document.extracted_text)
@@ -280,7 +282,14 @@ def classify_request(t: Triage) -> None:
         "request_type", backend, {"label": label, "reasons": reasons}, confidence, version=version
     )
     today = t.case.received_at.date().isoformat()
-    urgency = classify.classify_urgency(t.text, deadlines=t.deadlines, today=today)
+    legal = [
+        d["date"]
+        for d in (t.case.fields.get("extracted") or {}).get("deadlines", [])
+        if d.get("kind") in ("widerspruchsfrist", "einspruchsfrist")
+    ]
+    urgency = classify.classify_urgency(
+        t.text, deadlines=t.deadlines, today=today, legal_deadlines=legal
+    )
     t.case.urgency = urgency.label
     t.suggest(
         "urgency", "regeln", {"label": urgency.label, "reasons": list(urgency.reasons)},
@@ -589,11 +598,10 @@ def _prepare(
 ) -> Triage:
     tenant = session.get(Tenant, case.tenant_id)
     assert tenant is not None
+    problem = None
     if live == "load":
-        live = training.live_model(
-            session, tenant, data_dir=kit.data_dir, secret_key=kit.secret_key
-        )
-    return Triage(
+        live, problem = load_live_model(session, tenant, kit)
+    t = Triage(
         session=session,
         kit=kit,
         tenant=tenant,
@@ -601,6 +609,24 @@ def _prepare(
         directory=directory or router.Directory.load(session, tenant.id),
         live=live if not isinstance(live, str) else None,
     )
+    if problem:
+        t.flag(problem)
+    return t
+
+
+def load_live_model(
+    session: Session, tenant: Tenant, kit: TriageKit
+) -> tuple[training.LiveModel | None, str | None]:
+    """The live routing model, or ``None`` and a German reason (e.g. a model file that fails its
+    HMAC check): triage then goes on with rules and similarity only."""
+    try:
+        live = training.live_model(
+            session, tenant, data_dir=kit.data_dir, secret_key=kit.secret_key
+        )
+    except RathausError as exc:
+        log.error("Zuordnungsmodell nicht geladen: %s", exc)
+        return None, f"Zuordnungsmodell nicht verfügbar: {exc}"
+    return live, None
 
 
 def _run(t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]) -> None:
@@ -677,7 +703,7 @@ def triage_many(
     """Triage several cases of one or more tenants. The directory and live model are loaded
     once per tenant, and the texts are embedded in batches (much faster than one by one)."""
     todo = [c for c in cases if c.triaged_at is None]
-    shared: dict[int, tuple[router.Directory, training.LiveModel | None]] = {}
+    shared: dict[int, tuple[router.Directory, training.LiveModel | None, str | None]] = {}
     for start in range(0, len(todo), batch):
         started = time.perf_counter()
         group = []
@@ -685,14 +711,12 @@ def triage_many(
             if case.tenant_id not in shared:
                 tenant = session.get(Tenant, case.tenant_id)
                 assert tenant is not None
-                shared[case.tenant_id] = (
-                    router.Directory.load(session, tenant.id),
-                    training.live_model(
-                        session, tenant, data_dir=kit.data_dir, secret_key=kit.secret_key
-                    ),
-                )
-            directory, live = shared[case.tenant_id]
+                live, problem = load_live_model(session, tenant, kit)
+                shared[case.tenant_id] = (router.Directory.load(session, tenant.id), live, problem)
+            directory, live, problem = shared[case.tenant_id]
             t = _prepare(session, case, kit, directory, live)
+            if problem:
+                t.flag(problem)
             failed: list[str] = []
             _run(t, STEPS[:1], failed)
             group.append((t, failed))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from rathaus.core.models import Embedding
@@ -118,6 +118,9 @@ class _TenantVectors:
     matrix: np.ndarray
 
 
+_EMPTY = _TenantVectors(0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+
+
 class CaseIndex:
     """In-memory nearest-neighbour search over a tenant's stored case vectors."""
 
@@ -126,21 +129,29 @@ class CaseIndex:
         self._lock = threading.Lock()
 
     def _refresh(self, session: Session, tenant_id: int, model: str) -> _TenantVectors:
+        """Read rows added since the last search; everything again if rows were replaced or
+        removed (the count no longer adds up)."""
         key = (str(session.get_bind().url), tenant_id, model)
+        where = (
+            Embedding.tenant_id == tenant_id,
+            Embedding.owner_type == OWNER,
+            Embedding.model == model,
+        )
         with self._lock:
-            current = self._data.get(key) or _TenantVectors(
-                0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-            )
+            total = session.scalar(select(func.count(Embedding.id)).where(*where)) or 0
+            current = self._data.get(key) or _EMPTY
             rows = session.execute(
                 select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
-                .where(
-                    Embedding.tenant_id == tenant_id,
-                    Embedding.owner_type == OWNER,
-                    Embedding.model == model,
-                    Embedding.id > current.last_id,
-                )
+                .where(*where, Embedding.id > current.last_id)
                 .order_by(Embedding.id)
             ).all()
+            if len(current.case_ids) + len(rows) != total:
+                current = _EMPTY
+                rows = session.execute(
+                    select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
+                    .where(*where)
+                    .order_by(Embedding.id)
+                ).all()
             if rows:
                 new = np.stack([from_bytes(raw, dim) for _, _, dim, raw in rows])
                 ids = np.array([owner for _, owner, _, _ in rows], dtype=np.int64)
@@ -148,7 +159,7 @@ class CaseIndex:
                 current = _TenantVectors(
                     rows[-1][0], np.concatenate([current.case_ids, ids]), matrix
                 )
-                self._data[key] = current
+            self._data[key] = current
             return current
 
     def nearest(
