@@ -487,6 +487,17 @@ def test_latin1_with_undefined_cp1252_bytes() -> None:
         (b"Betreff: Hallo\nDatum: heute\n\nText", "text/plain"),
         (b"<!DOCTYPE html><html><body>Hallo</body></html>", "text/html"),
         (b"\x00\x01\x02\x03binary", "application/octet-stream"),
+        # A report that starts with "BM" is text, a real BMP header is an image.
+        (b"BMW parkt seit Tagen auf dem Gehweg.", "text/plain"),
+        (
+            b"BM"
+            + (70).to_bytes(4, "little")
+            + b"\0" * 4
+            + (54).to_bytes(4, "little")
+            + (40).to_bytes(4, "little")
+            + b"\0" * 52,
+            "image/bmp",
+        ),  # fmt: skip
     ],
 )
 def test_detect_media_type_from_content(data: bytes, expected: str) -> None:

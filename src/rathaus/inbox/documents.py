@@ -32,7 +32,6 @@ _MAGIC = (
     (b"MM\x00*", "image/tiff"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),
     (b"Rar!", "application/vnd.rar"),
     (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
@@ -64,6 +63,15 @@ def detect_media_type(data: bytes) -> str:
     for magic, media_type in _MAGIC:
         if head.startswith(magic):
             return media_type
+    # "BM" alone starts many texts ("BMW parkt …"): a BMP also has four reserved zero bytes and
+    # a known header size.
+    if (
+        head.startswith(b"BM")
+        and len(head) >= 18
+        and head[6:10] == b"\0\0\0\0"
+        and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
+    ):
+        return "image/bmp"
     if head.startswith(b"PK\x03\x04"):
         kind = zip_kind(data)
         return {

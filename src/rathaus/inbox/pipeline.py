@@ -156,10 +156,11 @@ def read_text(t: Triage) -> None:
     """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body."""
     from rathaus.inbox.documents import extract
 
-    parts = [t.case.subject]
-    for message in t.case.messages:
-        if message.direction == "in" and message.body.strip():
-            parts.append(message.body)
+    bodies = [m.body for m in t.case.messages if m.direction == "in" and m.body.strip()]
+    subject = t.case.subject.strip()
+    # A subject taken from the body's first line is not repeated.
+    parts = [] if subject and any(b.lstrip().startswith(subject) for b in bodies) else [subject]
+    parts += bodies
     for document in t.case.documents:
         if document.extraction_status == "ausstehend":
             data = t.kit.store.get(t.tenant.id, document.sha256)
@@ -179,11 +180,12 @@ def read_text(t: Triage) -> None:
                 more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
                 t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
             _take_mail_headers(t.case, result)
-        if document.extracted_text and document.extracted_text.strip() not in parts:
-            parts.append(document.extracted_text)
+        extracted = (document.extracted_text or "").strip()
+        if extracted and extracted not in {p.strip() for p in parts}:
+            parts.append(extracted)
     t.text = "\n\n".join(p for p in parts if p and p.strip())
     t.input_sha256 = hashlib.sha256(t.text.encode("utf-8")).hexdigest()
-    if not t.text.strip() or t.text.strip() == t.case.subject.strip():
+    if not bodies and not any((d.extracted_text or "").strip() for d in t.case.documents):
         t.flag("Kein lesbarer Text – bitte das Original ansehen.")
 
 
