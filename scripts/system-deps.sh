@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Rathaus needs (OCR, PDF, browser for tests) – only those missing.
+# Installs the Debian packages Rathaus needs (OCR, PDF, browser and IMAP server for tests) – only
+# those missing.
 set -euo pipefail
 
-PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf poppler-utils)
+PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf poppler-utils dovecot-imapd)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -14,8 +15,9 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     # Packages present, but make sure the programs are really on PATH.
-    for cmd in tesseract chromium ocrmypdf pdftoppm; do
-        if ! command -v "$cmd" >/dev/null 2>&1; then
+    for cmd in tesseract chromium ocrmypdf pdftoppm dovecot; do
+        # dovecot lives in /usr/sbin, which is not on every user's PATH.
+        if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
             echo "Systempaket installiert, aber Programm '$cmd' nicht im PATH gefunden – bitte PATH prüfen." >&2
             exit 1
         fi
@@ -34,3 +36,10 @@ echo "Installiere fehlende Systempakete: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
+
+# The IMAP tests start their own private Dovecot; the system service that the package sets up is
+# not needed, so a Dovecot installed just now is stopped and not started at boot.
+if [[ " ${missing[*]} " == *" dovecot-imapd "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now dovecot >/dev/null 2>&1 || true
+    echo "Dovecot nur für die Tests installiert: Systemdienst angehalten und deaktiviert."
+fi

@@ -65,7 +65,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Every module that declares jobs; workers import them all before taking jobs from the queue.
-JOB_MODULES: tuple[str, ...] = ("rathaus.jobs", "rathaus.inbox.jobs")
+JOB_MODULES: tuple[str, ...] = ("rathaus.jobs", "rathaus.inbox.jobs", "rathaus.inbox.channels.poll")
 
 SQLITE_FILE_NAME = "jobs.db"
 PING_LOG_NAME = "ping.log"

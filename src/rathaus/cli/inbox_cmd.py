@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from rathaus.cli import inbox_io
 from rathaus.cli.common import database, settings
 
 app = typer.Typer(help="Posteingang: Zuordnungsmodell, Vorprüfung, Import.", no_args_is_help=True)
@@ -153,3 +154,6 @@ def _summary_text(summary: dict[str, int]) -> str:
         f"automatisch zugeordnet, {summary['zur_pruefung']} in der Triage, davon "
         f"{summary['markiert']} mit Prüfhinweis."
     )
+
+
+inbox_io.register(app)  # import-csv, quellen-*, abrufen
