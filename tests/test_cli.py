@@ -189,3 +189,49 @@ def test_apikeys_lifecycle(tmp_path):
     assert "widerrufen" in run(["apikeys", "list"], tmp_path).stdout
     bad = run(["apikeys", "create", "--channel", "fax", "--name", "x"], tmp_path)
     assert bad.returncode == 1 and "Unbekannter Kanal" in bad.stderr
+
+
+def test_inbox_training_versions_rollback_and_triage(tmp_path):
+    from rathaus.core.storage import OriginalStore
+    from rathaus.inbox.service import IncomingItem, receive
+    from tests.inbox.history import build_history_world
+
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    with db.session() as session:
+        world = build_history_world(session, "musterstadt")
+        receive(
+            session,
+            tenant=world.tenant,
+            item=IncomingItem(
+                "email",
+                b"Laute Musik jede Nacht!",
+                "m.txt",
+                "text/plain",
+                body="Laute Musik jede Nacht, Ruhestörung in der Kirchgasse.",
+            ),
+            store=OriginalStore(tmp_path / "data" / "originals"),
+        )
+    db.dispose()
+    empty = run(["inbox", "models"], tmp_path)
+    assert empty.returncode == 0 and "Noch kein Modell" in empty.stdout
+    for _ in range(2):
+        trained = run(["inbox", "train", "--ohne-embeddings"], tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        assert "live" in trained.stdout and "Prüfung bestanden" in trained.stdout
+    listed = run(["inbox", "models"], tmp_path).stdout.splitlines()
+    assert listed[0].startswith("v2 live") and listed[1].startswith("v1 abgelöst")
+    back = run(["inbox", "rollback"], tmp_path)
+    assert back.returncode == 0 and "Live: v1 live" in back.stdout
+    again = run(["inbox", "rollback"], tmp_path)
+    assert again.returncode == 1 and "keine frühere Modellversion" in again.stderr
+    assert "Traceback" not in again.stderr
+    triaged = run(
+        ["inbox", "triage", "--json"],
+        tmp_path,
+        RATHAUS_EMBEDDINGS__BACKEND="openai",
+        RATHAUS_EMBEDDINGS__BASE_URL="http://127.0.0.1:9/v1",
+    )
+    assert triaged.returncode == 0, triaged.stderr
+    # The new mail and the factory's unrouted case; both flagged: the embedding server is down.
+    assert '"vorgeprueft": 2' in triaged.stdout and '"markiert": 2' in triaged.stdout

@@ -44,7 +44,9 @@ def _fresh_queue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
 
 def _settings(tmp_path: Path, **queue: Any) -> Settings:
     # Periodic jobs (reconcile, schedules) would add tasks to the counted queue.
-    return load_settings(mode="demo", data_dir=tmp_path / "data", queue={"periodic": False, **queue})
+    return load_settings(
+        mode="demo", data_dir=tmp_path / "data", queue={"periodic": False, **queue}
+    )
 
 
 class Worker:

@@ -50,7 +50,11 @@ def setup(db, tmp_path):
             session, tenant=worlds["a"].tenant, channel="api", name="Andere"
         )
     settings = load_settings(
-        mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
+        mode="demo",
+        data_dir=tmp_path,
+        database_url=db.url,  # the triage job opens the same database
+        default_tenant="alpha",
+        queue={"backend": "memory"},
     )
     with TestClient(create_app(settings, database=db)) as client:
         yield {
@@ -90,7 +94,9 @@ def test_post_creates_a_case_once_and_keeps_the_original(setup, db):
             session.scalar(select(func.count()).select_from(Case).where(Case.channel == "open311"))
             == 1
         )
-        assert case.channel == "open311" and case.status == "neu"
+        # Triaged right away (memory queue): the report waits in the triage queue.
+        assert case.channel == "open311" and case.status == "triage"
+        assert case.triaged_at is not None and case.request_type == "Meldung"
         assert case.latitude == pytest.approx(47.6634) and case.sender_name == "Mia Muster"
         assert case.due_at is not None and case.events[0].activity == "Eingang erfasst"
         document = session.scalar(select(Document).where(Document.case_id == case.id))

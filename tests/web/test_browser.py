@@ -1,4 +1,5 @@
-"""A real Chromium (Debian package, driven by Playwright) logs in and opens the start page."""
+"""A real Chromium (Debian package, driven by Playwright): login, start page, and a case worker's
+journey through the Posteingang (upload, triaged case, correction in one action, reply)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import uvicorn
 
 from rathaus.core.config import load_settings
+from rathaus.core.models import Service
 from rathaus.web.app import create_app
 from tests.factories import PASSWORD, build_tenant, free_port
 
@@ -27,12 +29,14 @@ BROWSER_ARGS = [
 ]
 
 
-@pytest.fixture
-def live_server(sqlite_db, tmp_path):
-    with sqlite_db.session() as session:
-        build_tenant(session, "alpha", "Stadt Alpha")
+def _serve(sqlite_db, tmp_path):  # type: ignore[no-untyped-def]
+    """Run the app on a free port in a thread (jobs: memory queue, the same SQLite file)."""
     settings = load_settings(
-        mode="demo", data_dir=tmp_path, default_tenant="alpha", queue={"backend": "memory"}
+        mode="demo",
+        data_dir=tmp_path,
+        database_url=sqlite_db.url,
+        default_tenant="alpha",
+        queue={"backend": "memory"},
     )
     app = create_app(settings, database=sqlite_db)
     port = free_port()
@@ -46,6 +50,34 @@ def live_server(sqlite_db, tmp_path):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(sqlite_db, tmp_path):
+    with sqlite_db.session() as session:
+        build_tenant(session, "alpha", "Stadt Alpha")
+    yield from _serve(sqlite_db, tmp_path)
+
+
+@pytest.fixture
+def inbox_server(sqlite_db, tmp_path):
+    """Stadt Alpha with unit descriptions and a service per Amt, so suggestions have substance."""
+    with sqlite_db.session() as session:
+        world = build_tenant(session, "alpha", "Stadt Alpha")
+        world.units["BA"].description = "Personalausweis, Reisepass, Meldebescheinigung"
+        world.units["OA"].description = "Lärm, Ruhestörung, Falschparker"
+        world.units["OA-GW"].description = "Gewerbeanmeldung, Gaststättenerlaubnis"
+        session.add(
+            Service(
+                tenant_id=world.tenant.id,
+                code="laerm",
+                name="Lärmbelästigung melden",
+                keywords="Lärm, Ruhestörung",
+                org_unit_id=world.units["OA"].id,
+                reply_template="vielen Dank für Ihre Meldung. Wir prüfen den Sachverhalt.",
+            )
+        )
+    yield from _serve(sqlite_db, tmp_path)
 
 
 @pytest.fixture
@@ -95,3 +127,76 @@ def test_wrong_password_shows_german_error(live_server, page):
     page.get_by_label("Passwort").fill("falsch")
     page.get_by_role("button", name="Anmelden").click()
     assert "Benutzername oder Passwort ist falsch" in page.get_by_role("alert").inner_text()
+
+
+@pytest.mark.browser
+def test_case_worker_uploads_corrects_and_approves_in_chromium(inbox_server, page, tmp_path):
+    letter = tmp_path / "beschwerde.txt"
+    letter.write_text(
+        "Sehr geehrte Damen und Herren,\nseit Wochen ist nachts Lärm aus der Gaststätte in der "
+        "Hauptstraße 5. Ich bitte um Abhilfe.\nMit freundlichen Grüßen\nErika Mustermann",
+        encoding="utf-8",
+    )
+    page.goto(inbox_server + "/login")
+    page.get_by_label("Benutzername").fill("leitung")  # Fachbereichsleitung: distributes items
+    page.get_by_label("Passwort").fill(PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url(inbox_server + "/")
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role(
+        "link", name="Posteingang"
+    ).click()
+    page.wait_for_url(inbox_server + "/posteingang")
+    page.get_by_role("link", name="Eingänge hochladen").click()
+
+    # drag and drop (upload.js) fills the file input; a synthetic drop shows it works
+    page.evaluate(
+        """() => {
+          const data = new DataTransfer();
+          data.items.add(new File(["Hallo"], "gezogen.txt", {type: "text/plain"}));
+          document.querySelector("[data-dropzone]").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    assert page.get_by_label("Dateien auswählen").evaluate("input => input.files.length") == 1
+    assert "gezogen.txt" in page.locator("[data-file-list]").inner_text()
+    # the plain file input (drag and drop only fills the same input; this replaces the drop)
+    page.get_by_label("Dateien auswählen").set_input_files(str(letter))
+    assert page.locator("[data-file-list]").inner_text().startswith("beschwerde.txt")
+    page.get_by_role("button", name="Hochladen und vorprüfen").click()
+    page.wait_for_url(inbox_server + "/posteingang/hochladen")
+    assert page.evaluate("document.activeElement.id") == "h-ergebnis"  # focus on the result
+    results = page.locator(".upload-results")
+    assert "angenommen" in results.inner_text()
+    results.get_by_role("link").first.click()  # the new Aktenzeichen: triaged already
+
+    page.wait_for_url("**/vorgaenge/*")
+    routing = page.locator("#zustaendigkeit")
+    assert routing.get_by_role("table").is_visible()
+    suggested = page.get_by_label("Amt").input_value()
+    accept = routing.get_by_role("button", name="Übernehmen:")
+    assert accept.is_visible()
+    # correct in one action: another Amt in the leader's own area, no service
+    target = (
+        "Gewerbe"
+        if suggested
+        == page.get_by_label("Amt").locator("option", has_text="Ordnungsamt").get_attribute("value")
+        else "Ordnungsamt"
+    )
+    page.get_by_label("Amt").select_option(label=target)
+    page.get_by_label("Leistung (optional)").select_option(value="")
+    routing.get_by_role("button", name="Zuordnen", exact=True).click()
+    page.wait_for_url("**/vorgaenge/*?meldung=entschieden*")
+    assert "Die Zuordnung wurde gespeichert." in page.get_by_role("status").first.inner_text()
+    decision = page.locator(".decision").inner_text()
+    assert "korrigiert" in decision and target in decision
+
+    draft = page.locator("#antwort textarea")
+    draft.fill(draft.input_value() + "\n\nPS: Wir melden uns bis Freitag (geprüft).")
+    page.get_by_role("button", name="Freigeben").click()
+    page.wait_for_url("**/vorgaenge/*?meldung=freigegeben*")
+    reply = page.locator("#antwort").inner_text()
+    assert "Freigegeben von Leitung" in reply and "(geprüft)" in reply
+    assert page.locator("#antwort textarea").count() == 0
+    page.screenshot(path=str(tmp_path / "vorgang-entschieden.png"), full_page=True)
+    assert (tmp_path / "vorgang-entschieden.png").stat().st_size > 10_000
+    assert page.console_errors == []  # type: ignore[attr-defined]  # e.g. no CSP violations

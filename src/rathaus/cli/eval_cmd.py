@@ -47,3 +47,26 @@ def inbox(
             f"automatisch zugeordnet bei 95 % Präzision {r['auto_share_at_95']:.1%} "
             f"(erreichte Präzision {r['precision_at_threshold']})"
         )
+
+
+@app.command("demo-inbox")
+def demo_inbox(
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+    embeddings: bool = typer.Option(
+        True, "--embeddings/--no-embeddings", help="Satz-Embeddings nutzen (wie im Betrieb)."
+    ),
+) -> None:
+    """Ganze Vorprüfung auf den 60 Demo-Eingängen mit bekannter Zuordnung (frische Datenbank)."""
+    from rathaus.inbox.demo_eval import evaluate_demo_inbox
+
+    result = evaluate_demo_inbox(embeddings=embeddings)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"Amt richtig (Top 1): {result['unit_top1']:.1%}, unter den Top 3: "
+        f"{result['unit_top3']:.1%}; Leistung {result['service_top1']:.1%}; Anliegenart "
+        f"{result['request_type']:.1%}; Dringlichkeit {result['urgency']:.1%}; automatisch "
+        f"zugeordnet {result['auto_routed']} (davon richtig {result['auto_routed_correct']}); "
+        f"markiert: {', '.join(sorted(result['flagged']))}."
+    )

@@ -106,6 +106,7 @@ class Triage:
     deadlines: list[str] = field(default_factory=list)
     routing: router.RoutingResult | None = None
     input_sha256: str = ""
+    vector_error: RathausError | None = None
     # Model outputs computed for a whole batch in advance (see triage_many), by task.
     predictions: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -273,9 +274,13 @@ def classify_request(t: Triage) -> None:
     verdict = classify.classify_request_type(t.case.subject, incoming or t.text)
     backend, version, confidence = "regeln", "", verdict.confidence
     label, reasons = verdict.label, list(verdict.reasons)
+    best = None
     if t.live is not None and "request_type" in t.live.models:
-        best = t.predict("request_type", 1)[0]
-        if best.probability > max(0.6, verdict.confidence):
+        try:
+            best = t.predict("request_type", 1)[0]
+        except RathausError:
+            best = None  # the rules' answer stands; routing reports the reason
+        if best is not None and best.probability > max(0.6, verdict.confidence):
             label, confidence, backend = best.label, best.probability, "klassifikator"
             version = t.live.label if t.live else ""
             reasons = [f"gelernt aus {t.live.version.n_train if t.live else 0} Vorgängen"]
@@ -300,8 +305,16 @@ def classify_request(t: Triage) -> None:
 
 
 def _vectors_for(t: Triage) -> np.ndarray | None:
+    """The item's embedding as a (1, d) array; a failing embedder is asked only once per item
+    (its error is raised again, so each step that needs the vector fails with the reason)."""
     if t.vector is None and t.kit.embedder is not None:
-        t.vector = t.kit.embedder.embed_passages([t.text[:4000]])[0]
+        if t.vector_error is None:
+            try:
+                t.vector = t.kit.embedder.embed_passages([t.text[:4000]])[0]
+            except RathausError as exc:
+                t.vector_error = exc
+        if t.vector_error is not None:
+            raise t.vector_error
     return None if t.vector is None else t.vector[None, :]
 
 
@@ -400,9 +413,13 @@ def route(t: Triage) -> None:
             rule_name = rule_name or rule.name
             reasons.append(f"Regel „{rule.name}“: {words}")
     model_hits: list[router.Candidate] = []
+    unit_top, services = [], []
     if t.live is not None:
-        unit_top = t.predict("unit", 5)
-        services = t.predict("service", 5) if "service" in t.live.models else []
+        try:
+            unit_top = t.predict("unit", 5)
+            services = t.predict("service", 5) if "service" in t.live.models else []
+        except RathausError as exc:  # e.g. the embedding server is down
+            t.flag(f"Zuordnungsmodell nicht nutzbar ({exc}); Vorschläge nur nach Ähnlichkeit.")
         for suggestion in unit_top:
             unit = t.directory.units.get(suggestion.label)
             if unit is None:
@@ -725,9 +742,15 @@ def triage_many(
         if kit.embedder is not None:
             readable = [t for t, _ in group if t.text.strip()]
             if readable:
-                vectors = kit.embedder.embed_passages([t.text[:4000] for t in readable])
-                for t, vector in zip(readable, vectors, strict=True):
-                    t.vector = vector
+                try:
+                    vectors = kit.embedder.embed_passages([t.text[:4000] for t in readable])
+                except RathausError as exc:
+                    log.error("Embeddings für %d Eingänge fehlgeschlagen: %s", len(readable), exc)
+                    for t in readable:
+                        t.vector_error = exc
+                else:
+                    for t, vector in zip(readable, vectors, strict=True):
+                        t.vector = vector
         _predict_group([t for t, _ in group])
         each = (time.perf_counter() - started) / max(1, len(group))
         for t, failed in group:

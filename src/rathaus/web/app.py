@@ -18,7 +18,17 @@ import rathaus
 from rathaus.core.config import Settings, load_settings
 from rathaus.core.db import Database
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
-from rathaus.web import api, auth_views, health, oidc, open311, pages, system
+from rathaus.web import (
+    api,
+    auth_views,
+    health,
+    inbox_api,
+    inbox_views,
+    oidc,
+    open311,
+    pages,
+    system,
+)
 from rathaus.web.deps import CsrfFailed, Forbidden, LoginRequired
 from rathaus.web.templating import STATIC_DIR, render
 
@@ -192,6 +202,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api.router,
         system.router,
         open311.router,
+        inbox_views.router,
+        inbox_api.router,
     ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled

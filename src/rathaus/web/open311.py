@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rathaus.core import apikeys
-from rathaus.core.models import Tenant
+from rathaus.core.models import Case, Tenant
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.channels import open311
 from rathaus.inbox.channels.open311 import Open311Error
 from rathaus.web.deps import SessionDep, SettingsDep
+from rathaus.web.inbox_views import queue_triage
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 
@@ -111,6 +112,15 @@ async def post_request(
         if key is None or key.tenant_id != tenant.id:
             raise Open311Error(403, "Gültiger „api_key“ fehlt. Schlüssel gibt die Kommune aus.")
         rows = open311.submit(session, tenant, params, store=OriginalStore(settings.originals_dir))
+        case_id = session.scalar(
+            select(Case.id).where(
+                Case.tenant_id == tenant.id,
+                Case.reference == rows[0]["service_request_id"],
+                Case.triaged_at.is_(None),
+            )
+        )
+        session.commit()  # the worker must see the case before it triages it
+        queue_triage(settings, [case_id] if case_id else [])
         return _respond(fmt, "service_requests", "request", rows, status=201)
 
     return _handle(fmt, call)

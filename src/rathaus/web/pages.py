@@ -1,4 +1,5 @@
-"""Staff pages: the start page and the case list and case view (Vorgänge)."""
+"""Staff pages: the start page, the case list and status changes (the case view with its review
+is in :mod:`rathaus.web.inbox_views`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from rathaus.core import case_service
-from rathaus.core.cases import TRANSITIONS
 from rathaus.core.errors import RathausError
 from rathaus.core.models import CaseStatus
 from rathaus.core.roles import Permission
@@ -57,22 +57,6 @@ def cases_list(
             "status": chosen,
             "offen": offen,
             "statuses": list(CaseStatus),
-        },
-    )
-
-
-@router.get("/vorgaenge/{case_id}")
-def case_view(
-    request: Request, case_id: int, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
-) -> Response:
-    case = case_service.get(session, user=user, case_id=case_id)
-    return render(
-        request,
-        "case.html",
-        {
-            "tenant": tenant,
-            "case": case,
-            "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)]),
         },
     )
 

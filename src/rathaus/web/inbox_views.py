@@ -1,0 +1,1366 @@
+"""Posteingang pages: queues with SLA clocks, upload, case review and decisions, rules, models.
+
+The pages are a thin shell over :mod:`rathaus.inbox` (``review``, ``router``, ``training``,
+``jobs``). Two helpers live here because the UI and the JSON API share them: reading uploads in
+chunks up to the size limit (:func:`read_upload`) and storing items, then queueing their triage
+after the commit (:func:`store_item`, :func:`queue_triage`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from rathaus.core import audit, case_service
+from rathaus.core.access import visible_cases
+from rathaus.core.cases import OPEN_STATUSES, TRANSITIONS
+from rathaus.core.config import Settings
+from rathaus.core.errors import NotFoundError, RathausError
+from rathaus.core.models import (
+    AiSuggestion,
+    Case,
+    CaseStatus,
+    Embedding,
+    OrgUnit,
+    OrgUnitKind,
+    RoutingRule,
+    Service,
+    Tenant,
+    User,
+)
+from rathaus.core.roles import Permission, permissions_of
+from rathaus.core.storage import OriginalStore
+from rathaus.inbox import review, training
+from rathaus.inbox import router as rules
+from rathaus.inbox.classify import REQUEST_TYPES, URGENCIES
+from rathaus.inbox.service import IncomingItem, receive
+from rathaus.web.deps import (
+    CsrfDep,
+    CurrentTenant,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    require,
+)
+from rathaus.web.templating import render
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+VIEW = Depends(require(Permission.VIEW_CASES))
+EDIT = Depends(require(Permission.EDIT_CASES))
+ADMIN = Depends(require(Permission.MANAGE_SETTINGS))
+
+CHUNK = 1024 * 1024
+PII_LABELS = {
+    "PERSON": "Name",
+    "ADDRESS": "Anschrift",
+    "IBAN": "IBAN",
+    "PHONE": "Telefon",
+    "EMAIL": "E-Mail",
+    "DATE_OF_BIRTH": "Geburtsdatum",
+    "TAX_ID": "Steuer-ID",
+    "AKTENZEICHEN": "Aktenzeichen",
+    "PLATE": "Kennzeichen",
+}
+SOURCE_LABELS = {
+    "regel": "Regel",
+    "modell": "Modell",
+    "ähnlichkeit": "Ähnlichkeit",
+    "automatisch": "automatisch",
+}
+DECISION_LABELS = {
+    "angenommen": "Vorschlag übernommen",
+    "korrigiert": "korrigiert",
+    "bearbeitet": "bearbeitet",
+    "abgelehnt": "abgelehnt",
+    "automatisch": "automatisch zugeordnet",
+}
+URGENCY_LABELS = {"normal": "normal", "hoch": "hoch", "kritisch": "kritisch"}
+NOTICES = {
+    "entschieden": "Die Zuordnung wurde gespeichert.",
+    "entwurf": "Der Antwortentwurf wurde gespeichert.",
+    "freigegeben": "Die Antwort wurde freigegeben.",
+    "regel": "Die Regel wurde gespeichert.",
+    "regel_aus": "Die Regel ist jetzt inaktiv und wird bei neuen Eingängen nicht mehr angewandt.",
+    "regel_an": "Die Regel ist wieder aktiv.",
+    "training": "Das Training wurde angestoßen. Die neue Version erscheint in der Liste, sobald "
+    "es fertig ist (mit großem Bestand einige Minuten).",
+    "aktiviert": "Die Modellversion ist jetzt live.",
+    "zurueck": "Die vorherige Modellversion ist wieder live.",
+    "einheiten": "Die Einstellungen zur automatischen Zuordnung wurden gespeichert und im "
+    "Prüfprotokoll festgehalten.",
+}
+_REFERENCE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_DOWNLOAD_TYPES = {
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/tiff",
+    "text/plain",
+    "message/rfc822",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+def _notice(key: str) -> str:
+    return NOTICES.get(key, "")
+
+
+def _perms(user: User) -> frozenset[Permission]:
+    return permissions_of(user.roles)
+
+
+def _visible_case(case_id: int, user: CurrentUser, session: SessionDep) -> Case:
+    """The case if the user may open it (a dependency: checked before any form is validated)."""
+    return case_service.get(session, user=user, case_id=case_id)
+
+
+VisibleCase = Annotated[Case, Depends(_visible_case)]
+
+
+# -- uploads: shared with the JSON API ----------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    """One received file: its bytes, or why it was not taken."""
+
+    filename: str
+    media_type: str
+    data: bytes | None = None
+    error: str | None = None
+    too_big: bool = False
+
+
+@dataclass
+class Stored:
+    """What became of one item: its case (new or the existing one), or the German error."""
+
+    filename: str
+    case_id: int | None = None
+    reference: str | None = None
+    duplicate: bool = False
+    error: str | None = None
+    too_big: bool = False
+    visible: bool = False
+
+
+def safe_filename(name: str | None) -> str:
+    """The last path part, without control characters, at most 200 characters."""
+    base = re.split(r"[/\\]", name or "")[-1]
+    base = "".join(
+        c for c in unicodedata.normalize("NFC", base) if unicodedata.category(c)[0] != "C"
+    )
+    return base.strip()[:200] or "datei"
+
+
+def too_big_message(filename: str, max_bytes: int) -> str:
+    return (
+        f"„{filename}“ ist größer als {max_bytes // (1024 * 1024)} MB und wurde nicht "
+        "angenommen. Bitte die Datei verkleinern (z. B. mit geringerer Auflösung scannen) oder "
+        "in mehreren Teilen einreichen."
+    )
+
+
+async def read_upload(upload: UploadFile, max_bytes: int) -> Upload:
+    """Read an uploaded file in chunks and stop at ``max_bytes``: a too big file is never held
+    in memory as a whole (the form parser keeps file parts on disk)."""
+    name = safe_filename(upload.filename)
+    media = (upload.content_type or "").split(";")[0].strip().lower()[:120]
+    media = media or "application/octet-stream"
+    if upload.size is not None and upload.size > max_bytes:
+        return Upload(name, media, error=too_big_message(name, max_bytes), too_big=True)
+    buffer = bytearray()
+    while chunk := await upload.read(CHUNK):
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            return Upload(name, media, error=too_big_message(name, max_bytes), too_big=True)
+    if not buffer:
+        return Upload(name, media, error=f"„{name}“ ist leer und wurde nicht übernommen.")
+    return Upload(name, media, data=bytes(buffer))
+
+
+def text_item(
+    text: str, *, subject: str = "", channel: str = "upload", **extra: Any
+) -> IncomingItem:
+    """A pasted or posted text as an item; its UTF-8 bytes are the original."""
+    return IncomingItem(
+        channel=channel,
+        original=text.encode("utf-8"),
+        filename="text.txt",
+        media_type="text/plain",
+        subject=subject[:300],
+        body=text,
+        **extra,
+    )
+
+
+def file_item(
+    upload: Upload, *, subject: str = "", channel: str = "upload", **extra: Any
+) -> IncomingItem:
+    assert upload.data is not None
+    return IncomingItem(
+        channel=channel,
+        original=upload.data,
+        filename=upload.filename,
+        media_type=upload.media_type,
+        subject=(subject or upload.filename)[:300],
+        **extra,
+    )
+
+
+Entry = tuple[str, IncomingItem | None, str | None, bool]  # file name, item, error, too big
+
+
+def store_item(session: Session, tenant: Tenant, entry: Entry, store: OriginalStore) -> Stored:
+    """Store one item (the same bytes twice are the existing case), or report why it was not
+    taken. Nothing is committed: the caller commits after the batch, then queues the triage
+    (:func:`queue_triage`). One failing item does not stop the others."""
+    filename, item, error, too_big = entry
+    if item is None:
+        return Stored(filename, error=error, too_big=too_big)
+    try:
+        received = _receive(session, tenant, item, store)
+    except RathausError as exc:
+        return Stored(filename, error=exc.message)
+    return Stored(
+        filename,
+        case_id=received.case.id,
+        reference=received.case.reference,
+        duplicate=received.duplicate,
+    )
+
+
+def _receive(session: Session, tenant: Tenant, item: IncomingItem, store: OriginalStore) -> Any:
+    # A parallel upload may take the same Aktenzeichen or store the same original first: the
+    # savepoint is rolled back and the item received again (then as that duplicate).
+    for attempt in range(3):
+        try:
+            with session.begin_nested():
+                return receive(session, tenant=tenant, item=item, store=store)
+        except IntegrityError:
+            if attempt == 2:
+                raise RathausError(
+                    f"„{item.filename}“ konnte wegen gleichzeitiger Eingänge nicht gespeichert "
+                    "werden. Bitte noch einmal hochladen."
+                ) from None
+    raise AssertionError("unreachable")
+
+
+def new_case_ids(results: list[Stored]) -> list[int]:
+    return [r.case_id for r in results if r.case_id is not None and not r.duplicate]
+
+
+def queue_triage(settings: Settings, case_ids: list[int]) -> bool:
+    """Queue the triage of committed cases; ``False`` if the queue is unavailable (the
+    reconcile job picks the cases up later, nothing is lost)."""
+    if not case_ids:
+        return True
+    from rathaus.inbox.jobs import enqueue_triage
+    from rathaus.jobs import get_huey
+
+    try:
+        get_huey(settings)  # the queue of this app's settings, also in tests
+        enqueue_triage(case_ids)
+    except Exception:  # noqa: BLE001 - stored is stored; the reconcile job triages later
+        log.exception("Vorprüfung für %s konnte nicht eingereiht werden", case_ids)
+        return False
+    return True
+
+
+def _queue_job(settings: Settings, job: Any, *args: Any) -> None:
+    from rathaus.jobs import get_huey
+
+    get_huey(settings)
+    job.enqueue(*args)
+
+
+# -- queue --------------------------------------------------------------------------------------
+
+
+def _latest_routing(session: Session, case_ids: list[int]) -> dict[int, AiSuggestion]:
+    if not case_ids:
+        return {}
+    found: dict[int, AiSuggestion] = {}
+    for suggestion in session.scalars(
+        select(AiSuggestion)
+        .where(AiSuggestion.case_id.in_(case_ids), AiSuggestion.function == "routing")
+        .order_by(AiSuggestion.id)
+    ):
+        found[suggestion.case_id] = suggestion  # type: ignore[index]
+    return found
+
+
+def _top(suggestion: AiSuggestion | None) -> dict[str, Any] | None:
+    if suggestion is None:
+        return None
+    candidates = (suggestion.output or {}).get("candidates") or []
+    return candidates[0] if candidates else None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@router.get("/posteingang", dependencies=[VIEW])
+def inbox_queue(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    amt: str = "",
+    triage: str = "",
+    dringlichkeit: str = "",
+    art: str = "",
+    markiert: str = "",
+    uebergeben: str = "",
+) -> Response:
+    perms = _perms(user)
+    may_triage = Permission.TRIAGE in perms
+    counts = review.queue_counts(session, user)
+    open_cases = visible_cases(session, user).where(Case.status.in_(list(OPEN_STATUSES)))
+    counts["total"] = session.scalar(select(func.count()).select_from(open_cases.subquery()))
+    unit_id = _int(amt)
+    triage_only = may_triage and triage == "1"
+    cases = review.queue(
+        session,
+        user,
+        org_unit_id=unit_id,
+        triage_only=triage_only,
+        urgency=dringlichkeit if dringlichkeit in URGENCIES else None,
+        request_type=art if art in REQUEST_TYPES else None,
+        flagged=True if markiert == "1" else None,
+    )
+    suggestions = _latest_routing(session, [c.id for c in cases])
+    rows = [
+        {
+            "case": c,
+            "clock": review.sla_clock(c, tenant.land),
+            "top": _top(suggestions.get(c.id)),
+            "flags": (c.needs_review_reason or "").split("\n") if c.needs_review_reason else [],
+        }
+        for c in cases
+    ]
+    return render(
+        request,
+        "inbox_queue.html",
+        {
+            "tenant": tenant,
+            "counts": counts,
+            "rows": rows,
+            "may_triage": may_triage,
+            "filters": {
+                "amt": unit_id,
+                "triage": triage_only,
+                "dringlichkeit": dringlichkeit,
+                "art": art,
+                "markiert": markiert == "1",
+            },
+            "urgencies": URGENCIES,
+            "request_types": REQUEST_TYPES,
+            "handed_over": uebergeben if _REFERENCE.match(uebergeben) else "",
+        },
+    )
+
+
+# -- upload -------------------------------------------------------------------------------------
+
+
+def _upload_context(settings: Settings, tenant: Tenant, **extra: Any) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "max_mb": settings.inbox.max_upload_mb,
+        "max_files": settings.inbox.max_files_per_upload,
+        "results": None,
+        "error": "",
+        **extra,
+    }
+
+
+@router.get("/posteingang/hochladen", dependencies=[EDIT])
+def upload_page(request: Request, tenant: CurrentTenant, settings: SettingsDep) -> Response:
+    return render(request, "inbox_upload.html", _upload_context(settings, tenant))
+
+
+@router.post("/posteingang/hochladen", dependencies=[CsrfDep, EDIT])
+async def upload(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    limit = settings.inbox.max_files_per_upload
+    max_bytes = settings.inbox.max_upload_mb * 1024 * 1024
+    form = await request.form(max_files=limit + 50, max_fields=50)
+    uploads = [f for f in form.getlist("dateien") if isinstance(f, UploadFile) and f.filename]
+    text = form.get("text")
+    text = text.strip() if isinstance(text, str) else ""
+    subject = form.get("betreff")
+    subject = subject.strip()[:300] if isinstance(subject, str) else ""
+    if not uploads and not text:
+        context = _upload_context(
+            settings,
+            tenant,
+            error="Bitte wählen Sie mindestens eine Datei aus oder fügen Sie einen Text ein.",
+        )
+        return render(request, "inbox_upload.html", context, status_code=400)
+    store = OriginalStore(settings.originals_dir)
+    results: list[Stored] = []
+    # One file at a time: read (up to the limit), store, let go of its bytes, read the next.
+    for index, upload in enumerate(uploads):
+        if index >= limit:
+            name = safe_filename(upload.filename)
+            message = (
+                f"„{name}“ wurde nicht angenommen: höchstens {limit} Dateien auf einmal. "
+                "Bitte die übrigen Dateien in einem weiteren Schritt hochladen."
+            )
+            results.append(Stored(name, error=message))
+            continue
+        read = await read_upload(upload, max_bytes)
+        entry = (read.filename, file_item(read) if read.data else None, read.error, read.too_big)
+        results.append(await run_in_threadpool(store_item, session, tenant, entry, store))
+    if text:
+        entry = ("Eingefügter Text", text_item(text, subject=subject), None, False)
+        results.append(await run_in_threadpool(store_item, session, tenant, entry, store))
+
+    def work() -> bool:
+        session.commit()
+        queued = queue_triage(settings, new_case_ids(results))
+        ids = [r.case_id for r in results if r.case_id]
+        visible = set(
+            session.scalars(
+                visible_cases(session, user).with_only_columns(Case.id).where(Case.id.in_(ids))
+            )
+        )
+        for r in results:
+            r.visible = r.case_id in visible
+        return queued
+
+    queued = await run_in_threadpool(work)
+    return render(
+        request,
+        "inbox_upload.html",
+        _upload_context(settings, tenant, results=results, queued=queued),
+    )
+
+
+# -- the case review ----------------------------------------------------------------------------
+
+
+def triage_text(case: Case) -> tuple[str, bool]:
+    """The text the pipeline read (as ``pipeline.read_text`` composes it), and whether it is
+    exactly that text: its SHA-256 is stored with the PII offsets. The subject may have changed
+    since (an e-mail's subject replaces the file name), so the likely subjects are tried; if
+    none matches, the text is shown without marks rather than with wrong ones."""
+    bodies = [m.body for m in case.messages if m.direction == "in" and m.body.strip()]
+    extracted = [(d.extracted_text or "").strip() for d in case.documents]
+    wanted = (case.fields or {}).get("text_sha256")
+    subjects = [case.subject, "", *(d.filename for d in case.documents)]
+    first = None
+    for subject in dict.fromkeys(s.strip() for s in subjects):
+        repeated = subject and any(b.lstrip().startswith(subject) for b in bodies)
+        parts = ([] if repeated else [subject]) + bodies
+        for text in extracted:
+            if text and text not in {p.strip() for p in parts}:
+                parts.append(text)
+        composed = "\n\n".join(p for p in parts if p and p.strip())
+        first = composed if first is None else first
+        if wanted and hashlib.sha256(composed.encode("utf-8")).hexdigest() == wanted:
+            return composed, True
+    return first or "", False
+
+
+def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
+    return any(start < b and a < end for a, b in taken)
+
+
+def highlight(text: str, fields: dict[str, Any]) -> Markup:
+    """``text`` escaped, with personal data and recognised fields wrapped in ``<mark>``.
+
+    Personal data comes first; a field that overlaps it is not marked again. The kind is in
+    ``data-kind`` (shown by the stylesheet), so the marking does not rely on colour."""
+    spans: list[tuple[int, int, str, str]] = []
+    taken: list[tuple[int, int]] = []
+    for span in fields.get("pii") or []:
+        start, end, kind = span.get("start"), span.get("end"), str(span.get("kind", ""))
+        if not isinstance(start, int) or not isinstance(end, int):
+            continue
+        if 0 <= start < end <= len(text) and not _overlaps(start, end, taken):
+            taken.append((start, end))
+            spans.append((start, end, f"pii pii-{kind.lower()}", PII_LABELS.get(kind, kind)))
+    extracted = fields.get("extracted") or {}
+    candidates: list[tuple[int, int, str, str]] = []
+    for mention in extracted.get("dates") or []:
+        start, found = mention.get("start"), mention.get("text") or ""
+        if isinstance(start, int) and found and text[start : start + len(found)] == found:
+            candidates.append((start, start + len(found), "feld feld-datum", "Datum"))
+    for amount in extracted.get("amounts") or []:
+        found = amount.get("text") or ""
+        for m in re.finditer(re.escape(found), text) if found else []:
+            candidates.append((m.start(), m.end(), "feld feld-betrag", "Betrag"))
+    for start, end, css, label in sorted(candidates):
+        if not _overlaps(start, end, taken):
+            taken.append((start, end))
+            spans.append((start, end, css, label))
+    out: list[Markup] = []
+    position = 0
+    for start, end, css, label in sorted(spans):
+        out.append(escape(text[position:start]))
+        out.append(
+            Markup('<mark class="{}" data-kind="{}">{}</mark>').format(css, label, text[start:end])
+        )
+        position = end
+    out.append(escape(text[position:]))
+    return Markup("").join(out)
+
+
+def _iso_date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _field_rows(extracted: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The extracted fields as (German label, values) for a definition list."""
+
+    def day(value: Any) -> str:
+        parsed = _iso_date(value)
+        return parsed.strftime("%d.%m.%Y") if parsed else str(value)
+
+    rows = [
+        ("Aktenzeichen", list(extracted.get("aktenzeichen") or [])),
+        (
+            "Fristen",
+            [
+                f"{day(d.get('date'))} – {d.get('label') or d.get('kind')}"
+                + (f" ({d['basis']})" if d.get("basis") else "")
+                for d in extracted.get("deadlines") or []
+            ],
+        ),
+        (
+            "Daten",
+            [
+                f"{day(d.get('date'))}" + (f" ({d['label']})" if d.get("label") else "")
+                for d in extracted.get("dates") or []
+            ],
+        ),
+        ("Beträge", [a.get("text") or a.get("value", "") for a in extracted.get("amounts") or []]),
+        ("Anschriften", list(extracted.get("addresses") or [])),
+        ("IBAN", list(extracted.get("ibans") or [])),
+        ("Kfz-Kennzeichen", list(extracted.get("plates") or [])),
+        ("E-Mail", list(extracted.get("emails") or [])),
+        ("Telefon", list(extracted.get("phones") or [])),
+    ]
+    sender = extracted.get("sender") or {}
+    parts = [sender.get(k) for k in ("name", "address", "email", "phone") if sender.get(k)]
+    if parts:
+        rows.append(("Absender", [", ".join(parts)]))
+    return [(label, [str(v) for v in values]) for label, values in rows if values]
+
+
+def _stored_vector(session: Session, case: Case) -> Any:
+    from rathaus.inbox.vectors import OWNER, from_bytes
+
+    row = session.execute(
+        select(Embedding.dim, Embedding.vector)
+        .where(
+            Embedding.tenant_id == case.tenant_id,
+            Embedding.owner_type == OWNER,
+            Embedding.owner_id == case.id,
+        )
+        .order_by(Embedding.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else from_bytes(row[1], row[0])
+
+
+def occlusion(model: Any, text: str, vector: Any = None, *, k: int = 12) -> dict[str, Any]:
+    """Decisive words: the ``k`` words with the highest TF-IDF weight in ``text`` are removed one
+    at a time; how far the probability of the top unit drops shows how much it rests on them.
+    The meaning vector (if the model uses one) is kept fixed, so this measures the words' direct
+    effect only, and it costs one batch prediction of ``k + 1`` texts."""
+    import numpy as np
+
+    words_model = getattr(model, "_word", None)
+    if words_model is None:
+        return {"words": []}
+    row = words_model.transform([text])
+    names = words_model.get_feature_names_out()
+    weighted = sorted(
+        (
+            (float(row.data[i]), str(names[row.indices[i]]))
+            for i in range(row.nnz)
+            if " " not in names[row.indices[i]]
+        ),
+        reverse=True,
+    )[:k]
+    words = [w for _, w in weighted]
+    variants = [text] + [
+        re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", " ", text, flags=re.IGNORECASE) for w in words
+    ]
+    vectors = None if vector is None else np.repeat(np.asarray(vector)[None, :], len(variants), 0)
+    proba = model.predict_proba(variants, vectors=vectors)
+    top = int(proba[0].argmax())
+    drops = [(w, float(proba[0, top] - proba[i + 1, top])) for i, w in enumerate(words)]
+    return {
+        "unit_code": str(model.classes_[top]),
+        "probability": round(float(proba[0, top]), 4),
+        "words": [
+            {"word": w, "drop": round(d, 4)}
+            for w, d in sorted(drops, key=lambda x: -x[1])
+            if d >= 0.001
+        ],
+    }
+
+
+def decisive_words(
+    session: Session,
+    settings: Settings,
+    tenant: Tenant,
+    case: Case,
+    suggestion: AiSuggestion | None,
+    text: str,
+) -> dict[str, Any] | None:
+    """Decisive words for the live model, computed once and kept in the suggestion's output."""
+    try:
+        live = training.live_model(
+            session,
+            tenant,
+            data_dir=settings.data_dir,
+            secret_key=settings.secret_key.get_secret_value(),
+        )
+    except RathausError as exc:
+        return {"error": exc.message, "words": []}
+    if live is None or not text.strip() or "unit" not in live.models:
+        return None
+    cached = (suggestion.output or {}).get("decisive_words") if suggestion else None
+    if cached and cached.get("model") == live.label:
+        return cached
+    model = live.models["unit"]
+    vector = None
+    if live.uses_vectors:
+        vector = _stored_vector(session, case)
+        if vector is None or vector.shape[0] != getattr(model, "_dim", -1):
+            return {"model": live.label, "words": [], "error": "Für diesen Eingang liegt kein "
+                    "Bedeutungsvektor vor; die entscheidenden Wörter lassen sich nicht berechnen."}  # fmt: skip
+    try:
+        result = {"model": live.label, **occlusion(model, text, vector)}
+    except (ValueError, RathausError) as exc:
+        log.warning("Entscheidende Wörter für Vorgang %s nicht berechnet: %s", case.id, exc)
+        return None
+    if suggestion is not None:
+        suggestion.output = {**(suggestion.output or {}), "decisive_words": result}
+    return result
+
+
+def _users_by_id(session: Session, ids: set[int | None]) -> dict[int, User]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def _directory(session: Session, tenant_id: int) -> tuple[list[OrgUnit], list[Service]]:
+    directory = rules.Directory.load(session, tenant_id)
+    units = sorted(directory.units.values(), key=lambda u: u.name)
+    services = sorted(directory.services.values(), key=lambda s: s.name)
+    return units, services
+
+
+def _similar(session: Session, user: User, case: Case) -> tuple[list[dict[str, Any]], int]:
+    pairs = [(int(p[0]), float(p[1])) for p in (case.fields or {}).get("similar") or []]
+    related = {int(r["case_id"]): r for r in (case.fields or {}).get("related") or []}
+    ids = [cid for cid, _ in pairs] + [cid for cid in related if cid not in dict(pairs)]
+    if not ids:
+        return [], 0
+    seen = {c.id: c for c in session.scalars(visible_cases(session, user).where(Case.id.in_(ids)))}
+    scores = dict(pairs)
+    rows = [
+        {
+            "case": seen[cid],
+            "score": scores.get(cid),
+            "reason": related.get(cid, {}).get("reason", "ähnlicher Text"),
+        }
+        for cid in ids
+        if cid in seen
+    ]
+    return rows, len(ids) - len(rows)
+
+
+def review_context(
+    request: Request, session: Session, user: User, tenant: Tenant, case: Case
+) -> dict[str, Any]:
+    """Everything the case page shows besides the case itself."""
+    settings: Settings = request.app.state.settings
+    perms = _perms(user)
+    fields = case.fields or {}
+    text, exact = triage_text(case)
+    routing = review.latest_suggestion(session, case, "routing")
+    request_type = review.latest_suggestion(session, case, "request_type")
+    urgency = review.latest_suggestion(session, case, "urgency")
+    units, services = _directory(session, tenant.id)
+    similar, hidden_similar = _similar(session, user, case)
+    replies = [m for m in case.messages if m.direction == "out"]
+    people = _users_by_id(
+        session,
+        {m.approved_by_id for m in replies} | {routing.decided_by_id if routing else None},
+    )
+    words = (
+        decisive_words(session, settings, tenant, case, routing, text) if case.triaged_at else None
+    )
+    unit_names = {u.code: u.name for u in units}
+    top = _top(routing)
+    can_edit = Permission.EDIT_CASES in perms
+    return {
+        "text": text,
+        "highlighted": highlight(text, fields) if exact else None,
+        "field_rows": _field_rows(fields.get("extracted") or {}),
+        "pii_count": len(fields.get("pii") or []),
+        "flags": case.needs_review_reason.split("\n") if case.needs_review_reason else [],
+        "clock": review.sla_clock(case, tenant.land),
+        "routing": routing,
+        "candidates": ((routing.output or {}).get("candidates") or [])[:3] if routing else [],
+        "top": top,
+        "request_type_suggestion": request_type,
+        "urgency_suggestion": urgency,
+        "decisive": words,
+        "unit_names": unit_names,
+        "similar": similar,
+        "hidden_similar": hidden_similar,
+        "units": units,
+        "services": services,
+        "service_units": {u.id: u for u in units},
+        "replies": replies,
+        "people": people,
+        "can_edit": can_edit,
+        "can_route": can_edit
+        and (
+            case.org_unit_id is not None
+            or Permission.TRIAGE in perms
+            or Permission.VIEW_ALL_DEPARTMENTS in perms
+        ),
+        "SOURCE_LABELS": SOURCE_LABELS,
+        "DECISION_LABELS": DECISION_LABELS,
+        "image_documents": {
+            d.id
+            for d in case.documents
+            if d.media_type.split(";")[0] in {t for _, t in _IMAGE_MAGIC}
+        },
+    }
+
+
+@router.get("/vorgaenge/{case_id}")  # visible_cases: no case, no page (404, also without role)
+def case_view(
+    request: Request,
+    case: VisibleCase,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    meldung: str = "",
+) -> Response:
+    context = {
+        "tenant": tenant,
+        "case": case,
+        "next_statuses": sorted(TRANSITIONS[CaseStatus(case.status)]),
+        "notice": _notice(meldung),
+        **review_context(request, session, user, tenant, case),
+    }
+    return render(request, "case.html", context)
+
+
+def _disposition(kind: str, filename: str) -> str:
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:100] or "original"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@router.get("/vorgaenge/{case_id}/dokumente/{document_id}")
+def original(
+    case: VisibleCase, document_id: int, settings: SettingsDep, ansicht: bool = False
+) -> Response:
+    """The stored original, unchanged: as a download, or shown inline if it really is an image
+    (checked from its bytes, never from what the sender claimed)."""
+    document = next((d for d in case.documents if d.id == document_id), None)
+    if document is None:
+        raise NotFoundError("Dieses Dokument gibt es in diesem Vorgang nicht.")
+    data = OriginalStore(settings.originals_dir).get(case.tenant_id, document.sha256)
+    image = next((t for magic, t in _IMAGE_MAGIC if data.startswith(magic)), None)
+    inline = ansicht and image is not None
+    claimed = document.media_type.split(";")[0].strip().lower()
+    media_type = image or (claimed if claimed in _DOWNLOAD_TYPES else "application/octet-stream")
+    return Response(
+        data,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": _disposition(
+                "inline" if inline else "attachment", document.filename
+            ),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+
+def _service_fits(session: Session, tenant_id: int, unit: OrgUnit, service: Service) -> bool:
+    """A service belongs to the chosen unit, one of its sub-units, or a unit above it."""
+    from rathaus.core.access import unit_subtree_ids
+
+    if service.org_unit_id is None:
+        return True
+    if service.org_unit_id in unit_subtree_ids(session, tenant_id, {unit.id}):
+        return True
+    return unit.id in unit_subtree_ids(session, tenant_id, {service.org_unit_id})
+
+
+def _retrain_if_due(session: Session, settings: Settings, tenant: Tenant, user: User) -> None:
+    from rathaus.inbox.jobs import corrections_since_last_training, retrain_job
+
+    needed = settings.inbox.retrain_after_corrections
+    if needed <= 0 or corrections_since_last_training(session, tenant.id) < needed:
+        return
+    try:
+        _queue_job(settings, retrain_job, tenant.id, "korrekturen", user.username)
+    except Exception:  # noqa: BLE001 - the nightly training catches up
+        log.exception("Neutraining nach Korrekturen konnte nicht eingereiht werden")
+
+
+@router.post("/vorgaenge/{case_id}/zuordnung", dependencies=[CsrfDep, EDIT])
+def decide(
+    case: VisibleCase,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    settings: SettingsDep,
+    aktion: Annotated[str, Form(max_length=20)] = "zuordnen",
+    org_unit_id: Annotated[str, Form(max_length=20)] = "",
+    service_id: Annotated[str, Form(max_length=20)] = "",
+    notiz: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Accept the top suggestion ("Übernehmen") or route to the chosen unit ("Zuordnen")."""
+    if aktion == "uebernehmen":
+        top = _top(review.latest_suggestion(session, case, "routing"))
+        if top is None:
+            raise RathausError(
+                "Es gibt keinen Vorschlag zum Übernehmen. Bitte wählen Sie ein Amt und "
+                "klicken Sie auf „Zuordnen“."
+            )
+        unit_id, chosen_service = top.get("org_unit_id"), top.get("service_id")
+    else:
+        unit_id, chosen_service = _int(org_unit_id), _int(service_id)
+    if not isinstance(unit_id, int):
+        raise RathausError("Bitte wählen Sie das zuständige Amt aus.")
+    unit = session.get(OrgUnit, unit_id)
+    service = session.get(Service, chosen_service) if chosen_service else None
+    if (
+        unit is not None
+        and service is not None
+        and unit.tenant_id == service.tenant_id
+        and not _service_fits(session, tenant.id, unit, service)
+    ):
+        raise RathausError(
+            f"Die Leistung „{service.name}“ gehört nicht zu „{unit.name}“. Bitte eine "
+            "Leistung dieses Amtes wählen oder das Feld leer lassen."
+        )
+    updated, _decision = review.decide_routing(
+        session,
+        user,
+        case.id,
+        org_unit_id=unit_id,
+        service_id=chosen_service,
+        note=notiz.strip(),
+    )
+    reference = updated.reference
+    session.commit()
+    _retrain_if_due(session, settings, tenant, user)
+    if session.scalar(
+        visible_cases(session, user).with_only_columns(Case.id).where(Case.id == case.id)
+    ):
+        return RedirectResponse(f"/vorgaenge/{case.id}?meldung=entschieden#zustaendigkeit", 303)
+    return RedirectResponse(f"/posteingang?uebergeben={quote(reference)}", 303)
+
+
+@router.post("/vorgaenge/{case_id}/antworten/{message_id}", dependencies=[CsrfDep, EDIT])
+def save_reply(
+    case: VisibleCase,
+    message_id: int,
+    user: CurrentUser,
+    session: SessionDep,
+    text: Annotated[str, Form(max_length=50000)] = "",
+    aktion: Annotated[str, Form(max_length=20)] = "speichern",
+) -> Response:
+    approve = aktion == "freigeben"
+    review.save_reply(session, user, case.id, message_id, body=text, approve=approve)
+    notice = "freigegeben" if approve else "entwurf"
+    return RedirectResponse(f"/vorgaenge/{case.id}?meldung={notice}#antwort", 303)
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RuleInput:
+    name: str = ""
+    keywords: str = ""
+    pattern: str = ""
+    scope: str = "text"
+    org_unit_id: int | None = None
+    service_id: int | None = None
+    priority: int = 100
+
+    @classmethod
+    def of(cls, rule: RoutingRule) -> RuleInput:
+        return cls(
+            rule.name,
+            rule.keywords,
+            rule.pattern,
+            rule.scope,
+            rule.org_unit_id,
+            rule.service_id,
+            rule.priority,
+        )
+
+
+def _rule_input(
+    session: Session,
+    tenant: Tenant,
+    *,
+    name: str,
+    keywords: str,
+    pattern: str,
+    scope: str,
+    org_unit_id: str,
+    service_id: str,
+    priority: str,
+) -> tuple[RuleInput, list[str]]:
+    errors: list[str] = []
+    data = RuleInput(
+        name.strip(), keywords.strip(), pattern.strip(), scope, _int(org_unit_id), _int(service_id)
+    )
+    if not data.name:
+        errors.append("Bitte geben Sie der Regel einen Namen.")
+    try:
+        rules.validate_rule(data.keywords, data.pattern)
+    except RathausError as exc:
+        errors.append(exc.message)
+    if scope not in rules.RULE_SCOPES:
+        errors.append("Bitte wählen Sie, wo gesucht wird (Text, Betreff, Absender oder Kanal).")
+        data.scope = "text"
+    unit = session.get(OrgUnit, data.org_unit_id) if data.org_unit_id else None
+    if unit is None or unit.tenant_id != tenant.id:
+        errors.append("Bitte wählen Sie das Amt, an das die Regel zuordnet.")
+        data.org_unit_id = None
+    if data.service_id:
+        service = session.get(Service, data.service_id)
+        if service is None or service.tenant_id != tenant.id:
+            errors.append("Diese Leistung gibt es in Ihrer Kommune nicht.")
+            data.service_id = None
+    try:
+        data.priority = int(priority)
+        if not 0 <= data.priority <= 10000:
+            raise ValueError
+    except ValueError:
+        errors.append("Die Reihenfolge muss eine ganze Zahl von 0 bis 10000 sein.")
+    return data, errors
+
+
+def _rules_page(
+    request: Request,
+    session: Session,
+    tenant: Tenant,
+    *,
+    form: RuleInput,
+    rule: RoutingRule | None = None,
+    errors: list[str] | None = None,
+    test: dict[str, Any] | None = None,
+    notice: str = "",
+    status_code: int = 200,
+) -> Response:
+    units, services = _directory(session, tenant.id)
+    all_rules = session.scalars(
+        select(RoutingRule)
+        .where(RoutingRule.tenant_id == tenant.id)
+        .order_by(RoutingRule.is_active.desc(), RoutingRule.priority, RoutingRule.id)
+    ).all()
+    return render(
+        request,
+        "inbox_rules.html",
+        {
+            "tenant": tenant,
+            "rules": all_rules,
+            "rule": rule,
+            "form": form,
+            "errors": errors or [],
+            "test": test,
+            "units": units,
+            "services": services,
+            "scopes": rules.RULE_SCOPES,
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+def _tenant_rule(session: Session, tenant: Tenant, rule_id: int) -> RoutingRule:
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None or rule.tenant_id != tenant.id:
+        raise NotFoundError(f"Die Regel {rule_id} gibt es nicht.")
+    return rule
+
+
+def _test(session: Session, tenant: Tenant, data: RuleInput) -> dict[str, Any]:
+    probe = RoutingRule(
+        tenant_id=tenant.id,
+        name=data.name,
+        keywords=data.keywords,
+        pattern=data.pattern,
+        scope=data.scope,
+        org_unit_id=data.org_unit_id,
+        service_id=data.service_id,
+        priority=data.priority,
+    )
+    return rules.test_rule(session, probe)
+
+
+def _rule_audit(session: Session, user: User, rule: RoutingRule, kind: str) -> None:
+    audit.record(
+        session,
+        audit.Event(
+            kind=kind,
+            actor=user.username,
+            tenant_id=rule.tenant_id,
+            subject=f"routing_rule:{rule.id}",
+            data={
+                "name": rule.name,
+                "keywords": rule.keywords,
+                "pattern": rule.pattern,
+                "scope": rule.scope,
+                "org_unit_id": rule.org_unit_id,
+                "service_id": rule.service_id,
+                "priority": rule.priority,
+                "is_active": rule.is_active,
+            },
+        ),
+    )
+
+
+RuleForm = Annotated[str, Form(max_length=2000)]
+
+
+@router.get("/posteingang/regeln", dependencies=[ADMIN])
+def rules_page(
+    request: Request, tenant: CurrentTenant, session: SessionDep, meldung: str = ""
+) -> Response:
+    return _rules_page(request, session, tenant, form=RuleInput(), notice=_notice(meldung))
+
+
+@router.get("/posteingang/regeln/{rule_id}", dependencies=[ADMIN])
+def rule_page(
+    request: Request,
+    rule_id: int,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    testen: bool = False,
+    meldung: str = "",
+) -> Response:
+    rule = _tenant_rule(session, tenant, rule_id)
+    form = RuleInput.of(rule)
+    test = _test(session, tenant, form) if testen else None
+    return _rules_page(
+        request, session, tenant, form=form, rule=rule, test=test, notice=_notice(meldung)
+    )
+
+
+def _save_rule(
+    request: Request,
+    session: Session,
+    tenant: Tenant,
+    user: User,
+    rule: RoutingRule | None,
+    aktion: str,
+    **fields: str,
+) -> Response:
+    data, errors = _rule_input(session, tenant, **fields)
+    if errors:
+        return _rules_page(
+            request, session, tenant, form=data, rule=rule, errors=errors, status_code=400
+        )
+    if aktion == "testen":
+        test = _test(session, tenant, data)
+        return _rules_page(request, session, tenant, form=data, rule=rule, test=test)
+    created = rule is None
+    if rule is None:
+        rule = RoutingRule(tenant_id=tenant.id)
+        session.add(rule)
+    for key, value in vars(data).items():
+        setattr(rule, key, value)
+    session.flush()
+    _rule_audit(session, user, rule, "routing_rule_created" if created else "routing_rule_changed")
+    return RedirectResponse(f"/posteingang/regeln/{rule.id}?meldung=regel", 303)
+
+
+@router.post("/posteingang/regeln", dependencies=[CsrfDep, ADMIN])
+def create_rule(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    name: RuleForm = "",
+    keywords: RuleForm = "",
+    pattern: RuleForm = "",
+    scope: RuleForm = "text",
+    org_unit_id: RuleForm = "",
+    service_id: RuleForm = "",
+    priority: RuleForm = "100",
+    aktion: RuleForm = "speichern",
+) -> Response:
+    return _save_rule(
+        request, session, tenant, user, None, aktion,
+        name=name, keywords=keywords, pattern=pattern, scope=scope,
+        org_unit_id=org_unit_id, service_id=service_id, priority=priority,
+    )  # fmt: skip
+
+
+@router.post("/posteingang/regeln/{rule_id}", dependencies=[CsrfDep, ADMIN])
+def update_rule(
+    request: Request,
+    rule_id: int,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    name: RuleForm = "",
+    keywords: RuleForm = "",
+    pattern: RuleForm = "",
+    scope: RuleForm = "text",
+    org_unit_id: RuleForm = "",
+    service_id: RuleForm = "",
+    priority: RuleForm = "100",
+    aktion: RuleForm = "speichern",
+) -> Response:
+    rule = _tenant_rule(session, tenant, rule_id)
+    return _save_rule(
+        request, session, tenant, user, rule, aktion,
+        name=name, keywords=keywords, pattern=pattern, scope=scope,
+        org_unit_id=org_unit_id, service_id=service_id, priority=priority,
+    )  # fmt: skip
+
+
+@router.post("/posteingang/regeln/{rule_id}/aktiv", dependencies=[CsrfDep, ADMIN])
+def toggle_rule(
+    rule_id: int,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    aktiv: Annotated[str, Form(max_length=5)] = "0",
+) -> Response:
+    rule = _tenant_rule(session, tenant, rule_id)
+    rule.is_active = aktiv == "1"
+    session.flush()
+    _rule_audit(
+        session,
+        user,
+        rule,
+        "routing_rule_activated" if rule.is_active else "routing_rule_deactivated",
+    )
+    notice = "regel_an" if rule.is_active else "regel_aus"
+    return RedirectResponse(f"/posteingang/regeln?meldung={notice}", 303)
+
+
+# -- model versions and automatic routing -------------------------------------------------------
+
+
+def _decided_cases(session: Session, tenant_id: int) -> tuple[int, int]:
+    """How many decided cases there are to train on, and over how many units."""
+    query = select(func.count(Case.id), func.count(func.distinct(Case.org_unit_id))).where(
+        Case.tenant_id == tenant_id,
+        Case.org_unit_id.is_not(None),
+        Case.status.not_in([CaseStatus.NEU, CaseStatus.TRIAGE]),
+    )
+    count, units = session.execute(query).one()
+    return int(count or 0), int(units or 0)
+
+
+def _model_audit(session: Session, user: User, tenant: Tenant, kind: str, **data: Any) -> None:
+    audit.record(
+        session,
+        audit.Event(
+            kind=kind, actor=user.username, tenant_id=tenant.id, subject="routing_model", data=data
+        ),
+    )
+
+
+@router.get("/posteingang/modelle", dependencies=[ADMIN])
+def models_page(
+    request: Request,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    meldung: str = "",
+    fehler: str = "",
+) -> Response:
+    versions = training.versions(session, tenant.id)
+    live = next((v for v in versions if v.status == "live"), None)
+    units = session.scalars(
+        select(OrgUnit)
+        .where(
+            OrgUnit.tenant_id == tenant.id,
+            OrgUnit.is_active.is_(True),
+            OrgUnit.kind != OrgUnitKind.FACHBEREICH,
+        )
+        .order_by(OrgUnit.name)
+    ).all()
+    count, unit_count = _decided_cases(session, tenant.id)
+    errors = {
+        "zu_wenige": f"Zu wenige entschiedene Vorgänge zum Trainieren ({count}; mindestens "
+        f"{training.MIN_CASES} aus zwei oder mehr Ämtern).",
+    }
+    return render(
+        request,
+        "inbox_models.html",
+        {
+            "tenant": tenant,
+            "versions": versions,
+            "live": live,
+            "can_rollback": live is not None
+            and any(
+                v.metrics.get("tasks") and v.activated_at and v.version < live.version
+                for v in versions
+            ),
+            "thresholds": (live.metrics.get("thresholds") or {}) if live else {},
+            "units": units,
+            "decided": count,
+            "decided_units": unit_count,
+            "min_cases": training.MIN_CASES,
+            "min_auto": rules.MIN_AUTO_CONFIDENCE,
+            "notice": _notice(meldung),
+            "error": errors.get(fehler, ""),
+        },
+    )
+
+
+@router.post("/posteingang/modelle/trainieren", dependencies=[CsrfDep, ADMIN])
+def retrain_now(
+    user: CurrentUser, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep
+) -> Response:
+    from rathaus.inbox.jobs import retrain_job
+
+    count, units = _decided_cases(session, tenant.id)
+    if count < training.MIN_CASES or units < 2:
+        return RedirectResponse("/posteingang/modelle?fehler=zu_wenige", 303)
+    _model_audit(session, user, tenant, "routing_training_requested", decided_cases=count)
+    session.commit()
+    _queue_job(settings, retrain_job, tenant.id, "manuell", user.username)
+    return RedirectResponse("/posteingang/modelle?meldung=training", 303)
+
+
+@router.post("/posteingang/modelle/{version}/aktivieren", dependencies=[CsrfDep, ADMIN])
+def activate_version(
+    version: int, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
+) -> Response:
+    before = next(
+        (v.version for v in training.versions(session, tenant.id) if v.status == "live"), None
+    )
+    target = training.activate(session, tenant, version)
+    _model_audit(
+        session, user, tenant, "routing_model_activated", version=target.version, previous=before
+    )
+    return RedirectResponse("/posteingang/modelle?meldung=aktiviert", 303)
+
+
+@router.post("/posteingang/modelle/zurueckrollen", dependencies=[CsrfDep, ADMIN])
+def rollback_version(user: CurrentUser, tenant: CurrentTenant, session: SessionDep) -> Response:
+    before = next(
+        (v.version for v in training.versions(session, tenant.id) if v.status == "live"), None
+    )
+    target = training.rollback(session, tenant)
+    _model_audit(
+        session, user, tenant, "routing_model_rollback", version=target.version, previous=before
+    )
+    return RedirectResponse("/posteingang/modelle?meldung=zurueck", 303)
+
+
+def _threshold(raw: str, unit: OrgUnit) -> float | None:
+    value = raw.strip().replace(",", ".").removesuffix("%").strip()
+    if not value:
+        return None
+    try:
+        percent = float(value)
+    except ValueError:
+        percent = -1.0
+    if not rules.MIN_AUTO_CONFIDENCE * 100 <= percent <= 100:
+        raise RathausError(
+            f"Die Schwelle für „{unit.name}“ muss zwischen "
+            f"{rules.MIN_AUTO_CONFIDENCE * 100:.0f} und 100 % liegen (oder leer bleiben: dann "
+            "gilt die Schwelle des Modells)."
+        )
+    return round(percent / 100, 4)
+
+
+@router.post("/posteingang/modelle/einheiten", dependencies=[CsrfDep, ADMIN])
+def unit_settings(
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    einheit: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI copies defaults
+    schwelle: Annotated[list[str], Form()] = [],  # noqa: B006
+    automatisch: Annotated[list[int], Form()] = [],  # noqa: B006
+) -> Response:
+    """Automatic routing per unit: every change is written to the audit log, since it decides
+    whether items reach a department without a person looking at them."""
+    if len(einheit) != len(schwelle):
+        raise RathausError("Das Formular ist unvollständig; bitte die Seite neu laden.")
+    enabled = set(automatisch)
+    for unit_id, raw in zip(einheit, schwelle, strict=True):
+        unit = session.get(OrgUnit, unit_id)
+        if unit is None or unit.tenant_id != tenant.id:
+            raise NotFoundError("Diese Organisationseinheit gibt es in Ihrer Kommune nicht.")
+        threshold = _threshold(raw, unit)
+        before = {
+            "auto_route_enabled": unit.auto_route_enabled,
+            "threshold": unit.auto_route_threshold,
+        }
+        after = {"auto_route_enabled": unit_id in enabled, "threshold": threshold}
+        if before == after:
+            continue
+        unit.auto_route_enabled = after["auto_route_enabled"]
+        unit.auto_route_threshold = threshold
+        audit.record(
+            session,
+            audit.Event(
+                kind="auto_routing_changed",
+                actor=user.username,
+                tenant_id=tenant.id,
+                subject=f"org_unit:{unit.code}",
+                data={"unit": unit.name, "before": before, "after": after},
+            ),
+        )
+    return RedirectResponse("/posteingang/modelle?meldung=einheiten#einheiten", 303)
