@@ -65,6 +65,11 @@ def test_accept_and_correct_are_recorded_next_to_the_suggestion(
         ).one()
         assert event.data["how"] == "korrigiert" and event.actor_label == "admin"
         assert corrections_since_last_training(session, world.tenant.id) == 1
+        # The untouched reply draft now signs for the chosen unit.
+        draft = session.scalars(
+            select(Message).where(Message.case_id == second.id, Message.direction == "out")
+        ).one()
+        assert draft.body.splitlines()[-2] == world.units["BA"].name  # signed by the new unit
 
 
 def test_only_triage_roles_distribute_and_only_own_units(db: Database, kit: TriageKit) -> None:

@@ -197,6 +197,8 @@ def decide_routing(
         how=decision,
         why=note or ("Vorschlag übernommen" if decision == "angenommen" else "korrigiert"),
     )
+    if decision == "korrigiert":
+        _redraft_untouched_reply(session, case, unit, service)
     if case.needs_review_reason and decision:
         record_event(
             session,
@@ -208,6 +210,40 @@ def decide_routing(
         )
     session.flush()
     return case, decision
+
+
+def _redraft_untouched_reply(
+    session: Session, case: Case, unit: OrgUnit, service: Service | None
+) -> None:
+    """After a correction, a reply draft nobody has edited yet is written again for the
+    chosen unit and service (it named the suggested ones); an edited draft stays as it is."""
+    from rathaus.inbox import reply
+
+    suggestion = latest_suggestion(session, case, "reply")
+    if suggestion is None or suggestion.decision is not None:
+        return
+    draft = session.scalar(
+        select(Message)
+        .where(Message.case_id == case.id, Message.direction == "out", Message.status == "entwurf")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if draft is None or draft.body != suggestion.output.get("text"):
+        return
+    text = reply.template_draft(case, tenant_of(session, case), unit, service)
+    draft.body = text
+    suggestion.decision = "ersetzt"
+    suggestion.decided_at = utcnow()
+    session.add(
+        AiSuggestion(
+            tenant_id=case.tenant_id,
+            case_id=case.id,
+            function="reply",
+            backend="vorlage",
+            input_sha256=suggestion.input_sha256,
+            output={"text": text, "reason": f"neu nach Zuordnung an {unit.name}"},
+        )
+    )
 
 
 def _draft(session: Session, case: Case, message_id: int) -> Message:
