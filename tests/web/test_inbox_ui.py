@@ -415,12 +415,14 @@ def test_routing_accept_correct_and_reply(client, world, db):
     with db.session() as session:
         message = session.get(Message, draft.id)
         assert message.status == "freigegeben" and message.body.endswith("erledigt.")
-        reply = session.scalar(
-            select(AiSuggestion).where(
-                AiSuggestion.case_id == case_id, AiSuggestion.function == "reply"
-            )
-        )
-        assert reply.decision == "bearbeitet" and reply.final["diff"]
+        # The correction replaced the untouched first draft; the newest one was edited.
+        replies = session.scalars(
+            select(AiSuggestion)
+            .where(AiSuggestion.case_id == case_id, AiSuggestion.function == "reply")
+            .order_by(AiSuggestion.id)
+        ).all()
+        assert [r.decision for r in replies][:-1] in ([], ["ersetzt"])
+        assert replies[-1].decision == "bearbeitet" and replies[-1].final["diff"]
         activities = [e.activity for e in session.get(Case, case_id).events]
         assert "Antwortentwurf bearbeitet" in activities and "Antwort freigegeben" in activities
     page = client.get(f"/vorgaenge/{case_id}").text

@@ -153,40 +153,54 @@ class Triage:
 # -- the steps ---------------------------------------------------------------------------------
 
 
+def compose_text(subject: str, bodies: Sequence[str], extracted: Sequence[str]) -> str:
+    """The text triage reads: subject (unless the body starts with it), the incoming message
+    bodies, then each document's extracted text that is not already there. The review page
+    composes it the same way to place the stored PII offsets."""
+    subject = subject.strip()
+    repeated = subject and any(b.lstrip().startswith(subject) for b in bodies)
+    parts = ([] if repeated else [subject]) + [b for b in bodies if b.strip()]
+    for text in extracted:
+        text = (text or "").strip()
+        if text and text not in {p.strip() for p in parts}:
+            parts.append(text)
+    return "\n\n".join(p for p in parts if p and p.strip())
+
+
+def case_text_parts(case: Case) -> tuple[list[str], list[str]]:
+    """Incoming message bodies and extracted document texts of a case, in order."""
+    bodies = [m.body for m in case.messages if m.direction == "in" and m.body.strip()]
+    return bodies, [d.extracted_text or "" for d in case.documents]
+
+
 def read_text(t: Triage) -> None:
     """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body."""
     from rathaus.inbox.documents import extract
 
-    bodies = [m.body for m in t.case.messages if m.direction == "in" and m.body.strip()]
-    subject = t.case.subject.strip()
-    # A subject taken from the body's first line is not repeated.
-    parts = [] if subject and any(b.lstrip().startswith(subject) for b in bodies) else [subject]
-    parts += bodies
     for document in t.case.documents:
-        if document.extraction_status == "ausstehend":
-            data = t.kit.store.get(t.tenant.id, document.sha256)
-            result = extract(
-                data, document.filename, document.media_type, limits=t.kit.limits, ocr=t.kit.ocr
-            )
-            document.extracted_text = _with_attachments(result)
-            document.extraction_status = "fehler" if result.needs_review else "ok"
-            document.extraction_error = (
-                "\n".join(
-                    filter(None, [result.error, *_attachment_errors(result), *result.warnings])
-                )[:4000]
-                or None
-            )
-            if result.needs_review:
-                problems = [e for e in [result.error, *_attachment_errors(result)] if e]
-                more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
-                t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
-            _take_mail_headers(t.case, result)
-        extracted = (document.extracted_text or "").strip()
-        if extracted and extracted not in {p.strip() for p in parts}:
-            parts.append(extracted)
-    t.text = "\n\n".join(p for p in parts if p and p.strip())
+        if document.extraction_status != "ausstehend":
+            continue
+        data = t.kit.store.get(t.tenant.id, document.sha256)
+        result = extract(
+            data, document.filename, document.media_type, limits=t.kit.limits, ocr=t.kit.ocr
+        )
+        document.extracted_text = _with_attachments(result)
+        document.extraction_status = "fehler" if result.needs_review else "ok"
+        document.extraction_error = (
+            "\n".join(filter(None, [result.error, *_attachment_errors(result), *result.warnings]))[
+                :4000
+            ]
+            or None
+        )
+        if result.needs_review:
+            problems = [e for e in [result.error, *_attachment_errors(result)] if e]
+            more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
+            t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
+        _take_mail_headers(t.case, result)
+    bodies, extracted = case_text_parts(t.case)
+    t.text = compose_text(t.case.subject, bodies, extracted)
     t.input_sha256 = hashlib.sha256(t.text.encode("utf-8")).hexdigest()
-    if not bodies and not any((d.extracted_text or "").strip() for d in t.case.documents):
+    if not bodies and not any(e.strip() for e in extracted):
         t.flag("Kein lesbarer Text – bitte das Original ansehen.")
 
 

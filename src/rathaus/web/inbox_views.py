@@ -48,6 +48,7 @@ from rathaus.core.storage import OriginalStore
 from rathaus.inbox import review, training
 from rathaus.inbox import router as rules
 from rathaus.inbox.classify import REQUEST_TYPES, URGENCIES
+from rathaus.inbox.pipeline import case_text_parts, compose_text
 from rathaus.inbox.service import IncomingItem, receive
 from rathaus.web.deps import (
     CsrfDep,
@@ -480,18 +481,12 @@ def triage_text(case: Case) -> tuple[str, bool]:
     exactly that text: its SHA-256 is stored with the PII offsets. The subject may have changed
     since (an e-mail's subject replaces the file name), so the likely subjects are tried; if
     none matches, the text is shown without marks rather than with wrong ones."""
-    bodies = [m.body for m in case.messages if m.direction == "in" and m.body.strip()]
-    extracted = [(d.extracted_text or "").strip() for d in case.documents]
+    bodies, extracted = case_text_parts(case)
     wanted = (case.fields or {}).get("text_sha256")
     subjects = [case.subject, "", *(d.filename for d in case.documents)]
     first = None
     for subject in dict.fromkeys(s.strip() for s in subjects):
-        repeated = subject and any(b.lstrip().startswith(subject) for b in bodies)
-        parts = ([] if repeated else [subject]) + bodies
-        for text in extracted:
-            if text and text not in {p.strip() for p in parts}:
-                parts.append(text)
-        composed = "\n\n".join(p for p in parts if p and p.strip())
+        composed = compose_text(subject, bodies, extracted)
         first = composed if first is None else first
         if wanted and hashlib.sha256(composed.encode("utf-8")).hexdigest() == wanted:
             return composed, True
