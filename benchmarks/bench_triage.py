@@ -28,10 +28,10 @@ from sqlalchemy import select
 from rathaus.ai.registry import get_embedder
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
-from rathaus.core.demo.loader import SLUG, load_demo
+from rathaus.core.demo.loader import load_demo
 from rathaus.core.migrate import upgrade
 from rathaus.core.models import Case, Tenant
-from rathaus.inbox import training
+from rathaus.inbox.demo_eval import train_demo
 from rathaus.inbox.pipeline import TriageKit, triage_many
 from rathaus.inbox.service import IncomingItem, receive
 
@@ -66,17 +66,8 @@ def main() -> None:
         embedder = get_embedder(settings)
         embedder.embed_passages(["Aufwärmen"])  # load the model outside both timings
         kit = TriageKit.from_settings(settings, embedder=embedder, language_model=None)
-        with db.session() as session:
-            tenant = session.scalar(select(Tenant).where(Tenant.slug == SLUG))
-            assert tenant is not None
-            version = training.train(
-                session,
-                tenant,
-                data_dir=settings.data_dir,
-                secret_key=settings.secret_key.get_secret_value(),
-                embedder=embedder,
-            )
-            tenant_id = tenant.id
+        version = train_demo(db, settings, embedder, trigger="benchmark")
+        tenant_id = version.tenant_id
 
         started = time.perf_counter()
         for start in range(0, len(texts), BATCH):

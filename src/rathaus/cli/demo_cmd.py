@@ -29,30 +29,19 @@ def demo(
         return
     from sqlalchemy import select
 
-    from rathaus.ai.registry import get_embedder
     from rathaus.cli.inbox_cmd import _describe, _summary_text, run_triage
     from rathaus.core.demo.loader import SLUG
     from rathaus.core.models import Case, Tenant
-    from rathaus.inbox import training
+    from rathaus.inbox.demo_eval import train_demo
     from rathaus.inbox.pipeline import TriageKit
 
     kit = TriageKit.from_settings(s)
     typer.echo("Trainiere das Zuordnungsmodell auf den historischen Vorgängen …")
+    typer.echo(_describe(train_demo(db, s, kit.embedder)))
+    typer.echo("Prüfe die Eingänge vor …")
     with db.session() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == SLUG))
         assert tenant is not None
-        version = training.train(
-            session,
-            tenant,
-            data_dir=s.data_dir,
-            secret_key=s.secret_key.get_secret_value(),
-            embedder=get_embedder(s),
-            trigger="demo",
-            actor="demo",
-        )
-        typer.echo(_describe(version))
-    typer.echo("Prüfe die Eingänge vor …")
-    with db.session() as session:
         cases = list(
             session.scalars(
                 select(Case)

@@ -20,13 +20,36 @@ from sqlalchemy import select
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.core.demo.loader import SLUG, load_demo
+from rathaus.core.errors import RathausError
 from rathaus.core.migrate import upgrade
 from rathaus.core.models import AiSuggestion, Case, CaseStatus, OrgUnit, Tenant
 
 
+def train_demo(db: Database, settings: Any, embedder: Any, *, trigger: str = "demo") -> Any:
+    """Train Musterstadt's routing model on its history (as ``rathaus demo`` does); returns
+    the new :class:`RoutingModelVersion` (detached, read its fields right away)."""
+    from rathaus.inbox import training
+
+    with db.session() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == SLUG))
+        if tenant is None:
+            raise RathausError("Die Demo-Kommune Musterstadt ist nicht geladen (`rathaus demo`).")
+        version = training.train(
+            session,
+            tenant,
+            data_dir=settings.data_dir,
+            secret_key=settings.secret_key.get_secret_value(),
+            embedder=embedder,
+            trigger=trigger,
+            actor="demo",
+        )
+        session.flush()
+        session.expunge(version)
+        return version
+
+
 def evaluate_demo_inbox(*, embeddings: bool = True) -> dict[str, Any]:
     from rathaus.ai.registry import get_embedder
-    from rathaus.inbox import training
     from rathaus.inbox.pipeline import TriageKit, triage_many
 
     started = time.perf_counter()
@@ -37,16 +60,10 @@ def evaluate_demo_inbox(*, embeddings: bool = True) -> dict[str, Any]:
         load_demo(db, password_hasher=lambda p: "-")
         embedder = get_embedder(settings) if embeddings else None
         kit = TriageKit.from_settings(settings, embedder=embedder, language_model=None)
+        version = train_demo(db, settings, embedder, trigger="auswertung")
         with db.session() as session:
             tenant = session.scalar(select(Tenant).where(Tenant.slug == SLUG))
             assert tenant is not None
-            version = training.train(
-                session,
-                tenant,
-                data_dir=settings.data_dir,
-                secret_key=settings.secret_key.get_secret_value(),
-                embedder=embedder,
-            )
             cases = [
                 c
                 for c in session.scalars(select(Case).where(Case.tenant_id == tenant.id))
