@@ -356,3 +356,12 @@ def test_tampered_model_file_is_refused_and_triage_goes_on(db: Database, kit: Tr
         top = suggestion(session, case, "routing").output["candidates"][0]
         assert top["source"] == "ähnlichkeit" and top["unit_code"] == "OA"
         assert session.scalar(select(OrgUnit).where(OrgUnit.id == top["org_unit_id"]))
+
+
+def test_text_read_once_when_the_document_repeats_the_body() -> None:
+    from rathaus.inbox.pipeline import compose_text
+
+    body = "Schlagloch in der Lindenstraße.\r\nBitte reparieren!"
+    text = compose_text("Schlagloch in der Lindenstraße.", [body], [body.replace("\r\n", "\n")])
+    assert text == body
+    assert compose_text("Betreff", ["Text"], ["Anhang"]) == "Betreff\n\nText\n\nAnhang"

@@ -160,10 +160,13 @@ def compose_text(subject: str, bodies: Sequence[str], extracted: Sequence[str]) 
     subject = subject.strip()
     repeated = subject and any(b.lstrip().startswith(subject) for b in bodies)
     parts = ([] if repeated else [subject]) + [b for b in bodies if b.strip()]
+    seen = {" ".join(p.split()) for p in parts}
     for text in extracted:
         text = (text or "").strip()
-        if text and text not in {p.strip() for p in parts}:
+        flat = " ".join(text.split())  # a document that only repeats a body (other line breaks)
+        if text and flat not in seen:
             parts.append(text)
+            seen.add(flat)
     return "\n\n".join(p for p in parts if p and p.strip())
 
 
