@@ -516,7 +516,7 @@ def _profile_vectors(t: Triage) -> np.ndarray | None:
         str(t.session.get_bind().url),
         t.tenant.id,
         t.kit.embedder.model,
-        hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
+        router.profile_key(t.directory),
     )
     if key not in _PROFILE_CACHE:
         _PROFILE_CACHE[key] = t.kit.embedder.embed_passages(texts)
@@ -566,6 +566,9 @@ STEPS: tuple[Callable[[Triage], None], ...] = (
     route,
     draft_reply,
 )
+# Steps that query or write rows beyond the case's own fields and their one suggestion run in
+# a savepoint; the others compute first and record at their end, so a failure leaves nothing.
+WRITING_STEPS = frozenset({read_text, find_related, route, draft_reply})
 STEP_NAMES = {
     "read_text": "Text lesen",
     "detect_language": "Sprache",
@@ -668,7 +671,11 @@ def load_live_model(
 def _run(t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]) -> None:
     for step in steps:
         try:
-            with t.session.begin_nested():
+            if step in WRITING_STEPS:
+                # A savepoint: a failing step leaves no half-written rows behind.
+                with t.session.begin_nested():
+                    step(t)
+            else:
                 step(t)
         except Exception as exc:  # noqa: BLE001 - one failing step must not stop the others
             log.exception("Schritt %s für Vorgang %s fehlgeschlagen", step.__name__, t.case.id)

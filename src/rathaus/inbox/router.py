@@ -91,6 +91,7 @@ class Directory:
 
     units: dict[str, OrgUnit]
     services: dict[str, Service]
+    _profiles: tuple[list[tuple[OrgUnit, Service | None]], list[str], str] | None = None
 
     @classmethod
     def load(cls, session: Session, tenant_id: int) -> Directory:
@@ -235,7 +236,25 @@ def test_rule(session: Session, rule: RoutingRule, *, limit: int = 5000) -> dict
 
 
 def profile_texts(directory: Directory) -> tuple[list[tuple[OrgUnit, Service | None]], list[str]]:
-    """One text per service (with its unit) and per unit without services, for similarity."""
+    """One text per service (with its unit) and per unit, for similarity (built once per
+    loaded directory)."""
+    if directory._profiles is None:
+        owners, texts = _build_profiles(directory)
+        key = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
+        directory._profiles = (owners, texts, key)
+    return directory._profiles[0], directory._profiles[1]
+
+
+def profile_key(directory: Directory) -> str:
+    """A hash of the profile texts: the cache key for anything computed from them."""
+    profile_texts(directory)
+    assert directory._profiles is not None
+    return directory._profiles[2]
+
+
+def _build_profiles(
+    directory: Directory,
+) -> tuple[list[tuple[OrgUnit, Service | None]], list[str]]:
     owners: list[tuple[OrgUnit, Service | None]] = []
     texts: list[str] = []
     with_services: set[int] = set()
@@ -270,7 +289,7 @@ def similarity_candidates(
     owners, texts = profile_texts(directory)
     if not owners:
         return []
-    vectorizer, profiles = _lexical_profiles(texts)
+    vectorizer, profiles = _lexical_profiles(texts, profile_key(directory))
     lexical = (profiles @ vectorizer.transform([text]).T).toarray().ravel()
     score = lexical / (lexical.max() or 1.0)
     if text_vector is not None and profile_vectors is not None and len(profile_vectors):
@@ -295,11 +314,10 @@ def similarity_candidates(
 _LEXICAL: dict[str, tuple[Any, Any]] = {}
 
 
-def _lexical_profiles(texts: list[str]) -> tuple[Any, Any]:
+def _lexical_profiles(texts: list[str], key: str) -> tuple[Any, Any]:
     """TF-IDF over character 4–5-grams of the profile texts, fitted once per set of texts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    key = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
     cached = _LEXICAL.get(key)
     if cached is None:
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 5), sublinear_tf=True)
