@@ -3,7 +3,10 @@
 set -euo pipefail
 
 VERSION=0.3.36
-CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels}
+# Built for this machine's CPU, but without llama.cpp's AMX backend: on Xeon machines whose
+# hypervisor announces AMX, that backend crashed the process (segmentation fault in decode).
+CMAKE_FLAGS="-DGGML_AMX=OFF"
+CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-$VERSION-noamx}
 PYTHON=${PYTHON:-.venv/bin/python}
 
 if ! [ -x "$PYTHON" ]; then
@@ -33,7 +36,7 @@ fi
 echo "Baue llama-cpp-python $VERSION (dauert etwa 8 Minuten, einmalig) …"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-MAKEFLAGS=-j2 CMAKE_BUILD_PARALLEL_LEVEL=2 \
-    "$PYTHON" -m pip wheel --no-deps -w "$tmp" "llama-cpp-python==$VERSION"
+CMAKE_ARGS="$CMAKE_FLAGS" MAKEFLAGS=-j2 CMAKE_BUILD_PARALLEL_LEVEL=2 \
+    "$PYTHON" -m pip wheel --no-cache-dir --no-deps -w "$tmp" "llama-cpp-python==$VERSION"
 mv "$tmp"/llama_cpp_python-"$VERSION"-*.whl "$CACHE"/
 echo "llama-cpp-python $VERSION: Wheel gebaut und abgelegt in $CACHE."

