@@ -3,10 +3,10 @@
 set -euo pipefail
 
 VERSION=0.3.36
-# Built for this machine's CPU, but without llama.cpp's AMX backend: on Xeon machines whose
-# hypervisor announces AMX, that backend crashed the process (segmentation fault in decode).
-CMAKE_FLAGS="-DGGML_AMX=OFF"
-CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-$VERSION-noamx}
+# Built for AVX2 without AVX-512 and AMX (not -march=native): on Xeon machines whose
+# hypervisor announces AMX, the native build crashed in decode (segmentation fault).
+CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-$VERSION-avx2}
 PYTHON=${PYTHON:-.venv/bin/python}
 
 if ! [ -x "$PYTHON" ]; then

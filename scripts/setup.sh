@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 STAMPS=build/stamps
-WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-0.3.36-noamx}
+WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-0.3.36-avx2}
 export RATHAUS_WHEEL_CACHE=$WHEEL_CACHE
 VENDOR=src/rathaus/web/static/vendor
 

@@ -26,14 +26,14 @@ def _env(tmp_path, port: int) -> dict[str, str]:
     return env
 
 
-def _cli(args, env, tmp_path):  # type: ignore[no-untyped-def]
+def _cli(args, env, tmp_path, timeout: float = 120):  # type: ignore[no-untyped-def]
     return subprocess.run(
         [sys.executable, "-m", "rathaus", *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -44,8 +44,11 @@ def test_demo_installation_serves_and_logs_in(tmp_path):
         port = s.getsockname()[1]
     env = _env(tmp_path, port)
     assert _cli(["db", "upgrade"], env, tmp_path).returncode == 0
-    first = _cli(["demo", "--if-empty"], env, tmp_path)
+    # As in `make run`: load, train the routing model on the history, triage the 60 items.
+    first = _cli(["demo", "--if-empty"], env, tmp_path, timeout=900)
     assert first.returncode == 0 and "Musterstadt geladen" in first.stdout, first.stderr
+    assert "Prüfung bestanden" in first.stdout
+    assert "60 Eingänge vorgeprüft" in first.stdout
     again = _cli(["demo", "--if-empty"], env, tmp_path)
     assert again.returncode == 0 and "bereits geladen" in again.stdout
     server = subprocess.Popen(
