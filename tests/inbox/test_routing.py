@@ -11,6 +11,7 @@ import pytest
 from rathaus.core.errors import RathausError
 from rathaus.inbox.routing import (
     RoutingModel,
+    normalise,
     routed_share_and_precision,
     threshold_for_precision,
 )
@@ -53,13 +54,22 @@ def _data():
     return texts, labels
 
 
-@pytest.fixture(scope="module")
-def model():
+def _vectors(texts):
+    """Stand-in sentence vectors: one direction per topic word, unit length."""
+    words = ("lamp", "latern", "leucht", "beleucht", "müll", "abfall", "fahrzeug", "schild")
+    rows = np.array([[1.0 + (w in t.lower()) * 5 for w in words] for t in texts])
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["ensemble", "single"])
+def model(request):
     texts, labels = _data()
     places = [{"stadtteil": "Altstadt" if i % 2 else "Egg"} for i in range(len(texts))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return RoutingModel(folds=3).fit(texts, labels, extra_features=places)
+        return RoutingModel(folds=3, ensemble=request.param).fit(
+            texts, labels, extra_features=places
+        )
 
 
 def test_predicts_top_k_with_probabilities(model):
@@ -76,6 +86,55 @@ def test_predicts_top_k_with_probabilities(model):
 def test_missing_extra_features_are_an_error(model):
     with pytest.raises(ValueError):
         model.predict_proba(["Laterne kaputt"])
+
+
+def test_normalise_folds_case_umlauts_and_numbers():
+    assert normalise("Straße 12a, MÜLLEIMER voll") == "strasse 0a, muelleimer voll"
+    assert normalise("Strasse") == normalise("STRAßE")
+    assert normalise(None) == ""
+
+
+def test_ensemble_with_vectors_and_weights():
+    texts, labels = _data()
+    vectors = _vectors(texts)
+    weights = np.linspace(0.5, 1.5, len(texts))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RoutingModel(folds=3).fit(texts, labels, vectors=vectors, sample_weight=weights)
+    queries = ["Laterne leuchtet nicht", "Abfall liegt im Park"]
+    proba = model.predict_proba(queries, vectors=_vectors(queries))
+    assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0)
+    assert list(model.classes_[proba.argmax(axis=1)]) == ["Stadtwerke", "Technische Betriebe"]
+    with pytest.raises(ValueError, match="Vektoren"):
+        model.predict_proba(queries)
+    with pytest.raises(ValueError, match="sample_weight"):
+        RoutingModel().fit(texts, labels, sample_weight=[1.0])
+
+
+def test_tiny_data_and_rare_labels_still_train():
+    # Two labels with two items each and one seen once (left out): the folds cope.
+    texts = ["Laterne aus", "Lampe dunkel", "Müll am Weg", "Abfall im Park", "Schild weg"]
+    labels = ["Licht", "Licht", "Müll", "Müll", "Schilder"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RoutingModel().fit(texts, labels, vectors=_vectors(texts))
+    assert list(model.classes_) == ["Licht", "Müll"]
+    assert model.predict(["Laterne kaputt"], k=1, vectors=_vectors(["Laterne kaputt"]))[0]
+
+
+def test_model_files_from_before_the_ensemble_still_predict(model, tmp_path: Path):
+    # A model pickled by the earlier version lacks the ensemble attributes and saw raw text.
+    texts, labels = _data()
+    places = [{"stadtteil": "Egg"} for _ in texts]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = RoutingModel(folds=3, ensemble=False).fit(texts, labels, extra_features=places)
+    for name in ("_normalise", "_base", "_meta", "_scaler", "ensemble", "class_weight"):
+        del old.__dict__[name]
+    old.save(tmp_path / "old.model", key=KEY)
+    loaded = RoutingModel.load(tmp_path / "old.model", key=KEY)
+    top = loaded.predict(["Die Laterne ist kaputt"], k=1, extra_features=[{"stadtteil": "Egg"}])
+    assert top[0][0].label == "Stadtwerke"
 
 
 def test_save_load_roundtrip(model, tmp_path: Path):
@@ -144,12 +203,13 @@ def test_konstanz_targets_reached_without_embeddings():
         warnings.simplefilter("ignore")
         result = evaluate_inbox(KONSTANZ, folds=3)
     unit, category = result["unit"], result["category"]
-    # Measured: unit 0.732 / auto 0.26, category 0.677 (TF-IDF + location, no embeddings).
+    # Measured (TF-IDF + location, no embeddings, 3 folds): unit 0.756 / auto 0.424 at 0.944
+    # precision, category 0.674. Before the stacked ensemble: unit 0.732 / auto 0.265.
     assert unit["n_test"] == 926 and unit["n_train"] == 2504
-    assert unit["accuracy"] >= 0.72
-    assert unit["auto_share_at_95"] >= 0.2
+    assert unit["accuracy"] >= 0.745
+    assert unit["auto_share_at_95"] >= 0.38
     assert category["accuracy"] >= 0.66
-    assert unit["precision_at_threshold"] >= 0.90
+    assert unit["precision_at_threshold"] >= 0.92
 
 
 def test_evaluation_input_errors_are_german(tmp_path: Path):

@@ -8,15 +8,21 @@ Split and metrics (as in ``../shared/data/README.md``):
 - ``auto_share_at_95``: share of test items whose top calibrated probability is at or above a
   threshold. The threshold is chosen on the **training years only**: out-of-fold probabilities
   from a k-fold cross-validation of the whole model on 2020–2021, then the lowest threshold whose
-  routed items are ≥ 95 % precise (:func:`threshold_for_precision`). ``precision_at_threshold``
-  is the precision those routed test items really reached; ``threshold`` is the value used.
+  routed items are ≥ 95 % precise (:func:`threshold_for_precision`). The folds are blocks of
+  whole calendar months (``Jahr``/``Monat``), so that reports of the same incident a few days
+  apart never sit on both sides of a fold. ``precision_at_threshold`` is the precision those
+  routed test items really reached; ``threshold`` is the value used.
 
-Features:
-- Category: the report text only (TF-IDF words + character n-grams, plus multilingual-e5-small
-  sentence embeddings when an embedder is given).
+Features and models (chosen by validation inside the training years only: train 2020 →
+validate 2021, and train 2020 + first half of 2021 → validate second half of 2021):
+- Category: the report text only (TF-IDF words + character n-grams of the normalised text, plus
+  multilingual-e5-small sentence embeddings when an embedder is given); one linear SVM,
+  calibrated with Platt scaling on k folds (``RoutingModel(ensemble=False)``).
 - Unit: the same text features plus the location of the report: district (``Stadtteil``), street
   and postcode of the automatically determined address, and lat/lon grid cells of about 0.5 and
-  2 km. The citizen-chosen category is *not* used.
+  2 km. Model: the stacked ensemble of :class:`RoutingModel` (text SVM, text + location SVM,
+  vote of the 10 most similar earlier reports by embedding, combined by a logistic regression
+  on out-of-fold scores). The citizen-chosen category is *not* used.
 Embeddings can be cached in a folder (one ``.npy`` per text, named by the SHA-256 of the text).
 """
 
@@ -116,16 +122,30 @@ def cached_embeddings(texts: Sequence[str], embedder: Any, cache_dir: Path | Non
     return np.stack([vectors[k] for k in keys]).astype(np.float32)
 
 
-def _oof_proba(make: Any, texts: list[str], y: np.ndarray, extra: Any, vectors: Any, folds: int):
-    """Out-of-fold calibrated probabilities on the training data, columns = sorted labels."""
-    from sklearn.model_selection import StratifiedKFold
+def _oof_proba(
+    make: Any,
+    texts: list[str],
+    y: np.ndarray,
+    extra: Any,
+    vectors: Any,
+    folds: int,
+    groups: Any = None,
+):
+    """Out-of-fold calibrated probabilities on the training data, columns = sorted labels.
+
+    With ``groups`` (e.g. the month of each report) whole groups are held out together."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
 
     classes = np.unique(y)
     proba = np.zeros((len(y), len(classes)))
-    smallest = int(min(np.unique(y, return_counts=True)[1]))
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=1)
-    strat = y if smallest >= folds else np.zeros(len(y))  # rare classes: plain shuffled folds
-    for train, held in splitter.split(texts, strat):
+    if groups is not None and len(set(groups)) >= folds:
+        splits = GroupKFold(folds).split(texts, y, groups)
+    else:
+        smallest = int(min(np.unique(y, return_counts=True)[1]))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=1)
+        strat = y if smallest >= folds else np.zeros(len(y))  # rare classes: plain shuffled folds
+        splits = splitter.split(texts, strat)
+    for train, held in splits:
         model = make().fit(
             [texts[i] for i in train],
             y[train],
@@ -150,11 +170,15 @@ def _task(
     extra: tuple[Any, Any] = (None, None),
     vectors: tuple[Any, Any] = (None, None),
     folds: int,
+    groups: Any = None,
+    ensemble: bool = True,
 ) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    make = RoutingModel
-    oof, oof_classes = _oof_proba(make, train_texts, y_train, extra[0], vectors[0], folds)
+    def make() -> RoutingModel:
+        return RoutingModel(ensemble=ensemble, folds=folds)
+
+    oof, oof_classes = _oof_proba(make, train_texts, y_train, extra[0], vectors[0], folds, groups)
     threshold = threshold_for_precision(y_train, oof, TARGET_PRECISION, classes=oof_classes)
     model = make().fit(train_texts, y_train, extra_features=extra[0], vectors=vectors[0])
     proba = model.predict_proba(test_texts, extra_features=extra[1], vectors=vectors[1])
@@ -201,6 +225,7 @@ def evaluate_inbox(
         both = cached_embeddings(train_texts + test_texts, embedder, cache)
         vectors = (both[: len(train)], both[len(train) :])
     places = ([location_features(r) for r in train], [location_features(r) for r in test])
+    months = [f"{r['Jahr'].strip()}-{(r.get('Monat') or '').strip()}" for r in train]
 
     unit = _task(
         train_texts,
@@ -210,6 +235,7 @@ def evaluate_inbox(
         extra=places,
         vectors=vectors,
         folds=folds,
+        groups=months,
     )
     category = _task(
         train_texts,
@@ -218,6 +244,8 @@ def evaluate_inbox(
         np.array([r["Kategorie"].strip() for r in test]),
         vectors=vectors,
         folds=folds,
+        groups=months,
+        ensemble=False,
     )
     text = "tfidf_word_char" + ("+" + embedder.name if embedder is not None else "")
     return {
@@ -226,8 +254,14 @@ def evaluate_inbox(
         "setup": {
             "split": "train Jahr 2020-2021, test Jahr 2022",
             "unit_features": text + "+location(stadtteil,strasse,plz,grid)",
+            "unit_model": "stacked: svm(text), svm(text+location)"
+            + (", knn(embeddings)" if embedder is not None else "")
+            + " -> logistic regression",
             "category_features": text,
-            "threshold_chosen_on": f"{folds}-fold cross-validation on the training years",
+            "category_model": "svm(text), platt-calibrated",
+            "threshold_chosen_on": (
+                f"{folds}-fold cross-validation on the training years, folds = whole months"
+            ),
             "seconds": round(time.perf_counter() - started, 1),
         },
     }

@@ -7,6 +7,8 @@ import hmac
 import io
 import json
 import pickle  # noqa: S403 - only unpickled after the HMAC over the exact bytes has been checked
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,16 @@ class Suggestion:
     probability: float
 
 
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def normalise(text: str | None) -> str:
+    """Text as the word and character n-grams see it: lower case, umlauts and ß folded
+    (``Straße`` = ``Strasse``, ``Mülleimer`` = ``Muelleimer``), every number written as ``0``
+    (house and lamp numbers say little about who is responsible)."""
+    return re.sub(r"\d+", "0", (text or "").lower().translate(_UMLAUTS))
+
+
 class RoutingModel:
     """Calibrated classifier over free text, optional named features and optional dense vectors.
 
@@ -42,14 +54,25 @@ class RoutingModel:
       ``extra_features`` is one mapping per item; string values become one-hot indicators
       (``{"stadtteil": "Egg", "strasse": "flurweg"}``), numbers stay numeric. ``vectors`` is a
       dense array of shape ``(n, d)``, e.g. sentence embeddings with unit-length rows.
+      Optional: ``sample_weight``, one non-negative weight per item (e.g. more for recent ones).
     - ``predict_proba`` returns an ``(n, len(classes_))`` array whose rows sum to 1 and whose
       values are calibrated: among items shown with 0.9, about 90 % are right. Calibration is
-      fitted on held-out folds (``CalibratedClassifierCV``), never on the items it was trained on.
+      fitted on held-out folds, never on the items it was trained on.
     - ``predict(..., k=3)`` returns the top-k :class:`Suggestion` per item, best first.
 
-    Features: TF-IDF over words (uni- and bigrams) and over character 2–5-grams inside words,
-    which copes with German compounds and typos; a linear SVM on top, calibrated with Platt
-    scaling (``method="sigmoid"``) or isotonic regression.
+    Features: TF-IDF over words (uni- and bigrams) and over character 2–5-grams inside words of
+    the normalised text (:func:`normalise`), which copes with German compounds and typos, plus
+    the vectors and the extra features.
+
+    Model (``ensemble=True``, the default): a stacked ensemble. Base models – a linear SVM on
+    the text (and vectors), a linear SVM on text plus extra features, and a vote of the
+    ``neighbours`` most similar known items by vector (cosine) – are fitted ``folds`` times;
+    their scores on the held-out fold are the input of a multinomial logistic regression
+    (``meta_C``) that weighs them and yields the calibrated probabilities. For prediction the
+    base models are refitted on all items. ``ensemble=False`` is the single linear SVM on all
+    features, calibrated with Platt scaling (``calibration="sigmoid"``) or isotonic regression
+    on ``folds`` folds (``CalibratedClassifierCV``). Model files written before the ensemble
+    existed load and predict as before.
     """
 
     def __init__(
@@ -58,9 +81,14 @@ class RoutingModel:
         C: float = 0.5,
         calibration: str = "sigmoid",
         folds: int = 5,
-        extra_weight: float = 1.0,
+        extra_weight: float = 0.5,
         vector_weight: float = 1.0,
         random_state: int = 0,
+        ensemble: bool = True,
+        meta_C: float = 0.03,
+        neighbours: int = 10,
+        neighbour_temperature: float = 0.05,
+        class_weight: str | None = None,
     ) -> None:
         self.C = C
         self.calibration = calibration
@@ -68,28 +96,60 @@ class RoutingModel:
         self.extra_weight = extra_weight
         self.vector_weight = vector_weight
         self.random_state = random_state
+        self.ensemble = ensemble
+        self.meta_C = meta_C
+        self.neighbours = neighbours
+        self.neighbour_temperature = neighbour_temperature
+        self.class_weight = class_weight
         self.classes_: np.ndarray = np.array([])
         self._word: Any = None
         self._char: Any = None
         self._dict: Any = None
+        self._dim = 0
         self._clf: Any = None
+        self._normalise = True
+        self._base: dict[str, Any] | None = None
+        self._meta: Any = None
+        self._scaler: Any = None
 
     # -- features ---------------------------------------------------------------------------
 
-    def _matrix(self, texts: Sequence[str], extra_features: Features | None, vectors: Any) -> Any:
-        from scipy.sparse import csr_matrix, hstack
+    def _text_parts(self, texts: Sequence[str], vectors: Any) -> list[Any]:
+        from scipy.sparse import csr_matrix
 
-        texts = [t or "" for t in texts]
-        parts = [self._word.transform(texts), self._char.transform(texts)]
-        if self._dict is not None:
-            if extra_features is None:
-                raise ValueError("Dieses Modell wurde mit Zusatzmerkmalen trainiert; sie fehlen.")
-            parts.append(self._dict.transform(list(extra_features)) * self.extra_weight)
+        # Models written before text normalisation existed see the text as they were trained.
+        clean = [normalise(t) if getattr(self, "_normalise", False) else t or "" for t in texts]
+        parts = [self._word.transform(clean), self._char.transform(clean)]
         if self._dim:
             if vectors is None:
                 raise ValueError("Dieses Modell wurde mit Vektoren trainiert; sie fehlen.")
             parts.append(csr_matrix(np.asarray(vectors, dtype=np.float64) * self.vector_weight))
+        return parts
+
+    def _extra_part(self, extra_features: Features | None) -> Any:
+        if extra_features is None:
+            raise ValueError("Dieses Modell wurde mit Zusatzmerkmalen trainiert; sie fehlen.")
+        return self._dict.transform(list(extra_features)) * self.extra_weight
+
+    def _matrix(self, texts: Sequence[str], extra_features: Features | None, vectors: Any) -> Any:
+        from scipy.sparse import hstack
+
+        parts = self._text_parts(texts, vectors)
+        if self._dict is not None:
+            parts.append(self._extra_part(extra_features))
         return hstack(parts).tocsr()
+
+    def _inputs(self, texts: Sequence[str], extra_features: Features | None, vectors: Any) -> dict:
+        """The matrices the base models of the ensemble read."""
+        from scipy.sparse import hstack
+
+        parts = self._text_parts(texts, vectors)
+        inputs: dict[str, Any] = {"text": hstack(parts).tocsr()}
+        if self._dict is not None:
+            inputs["extra"] = hstack([*parts, self._extra_part(extra_features)]).tocsr()
+        if self._dim:
+            inputs["vectors"] = _unit_rows(vectors)
+        return inputs
 
     # -- training and prediction -----------------------------------------------------------
 
@@ -100,18 +160,22 @@ class RoutingModel:
         *,
         extra_features: Features | None = None,
         vectors: Any = None,
+        sample_weight: Any = None,
     ) -> RoutingModel:
-        """Learn from ``texts`` with their ``labels``; returns ``self``."""
-        from sklearn.calibration import CalibratedClassifierCV
+        """Learn from ``texts`` with their ``labels``; returns ``self``.
+
+        ``sample_weight``: one non-negative weight per item (SVMs and combining model).
+        """
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.model_selection import StratifiedKFold
-        from sklearn.svm import LinearSVC
 
         texts = [t or "" for t in texts]
         y = np.asarray([str(label) for label in labels])
         if len(texts) != len(y):
             raise ValueError("Zum Trainieren braucht es gleich viele Texte und Labels.")
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if weights is not None and weights.shape != (len(y),):
+            raise ValueError("sample_weight braucht genau einen Wert je Text.")
         # A label seen only once cannot be calibrated on a held-out fold: it is left out until
         # a second example arrives.
         names, counts = np.unique(y, return_counts=True)
@@ -124,37 +188,116 @@ class RoutingModel:
                 else [f for f, k in zip(extra_features, keep, strict=True) if k]
             )
             vectors = None if vectors is None else np.asarray(vectors)[keep]
+            weights = None if weights is None else weights[keep]
             y = y[keep]
         if len(set(y)) < 2:
             raise ValueError(
                 "Zum Trainieren braucht es gleich viele Texte und Labels, mind. 2 Klassen."
             )
+        self._normalise = True
+        clean = [normalise(t) for t in texts]
         self._word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
         self._char = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
         )
-        self._word.fit(texts)
+        self._word.fit(clean)
         try:
-            self._char.fit(texts)
+            self._char.fit(clean)
         except ValueError:  # tiny corpora: no n-gram occurs twice
             self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
-            self._char.fit(texts)
+            self._char.fit(clean)
         self._dict = None
         if extra_features is not None:
             self._dict = DictVectorizer()
             self._dict.fit(list(extra_features))
         self._dim = 0 if vectors is None else int(np.asarray(vectors).shape[1])
-        X = self._matrix(texts, extra_features, vectors)
+        if self.ensemble:
+            self._fit_ensemble(self._inputs(texts, extra_features, vectors), y, weights)
+        else:
+            self._fit_single(self._matrix(texts, extra_features, vectors), y, weights)
+        return self
+
+    def _fit_single(self, X: Any, y: np.ndarray, weights: np.ndarray | None) -> None:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.svm import LinearSVC
 
         # Each class needs a member in every calibration fold; rare classes cap the fold count.
         smallest = int(min(np.unique(y, return_counts=True)[1]))
         folds = max(2, min(self.folds, smallest))
-        base = LinearSVC(C=self.C, class_weight=None, random_state=self.random_state)
+        base = LinearSVC(
+            C=self.C,
+            class_weight=self.class_weight,
+            random_state=self.random_state,
+        )
         cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        self._base = self._meta = self._scaler = None
         self._clf = CalibratedClassifierCV(base, method=self.calibration, cv=cv)
-        self._clf.fit(X, y)
+        self._clf.fit(X, y, sample_weight=weights)
         self.classes_ = self._clf.classes_
-        return self
+
+    def _fit_ensemble(self, inputs: dict, y: np.ndarray, weights: np.ndarray | None) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.preprocessing import StandardScaler
+
+        self._clf = None
+        self.classes_ = np.unique(y)
+        # Out-of-fold scores of the base models are what the combining model learns from.
+        # Every label has ≥ 2 items, so each training part holds at least one of each label.
+        largest = int(max(np.unique(y, return_counts=True)[1]))
+        folds = max(2, min(self.folds, largest))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        scores: np.ndarray | None = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "least populated class has only 2 members"
+            for train, held in splitter.split(np.zeros(len(y)), y):
+                base = self._fit_base(_rows(inputs, train), y[train], _pick(weights, train))
+                part = self._base_scores(base, _rows(inputs, held))
+                if scores is None:
+                    scores = np.zeros((len(y), part.shape[1]))
+                scores[held] = part
+        assert scores is not None
+        self._base = self._fit_base(inputs, y, weights)
+        self._scaler = StandardScaler().fit(scores)
+        self._meta = LogisticRegression(C=self.meta_C, max_iter=5000)
+        self._meta.fit(self._scaler.transform(scores), y, sample_weight=weights)
+        self.classes_ = self._meta.classes_
+
+    def _fit_base(self, inputs: dict, y: np.ndarray, weights: np.ndarray | None) -> dict:
+        base: dict[str, Any] = {"text": self._svm(inputs["text"], y, weights)}
+        if "extra" in inputs:
+            base["extra"] = self._svm(inputs["extra"], y, weights)
+        if "vectors" in inputs:
+            base["neighbours"] = (inputs["vectors"], np.searchsorted(self.classes_, y))
+        return base
+
+    def _svm(self, X: Any, y: np.ndarray, weights: np.ndarray | None) -> Any:
+        from sklearn.svm import LinearSVC
+
+        if len(np.unique(y)) < 2:
+            return None  # a tiny fold without a second label: that part scores as unknown
+        svm = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
+        return svm.fit(X, y, sample_weight=weights)
+
+    def _base_scores(self, base: dict[str, Any], inputs: dict) -> np.ndarray:
+        n = inputs["text"].shape[0]
+        parts = [_svm_scores(base["text"], inputs["text"], self.classes_)]
+        if "extra" in inputs:
+            parts.append(_svm_scores(base["extra"], inputs["extra"], self.classes_))
+        if "vectors" in inputs:
+            known, labels = base["neighbours"]
+            parts.append(
+                _neighbour_vote(
+                    inputs["vectors"],
+                    known,
+                    labels,
+                    len(self.classes_),
+                    k=self.neighbours,
+                    temperature=self.neighbour_temperature,
+                )
+            )
+        return np.hstack(parts).reshape(n, -1)
 
     def predict_proba(
         self,
@@ -164,6 +307,10 @@ class RoutingModel:
         vectors: Any = None,
     ) -> np.ndarray:
         """Calibrated probabilities, one row per text, columns in the order of ``classes_``."""
+        if getattr(self, "_meta", None) is not None:
+            inputs = self._inputs(texts, extra_features, vectors)
+            scores = self._base_scores(self._base or {}, inputs)
+            return self._meta.predict_proba(self._scaler.transform(scores))
         if self._clf is None:
             raise RathausError("Das Zuordnungsmodell ist noch nicht trainiert.")
         return self._clf.predict_proba(self._matrix(texts, extra_features, vectors))
@@ -235,6 +382,62 @@ class RoutingModel:
         if not isinstance(model, cls):
             raise ModelFileError(f"{path} enthält kein Zuordnungsmodell.")
         return model
+
+
+def _pick(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[rows]
+
+
+def _rows(inputs: dict, rows: np.ndarray) -> dict:
+    return {name: matrix[rows] for name, matrix in inputs.items()}
+
+
+def _unit_rows(vectors: Any) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(norms > 0, norms, 1.0)
+
+
+def _svm_scores(model: Any, X: Any, classes: np.ndarray) -> np.ndarray:
+    """Decision values in the column order of ``classes``; labels the model never saw score
+    -1 (the margin of a clear "no")."""
+    out = np.full((X.shape[0], len(classes)), -1.0)
+    if model is None:
+        return out
+    values = model.decision_function(X)
+    if values.ndim == 1:  # two labels: one column, positive for the second
+        values = np.c_[-values, values]
+    columns = np.searchsorted(classes, model.classes_)
+    known = (columns < len(classes)) & (
+        classes[np.minimum(columns, len(classes) - 1)] == model.classes_
+    )
+    out[:, columns[known]] = values[:, known]
+    return out
+
+
+def _neighbour_vote(
+    vectors: np.ndarray,
+    known: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    k: int,
+    temperature: float,
+) -> np.ndarray:
+    """Log share of each label among the ``k`` most similar known items (cosine), weighted by
+    ``exp((similarity - 1) / temperature)`` and smoothed towards the label frequencies."""
+    n = len(vectors)
+    prior = np.bincount(labels, minlength=n_classes) / max(len(labels), 1)
+    votes = np.zeros((n, n_classes))
+    if len(known) and n:
+        k = min(k, len(known))
+        similarity = vectors @ known.T
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        weight = np.exp((np.take_along_axis(similarity, nearest, axis=1) - 1.0) / temperature)
+        rows = np.repeat(np.arange(n), k)
+        np.add.at(votes, (rows, labels[nearest].ravel()), weight.ravel())
+    share = (votes + 0.5 * prior) / (votes.sum(axis=1, keepdims=True) + 0.5)
+    return np.log(share + 1e-4)
 
 
 def _sign(payload: bytes, key: bytes) -> str:
