@@ -1124,12 +1124,7 @@ def _save_rule(
     return RedirectResponse(f"/posteingang/regeln/{rule.id}?meldung=regel", 303)
 
 
-@router.post("/posteingang/regeln", dependencies=[CsrfDep, ADMIN])
-def create_rule(
-    request: Request,
-    user: CurrentUser,
-    tenant: CurrentTenant,
-    session: SessionDep,
+def _rule_fields(
     name: RuleForm = "",
     keywords: RuleForm = "",
     pattern: RuleForm = "",
@@ -1137,13 +1132,32 @@ def create_rule(
     org_unit_id: RuleForm = "",
     service_id: RuleForm = "",
     priority: RuleForm = "100",
+) -> dict[str, str]:
+    """The rule form's fields, as typed (checked by ``_rule_input``)."""
+    return {
+        "name": name,
+        "keywords": keywords,
+        "pattern": pattern,
+        "scope": scope,
+        "org_unit_id": org_unit_id,
+        "service_id": service_id,
+        "priority": priority,
+    }
+
+
+RuleFields = Annotated[dict[str, str], Depends(_rule_fields)]
+
+
+@router.post("/posteingang/regeln", dependencies=[CsrfDep, ADMIN])
+def create_rule(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    fields: RuleFields,
     aktion: RuleForm = "speichern",
 ) -> Response:
-    return _save_rule(
-        request, session, tenant, user, None, aktion,
-        name=name, keywords=keywords, pattern=pattern, scope=scope,
-        org_unit_id=org_unit_id, service_id=service_id, priority=priority,
-    )  # fmt: skip
+    return _save_rule(request, session, tenant, user, None, aktion, **fields)
 
 
 @router.post("/posteingang/regeln/{rule_id}", dependencies=[CsrfDep, ADMIN])
@@ -1153,21 +1167,11 @@ def update_rule(
     user: CurrentUser,
     tenant: CurrentTenant,
     session: SessionDep,
-    name: RuleForm = "",
-    keywords: RuleForm = "",
-    pattern: RuleForm = "",
-    scope: RuleForm = "text",
-    org_unit_id: RuleForm = "",
-    service_id: RuleForm = "",
-    priority: RuleForm = "100",
+    fields: RuleFields,
     aktion: RuleForm = "speichern",
 ) -> Response:
     rule = _tenant_rule(session, tenant, rule_id)
-    return _save_rule(
-        request, session, tenant, user, rule, aktion,
-        name=name, keywords=keywords, pattern=pattern, scope=scope,
-        org_unit_id=org_unit_id, service_id=service_id, priority=priority,
-    )  # fmt: skip
+    return _save_rule(request, session, tenant, user, rule, aktion, **fields)
 
 
 @router.post("/posteingang/regeln/{rule_id}/aktiv", dependencies=[CsrfDep, ADMIN])

@@ -324,13 +324,5 @@ def _take_file(
         store=store,
         review_reason=review_reason,
     )
-    if outcome.already_taken:
-        result.already_taken += 1
-    elif outcome.duplicate:
-        result.duplicates += 1
-    elif review_reason:
-        result.notes.append(f"{outcome.reference}: {review_reason}")
-    else:
-        assert outcome.case_id is not None
-        result.new_case_ids.append(outcome.case_id)
+    result.count(outcome, review_reason, "")
     _move(path, target, outcome.reference, result)

@@ -638,13 +638,5 @@ def _take_mail(
         store=store,
         review_reason=review_reason,
     )
-    if taken.already_taken:
-        result.already_taken += 1
-    elif taken.duplicate:
-        result.duplicates += 1
-    elif review_reason:
-        result.notes.append(f"E-Mail UID {uid} → {taken.reference}: {review_reason}")
-    else:
-        assert taken.case_id is not None
-        result.new_case_ids.append(taken.case_id)
+    result.count(taken, review_reason, f"E-Mail UID {uid} → ")
     _put_away(conn, cfg, uid, result)

@@ -84,6 +84,18 @@ class PollResult:
     def ok(self) -> bool:
         return not self.errors
 
+    def count(self, taken: Taken, review_reason: str | None, label: str) -> None:
+        """Count one item's outcome; ``label`` names it in a note ("E-Mail UID 7 → …")."""
+        if taken.already_taken:
+            self.already_taken += 1
+        elif taken.duplicate:
+            self.duplicates += 1
+        elif review_reason:
+            self.notes.append(f"{label}{taken.reference}: {review_reason}")
+        else:
+            assert taken.case_id is not None
+            self.new_case_ids.append(taken.case_id)
+
     def summary(self) -> str:
         """One German line for the CLI and the log."""
         parts = [f"{len(self.new_case_ids)} neu"]
