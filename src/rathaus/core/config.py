@@ -86,6 +86,26 @@ class InboxSettings(BaseModel):
     related_similarity: float = Field(default=0.88, gt=0, le=1)
 
 
+class AssistantSettings(BaseModel):
+    """The Bürgerassistent: answering, abstaining, limits and retention of conversations."""
+
+    answer_mode: Literal["auto", "extraktiv", "generiert"] = Field(
+        default="auto",
+        description="auto: generiert mit einem Modellserver (llm.backend=openai), sonst extraktiv.",
+    )
+    abstain_below: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Leer: die kalibrierte Schwelle (docs/assistant.md); darunter Enthaltung.",
+    )
+    top_k: int = Field(default=5, ge=1, le=20)
+    max_question_chars: int = Field(default=1000, ge=50, le=20000)
+    rate_limit_per_minute: int = Field(default=20, ge=1, le=10000)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    max_answer_tokens: int = Field(default=400, ge=32, le=4096)
+
+
 class OIDCSettings(BaseModel):
     """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
 
@@ -128,6 +148,7 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     queue: QueueSettings = QueueSettings()
     inbox: InboxSettings = InboxSettings()
+    assistant: AssistantSettings = AssistantSettings()
     oidc: OIDCSettings = OIDCSettings()
 
     @field_validator("database_url")

@@ -504,3 +504,139 @@ class InboxSourceItem(TenantScoped, Base):
     item_key: Mapped[str] = mapped_column(String(300))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgeEntry(TenantScoped, Base):
+    """One article of the municipality's knowledge base, usually a service page (Leistung).
+
+    ``source`` and ``external_id`` identify where it came from (e.g. ``muenchen-dldb`` and the
+    catalogue's service id, or ``markdown`` and the file name), so a re-import updates the entry
+    instead of adding a second one. Structured facts live in ``facts`` and are shown as a list.
+    """
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(60))
+    external_id: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(String(500), default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # plain text, paragraphs split by \n\n
+    keywords: Mapped[str] = mapped_column(Text, default="")  # comma-separated synonyms
+    leika_key: Mapped[str | None] = mapped_column(String(14))
+    service_id: Mapped[int | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL"), index=True
+    )
+    # fees, required_documents (list), office, address, opening_hours, phone, email,
+    # online_url, appointment_url, forms (list of {title, url}); see assistant.knowledge.FACTS.
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
+    is_published: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_verified_at: Mapped[dt.datetime | None]
+    verified_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    chunks: Mapped[list[KnowledgeChunk]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", order_by="KnowledgeChunk.ordinal"
+    )
+
+
+class KnowledgeChunk(TenantScoped, Base):
+    """A passage of an entry: the unit of retrieval and citation.
+
+    ``chunk_key`` is stable: derived from the entry's source, external id and the passage's
+    text, so re-importing unchanged content keeps every id (and every citation link) intact.
+    ``search_title`` and ``search_text`` hold the analysed terms (stemmed, compounds split) that
+    the full-text index searches (SQLite FTS5 table ``knowledge_fts``, or a GIN index in
+    PostgreSQL), the title weighted higher; vectors live in ``embeddings``.
+    """
+
+    __tablename__ = "knowledge_chunks"
+    __table_args__ = (UniqueConstraint("tenant_id", "chunk_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("knowledge_entries.id", ondelete="CASCADE"), index=True
+    )
+    chunk_key: Mapped[str] = mapped_column(String(64))
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    heading: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text)
+    search_title: Mapped[str] = mapped_column(Text, default="")  # analysed title and heading
+    search_text: Mapped[str] = mapped_column(Text, default="")  # analysed passage
+    text_sha256: Mapped[str] = mapped_column(String(64), default="")
+
+    entry: Mapped[KnowledgeEntry] = relationship(back_populates="chunks")
+
+
+class AssistantConversation(TenantScoped, Base):
+    """A citizen's conversation with the assistant. Citizens are anonymous: the conversation is
+    known only by its random ``public_id``; questions are stored pseudonymised and deleted after
+    the retention period (``assistant.retention_days``)."""
+
+    __tablename__ = "assistant_conversations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    channel: Mapped[str] = mapped_column(String(20), default="web")  # web, widget, api
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    easy_language: Mapped[bool] = mapped_column(Boolean, default=False)
+    handed_over_case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    turns: Mapped[list[AssistantTurn]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        order_by="AssistantTurn.ordinal",
+    )
+
+
+class AssistantTurn(TenantScoped, Base):
+    """One question and the answer given: its sentences with citations, the facts shown, the
+    confidence, whether it abstained, and the citizen's feedback."""
+
+    __tablename__ = "assistant_turns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("assistant_conversations.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    question: Mapped[str] = mapped_column(Text)  # pseudonymised
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    mode: Mapped[str] = mapped_column(String(20), default="extraktiv")  # extraktiv, generiert
+    answer: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sentences, facts, notes
+    confidence: Mapped[float | None] = mapped_column(Float)
+    abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    model: Mapped[str] = mapped_column(String(120), default="")
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    feedback: Mapped[int | None] = mapped_column(Integer)  # +1, -1
+    feedback_comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    conversation: Mapped[AssistantConversation] = relationship(back_populates="turns")
+    citations: Mapped[list[AssistantCitation]] = relationship(
+        back_populates="turn", cascade="all, delete-orphan", order_by="AssistantCitation.rank"
+    )
+
+
+class AssistantCitation(TenantScoped, Base):
+    """Which knowledge entry (and passage) an answer used: the Redaktion sees the answers that
+    rest on an entry."""
+
+    __tablename__ = "assistant_citations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    turn_id: Mapped[int] = mapped_column(
+        ForeignKey("assistant_turns.id", ondelete="CASCADE"), index=True
+    )
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("knowledge_entries.id", ondelete="CASCADE"), index=True
+    )
+    chunk_key: Mapped[str] = mapped_column(String(64), default="")
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float | None] = mapped_column(Float)
+
+    turn: Mapped[AssistantTurn] = relationship(back_populates="citations")
+    entry: Mapped[KnowledgeEntry] = relationship()

@@ -10,6 +10,14 @@ from rathaus.core.models import Base
 config = context.config
 target_metadata = Base.metadata
 
+# Full-text index tables are created by hand in the migrations (SQLite FTS5 is a virtual table
+# with shadow tables); autogenerate must not try to drop them.
+UNMANAGED_PREFIXES = ("knowledge_fts",)
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and reflected and str(name).startswith(UNMANAGED_PREFIXES))
+
 
 def run_migrations_offline() -> None:
     context.configure(
@@ -42,6 +50,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
