@@ -70,3 +70,63 @@ def demo_inbox(
         f"zugeordnet {result['auto_routed']} (davon richtig {result['auto_routed_correct']}); "
         f"markiert: {', '.join(sorted(result['flagged']))}."
     )
+
+
+DEFAULT_CATALOGUE = Path("../shared/data/knowledge/muenchen_services_de.json")
+
+
+def _offline_settings():  # type: ignore[no-untyped-def]
+    from rathaus.core.config import load_settings
+
+    # An offline measurement needs only the model settings, not the server's secrets.
+    return load_settings(mode="demo")
+
+
+@app.command("retrieval")
+def retrieval(
+    data: Path = typer.Option(DEFAULT_CATALOGUE, "--data", help="Münchner Dienstleistungskatalog."),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+    limit: int | None = typer.Option(None, "--limit", help="Nur die ersten N Dienste (Probelauf)."),
+) -> None:
+    """Suche im Wissen: Katalog ohne meta.keywords indexieren, jedes Schlagwort als Anfrage."""
+    from rathaus.ai.registry import get_embedder
+    from rathaus.assistant.evaluation import evaluate_retrieval
+
+    result = evaluate_retrieval(data, embedder=get_embedder(_offline_settings()), limit=limit)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{result['queries']} Anfragen auf {result['entries']} Diensten: recall@5 "
+        f"{result['recall@5']:.3f}, MRR {result['mrr']:.3f}, p95 {result['p95_ms']} ms "
+        f"(davon Suche ohne Anfrage-Embedding {result['p95_search_ms']} ms)."
+    )
+
+
+@app.command("assistant")
+def assistant(
+    data: Path = typer.Option(DEFAULT_CATALOGUE, "--data", help="Münchner Dienstleistungskatalog."),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+    kalibrieren: bool = typer.Option(
+        False, "--kalibrieren", help="Stattdessen die Enthaltungs-Kalibrierung neu anpassen."
+    ),
+) -> None:
+    """Antworten auf Bürgerfragen mit bekannter Antwort: richtige Quelle, Enthaltung, Belege."""
+    from rathaus.assistant.answer import AssistantKit
+    from rathaus.assistant.evaluation import calibrate, evaluate_assistant
+
+    kit = AssistantKit.from_settings(_offline_settings())
+    if kalibrieren:
+        typer.echo(json.dumps(calibrate(data, embedder=kit.embedder), ensure_ascii=False))
+        return
+    result = evaluate_assistant(data, kit=kit)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{result['answerable']} beantwortbare Fragen: richtige Quelle "
+        f"{result['cites_right_service']:.1%}, fälschlich enthalten "
+        f"{result['abstained_when_answerable']:.1%}; {result['outside']} Fragen außerhalb: "
+        f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
+        f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
+    )

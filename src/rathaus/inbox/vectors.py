@@ -40,12 +40,15 @@ def store_vectors(
     vectors: np.ndarray,
     model: str,
     texts: Sequence[str],
+    *,
+    owner: str = OWNER,
 ) -> None:
-    """Store (or replace) the vectors of cases, with the hash of the text they were made from."""
+    """Store (or replace) the vectors of cases (or of other ``owner`` rows), with the hash of
+    the text they were made from."""
     session.execute(
         delete(Embedding).where(
             Embedding.tenant_id == tenant_id,
-            Embedding.owner_type == OWNER,
+            Embedding.owner_type == owner,
             Embedding.model == model,
             Embedding.owner_id.in_(list(owner_ids)),
         )
@@ -54,7 +57,7 @@ def store_vectors(
         session.add(
             Embedding(
                 tenant_id=tenant_id,
-                owner_type=OWNER,
+                owner_type=owner,
                 owner_id=owner_id,
                 model=model,
                 dim=int(vector.shape[0]),

@@ -1,0 +1,232 @@
+"""Measured quality of the citizen assistant on real data.
+
+* :func:`evaluate_retrieval` – the Munich service catalogue (``knowledge/muenchen_services_de
+  .json``) is indexed **without** its ``meta.keywords`` and every keyword entry is used as a query;
+  the service it belongs to is the correct answer (recall@5, MRR, p95 latency).
+* :func:`evaluate_assistant` – self-written citizen questions with the Munich services that
+  answer them, and questions outside the catalogue where abstaining is right
+  (``assistant/eval/fragen_muenchen.jsonl``): how often the answer cites a right service, how
+  often it abstains (rightly or not), and how many answer sentences lack a supporting passage.
+* :func:`calibrate` – fits the abstention calibration (``answer.CALIBRATION``) on the
+  odd-numbered services' keyword queries and the questions in ``assistant/eval/ausserhalb.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from rathaus.assistant import answer as answering
+from rathaus.assistant import knowledge, retrieve
+from rathaus.assistant.entries import EntryData
+from rathaus.assistant.importers import read_entries
+from rathaus.core.db import Database
+from rathaus.core.migrate import upgrade
+from rathaus.core.models import KnowledgeEntry, Tenant
+
+EVAL_DIR = Path(__file__).parent / "eval"
+QUESTIONS = EVAL_DIR / "fragen_muenchen.jsonl"
+OUTSIDE = EVAL_DIR / "ausserhalb.txt"
+
+
+def keyword_queries(entries: list[EntryData]) -> list[tuple[str, str]]:
+    """``(query, external_id)`` for every keyword entry of every service."""
+    out = []
+    for entry in entries:
+        for keyword in (entry.keywords or "").split(","):
+            if keyword.strip():
+                out.append((keyword.strip(), str(entry.external_id)))
+    return out
+
+
+@contextmanager
+def catalogue_index(
+    path: Path,
+    *,
+    embedder: Any,
+    keep_keywords: bool = False,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[Session, Tenant, list[EntryData]]]:
+    """A throw-away SQLite knowledge base holding the catalogue (keywords removed)."""
+    entries = list(read_entries(path, "muenchen"))[:limit]
+    with tempfile.TemporaryDirectory(prefix="rathaus-eval-") as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'eval.db'}")
+        upgrade(db)
+        try:
+            with Session(db.engine) as session:
+                tenant = Tenant(slug="eval", name="Auswertung", phone="115")
+                session.add(tenant)
+                session.flush()
+                indexed = entries if keep_keywords else [replace(e, keywords="") for e in entries]
+                knowledge.upsert_entries(
+                    session,
+                    tenant_id=tenant.id,
+                    entries=indexed,
+                    embedder=embedder,
+                    progress=progress,
+                )
+                session.commit()
+                yield session, tenant, entries
+        finally:
+            db.dispose()
+            retrieve.KNOWLEDGE_INDEX.clear()
+
+
+def _external_ids(session: Session, tenant_id: int) -> dict[int, str]:
+    return {
+        e.id: e.external_id
+        for e in session.query(KnowledgeEntry).filter(KnowledgeEntry.tenant_id == tenant_id)
+    }
+
+
+def evaluate_retrieval(
+    path: Path,
+    *,
+    embedder: Any,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    with catalogue_index(path, embedder=embedder, limit=limit, progress=progress) as (
+        session,
+        tenant,
+        entries,
+    ):
+        ext = _external_ids(session, tenant.id)
+        queries = keyword_queries(entries)
+        ranks: list[int] = []
+        search_ms: list[float] = []
+        total_ms: list[float] = []
+        for query, gold in queries:
+            started = time.perf_counter()
+            vector = embedder.embed_queries([query])[0]
+            embedded = time.perf_counter()
+            hits = retrieve.search(
+                session,
+                tenant_id=tenant.id,
+                query=query,
+                embedder=embedder,
+                k=100,
+                passages_per_entry=1,
+                query_vector=vector,
+            )
+            done = time.perf_counter()
+            search_ms.append((done - embedded) * 1000)
+            total_ms.append((done - started) * 1000)
+            found = [ext[h.entry_id] for h in hits]
+            ranks.append(found.index(gold) + 1 if gold in found else 0)
+        r = np.array(ranks)
+        return {
+            "data": str(path),
+            "entries": len(entries),
+            "queries": len(queries),
+            "recall@1": round(float(np.mean((r >= 1) & (r <= 1))), 4),
+            "recall@5": round(float(np.mean((r >= 1) & (r <= 5))), 4),
+            "mrr": round(float(np.mean(np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0))), 4),
+            "p95_ms": round(float(np.percentile(total_ms, 95)), 1),
+            "p95_search_ms": round(float(np.percentile(search_ms, 95)), 1),
+            "index": "Name und Beschreibung (ohne meta.keywords); Volltext + e5 + Zeichen-n-Gramme",
+        }
+
+
+def load_questions(path: Path = QUESTIONS) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def evaluate_assistant(
+    path: Path,
+    *,
+    kit: answering.AssistantKit,
+    questions: Path = QUESTIONS,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    items = load_questions(questions)
+    with catalogue_index(path, embedder=kit.embedder, keep_keywords=True, progress=progress) as (
+        session,
+        tenant,
+        _entries,
+    ):
+        ext = _external_ids(session, tenant.id)
+        answerable = [q for q in items if q.get("dienste")]
+        outside = [q for q in items if q.get("enthalten")]
+        right = abstained_wrongly = abstained_rightly = unsupported = sentences = 0
+        details = []
+        for item in items:
+            result = answering.answer(session, tenant=tenant, question=item["frage"], kit=kit)
+            cited = {ext[s.entry_id] for s in result.sources} if not result.abstained else set()
+            ok = bool(cited & set(item.get("dienste", [])))
+            if item.get("dienste"):
+                right += ok
+                abstained_wrongly += result.abstained
+            else:
+                abstained_rightly += result.abstained
+            by_n = {s.n: s.passage for s in result.sources}
+            for sentence in result.sentences:
+                sentences += 1
+                passages = [by_n[n] for n in sentence.sources if n in by_n]
+                if not passages or not answering.supported_by(sentence.text, passages):
+                    unsupported += 1
+            details.append(
+                {
+                    "frage": item["frage"],
+                    "enthalten": result.abstained,
+                    "richtig": ok if item.get("dienste") else result.abstained,
+                    "zuversicht": round(result.confidence, 3),
+                }
+            )
+        return {
+            "data": str(path),
+            "questions": len(items),
+            "answerable": len(answerable),
+            "outside": len(outside),
+            "cites_right_service": round(right / max(1, len(answerable)), 4),
+            "abstained_when_answerable": round(abstained_wrongly / max(1, len(answerable)), 4),
+            "abstained_when_outside": round(abstained_rightly / max(1, len(outside)), 4),
+            "answer_sentences": sentences,
+            "unsupported_sentences": unsupported,
+            "mode": "generiert" if kit.language_model is not None else "extraktiv",
+            "details": details,
+        }
+
+
+def calibrate(path: Path, *, embedder: Any) -> dict[str, Any]:
+    """Fit ``answer.CALIBRATION``: P(right service among the shown) from the best entry's score
+    and its lead, on keyword queries of odd-numbered services (index with keywords of the even
+    ones only, so the odd ones' queries are unseen) and questions outside the catalogue."""
+    from sklearn.linear_model import LogisticRegression
+
+    with catalogue_index(path, embedder=embedder) as (session, tenant, entries):
+        ext = _external_ids(session, tenant.id)
+        odd = {str(e.external_id) for i, e in enumerate(entries) if i % 2 == 1}
+        queries = [(q, g) for q, g in keyword_queries(entries) if g in odd]
+        outside = [q for q in OUTSIDE.read_text("utf-8").splitlines() if q.strip()]
+        features, labels = [], []
+        for query, gold in queries:
+            hits = retrieve.search(
+                session, tenant_id=tenant.id, query=query, embedder=embedder, k=3
+            )
+            features.append(answering.calibration_features(hits))
+            labels.append(int(any(ext[h.entry_id] == gold for h in hits[:1])))
+        for query in outside:
+            hits = retrieve.search(
+                session, tenant_id=tenant.id, query=query, embedder=embedder, k=3
+            )
+            for _ in range(10):  # weigh the few outside questions like many keyword queries
+                features.append(answering.calibration_features(hits))
+                labels.append(0)
+        model = LogisticRegression().fit(np.array(features), np.array(labels))
+        a, b = (round(float(w), 3) for w in model.coef_[0])
+        return {
+            "calibration": [a, b, round(float(model.intercept_[0]), 3)],
+            "queries": len(queries),
+            "outside": len(outside),
+        }

@@ -1,0 +1,338 @@
+"""Hybrid retrieval over a tenant's knowledge base: full text, meaning and spelling, fused.
+
+Three signals are computed for every entry and fused after standardising each one over the
+tenant's entries (z-scores, so no signal dominates by its scale):
+
+* **full text** – the database's full-text index (FTS5 ``bm25`` in SQLite, ``ts_rank_cd`` in
+  PostgreSQL) over analysed terms (stems, split compounds), title weighted higher;
+* **meaning** – multilingual e5 vectors: the best passage of the entry and the entry's title,
+  searched in this process with numpy (the vectors are stored in the database);
+* **spelling** – character n-grams of title and text (finds "Perso", "Kfzzulassung").
+
+The index of a tenant is held in memory and rebuilt when its entries change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from rathaus.assistant.analysis import Analyzer, fold
+from rathaus.assistant.knowledge import (
+    CHUNK_OWNER,
+    ENTRY_OWNER,
+    tenant_vocabulary,
+)
+from rathaus.core.models import Embedding, KnowledgeChunk, KnowledgeEntry
+
+# Fusion weights of the standardised signals (tuned on the odd-numbered half of the Munich
+# catalogue's services, reported on all; see docs/assistant.md).
+W_FULLTEXT = 0.35
+W_PASSAGE = 0.2
+W_TITLE = 0.3
+W_CHARS = 0.1
+FULLTEXT_CANDIDATES = 200
+TITLE_WEIGHT = 4.0  # bm25 weight of the title column against the passage text
+
+
+@dataclass
+class ChunkHit:
+    chunk_id: int
+    chunk_key: str
+    heading: str
+    text: str
+    similarity: float  # cosine similarity of the question to the passage
+
+
+@dataclass
+class EntryHit:
+    entry_id: int
+    title: str
+    url: str
+    score: float  # fused, standardised: higher is better
+    signals: dict[str, float]
+    chunks: list[ChunkHit] = field(default_factory=list)  # best passages first
+
+
+@dataclass
+class _TenantIndex:
+    signature: tuple[Any, ...]
+    analyzer: Analyzer
+    entry_ids: np.ndarray
+    entry_pos: dict[int, int]
+    titles: list[str]
+    urls: list[str]
+    title_vectors: np.ndarray
+    chunk_ids: np.ndarray
+    chunk_entry_pos: np.ndarray
+    chunk_vectors: np.ndarray
+    char_vectorizer: Any
+    char_matrix: Any
+    model: str
+    built_at: float = field(default_factory=time.monotonic)
+
+
+def _signature(session: Session, tenant_id: int, model: str) -> tuple[Any, ...]:
+    entries = session.execute(
+        select(func.count(KnowledgeEntry.id), func.max(KnowledgeEntry.updated_at)).where(
+            KnowledgeEntry.tenant_id == tenant_id, KnowledgeEntry.is_published
+        )
+    ).one()
+    chunks = session.scalar(
+        select(func.count(KnowledgeChunk.id)).where(KnowledgeChunk.tenant_id == tenant_id)
+    )
+    vectors = session.execute(
+        select(func.count(Embedding.id), func.max(Embedding.id)).where(
+            Embedding.tenant_id == tenant_id,
+            Embedding.owner_type.in_([CHUNK_OWNER, ENTRY_OWNER]),
+            Embedding.model == model,
+        )
+    ).one()
+    return (tuple(entries), chunks, tuple(vectors))
+
+
+def _vectors(
+    session: Session, tenant_id: int, owner: str, model: str, ids: np.ndarray, dim: int
+) -> np.ndarray:
+    matrix = np.zeros((len(ids), dim), dtype=np.float32)
+    pos = {int(i): n for n, i in enumerate(ids)}
+    rows = session.execute(
+        select(Embedding.owner_id, Embedding.vector, Embedding.dim).where(
+            Embedding.tenant_id == tenant_id,
+            Embedding.owner_type == owner,
+            Embedding.model == model,
+        )
+    )
+    for owner_id, raw, row_dim in rows:
+        n = pos.get(owner_id)
+        if n is not None and row_dim == dim:
+            matrix[n] = np.frombuffer(raw, dtype=np.float32, count=dim)
+    return matrix
+
+
+def _char_text(title: str, body: str) -> str:
+    return fold(f"{title} {title} {body[:3000]}")
+
+
+def _build(session: Session, tenant_id: int, model: str, dim: int) -> _TenantIndex:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    entries = session.execute(
+        select(
+            KnowledgeEntry.id,
+            KnowledgeEntry.title,
+            KnowledgeEntry.url,
+            KnowledgeEntry.keywords,
+            KnowledgeEntry.body,
+        )
+        .where(KnowledgeEntry.tenant_id == tenant_id, KnowledgeEntry.is_published)
+        .order_by(KnowledgeEntry.id)
+    ).all()
+    entry_ids = np.array([e.id for e in entries], dtype=np.int64)
+    entry_pos = {int(i): n for n, i in enumerate(entry_ids)}
+    chunks = session.execute(
+        select(KnowledgeChunk.id, KnowledgeChunk.entry_id)
+        .where(KnowledgeChunk.tenant_id == tenant_id)
+        .order_by(KnowledgeChunk.id)
+    ).all()
+    chunks = [c for c in chunks if c.entry_id in entry_pos]
+    chunk_ids = np.array([c.id for c in chunks], dtype=np.int64)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    char_texts = [_char_text(f"{e.title} {e.keywords}", e.body or "") for e in entries]
+    matrix = vectorizer.fit_transform(char_texts) if entries else None
+    return _TenantIndex(
+        signature=_signature(session, tenant_id, model),
+        analyzer=Analyzer(tenant_vocabulary(session, tenant_id)),
+        entry_ids=entry_ids,
+        entry_pos=entry_pos,
+        titles=[e.title for e in entries],
+        urls=[e.url for e in entries],
+        title_vectors=_vectors(session, tenant_id, ENTRY_OWNER, model, entry_ids, dim),
+        chunk_ids=chunk_ids,
+        chunk_entry_pos=np.array([entry_pos[c.entry_id] for c in chunks], dtype=np.int64),
+        chunk_vectors=_vectors(session, tenant_id, CHUNK_OWNER, model, chunk_ids, dim),
+        char_vectorizer=vectorizer,
+        char_matrix=matrix,
+        model=model,
+    )
+
+
+class KnowledgeIndex:
+    """Per-tenant in-memory search structures, rebuilt when the tenant's entries change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tenants: dict[tuple[int, str], _TenantIndex] = {}
+
+    def get(self, session: Session, tenant_id: int, model: str, dim: int) -> _TenantIndex:
+        key = (tenant_id, model)
+        signature = _signature(session, tenant_id, model)
+        with self._lock:
+            current = self._tenants.get(key)
+            if current is not None and current.signature == signature:
+                return current
+        built = _build(session, tenant_id, model, dim)
+        with self._lock:
+            self._tenants[key] = built
+        return built
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tenants.clear()
+
+
+KNOWLEDGE_INDEX = KnowledgeIndex()
+
+
+# ---------------------------------------------------------------------------- full text
+
+
+def fulltext(
+    session: Session, tenant_id: int, terms: Sequence[str], limit: int = FULLTEXT_CANDIDATES
+) -> list[tuple[int, float]]:
+    """``(chunk_id, score)`` of the best passages for any of ``terms``; higher is better."""
+    unique = list(dict.fromkeys(t for t in terms if t.isalnum()))
+    if not unique:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        match = " OR ".join(f'"{t}"' for t in unique)
+        rows = session.execute(
+            text(
+                "SELECT chunk_id, -bm25(knowledge_fts, :wt, 1.0) AS score FROM knowledge_fts "
+                "WHERE knowledge_fts MATCH :match AND tenant_id = :tenant "
+                "ORDER BY score DESC LIMIT :limit"
+            ),
+            {"match": match, "tenant": tenant_id, "limit": limit, "wt": TITLE_WEIGHT},
+        )
+    else:
+        query = " | ".join(unique)
+        rows = session.execute(
+            text(
+                "SELECT id, ts_rank_cd(setweight(to_tsvector('simple', search_title), 'A') || "
+                "setweight(to_tsvector('simple', search_text), 'B'), q, 1) AS score "
+                "FROM knowledge_chunks, to_tsquery('simple', :query) AS q "
+                "WHERE tenant_id = :tenant AND (setweight(to_tsvector('simple', search_title), "
+                "'A') || setweight(to_tsvector('simple', search_text), 'B')) @@ q "
+                "ORDER BY score DESC LIMIT :limit"
+            ),
+            {"query": query, "tenant": tenant_id, "limit": limit},
+        )
+    return [(int(cid), float(score)) for cid, score in rows]
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    if std < 1e-9:
+        return np.zeros_like(values)
+    return (values - float(values.mean())) / std
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def search(
+    session: Session,
+    *,
+    tenant_id: int,
+    query: str,
+    embedder: Any,
+    k: int = 5,
+    passages_per_entry: int = 3,
+    index: KnowledgeIndex = KNOWLEDGE_INDEX,
+    query_vector: np.ndarray | None = None,
+) -> list[EntryHit]:
+    """The ``k`` best entries for ``query``, each with its best passages (``query_vector``:
+    the query's embedding when the caller has it already)."""
+    query = query.strip()
+    if not query:
+        return []
+    if query_vector is None:
+        query_vector = embedder.embed_queries([query])[0]
+    idx = index.get(session, tenant_id, embedder.model, int(query_vector.shape[0]))
+    n = len(idx.entry_ids)
+    if n == 0:
+        return []
+
+    # Full text: best passage score per entry.
+    ft = np.zeros(n, dtype=np.float64)
+    ft_rows = fulltext(session, tenant_id, idx.analyzer.terms(query))
+    chunk_pos = {int(c): i for i, c in enumerate(idx.chunk_ids)}
+    for chunk_id, score in ft_rows:
+        pos = chunk_pos.get(chunk_id)
+        if pos is not None:
+            e = idx.chunk_entry_pos[pos]
+            ft[e] = max(ft[e], score)
+
+    # Meaning: best passage and title.
+    chunk_sims = idx.chunk_vectors @ query_vector if len(idx.chunk_ids) else np.zeros(0)
+    passage = np.full(n, -1.0, dtype=np.float64)
+    if len(chunk_sims):
+        np.maximum.at(passage, idx.chunk_entry_pos, chunk_sims)
+    passage[passage < -0.5] = 0.0
+    title = (idx.title_vectors @ query_vector).astype(np.float64)
+
+    # Spelling: character n-grams.
+    chars = np.zeros(n, dtype=np.float64)
+    if idx.char_matrix is not None:
+        q = idx.char_vectorizer.transform([fold(query)])
+        chars = (idx.char_matrix @ q.T).toarray().ravel()
+
+    signals = {"volltext": ft, "passage": passage, "titel": title, "zeichen": chars}
+    fused = (
+        W_FULLTEXT * _standardise(ft)
+        + W_PASSAGE * _standardise(passage)
+        + W_TITLE * _standardise(title)
+        + W_CHARS * _standardise(chars)
+    )
+    order = np.argsort(-fused)[:k]
+    hits: list[EntryHit] = []
+    for e in order:
+        entry_id = int(idx.entry_ids[e])
+        hits.append(
+            EntryHit(
+                entry_id=entry_id,
+                title=idx.titles[e],
+                url=idx.urls[e],
+                score=float(fused[e]),
+                signals={name: float(values[e]) for name, values in signals.items()},
+            )
+        )
+    _attach_passages(session, idx, hits, chunk_sims, passages_per_entry)
+    return hits
+
+
+def _attach_passages(
+    session: Session,
+    idx: _TenantIndex,
+    hits: list[EntryHit],
+    chunk_sims: np.ndarray,
+    per_entry: int,
+) -> None:
+    wanted: dict[int, list[tuple[float, int]]] = {h.entry_id: [] for h in hits}
+    positions = {idx.entry_pos[h.entry_id]: h.entry_id for h in hits}
+    mask = np.isin(idx.chunk_entry_pos, list(positions))
+    for pos in np.nonzero(mask)[0]:
+        entry_id = positions[int(idx.chunk_entry_pos[pos])]
+        wanted[entry_id].append((float(chunk_sims[pos]), int(idx.chunk_ids[pos])))
+    chosen = {
+        cid: sim
+        for pairs in wanted.values()
+        for sim, cid in sorted(pairs, reverse=True)[:per_entry]
+    }
+    if not chosen:
+        return
+    rows = session.scalars(select(KnowledgeChunk).where(KnowledgeChunk.id.in_(list(chosen))))
+    by_entry: dict[int, list[ChunkHit]] = {}
+    for chunk in rows:
+        by_entry.setdefault(chunk.entry_id, []).append(
+            ChunkHit(chunk.id, chunk.chunk_key, chunk.heading, chunk.text, chosen[chunk.id])
+        )
+    for hit in hits:
+        hit.chunks = sorted(by_entry.get(hit.entry_id, []), key=lambda c: -c.similarity)

