@@ -65,7 +65,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Every module that declares jobs; workers import them all before taking jobs from the queue.
-JOB_MODULES: tuple[str, ...] = ("rathaus.jobs", "rathaus.inbox.jobs", "rathaus.inbox.channels.poll")
+JOB_MODULES: tuple[str, ...] = (
+    "rathaus.jobs",
+    "rathaus.inbox.jobs",
+    "rathaus.inbox.channels.poll",
+    "rathaus.assistant.jobs",
+)
 
 SQLITE_FILE_NAME = "jobs.db"
 PING_LOG_NAME = "ping.log"

@@ -10,7 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from rathaus.core.db import Database
-from rathaus.core.migrate import current_revision, downgrade, head_revision, upgrade
+from rathaus.core.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    include_object,
+    upgrade,
+)
 from rathaus.core.models import Base
 from tests.conftest import PG_ADMIN_URL, _pg_admin
 
@@ -21,7 +27,8 @@ def _roundtrip(db: Database) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert {t.name for t in Base.metadata.sorted_tables} <= tables
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
     downgrade(db, "base")
     remaining = set(inspect(db.engine).get_table_names()) - {"alembic_version"}

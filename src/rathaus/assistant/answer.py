@@ -251,7 +251,44 @@ def stream(
 
 FOLLOW_UP_START = re.compile(r"^(und|aber|also|and|what about)\b", re.IGNORECASE)
 FOLLOW_UP_WORDS = frozenset(
-    ["das", "dies", "diese", "dieser", "dafur", "dafür", "daruber", "darüber", "dazu", "davon", "damit", "dort", "es", "it", "that", "this", "there", "cost", "much", "how", "kost", "kostet", "kosten", "gebuhr", "gebühr", "gebuhren", "gebühren", "preis", "unterlag", "mitbring", "offnungszeit", "öffnungszeiten", "termin", "online", "wo", "wann"]
+    [
+        "das",
+        "dies",
+        "diese",
+        "dieser",
+        "dafur",
+        "dafür",
+        "daruber",
+        "darüber",
+        "dazu",
+        "davon",
+        "damit",
+        "dort",
+        "es",
+        "it",
+        "that",
+        "this",
+        "there",
+        "cost",
+        "much",
+        "how",
+        "kost",
+        "kostet",
+        "kosten",
+        "gebuhr",
+        "gebühr",
+        "gebuhren",
+        "gebühren",
+        "preis",
+        "unterlag",
+        "mitbring",
+        "offnungszeit",
+        "öffnungszeiten",
+        "termin",
+        "online",
+        "wo",
+        "wann",
+    ]
 )
 
 
@@ -307,27 +344,34 @@ def fact_intents(question: str) -> list[str]:
 # ---------------------------------------------------------------------------- confidence
 
 
-# Logistic calibration of "the right entry is among the shown ones" from the fused score of the
-# best entry and its lead over the second (fitted by `rathaus eval assistant --kalibrieren` on
-# the odd-numbered Munich services' keyword queries plus questions outside the catalogue).
-CALIBRATION = (1.2, 1.6, -4.0)  # weight of top score, weight of margin, intercept
+# Logistic calibration of "the best entry is the right one" from absolute evidence: the cosine
+# similarity of the question to the entry's best passage and to its title, whether the full text
+# matched at all, and the entry's lead over the runner-up (fused score). Fitted by
+# `rathaus eval assistant --kalibrieren` on the odd-numbered Munich services' keyword queries
+# plus the questions outside the catalogue in assistant/eval/ausserhalb.txt.
+CALIBRATION = ((10.174, 6.162, -0.228, 0.652), -15.842)  # weights of the features, intercept
 ABSTAIN_BELOW = 0.35
 
 
-def calibration_features(hits: Sequence[retrieve.EntryHit]) -> tuple[float, float]:
+def calibration_features(hits: Sequence[retrieve.EntryHit]) -> tuple[float, float, float, float]:
     if not hits:
-        return (0.0, 0.0)
-    top = hits[0].score
-    second = hits[1].score if len(hits) > 1 else 0.0
-    return (top, top - second)
+        return (0.0, 0.0, 0.0, 0.0)
+    top = hits[0]
+    margin = top.score - (hits[1].score if len(hits) > 1 else 0.0)
+    return (
+        top.signals.get("passage", 0.0),
+        top.signals.get("titel", 0.0),
+        1.0 if top.signals.get("volltext", 0.0) > 0 else 0.0,
+        margin,
+    )
 
 
 def calibrated_confidence(hits: Sequence[retrieve.EntryHit]) -> float:
     if not hits:
         return 0.0
-    top, margin = calibration_features(hits)
-    a, b, c = CALIBRATION
-    return float(1 / (1 + math.exp(-(a * top + b * margin + c))))
+    weights, intercept = CALIBRATION
+    z = intercept + sum(w * x for w, x in zip(weights, calibration_features(hits), strict=True))
+    return float(1 / (1 + math.exp(-z)))
 
 
 # ---------------------------------------------------------------------------- composing
@@ -517,6 +561,8 @@ def build_messages(
     return [ChatMessage("system", rules), ChatMessage("user", user)]
 
 
+# A generated sentence ends after its citation marks: "… 37 Euro. [2] Sie …".
+GENERATED_SENTENCE_END = re.compile(r"(?<=[.!?\]])\s+(?=[A-ZÄÖÜ„\"(])")
 CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -564,7 +610,7 @@ def generate(
         buffer += piece
         if "KEINE_ANTWORT" in buffer:
             return
-        parts = SENTENCE_END.split(buffer)
+        parts = GENERATED_SENTENCE_END.split(buffer)
         for done in parts[:-1]:
             checked = _checked(done, by_n)
             if checked is not None:
@@ -580,8 +626,9 @@ def _checked(raw: str, by_n: dict[int, str]) -> Sentence | None:
     text_ = " ".join(CITATION.sub("", raw).split()).strip()
     if len(text_) < 3:
         return None
-    candidates = cited or list(by_n)
-    support = [n for n in candidates if supported_by(text_, [by_n[n]])]
+    support = [n for n in cited if supported_by(text_, [by_n[n]])]
+    if not support:  # a wrong or missing mark: any passage that carries the sentence counts
+        support = [n for n in by_n if supported_by(text_, [by_n[n]])]
     if not support:
         return None
     return Sentence(text=text_, sources=support[:2])

@@ -223,10 +223,13 @@ def calibrate(path: Path, *, embedder: Any) -> dict[str, Any]:
             for _ in range(10):  # weigh the few outside questions like many keyword queries
                 features.append(answering.calibration_features(hits))
                 labels.append(0)
-        model = LogisticRegression().fit(np.array(features), np.array(labels))
-        a, b = (round(float(w), 3) for w in model.coef_[0])
+        model = LogisticRegression(C=10.0, max_iter=1000).fit(np.array(features), np.array(labels))
+        weights = [round(float(w), 3) for w in model.coef_[0]]
+        # Threshold: just above what the questions outside the catalogue reach.
+        outside_p = model.predict_proba(np.array(features[len(queries) :]))[:, 1]
         return {
-            "calibration": [a, b, round(float(model.intercept_[0]), 3)],
+            "abstain_below": round(float(np.ceil(outside_p.max() * 20) / 20), 2),
+            "calibration": [weights, round(float(model.intercept_[0]), 3)],
             "queries": len(queries),
             "outside": len(outside),
         }

@@ -13,6 +13,7 @@ from rathaus.cli import (
     demo_cmd,
     eval_cmd,
     inbox_cmd,
+    knowledge_cmd,
     serve_cmd,
     users_cmd,
 )
@@ -32,6 +33,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(apikeys_cmd.app, name="apikeys")
 app.add_typer(inbox_cmd.app, name="inbox")
+app.add_typer(knowledge_cmd.app, name="wissen")
 
 
 def _mount_optional() -> None:

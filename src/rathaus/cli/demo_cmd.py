@@ -17,7 +17,7 @@ def demo(
         help="Nach dem Laden das Zuordnungsmodell trainieren und die Eingänge vorprüfen.",
     ),
 ) -> None:
-    """Demo-Kommune „Musterstadt“ laden (Ämter, Leistungen, Personen, Vorgänge)."""
+    """Demo-Kommune „Musterstadt“ laden (Ämter, Leistungen, Personen, Vorgänge, Wissen)."""
     from rathaus.core.demo.loader import load_demo
     from rathaus.core.security import hash_password
 
@@ -25,6 +25,7 @@ def demo(
     db = database(s)
     summary = load_demo(db, if_empty=if_empty, password_hasher=hash_password)
     typer.echo(str(summary))
+    _load_knowledge(db, s)
     if summary.already_loaded or not triage:
         return
     from sqlalchemy import select
@@ -51,3 +52,34 @@ def demo(
             )
         )
         typer.echo(_summary_text(run_triage(session, cases, kit)))
+
+
+def _load_knowledge(db, s) -> None:  # type: ignore[no-untyped-def]
+    """Import the demo service pages into Musterstadt's knowledge base.
+
+    Only when Musterstadt has no demo pages yet: a later run (``make run`` calls ``rathaus demo
+    --if-empty`` on every start) must not overwrite what the Redaktion edited in the demo.
+    """
+    from sqlalchemy import select
+
+    from rathaus.ai.registry import get_embedder
+    from rathaus.assistant import knowledge
+    from rathaus.assistant.importers import DEMO_SOURCE, demo_entries
+    from rathaus.core.demo.loader import SLUG
+    from rathaus.core.models import KnowledgeEntry
+    from rathaus.core.repo import tenant_by_slug
+
+    with db.session() as session:
+        tenant = tenant_by_slug(session, SLUG)
+        present = session.scalar(
+            select(KnowledgeEntry.id)
+            .where(KnowledgeEntry.tenant_id == tenant.id, KnowledgeEntry.source == DEMO_SOURCE)
+            .limit(1)
+        )
+        if present is not None:
+            return
+        typer.echo("Lege die Wissensbasis des Bürgerassistenten an …")
+        report = knowledge.upsert_entries(
+            session, tenant_id=tenant.id, entries=demo_entries(), embedder=get_embedder(s)
+        )
+    typer.echo(f"Wissensbasis: {report.created} Seiten importiert.")

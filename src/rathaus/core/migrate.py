@@ -14,6 +14,19 @@ from rathaus.core.db import Database
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+# Full-text index tables are created by hand in the migrations (SQLite FTS5 is a virtual table
+# with shadow tables, PostgreSQL uses an expression index); comparing the models with the database must not count them.
+UNMANAGED_PREFIXES = ("knowledge_fts",)
+UNMANAGED_INDEXES = ("ix_knowledge_chunks_fulltext",)  # PostgreSQL GIN expression index
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Alembic filter: every object except the hand-made full-text index tables."""
+    if type_ == "index" and reflected and name in UNMANAGED_INDEXES:
+        return False
+    return not (type_ == "table" and reflected and str(name).startswith(UNMANAGED_PREFIXES))
+
+
 def alembic_config(db: Database) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -20,10 +20,13 @@ from rathaus.core.db import Database
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
 from rathaus.web import (
     api,
+    assistant_api,
+    assistant_views,
     auth_views,
     health,
     inbox_api,
     inbox_views,
+    knowledge_views,
     oidc,
     open311,
     pages,
@@ -204,6 +207,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         open311.router,
         inbox_views.router,
         inbox_api.router,
+        assistant_views.router,
+        assistant_api.router,
+        knowledge_views.router,
     ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled

@@ -5,18 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from rathaus.core.migrate import include_object
 from rathaus.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-# Full-text index tables are created by hand in the migrations (SQLite FTS5 is a virtual table
-# with shadow tables); autogenerate must not try to drop them.
-UNMANAGED_PREFIXES = ("knowledge_fts",)
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    return not (type_ == "table" and reflected and str(name).startswith(UNMANAGED_PREFIXES))
 
 
 def run_migrations_offline() -> None:
