@@ -275,6 +275,8 @@ def test_public_page_labels_and_frame_rules(assistant, client):
     embed = client.get("/assistent/einbetten?kommune=beta")
     assert embed.status_code == 200 and "Stadt Beta" in embed.text
     assert "frame-ancestors *" in embed.headers["content-security-policy"]
+    assert "x-frame-options" not in embed.headers  # old browsers would block the widget
+    assert page.headers["x-frame-options"] == "DENY"
 
     script = client.get("/assistent/widget.js")
     assert script.status_code == 200

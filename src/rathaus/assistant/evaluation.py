@@ -225,10 +225,11 @@ def calibrate(path: Path, *, embedder: Any) -> dict[str, Any]:
                 labels.append(0)
         model = LogisticRegression(C=10.0, max_iter=1000).fit(np.array(features), np.array(labels))
         weights = [round(float(w), 3) for w in model.coef_[0]]
-        # Threshold: just above what the questions outside the catalogue reach.
-        outside_p = model.predict_proba(np.array(features[len(queries) :]))[:, 1]
+        # Threshold: above what four in five questions outside the catalogue reach.
+        outside_p = model.predict_proba(np.array(features[len(queries) :: 10]))[:, 1]
         return {
-            "abstain_below": round(float(np.ceil(outside_p.max() * 20) / 20), 2),
+            "abstain_below": round(float(np.ceil(np.quantile(outside_p, 0.8) * 100) / 100), 2),
+            "outside_confidences": sorted(round(float(p), 3) for p in outside_p),
             "calibration": [weights, round(float(model.intercept_[0]), 3)],
             "queries": len(queries),
             "outside": len(outside),

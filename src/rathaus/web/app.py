@@ -131,7 +131,9 @@ def _security_headers(app: FastAPI, settings: Settings) -> None:
         response: Response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors *" not in response.headers.get("Content-Security-Policy", ""):
+            # Only the assistant's embed page may be framed (its own CSP says so).
+            response.headers.setdefault("X-Frame-Options", "DENY")
         if request.url.path != "/docs":
             response.headers.setdefault(
                 "Content-Security-Policy",
