@@ -73,6 +73,7 @@ class _TenantIndex:
     chunk_ids: np.ndarray
     chunk_entry_pos: np.ndarray
     chunk_vectors: np.ndarray
+    chunk_pos: dict[int, int]
     char_vectorizer: Any
     char_matrix: Any
     model: str
@@ -80,22 +81,18 @@ class _TenantIndex:
 
 
 def _signature(session: Session, tenant_id: int, model: str) -> tuple[Any, ...]:
+    """Changes whenever an entry, its passages or their vectors change: entries are stamped on
+    every change (``updated_at``) and passages and vectors are written in the same transaction.
+    Two cheap indexed queries, run before every search."""
     entries = session.execute(
         select(func.count(KnowledgeEntry.id), func.max(KnowledgeEntry.updated_at)).where(
             KnowledgeEntry.tenant_id == tenant_id, KnowledgeEntry.is_published
         )
     ).one()
-    chunks = session.scalar(
-        select(func.count(KnowledgeChunk.id)).where(KnowledgeChunk.tenant_id == tenant_id)
+    last_chunk = session.scalar(
+        select(func.max(KnowledgeChunk.id)).where(KnowledgeChunk.tenant_id == tenant_id)
     )
-    vectors = session.execute(
-        select(func.count(Embedding.id), func.max(Embedding.id)).where(
-            Embedding.tenant_id == tenant_id,
-            Embedding.owner_type.in_([CHUNK_OWNER, ENTRY_OWNER]),
-            Embedding.model == model,
-        )
-    ).one()
-    return (tuple(entries), chunks, tuple(vectors))
+    return (tuple(entries), last_chunk, model)
 
 
 def _vectors(
@@ -158,8 +155,10 @@ def _build(session: Session, tenant_id: int, model: str, dim: int) -> _TenantInd
         chunk_ids=chunk_ids,
         chunk_entry_pos=np.array([entry_pos[c.entry_id] for c in chunks], dtype=np.int64),
         chunk_vectors=_vectors(session, tenant_id, CHUNK_OWNER, model, chunk_ids, dim),
+        chunk_pos={int(c): i for i, c in enumerate(chunk_ids)},
         char_vectorizer=vectorizer,
-        char_matrix=matrix,
+        # Stored transposed (terms × entries) so a query multiplies only its own n-gram rows.
+        char_matrix=matrix.T.tocsr() if matrix is not None else None,
         model=model,
     )
 
@@ -263,9 +262,8 @@ def search(
     # Full text: best passage score per entry.
     ft = np.zeros(n, dtype=np.float64)
     ft_rows = fulltext(session, tenant_id, idx.analyzer.terms(query))
-    chunk_pos = {int(c): i for i, c in enumerate(idx.chunk_ids)}
     for chunk_id, score in ft_rows:
-        pos = chunk_pos.get(chunk_id)
+        pos = idx.chunk_pos.get(chunk_id)
         if pos is not None:
             e = idx.chunk_entry_pos[pos]
             ft[e] = max(ft[e], score)
@@ -282,7 +280,7 @@ def search(
     chars = np.zeros(n, dtype=np.float64)
     if idx.char_matrix is not None:
         q = idx.char_vectorizer.transform([fold(query)])
-        chars = (idx.char_matrix @ q.T).toarray().ravel()
+        chars = (q @ idx.char_matrix).toarray().ravel()
 
     signals = {"volltext": ft, "passage": passage, "titel": title, "zeichen": chars}
     fused = (
