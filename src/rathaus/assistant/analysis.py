@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*", re.UNICODE)
 FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "é": "e", "è": "e", "à": "a"})
@@ -51,6 +52,7 @@ def words(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A German stem: ``anmeldungen`` → ``anmeld``, ``ausweises`` → ``ausweis``."""
     w = fold(word)

@@ -14,18 +14,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rathaus.ai.llm import ChatMessage, ModelUnavailableError
 from rathaus.assistant import retrieve
 from rathaus.assistant.analysis import Analyzer
 from rathaus.assistant.entries import FACTS, LIST_FACTS
-from rathaus.assistant.knowledge import FACTS_HEADING
+from rathaus.assistant.knowledge import FACTS_HEADING, SENTENCE_END
 from rathaus.core.config import AssistantSettings, Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.models import KnowledgeEntry, Tenant
 from rathaus.inbox.classify import detect_language, find_instructions_to_ai
+
+# Stems without compound splitting: enough to compare a sentence with a question or a passage.
+PLAIN = Analyzer()
 
 
 @dataclass
@@ -171,7 +173,6 @@ def stream(
     threshold = (
         kit.settings.abstain_below if kit.settings.abstain_below is not None else ABSTAIN_BELOW
     )
-    entries = _entries(session, tenant.id, [h.entry_id for h in hits[:2]])
     notes: list[str] = []
     if find_instructions_to_ai(question).found:
         notes.append(
@@ -185,7 +186,8 @@ def stream(
         return
 
     top = hits[0]
-    entry = entries[top.entry_id]
+    entry = session.get(KnowledgeEntry, top.entry_id)
+    assert entry is not None and entry.tenant_id == tenant.id
     sources = _sources(top, entry)
     yield "sources", sources
     intents = fact_intents(question)
@@ -294,7 +296,7 @@ FOLLOW_UP_WORDS = frozenset(
 
 def _is_follow_up(question: str) -> bool:
     """A short question that leans on the one before ("Und was kostet das?", "Wo?")."""
-    content = [w for w in Analyzer().terms(question) if w not in FOLLOW_UP_WORDS]
+    content = [w for w in PLAIN.terms(question) if w not in FOLLOW_UP_WORDS]
     pronoun = any(
         w in {"das", "dies", "dafur", "dazu", "davon", "dort", "es", "it", "that"}
         for w in question.lower().replace("?", " ").split()
@@ -377,17 +379,6 @@ def calibrated_confidence(hits: Sequence[retrieve.EntryHit]) -> float:
 # ---------------------------------------------------------------------------- composing
 
 
-def _entries(session: Session, tenant_id: int, ids: Sequence[int]) -> dict[int, KnowledgeEntry]:
-    if not ids:
-        return {}
-    rows = session.scalars(
-        select(KnowledgeEntry).where(
-            KnowledgeEntry.tenant_id == tenant_id, KnowledgeEntry.id.in_(list(ids))
-        )
-    )
-    return {e.id: e for e in rows}
-
-
 def _sources(hit: retrieve.EntryHit, entry: KnowledgeEntry) -> list[Source]:
     return [
         Source(
@@ -428,7 +419,7 @@ def entry_facts(entry: KnowledgeEntry, *, first: Sequence[str] = ()) -> list[Fac
 
 
 def _terms(text_: str) -> set[str]:
-    return set(Analyzer().terms(text_))
+    return set(PLAIN.terms(text_))
 
 
 def extract(
@@ -468,9 +459,6 @@ def passage_sentences(passage: str) -> list[str]:
         if line:
             out.extend(s.strip() for s in SENTENCE_END.split(line) if s.strip())
     return out
-
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9„\"(])")
 
 
 def _handover(tenant: Tenant, entry: KnowledgeEntry | None) -> Handover:

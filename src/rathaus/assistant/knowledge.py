@@ -16,20 +16,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from rathaus.assistant.analysis import Analyzer, vocabulary_of
 from rathaus.assistant.entries import FACTS, LIST_FACTS, EntryData
 from rathaus.core.models import Embedding, KnowledgeChunk, KnowledgeEntry, utcnow
-from rathaus.inbox.vectors import store_vectors, text_hash
+from rathaus.inbox.vectors import delete_vectors, store_vectors, text_hash
 
 CHUNK_OWNER = "knowledge_chunk"
 ENTRY_OWNER = "knowledge_entry"
 CHUNK_CHARS = 700  # a passage is at most about this long (whole sentences)
 FACTS_HEADING = "Auf einen Blick"
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9„\"(])")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9„\"(])")
 
 
 class KnowledgeError(Exception):
@@ -58,7 +58,7 @@ class Passage:
 
 
 def _sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+    return [s.strip() for s in SENTENCE_END.split(paragraph) if s.strip()]
 
 
 def sections(body: str) -> list[tuple[str, list[str]]]:
@@ -236,7 +236,7 @@ def _rechunk(
             chunk.text_sha256 = hashlib.sha256(passage.text.encode("utf-8")).hexdigest()
         gone = list(old.values())
         _fts_delete(session, [c.id for c in gone if c.id])
-        _delete_vectors(session, entry.tenant_id, CHUNK_OWNER, [c.id for c in gone if c.id])
+        delete_vectors(session, entry.tenant_id, [c.id for c in gone if c.id], owner=CHUNK_OWNER)
         for chunk in gone:
             entry.chunks.remove(chunk)
         for chunk in fresh:
@@ -244,17 +244,6 @@ def _rechunk(
         result.append((entry, [*keep, *fresh]))
     session.flush()
     return result
-
-
-def _delete_vectors(session: Session, tenant_id: int, owner: str, ids: Sequence[int]) -> None:
-    if ids:
-        session.execute(
-            delete(Embedding).where(
-                Embedding.tenant_id == tenant_id,
-                Embedding.owner_type == owner,
-                Embedding.owner_id.in_(list(ids)),
-            )
-        )
 
 
 def _embed_missing(
@@ -405,8 +394,8 @@ def delete_entry(session: Session, *, entry: KnowledgeEntry) -> None:
     """Remove an entry with its passages, index rows and vectors."""
     ids = [c.id for c in entry.chunks]
     _fts_delete(session, ids)
-    _delete_vectors(session, entry.tenant_id, CHUNK_OWNER, ids)
-    _delete_vectors(session, entry.tenant_id, ENTRY_OWNER, [entry.id])
+    delete_vectors(session, entry.tenant_id, ids, owner=CHUNK_OWNER)
+    delete_vectors(session, entry.tenant_id, [entry.id], owner=ENTRY_OWNER)
     session.delete(entry)
     session.flush()
 

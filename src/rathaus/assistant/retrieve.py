@@ -31,6 +31,7 @@ from rathaus.assistant.knowledge import (
     tenant_vocabulary,
 )
 from rathaus.core.models import Embedding, KnowledgeChunk, KnowledgeEntry
+from rathaus.inbox.vectors import from_bytes
 
 # Fusion weights of the standardised signals (tuned on the odd-numbered half of the Munich
 # catalogue's services, reported on all; see docs/assistant.md).
@@ -110,7 +111,7 @@ def _vectors(
     for owner_id, raw, row_dim in rows:
         n = pos.get(owner_id)
         if n is not None and row_dim == dim:
-            matrix[n] = np.frombuffer(raw, dtype=np.float32, count=dim)
+            matrix[n] = from_bytes(raw, dim)
     return matrix
 
 

@@ -33,6 +33,27 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def delete_vectors(
+    session: Session,
+    tenant_id: int,
+    owner_ids: Sequence[int],
+    *,
+    owner: str = OWNER,
+    model: str | None = None,
+) -> None:
+    """Remove the stored vectors of these rows (of one model, or of every model)."""
+    if not owner_ids:
+        return
+    condition = [
+        Embedding.tenant_id == tenant_id,
+        Embedding.owner_type == owner,
+        Embedding.owner_id.in_(list(owner_ids)),
+    ]
+    if model is not None:
+        condition.append(Embedding.model == model)
+    session.execute(delete(Embedding).where(*condition))
+
+
 def store_vectors(
     session: Session,
     tenant_id: int,
@@ -45,14 +66,7 @@ def store_vectors(
 ) -> None:
     """Store (or replace) the vectors of cases (or of other ``owner`` rows), with the hash of
     the text they were made from."""
-    session.execute(
-        delete(Embedding).where(
-            Embedding.tenant_id == tenant_id,
-            Embedding.owner_type == owner,
-            Embedding.model == model,
-            Embedding.owner_id.in_(list(owner_ids)),
-        )
-    )
+    delete_vectors(session, tenant_id, owner_ids, owner=owner, model=model)
     for owner_id, vector, text in zip(owner_ids, vectors, texts, strict=True):
         session.add(
             Embedding(

@@ -8,6 +8,8 @@ JavaScript (``static/assistant.js``) answers stream in through the JSON API. The
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -206,10 +208,6 @@ def widget_script() -> Response:
 FormStr = Annotated[str, Form()]
 
 
-def _conversation(session: Session, tenant: Tenant, public_id: str) -> AssistantConversation | None:
-    return service.get_conversation(session, tenant=tenant, public_id=public_id)
-
-
 def _form_page(
     request: Request,
     session: Session,
@@ -234,6 +232,15 @@ def _refused(response: Response, seconds: int) -> Response:
     return response
 
 
+def _too_many(
+    show: Callable[..., Response], conversation_id: str, seconds: int, **context: Any
+) -> Response:
+    """The page again with the rate-limit message and a Retry-After header."""
+    return _refused(
+        show(conversation_id, status_code=429, error=too_many_message(seconds), **context), seconds
+    )
+
+
 @router.post("/assistent")
 @router.post("/assistent/einbetten")
 def ask_form(
@@ -254,21 +261,9 @@ def ask_form(
         tenant = _tenant_or_page(request, session, settings, kommune or None, embed)
         if isinstance(tenant, Response):
             return tenant
+        show = partial(_form_page, request, session, settings, tenant, embed)
         if seconds := retry_after(request, "frage"):
-            return _refused(
-                _form_page(
-                    request,
-                    session,
-                    settings,
-                    tenant,
-                    embed,
-                    conversation_id,
-                    status_code=429,
-                    error=too_many_message(seconds),
-                    **again,
-                ),
-                seconds,
-            )
+            return _too_many(show, conversation_id, seconds, **again)
         try:
             events = service.ask_stream(
                 session,
@@ -280,12 +275,7 @@ def ask_form(
                 kit=get_kit(request.app),
             )
         except QuestionRejected as exc:
-            return _form_page(
-                request,
-                session,
-                settings,
-                tenant,
-                embed,
+            return show(
                 conversation_id,
                 status_code=422,
                 error=exc.message,
@@ -302,24 +292,15 @@ def ask_form(
     with database.session() as session:
         tenant = session.get(Tenant, tenant_id)
         assert tenant is not None
+        show = partial(_form_page, request, session, settings, tenant, embed)
         if done.get("event") != "done":
-            return _form_page(
-                request,
-                session,
-                settings,
-                tenant,
-                embed,
+            return show(
                 conversation_id,
                 status_code=500,
                 error=done.get("detail", ANSWER_FAILED),
                 **again,
             )
-        return _form_page(
-            request,
-            session,
-            settings,
-            tenant,
-            embed,
+        return show(
             done["conversation_id"],
             easy_language=easy,
             focus_turn=done["turn_id"],
@@ -342,20 +323,9 @@ def feedback_form(
     tenant = _tenant_or_page(request, session, settings, kommune or None, embed)
     if isinstance(tenant, Response):
         return tenant
+    show = partial(_form_page, request, session, settings, tenant, embed)
     if seconds := retry_after(request, "rueckmeldung"):
-        return _refused(
-            _form_page(
-                request,
-                session,
-                settings,
-                tenant,
-                embed,
-                conversation_id,
-                status_code=429,
-                error=too_many_message(seconds),
-            ),
-            seconds,
-        )
+        return _too_many(show, conversation_id, seconds)
     try:
         service.feedback(
             session,
@@ -367,22 +337,12 @@ def feedback_form(
         )
     except RathausError as exc:
         session.rollback()
-        return _form_page(
-            request,
-            session,
-            settings,
-            tenant,
-            embed,
+        return show(
             conversation_id,
             status_code=404 if isinstance(exc, NotFoundError) else 400,
             error=exc.message,
         )
-    return _form_page(
-        request,
-        session,
-        settings,
-        tenant,
-        embed,
+    return show(
         conversation_id,
         notice="Vielen Dank für Ihre Rückmeldung.",
         focus_turn=turn_id,
@@ -407,21 +367,9 @@ def handover_form(
     tenant = _tenant_or_page(request, session, settings, kommune or None, embed)
     if isinstance(tenant, Response):
         return tenant
+    show = partial(_form_page, request, session, settings, tenant, embed)
     if seconds := retry_after(request, "rueckmeldung"):
-        return _refused(
-            _form_page(
-                request,
-                session,
-                settings,
-                tenant,
-                embed,
-                conversation_id,
-                status_code=429,
-                error=too_many_message(seconds),
-                show_handover=True,
-            ),
-            seconds,
-        )
+        return _too_many(show, conversation_id, seconds, show_handover=True)
     try:
         case = service.hand_over(
             session,
@@ -436,12 +384,7 @@ def handover_form(
         )
     except RathausError as exc:
         session.rollback()
-        return _form_page(
-            request,
-            session,
-            settings,
-            tenant,
-            embed,
+        return show(
             conversation_id,
             status_code=404 if isinstance(exc, NotFoundError) else 400,
             handover_error=exc.message,
@@ -452,12 +395,7 @@ def handover_form(
     session.commit()  # the worker must see the case before it triages it
     if untriaged:
         queue_triage(settings, [case_id])
-    return _form_page(
-        request,
-        session,
-        settings,
-        tenant,
-        embed,
+    return show(
         conversation_id,
         handover_notice=handover_message(reference, contact=bool(email.strip() or phone.strip())),
         show_handover=True,
