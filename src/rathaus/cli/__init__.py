@@ -15,6 +15,7 @@ from rathaus.cli import (
     inbox_cmd,
     knowledge_cmd,
     serve_cmd,
+    text_cmd,
     users_cmd,
 )
 
@@ -34,6 +35,7 @@ app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(apikeys_cmd.app, name="apikeys")
 app.add_typer(inbox_cmd.app, name="inbox")
 app.add_typer(knowledge_cmd.app, name="wissen")
+app.add_typer(text_cmd.app, name="text")
 
 
 def _mount_optional() -> None:

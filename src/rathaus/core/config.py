@@ -106,6 +106,24 @@ class AssistantSettings(BaseModel):
     max_answer_tokens: int = Field(default=400, ge=32, le=4096)
 
 
+class WritingSettings(BaseModel):
+    """The Schreibassistenz: summaries, minutes and speech-to-text, Leichte Sprache, OParl."""
+
+    speech_model_path: Path | None = Field(
+        default=None,
+        description="Ordner des Whisper-Modells (leer: das mitgelieferte Whisper base).",
+    )
+    speech_threads: int = Field(default=2, ge=1, le=64)
+    speech_language: str = "de"
+    max_audio_mb: int = Field(default=500, ge=1, le=20000)
+    max_audio_hours: float = Field(default=6.0, gt=0, le=48)
+    max_document_chars: int = Field(default=2_000_000, ge=1000)
+    summary_sentences: int = Field(default=8, ge=1, le=100)
+    oparl_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    oparl_max_pages: int = Field(default=50, ge=1, le=10000)
+    plain_language_max_rounds: int = Field(default=3, ge=1, le=10)
+
+
 class OIDCSettings(BaseModel):
     """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
 
@@ -149,6 +167,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     inbox: InboxSettings = InboxSettings()
     assistant: AssistantSettings = AssistantSettings()
+    writing: WritingSettings = WritingSettings()
     oidc: OIDCSettings = OIDCSettings()
 
     @field_validator("database_url")

@@ -640,3 +640,78 @@ class AssistantCitation(TenantScoped, Base):
 
     turn: Mapped[AssistantTurn] = relationship(back_populates="citations")
     entry: Mapped[KnowledgeEntry] = relationship()
+
+
+class TextTemplate(TenantScoped, Base):
+    """A Textbaustein: a reusable text with ``{{platzhalter}}`` for case fields, for one
+    department (``org_unit_id``) or for all (None). ``kind`` says where it is offered:
+    ``baustein`` (a paragraph), ``brief`` (a whole letter body), ``pressemitteilung``."""
+
+    __tablename__ = "text_templates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_units.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30), default="baustein")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MeetingMinutes(TenantScoped, Base):
+    """A Niederschrift in the making: the meeting, its agenda (typed in or imported via OParl),
+    the transcript as timed segments, and the structured result per agenda item."""
+
+    __tablename__ = "meeting_minutes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body_name: Mapped[str] = mapped_column(String(300), default="")  # Gremium
+    meeting_date: Mapped[dt.datetime | None]
+    location: Mapped[str] = mapped_column(String(300), default="")
+    oparl_meeting_id: Mapped[str | None] = mapped_column(String(500))
+    # [{number, name, public, oparl_id}]
+    agenda: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # [{start, end, text}] in seconds; a typed transcript has no times
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attendance: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="entwurf")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WritingJobStatus(enum.StrEnum):
+    WARTET = "wartet"
+    LAEUFT = "laeuft"
+    FERTIG = "fertig"
+    ABGEBROCHEN = "abgebrochen"
+    FEHLGESCHLAGEN = "fehlgeschlagen"
+
+
+class WritingJob(TenantScoped, Base):
+    """A long writing task run on the task queue (a transcription of a recording): progress
+    0..1, a German status message, cancellable; the uploaded original is kept in the original
+    store under ``original_sha256`` whatever happens, partial results stay in ``result``."""
+
+    __tablename__ = "writing_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # transkription
+    status: Mapped[str] = mapped_column(String(20), default=WritingJobStatus.WARTET.value)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str] = mapped_column(String(300), default="")
+    original_sha256: Mapped[str] = mapped_column(String(64), default="")
+    minutes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meeting_minutes.id", ondelete="SET NULL"), index=True
+    )
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]

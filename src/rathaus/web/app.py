@@ -31,6 +31,11 @@ from rathaus.web import (
     open311,
     pages,
     system,
+    writing_letters,
+    writing_minutes,
+    writing_plain,
+    writing_summaries,
+    writing_views,
 )
 from rathaus.web.deps import CsrfFailed, Forbidden, LoginRequired
 from rathaus.web.templating import STATIC_DIR, render
@@ -212,6 +217,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         assistant_views.router,
         assistant_api.router,
         knowledge_views.router,
+        writing_views.router,
+        writing_summaries.router,
+        writing_minutes.router,
+        writing_plain.router,
+        writing_letters.router,
     ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled

@@ -1,0 +1,7 @@
+"""Leichte Sprache: Prüfung, Lesbarkeit und Umschreiben: Seiten und JSON-API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Zusammenfassungen (Dokument, Vorgang, Ratsvorlage): Seiten und JSON-API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,3 @@
+"""Schreibassistenz jobs: long transcriptions of recordings, with progress, cancellable."""
+
+from __future__ import annotations
