@@ -34,6 +34,7 @@ from rathaus.web import (
     writing_letters,
     writing_minutes,
     writing_plain,
+    writing_speech,
     writing_summaries,
     writing_views,
 )
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         writing_views.router,
         writing_summaries.router,
         writing_minutes.router,
+        writing_speech.router,
         writing_plain.router,
         writing_letters.router,
     ):
