@@ -148,3 +148,32 @@ def test_search_never_crosses_tenants(db, embedder) -> None:
             session.get(KnowledgeChunk, cid).tenant_id == b.id
             for cid, _ in retrieve.fulltext(session, b.id, TERMS("Ausweis Gewerbe Sperrmüll"))
         )
+
+
+def test_a_large_index_is_rebuilt_in_the_background_without_serving_deleted_entries(
+    db, embedder
+) -> None:
+    index = retrieve.KnowledgeIndex(background_above=1)  # every index counts as large here
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+        first = retrieve.search(
+            session, tenant_id=tenant.id, query="Gewerbe", embedder=embedder, index=index
+        )
+        gewerbe = first[0].entry_id
+        entry = session.get(KnowledgeEntry, gewerbe)
+        assert entry.title == "Gewerbe anmelden"
+        knowledge.delete_entry(session, entry=entry)
+        session.commit()
+
+        old, stale = index.lookup(session, tenant.id, embedder.model, 384)
+        assert stale and gewerbe in old.entry_ids  # the previous index answers meanwhile …
+        hits = retrieve.search(
+            session, tenant_id=tenant.id, query="Gewerbe", embedder=embedder, index=index
+        )
+        assert hits and gewerbe not in [h.entry_id for h in hits]  # … without the deleted entry
+
+        index.wait(timeout=60)
+        new, stale = index.lookup(session, tenant.id, embedder.model, 384)
+        assert not stale and gewerbe not in new.entry_ids

@@ -9,11 +9,13 @@ tenant's entries (z-scores, so no signal dominates by its scale):
   searched in this process with numpy (the vectors are stored in the database);
 * **spelling** – character n-grams of title and text (finds "Perso", "Kfzzulassung").
 
-The index of a tenant is held in memory and rebuilt when its entries change.
+The index of a tenant is held in memory and rebuilt when its entries change (a large one in the
+background, see :class:`KnowledgeIndex`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +34,8 @@ from rathaus.assistant.knowledge import (
 )
 from rathaus.core.models import Embedding, KnowledgeChunk, KnowledgeEntry
 from rathaus.inbox.vectors import from_bytes
+
+log = logging.getLogger(__name__)
 
 # Fusion weights of the standardised signals (tuned on the odd-numbered half of the Munich
 # catalogue's services, reported on all; see docs/assistant.md).
@@ -165,25 +169,72 @@ def _build(session: Session, tenant_id: int, model: str, dim: int) -> _TenantInd
 
 
 class KnowledgeIndex:
-    """Per-tenant in-memory search structures, rebuilt when the tenant's entries change."""
+    """Per-tenant in-memory search structures, rebuilt when the tenant's entries change.
 
-    def __init__(self) -> None:
+    A small index is rebuilt at once, so the next question sees every change. Rebuilding a
+    large one (``background_above`` passages or more; about 15 s at 30,000 passages) would make
+    one citizen wait, so it is rebuilt in a background thread while questions are answered from
+    the previous index; :func:`search` drops hits whose entry was deleted or unpublished since.
+    """
+
+    def __init__(self, *, background_above: int = 5000) -> None:
+        self.background_above = background_above
         self._lock = threading.Lock()
         self._tenants: dict[tuple[int, str], _TenantIndex] = {}
+        self._building: dict[tuple[int, str], threading.Thread] = {}
 
     def get(self, session: Session, tenant_id: int, model: str, dim: int) -> _TenantIndex:
+        return self.lookup(session, tenant_id, model, dim)[0]
+
+    def lookup(
+        self, session: Session, tenant_id: int, model: str, dim: int
+    ) -> tuple[_TenantIndex, bool]:
+        """The tenant's index and whether it is stale: the previous one, serving while a large
+        one is rebuilt in the background."""
         key = (tenant_id, model)
         signature = _signature(session, tenant_id, model)
         with self._lock:
             current = self._tenants.get(key)
             if current is not None and current.signature == signature:
-                return current
+                return current, False
+            if current is not None and len(current.chunk_ids) >= self.background_above:
+                if key not in self._building:
+                    thread = threading.Thread(
+                        target=self._rebuild,
+                        args=(session.get_bind(), key, dim),
+                        name=f"wissen-index-{tenant_id}",
+                        daemon=True,
+                    )
+                    self._building[key] = thread
+                    thread.start()
+                return current, True
         built = _build(session, tenant_id, model, dim)
         with self._lock:
             self._tenants[key] = built
-        return built
+        return built, False
+
+    def _rebuild(self, bind: Any, key: tuple[int, str], dim: int) -> None:
+        tenant_id, model = key
+        try:
+            with Session(bind=bind) as session:
+                built = _build(session, tenant_id, model, dim)
+            with self._lock:
+                self._tenants[key] = built
+        except Exception:  # the old index keeps serving; the next question tries again
+            log.exception("Wissensindex der Kommune %s ließ sich nicht neu aufbauen", tenant_id)
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for running background rebuilds (tests, benchmarks, shutdown)."""
+        with self._lock:
+            threads = list(self._building.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def clear(self) -> None:
+        self.wait()
         with self._lock:
             self._tenants.clear()
 
@@ -255,7 +306,7 @@ def search(
         return []
     if query_vector is None:
         query_vector = embedder.embed_queries([query])[0]
-    idx = index.get(session, tenant_id, embedder.model, int(query_vector.shape[0]))
+    idx, stale = index.lookup(session, tenant_id, embedder.model, int(query_vector.shape[0]))
     n = len(idx.entry_ids)
     if n == 0:
         return []
@@ -290,7 +341,17 @@ def search(
         + W_TITLE * _standardise(title)
         + W_CHARS * _standardise(chars)
     )
-    order = np.argsort(-fused)[:k]
+    order = np.argsort(-fused)[: k * 2 if stale else k]
+    if stale:  # answered from the previous index: skip entries deleted or unpublished since
+        live = set(
+            session.scalars(
+                select(KnowledgeEntry.id).where(
+                    KnowledgeEntry.id.in_([int(idx.entry_ids[e]) for e in order]),
+                    KnowledgeEntry.is_published,
+                )
+            )
+        )
+        order = np.array([e for e in order if int(idx.entry_ids[e]) in live][:k], dtype=np.int64)
     hits: list[EntryHit] = []
     for e in order:
         entry_id = int(idx.entry_ids[e])
