@@ -151,9 +151,7 @@ def source_imap(
 
     with database().session() as session:
         tenant = tenant_by_slug(session, _slug(kommune))
-        variable = passwort_variable or (
-            imap.env_prefix(tenant.slug) + "".join(c if c.isalnum() else "_" for c in name.upper())
-        )
+        variable = passwort_variable or imap.default_password_env(tenant.slug, name)
         values: dict[str, object] = {
             "host": host,
             "tls": tls,

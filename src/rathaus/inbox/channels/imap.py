@@ -92,6 +92,15 @@ def env_prefix(tenant_slug: str) -> str:
     return "RATHAUS_IMAP_" + re.sub(r"[^A-Z0-9]", "_", tenant_slug.upper()) + "_"
 
 
+def default_password_env(tenant_slug: str, source_name: str) -> str:
+    """The suggested password variable of a source: the prefix and the name in capitals, with
+    umlauts spelled out (``Bürgerpost`` → ``…_BUERGERPOST``) and anything else as ``_``."""
+    name = source_name.upper()
+    for umlaut, spelled in (("Ä", "AE"), ("Ö", "OE"), ("Ü", "UE"), ("ẞ", "SS")):
+        name = name.replace(umlaut, spelled)
+    return env_prefix(tenant_slug) + re.sub(r"[^A-Z0-9]", "_", name)
+
+
 def check_host(host: str) -> str:
     """The host name or IP address, or a German :class:`ChannelError` (URLs, paths, junk)."""
     host = (host or "").strip()
