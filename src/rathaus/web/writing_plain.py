@@ -1,7 +1,237 @@
-"""Leichte Sprache: Prüfung, Lesbarkeit und Umschreiben: Seiten und JSON-API."""
+"""Leichte Sprache: Prüfung, Lesbarkeit und Umschreiben: Seiten und JSON-API.
+
+Page ``/texte/leichte-sprache`` and ``/api/v1/texte/leichte-sprache/{pruefung,umschreibung}``.
+Both need ``Permission.USE_WRITING`` and a staff session; a POST needs the session's CSRF token
+(form field or ``X-CSRF-Token`` header) like the rest of the staff API (``api.py``). API keys
+belong to intake channels (Posteingang, Open311) and act for no person, so they cannot use
+the Schreibassistenz.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from rathaus.core.config import Settings
+from rathaus.core.errors import RathausError
+from rathaus.core.roles import Permission
+from rathaus.web.deps import CsrfDep, CurrentTenant, SettingsDep, require
+from rathaus.web.templating import render
+from rathaus.writing.plain_language import RuleConfig, check, readability, rule_catalogue
 
 router = APIRouter()
+
+USE = Depends(require(Permission.USE_WRITING))
+EMPTY_TEXT = "Bitte geben Sie einen Text ein. Das Feld „Text“ ist leer."
+MAX_FORM_CHARS = 200_000
+
+
+def _too_long(settings: Settings, text: str) -> str | None:
+    limit = min(settings.writing.max_document_chars, MAX_FORM_CHARS)
+    if len(text) > limit:
+        return f"Der Text ist zu lang ({len(text)} Zeichen, höchstens {limit}). Bitte kürzen."
+    return None
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+
+class CheckRequest(BaseModel):
+    text: str = Field(max_length=MAX_FORM_CHARS, description="Zu prüfender Text")
+    max_words: int = Field(default=15, ge=5, le=60, description="Höchstens so viele Wörter je Satz")
+
+
+class FindingPublic(BaseModel):
+    code: str
+    label: str
+    explanation: str
+    start: int = Field(description="Anfang im Satz (Zeichen)")
+    end: int
+    span: str
+    suggestion: str | None
+
+
+class SentencePublic(BaseModel):
+    index: int
+    text: str
+    start: int = Field(description="Anfang im Text (Zeichen)")
+    end: int
+    words: int
+    severity: float
+    findings: list[FindingPublic]
+
+
+class ReadabilityPublic(BaseModel):
+    flesch_amstad: float = Field(description="Flesch-Amstad, 0–100, höher ist leichter")
+    wiener_sachtextformel: float = Field(description="Schulstufe 4–15, niedriger ist leichter")
+    words: int
+    sentences: int
+
+
+class CheckResponse(BaseModel):
+    severity: float = Field(description="Schweregrad (0 ist am besten)")
+    violations_per_sentence: float
+    sentences_count: int
+    words: int
+    counts: dict[str, int]
+    sentences: list[SentencePublic]
+    readability: ReadabilityPublic
+
+
+class RewriteRequest(BaseModel):
+    text: str = Field(max_length=MAX_FORM_CHARS, description="Umzuschreibender Text")
+
+
+class AddedFact(BaseModel):
+    kind: str
+    label: str
+    text: str
+
+
+class RewriteRound(BaseModel):
+    round: int
+    severity: float
+    violations: int
+    added_facts: list[str]
+
+
+class RewriteResponse(BaseModel):
+    label: str = Field(description="Immer: Entwurf – Prüfung durch Prüflesende erforderlich")
+    model: str
+    backend: str
+    demo_quality: bool
+    notes: list[str]
+    text: str
+    facts_ok: bool = Field(description="Falsch, wenn der Entwurf neue Fakten enthält")
+    added_facts: list[AddedFact]
+    best_round: int
+    severity_before: float
+    severity_after: float
+    rounds: list[RewriteRound]
+    check: dict[str, Any]
+
+
+# -- service calls -----------------------------------------------------------------------------
+
+
+def _check(text: str, max_words: int = 15) -> dict[str, Any]:
+    report = check(text, config=RuleConfig(max_words=max_words))
+    return report.to_dict() | {"readability": readability(text).to_dict()}
+
+
+def _rewrite(settings: Settings, text: str) -> Any:
+    from rathaus.ai.registry import get_language_model
+    from rathaus.writing.plain_rewrite import rewrite
+
+    return rewrite(
+        text,
+        model=get_language_model(settings),
+        max_rounds=settings.writing.plain_language_max_rounds,
+    )
+
+
+class _Invalid(RathausError):
+    exit_code = 1
+
+
+def _validated(settings: Settings, text: str) -> str:
+    if not text.strip():
+        raise _Invalid(EMPTY_TEXT)
+    message = _too_long(settings, text)
+    if message:
+        raise _Invalid(message)
+    return text
+
+
+# -- page --------------------------------------------------------------------------------------
+
+
+def _page(request: Request, tenant: Any, **context: Any) -> Response:
+    status = context.pop("status_code", 200)
+    base = {"tenant": tenant, "text": "", "rules": rule_catalogue(), "error": None}
+    return render(request, "writing_plain.html", base | context, status_code=status)
+
+
+@router.get("/texte/leichte-sprache", dependencies=[USE], include_in_schema=False)
+def page(request: Request, tenant: CurrentTenant) -> Response:
+    return _page(request, tenant)
+
+
+@router.post("/texte/leichte-sprache", dependencies=[USE, CsrfDep], include_in_schema=False)
+async def submit(request: Request, tenant: CurrentTenant, settings: SettingsDep) -> Response:
+    form = await request.form()
+    text = str(form.get("text") or "")
+    action = str(form.get("aktion") or "pruefen")
+    try:
+        _validated(settings, text)
+    except _Invalid as exc:
+        return _page(request, tenant, text=text, error=exc.message, status_code=422)
+    report = await run_in_threadpool(check, text)
+    scores = await run_in_threadpool(readability, text)
+    context: dict[str, Any] = {"text": text, "report": report, "scores": scores}
+    if action == "umschreiben":
+        try:
+            context["result"] = await run_in_threadpool(_rewrite, settings, text)
+        except RathausError as exc:
+            context["rewrite_error"] = exc.message
+    return _page(request, tenant, **context)
+
+
+# -- JSON API ----------------------------------------------------------------------------------
+
+
+def _error(message: str, status: int = 422) -> Response:
+    import json
+
+    return Response(
+        json.dumps({"detail": message}, ensure_ascii=False),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+@router.post(
+    "/api/v1/texte/leichte-sprache/pruefung",
+    dependencies=[USE, CsrfDep],
+    tags=["Schreibassistenz"],
+    summary="Text nach den Regeln der Leichten Sprache prüfen, mit Lesbarkeit",
+    response_model=CheckResponse,
+    responses={422: {"description": "Leerer oder zu langer Text"}},
+)
+async def api_check(body: CheckRequest, settings: SettingsDep) -> Any:
+    try:
+        _validated(settings, body.text)
+    except _Invalid as exc:
+        return _error(exc.message)
+    return CheckResponse(**await run_in_threadpool(_check, body.text, body.max_words))
+
+
+@router.post(
+    "/api/v1/texte/leichte-sprache/umschreibung",
+    dependencies=[USE, CsrfDep],
+    tags=["Schreibassistenz"],
+    summary="Mit dem Sprachmodell in Leichte Sprache umschreiben (Entwurf, mit Faktenprüfung)",
+    response_model=RewriteResponse,
+    responses={
+        422: {"description": "Leerer oder zu langer Text"},
+        503: {"description": "Kein Sprachmodell eingerichtet oder erreichbar"},
+    },
+)
+async def api_rewrite(body: RewriteRequest, settings: SettingsDep) -> Any:
+    from rathaus.ai.llm import ModelUnavailableError
+    from rathaus.writing.plain_rewrite import NoModelError
+
+    try:
+        _validated(settings, body.text)
+        result = await run_in_threadpool(_rewrite, settings, body.text)
+    except _Invalid as exc:
+        return _error(exc.message)
+    except (NoModelError, ModelUnavailableError) as exc:
+        return _error(exc.message, 503)
+    except RathausError as exc:
+        return _error(exc.message)
+    return RewriteResponse(**result.to_dict())

@@ -1,0 +1,283 @@
+"""Leichte Sprache: each rule on crafted sentences (positive and negative), sentence splitting,
+the Schweregrad, readability, the facts check, the rewrite loop and the DEplain evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rathaus.ai.llm import Completion
+from rathaus.writing.facts import new_facts
+from rathaus.writing.plain_eval import DEFAULT_DATA, evaluate_checker, sari
+from rathaus.writing.plain_language import check, readability, split_sentences
+from rathaus.writing.plain_rewrite import DRAFT_LABEL, NoModelError, rewrite
+from rathaus.writing.plain_rules import split_compound
+
+DATA = Path(__file__).resolve().parents[2] / DEFAULT_DATA
+
+
+def codes(text: str) -> set[str]:
+    return {f.code for s in check(text).sentences for f in s.findings}
+
+
+@pytest.mark.parametrize(
+    ("code", "bad", "good"),
+    [
+        (
+            "satzlaenge",
+            "Wenn Sie am Montag in das neue Bürgerbüro im Rathaus kommen, bringen Sie bitte "
+            "Ihren alten Ausweis und ein aktuelles Foto mit.",
+            "Bringen Sie Ihren Ausweis mit.",
+        ),
+        ("mehrere_aussagen", "Sie bekommen Geld, weil Sie wenig verdienen.", "Sie bekommen Geld."),
+        ("mehrere_aussagen", "Das ist der Antrag, den Sie brauchen.", "Sie brauchen den Antrag."),
+        (
+            "mehrere_aussagen",
+            "Wir prüfen den Antrag und wir schreiben Ihnen.",
+            "Wir schreiben Ihnen.",
+        ),
+        ("passiv", "Der Antrag wird vom Amt geprüft.", "Das Amt prüft den Antrag."),
+        ("passiv", "Der Brief wurde gestern verschickt.", "Wir haben den Brief gestern geschickt."),
+        ("verneinung", "Sie dürfen nicht parken.", "Sie dürfen hier halten."),
+        ("verneinung", "Sie brauchen keinen Termin.", "Sie können einfach kommen."),
+        ("genitiv", "Das ist das Haus des Bürgermeisters.", "Das ist das Haus vom Bürgermeister."),
+        ("genitiv", "Wegen Bauarbeiten ist die Straße zu.", "Die Straße ist zu."),
+        ("konjunktiv", "Es wäre gut, wenn Sie kommen.", "Bitte kommen Sie."),
+        (
+            "konjunktiv",
+            "Sie könnten den Antrag online stellen.",
+            "Sie können den Antrag online stellen.",
+        ),
+        (
+            "abkuerzung",
+            "Bringen Sie z. B. Ihren Pass mit.",
+            "Bringen Sie zum Beispiel Ihren Pass mit.",
+        ),
+        ("abkuerzung", "Das steht in § 3 Abs. 2.", "Das steht im Gesetz."),
+        ("zahlwort", "Das kostet sieben Euro.", "Das kostet 7 Euro."),
+        (
+            "langes_wort",
+            "Bringen Sie die Geburtsurkunde mit.",
+            "Bringen Sie die Geburts·urkunde mit.",
+        ),
+        (
+            "schweres_wort",
+            "Bitte legen Sie unverzüglich Widerspruch ein.",
+            "Bitte schreiben Sie uns sofort.",
+        ),
+        ("schweres_wort", "Die Infrastruktur ist relevant.", "Die Straßen sind wichtig."),
+        ("sonderzeichen", "Die Gebühr steigt um 5 %.", "Die Gebühr steigt ein wenig."),
+        ("sonderzeichen", "Kommen Sie (mit Ausweis) vorbei.", "Kommen Sie mit Ausweis vorbei."),
+    ],
+)
+def test_rule_positive_and_negative(code, bad, good):
+    assert code in codes(bad), check(bad).to_dict()
+    assert code not in codes(good), check(good).to_dict()
+
+
+def test_findings_carry_label_explanation_span_and_suggestion():
+    report = check("Das kostet sieben Euro.")
+    (finding,) = report.sentences[0].findings
+    assert finding.label == "Zahl als Wort"
+    assert finding.span == "sieben"
+    assert "7" in (finding.suggestion or "")
+    assert report.sentences[0].text[finding.start : finding.end] == "sieben"
+
+
+def test_future_tense_is_not_passive():
+    assert "passiv" not in codes("Wir werden Ihnen morgen schreiben.")
+
+
+def test_sentence_length_threshold_is_configurable():
+    from rathaus.writing.plain_language import RuleConfig
+
+    text = "Bitte bringen Sie Ihren Ausweis und ein Foto mit."
+    assert "satzlaenge" not in {f.code for f in check(text).sentences[0].findings}
+    short = check(text, config=RuleConfig(max_words=5))
+    assert "satzlaenge" in {f.code for f in short.sentences[0].findings}
+
+
+def test_sentence_split_knows_abbreviations_and_ordinals():
+    text = (
+        "Bringen Sie z. B. Ihren Pass mit. Im 19. Jahrhundert gab es das Amt noch nicht. "
+        "Der Termin ist am 3. Mai. Fragen Sie Dr. Berger! Rufen Sie an?\n- Ausweis\n- Foto"
+    )
+    sentences = [s.text for s in split_sentences(text)]
+    assert sentences == [
+        "Bringen Sie z. B. Ihren Pass mit.",
+        "Im 19. Jahrhundert gab es das Amt noch nicht.",
+        "Der Termin ist am 3. Mai.",
+        "Fragen Sie Dr. Berger!",
+        "Rufen Sie an?",
+        "Ausweis",
+        "Foto",
+    ]
+
+
+def test_compound_splitter_suggests_mediopunkt():
+    assert split_compound("Geburtsurkunde") == ["Geburts", "Urkunde"]
+    assert split_compound("Verwaltungsgebäude") == ["Verwaltungs", "Gebäude"]
+    assert split_compound("Haus") == ["Haus"]
+    (finding,) = check("Das Verwaltungsgebäude ist offen.").sentences[0].findings
+    assert "Verwaltungs·gebäude" in finding.suggestion
+
+
+def test_severity_prefers_the_plain_version():
+    hard = (
+        "Aufgrund der Sanierung des Verwaltungsgebäudes wäre eine persönliche Vorsprache nur "
+        "nach vorheriger Terminvereinbarung möglich, sofern keine Ausnahme genehmigt wurde."
+    )
+    plain = "Das Rathaus wird neu gemacht. Bitte machen Sie vorher einen Termin. Rufen Sie uns an."
+    assert check(plain).severity < check(hard).severity
+    assert check("").severity == 0.0
+
+
+def test_segments_cover_the_sentence_and_mark_findings():
+    sentence = check("Sie dürfen nicht parken.").sentences[0]
+    parts = sentence.segments()
+    assert "".join(p for p, _ in parts) == sentence.text
+    assert ("nicht", ["verneinung"]) in parts
+
+
+def test_readability_in_plausible_ranges():
+    plain = readability("Das ist ein Haus. Es ist rot. Wir wohnen hier.")
+    hard = readability(
+        "Die Inanspruchnahme kommunaler Dienstleistungen setzt grundsätzlich eine vorherige "
+        "elektronische Terminvereinbarung über das Bürgerserviceportal voraus."
+    )
+    assert 60 <= plain.flesch_amstad <= 121
+    assert hard.flesch_amstad < 30 < plain.flesch_amstad
+    # the formula is linear: very plain text goes below 4 (even below 0), hard text towards 15
+    assert -10 < plain.wiener_sachtextformel < 4 < 10 < hard.wiener_sachtextformel <= 20
+    assert plain.sentences == 3
+
+
+# -- facts -----------------------------------------------------------------------------------
+
+SOURCE = (
+    "Mit Bescheid vom 03.05.2024 setzt die Stadt Musterstadt eine Gebühr von 1.471,60 € fest. "
+    "Frau Schneider vom Bürgeramt beantwortet Ihre Fragen bis zum 31. Mai. Es gibt drei Termine."
+)
+
+
+def test_reordered_same_facts_pass():
+    output = (
+        "Es gibt 3 Termine. Frau Schneider beantwortet Ihre Fragen. Sie zahlen 1.471,60 Euro. "
+        "Das steht im Brief vom 3. Mai 2024. Sie haben Zeit bis 31.05."
+    )
+    assert new_facts(SOURCE, output) == []
+
+
+@pytest.mark.parametrize(
+    ("output", "kind", "text"),
+    [
+        ("Es gibt 4 Termine.", "zahl", "4"),
+        ("Zahlen Sie bis zum 12.06.2024.", "datum", "12.06.2024"),
+        ("Zahlen Sie bis zum 15. Juni.", "datum", "15. Juni"),
+        ("Sie zahlen 1.471,60 €. Dazu kommen 25,00 €.", "betrag", "25,00 €"),
+        ("Herr Meier hilft Ihnen.", "name", "Meier"),
+    ],
+)
+def test_new_facts_are_caught(output, kind, text):
+    found = [(f.kind, f.text) for f in new_facts(SOURCE, output)]
+    assert (kind, text) in found
+
+
+def test_new_amount_in_german_format_is_caught():
+    found = new_facts("Die Gebühr beträgt 25 Euro.", "Die Gebühr beträgt 1.471,60 €.")
+    assert [(f.kind, f.text) for f in found] == [("betrag", "1.471,60 €")]
+
+
+# -- rewrite loop ----------------------------------------------------------------------------
+
+
+class FakeModel:
+    """Plays back fixed drafts (plumbing test only); records what it was asked."""
+
+    name = "fake"
+    model = "fake-1"
+    version = "1"
+
+    def __init__(self, drafts: list[str]) -> None:
+        self.drafts = list(drafts)
+        self.calls: list[list] = []
+
+    def complete(self, messages, *, max_tokens=512, temperature=0.0, json_mode=False):
+        self.calls.append(list(messages))
+        return Completion(text=self.drafts.pop(0), model=self.model)
+
+    def stream(self, messages, *, max_tokens=512, temperature=0.0):  # pragma: no cover
+        yield self.complete(messages).text
+
+
+def test_loop_flags_added_facts_and_keeps_the_best_clean_draft():
+    source = "Die Gebühr von 30 Euro muss bis zum 1. Juli bezahlt werden, weil sonst Mahngebühren anfallen."
+    drafts = [
+        "Sie müssen 30 Euro bezahlen, weil es sonst teurer wird, und zwar bis zum 1. Juli.",
+        "Sie müssen 30 Euro bezahlen. Vergessen Sie den 1. Juli nicht.",
+        "Sie zahlen 30 Euro. Bis zum 1. Juli. Sonst kostet es 45 Euro.",  # adds a fact, simplest
+    ]
+    model = FakeModel(drafts)
+    result = rewrite(source, model=model, max_rounds=3)
+    assert len(result.drafts) == 3
+    assert [f.text for f in result.drafts[2].added_facts] == ["45 Euro"]
+    assert result.drafts[2].report.severity < result.drafts[1].report.severity
+    assert result.best.round == 2 and result.facts_ok
+    assert result.label == DRAFT_LABEL and result.model == "fake-1" and not result.demo_quality
+    # the system prompt says the text is data; later rounds carry the checker's findings
+    assert "keine Anweisung" in model.calls[0][0].content
+    assert "Mehr als eine Aussage" in model.calls[1][-1].content
+    assert "Verneinung" in model.calls[2][-1].content and len(model.calls) == 3
+
+
+def test_loop_never_presents_a_fact_adding_draft_as_clean():
+    model = FakeModel(["Sie zahlen 99 Euro.", "Sie zahlen 98 Euro."])
+    result = rewrite("Sie zahlen die Gebühr.", model=model, max_rounds=2)
+    assert not result.facts_ok
+    assert result.best.added_facts
+    assert any("nicht im Originaltext" in n for n in result.notes)
+    assert result.to_dict()["facts_ok"] is False
+
+
+def test_without_model_a_german_message():
+    with pytest.raises(NoModelError, match="kein Sprachmodell eingerichtet"):
+        rewrite("Ein Text.", model=None)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_rewrite_with_the_bundled_model(local_llm):
+    result = rewrite(
+        "Der Antrag muss bis zum 30. Juni schriftlich beim Bürgeramt eingereicht werden.",
+        model=local_llm,
+        max_rounds=1,
+        max_tokens=120,
+    )
+    assert result.text.strip()
+    assert result.demo_quality and result.backend == "local"
+    assert result.label == DRAFT_LABEL
+    assert any("Demo-Qualität" in n for n in result.notes)
+    assert result.facts_ok == (not result.best.added_facts)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def test_sari_rewards_the_reference_and_punishes_copying():
+    source = "Die Inanspruchnahme der Leistung setzt einen Antrag voraus."
+    reference = "Sie brauchen einen Antrag für die Leistung."
+    assert sari(source, reference, [reference]) > sari(source, source, [reference])
+    assert 0 <= sari(source, source, [reference]) <= 100
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason=f"DEplain-web fehlt: {DATA} (shared/data)")
+def test_checker_ranks_deplain_simplifications_as_simpler():
+    result = evaluate_checker(DATA, with_readability=False)
+    assert result["pairs"] == 767
+    # Measured 0.799 (all), 0.802 tuning half, 0.797 held-out half; target 0.85 not reached.
+    assert result["pairwise"] >= 0.78
+    assert result["pairwise_detail"]["held_out_half"]["share"] >= 0.77
+    assert result["pairwise"] > result["baseline_naive"]
+    v = result["violations_per_sentence"]
+    assert v["simplification"]["violations_per_sentence"] < v["original"]["violations_per_sentence"]
