@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from rathaus.ai.model_files import (
     EMBEDDING_MODEL,
     LLM_MODEL,
+    SPEECH_MODEL,
     ModelFileError,
     ModelPart,
     assemble,
@@ -120,5 +121,5 @@ def test_cli_assemble_and_files(gguf_path: Path, monkeypatch: pytest.MonkeyPatch
     assert assembled.exit_code == 0, assembled.output
     assert "vorhanden und geprüft" in assembled.output
     assert listed.exit_code == 0, listed.output
-    assert listed.output.count("Status:    OK") == 2
+    assert listed.output.count("Status:    OK") == 2 + len(SPEECH_MODEL.files)
     assert LLM_MODEL.sha256 in listed.output and "Apache-2.0" in listed.output

