@@ -26,6 +26,7 @@ def demo(
     summary = load_demo(db, if_empty=if_empty, password_hasher=hash_password)
     typer.echo(str(summary))
     _load_knowledge(db, s)
+    _load_text_templates(db)
     if summary.already_loaded or not triage:
         return
     from sqlalchemy import select
@@ -83,3 +84,16 @@ def _load_knowledge(db, s) -> None:  # type: ignore[no-untyped-def]
             session, tenant_id=tenant.id, entries=demo_entries(), embedder=get_embedder(s)
         )
     typer.echo(f"Wissensbasis: {report.created} Seiten importiert.")
+
+
+def _load_text_templates(db) -> None:  # type: ignore[no-untyped-def]
+    """Add the demo Textbausteine to Musterstadt; by name, so a later run adds only missing ones
+    and never overwrites what the departments edited."""
+    from rathaus.core.demo.loader import SLUG
+    from rathaus.core.repo import tenant_by_slug
+    from rathaus.writing.templates import seed_demo
+
+    with db.session() as session:
+        added = seed_demo(session, tenant_by_slug(session, SLUG))
+    if added:
+        typer.echo(f"Textbausteine: {added} angelegt.")

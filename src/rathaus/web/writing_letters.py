@@ -1,7 +1,928 @@
-"""Pressemitteilungen, Briefe nach DIN 5008, Textbausteine und Übersetzung: Seiten und JSON-API."""
+"""Pressemitteilungen, Briefe nach DIN 5008, Textbausteine und Übersetzung: Seiten und JSON-API.
+
+A thin shell over :mod:`rathaus.writing.templates`, :mod:`~rathaus.writing.letters`,
+:mod:`~rathaus.writing.press` and :mod:`~rathaus.writing.translate`. Pages need
+``Permission.USE_WRITING``; the API (``/api/v1/texte``) takes a login session (state-changing
+calls with the ``X-CSRF-Token`` header) or an API key of channel ``api``, which acts for the
+whole municipality but sees only the general Textbausteine.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rathaus.core.access import visible_cases
+from rathaus.core.config import Settings
+from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
+from rathaus.core.models import Case, OrgUnit, Tenant, TextTemplate, User
+from rathaus.core.roles import Permission, permissions_of
+from rathaus.core.security import SESSION_COOKIE, lookup_session, tokens_match
+from rathaus.web.deps import (
+    CsrfDep,
+    CurrentTenant,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    require,
+)
+from rathaus.web.inbox_api import BearerDep, HeaderDep, _authenticate, _given_key, _unauthorized
+from rathaus.web.templating import render
+from rathaus.writing import letters, press, translate
+from rathaus.writing import templates as tb
 
 router = APIRouter()
+USE = Depends(require(Permission.USE_WRITING))
+Text = Annotated[str, Query(max_length=300)]
+
+MEDIA = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "txt": "text/plain; charset=utf-8",
+}
+NOTICES = {
+    "gespeichert": "Der Textbaustein wurde gespeichert.",
+    "geloescht": "Der Textbaustein wurde gelöscht.",
+}
+
+
+def _download(data: bytes, name: str, kind: str) -> Response:
+    return Response(
+        data,
+        media_type=MEDIA[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _language_model(request: Request, tenant_id: int, actor: str, function: str) -> Any:
+    """The configured model, recording each call; None when ``llm.backend=none``."""
+    from rathaus.ai.calls import DatabaseRecorder, RecordingLanguageModel
+    from rathaus.ai.registry import get_language_model
+
+    inner = get_language_model(request.app.state.settings)
+    if inner is None:
+        return None
+    return RecordingLanguageModel(
+        inner,
+        DatabaseRecorder(request.app.state.db),
+        function=function,
+        actor=actor,
+        tenant_id=tenant_id,
+    )
+
+
+# -- Textbausteine ------------------------------------------------------------------------------
+
+
+def _unit_names(session: Session, tenant_id: int) -> dict[int, str]:
+    return dict(
+        session.execute(
+            select(OrgUnit.id, OrgUnit.name).where(OrgUnit.tenant_id == tenant_id)
+        ).all()
+    )
+
+
+@router.get("/texte/bausteine", dependencies=[USE], include_in_schema=False)
+def template_list(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    q: Text = "",
+    art: Text = "",
+    meldung: Text = "",
+) -> Response:
+    kind = art if art in tb.KINDS else None
+    rows = tb.list_templates(session, user=user, kind=kind, query=q.strip() or None)
+    return render(
+        request,
+        "writing_templates_list.html",
+        {
+            "tenant": tenant,
+            "rows": rows,
+            "units": _unit_names(session, tenant.id),
+            "kinds": tb.KINDS,
+            "q": q.strip(),
+            "art": kind or "",
+            "may_create": tb.may_create_any(user),
+            "notice": NOTICES.get(meldung, ""),
+        },
+    )
+
+
+def _form_context(
+    session: Session, user: User, tenant: Tenant, form: dict[str, Any], errors: list[str]
+) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "form": form,
+        "errors": errors,
+        "kinds": tb.KINDS,
+        "unit_choices": tb.unit_choices(session, user),
+        "may_general": tb.is_admin(user),
+        "placeholders": tb.PLACEHOLDERS,
+    }
+
+
+def _template_data(name: str, kind: str, subject: str, body: str, unit: str) -> tb.TemplateData:
+    return tb.TemplateData(
+        name=name,
+        kind=kind,
+        subject=subject,
+        body=body.replace("\r\n", "\n"),
+        org_unit_id=int(unit) if unit.strip().isdigit() else None,
+    )
+
+
+@router.get("/texte/bausteine/neu", dependencies=[USE], include_in_schema=False)
+def template_new(
+    request: Request, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
+) -> Response:
+    if not tb.may_create_any(user):
+        raise PermissionDeniedError(
+            "Textbausteine legen die Fachbereichsleitung und die Administration an."
+        )
+    form = {"name": "", "kind": "brief", "subject": "", "body": "", "org_unit_id": None}
+    return render(
+        request, "writing_templates_form.html", _form_context(session, user, tenant, form, [])
+    )
+
+
+@router.post("/texte/bausteine/neu", dependencies=[USE, CsrfDep], include_in_schema=False)
+def template_create(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=300)] = "",
+    kind: Annotated[str, Form(max_length=30)] = "baustein",
+    subject: Annotated[str, Form(max_length=1000)] = "",
+    body: Annotated[str, Form(max_length=60_000)] = "",
+    org_unit_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    data = _template_data(name, kind, subject, body, org_unit_id)
+    try:
+        row = tb.create(session, user=user, data=data)
+    except tb.TemplateInvalidError as exc:
+        session.rollback()
+        form = vars(data)
+        context = _form_context(session, user, tenant, form, exc.errors)
+        return render(request, "writing_templates_form.html", context, status_code=422)
+    return RedirectResponse(f"/texte/bausteine/{row.id}?meldung=gespeichert", status_code=303)
+
+
+def _case_by_reference(session: Session, user: User | None, tenant: Tenant, ref: str) -> Case:
+    ref = ref.strip()
+    query = (
+        visible_cases(session, user)
+        if user is not None
+        else select(Case).where(Case.tenant_id == tenant.id)
+    )
+    case = session.scalar(query.where(Case.reference == ref))
+    if case is None:
+        raise NotFoundError(
+            f"Einen Vorgang mit dem Aktenzeichen „{ref}“ gibt es für Sie nicht. Bitte das "
+            "Aktenzeichen prüfen."
+        )
+    return case
+
+
+@router.get("/texte/bausteine/{template_id}", dependencies=[USE], include_in_schema=False)
+def template_entry(
+    template_id: int,
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    vorgang: Text = "",
+    meldung: Text = "",
+) -> Response:
+    row = tb.get(session, user=user, template_id=template_id)
+    preview = None
+    preview_error = ""
+    if vorgang.strip():
+        try:
+            case = _case_by_reference(session, user, tenant, vorgang)
+            values = tb.values_for_case(case, tenant, user=user)
+            preview = tb.render_text(row.body, values)
+        except NotFoundError as exc:
+            preview_error = exc.message
+    form = {
+        "name": row.name,
+        "kind": row.kind,
+        "subject": row.subject,
+        "body": row.body,
+        "org_unit_id": row.org_unit_id,
+    }
+    context = _form_context(session, user, tenant, form, [])
+    context.update(
+        {
+            "row": row,
+            "unit_name": _unit_names(session, tenant.id).get(row.org_unit_id or -1, ""),
+            "used": tb.placeholders_in(row.subject + "\n" + row.body),
+            "may_edit": tb.can_manage(session, user, row.org_unit_id),
+            "vorgang": vorgang.strip(),
+            "preview": preview,
+            "preview_error": preview_error,
+            "notice": NOTICES.get(meldung, ""),
+        }
+    )
+    return render(request, "writing_templates_entry.html", context)
+
+
+@router.post("/texte/bausteine/{template_id}", dependencies=[USE, CsrfDep], include_in_schema=False)
+def template_update(
+    template_id: int,
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=300)] = "",
+    kind: Annotated[str, Form(max_length=30)] = "baustein",
+    subject: Annotated[str, Form(max_length=1000)] = "",
+    body: Annotated[str, Form(max_length=60_000)] = "",
+    org_unit_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    data = _template_data(name, kind, subject, body, org_unit_id)
+    try:
+        tb.update(session, user=user, template_id=template_id, data=data)
+    except tb.TemplateInvalidError as exc:
+        session.rollback()
+        row = tb.get(session, user=user, template_id=template_id)
+        context = _form_context(session, user, tenant, vars(data), exc.errors)
+        context.update(
+            {
+                "row": row,
+                "unit_name": "",
+                "used": tb.placeholders_in(row.subject + "\n" + row.body),
+                "may_edit": True,
+                "vorgang": "",
+                "preview": None,
+                "preview_error": "",
+                "notice": "",
+            }
+        )
+        return render(request, "writing_templates_entry.html", context, status_code=422)
+    return RedirectResponse(f"/texte/bausteine/{template_id}?meldung=gespeichert", status_code=303)
+
+
+@router.post(
+    "/texte/bausteine/{template_id}/loeschen",
+    dependencies=[USE, CsrfDep],
+    include_in_schema=False,
+)
+def template_delete(template_id: int, user: CurrentUser, session: SessionDep) -> Response:
+    tb.delete(session, user=user, template_id=template_id)
+    return RedirectResponse("/texte/bausteine?meldung=geloescht", status_code=303)
+
+
+# -- Briefe -------------------------------------------------------------------------------------
+
+
+def _letter_templates(session: Session, user: User) -> list[TextTemplate]:
+    return [t for t in tb.list_templates(session, user=user) if t.kind in ("brief", "baustein")]
+
+
+def _letter_page(
+    request: Request,
+    session: Session,
+    user: User,
+    tenant: Tenant,
+    form: dict[str, Any],
+    *,
+    letter: letters.Letter | None = None,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "writing_letters.html",
+        {
+            "tenant": tenant,
+            "templates": _letter_templates(session, user),
+            "form": form,
+            "letter": letter,
+            "error": error,
+        },
+        status_code=status,
+    )
+
+
+def _empty_letter_form(**values: str) -> dict[str, str]:
+    form = dict.fromkeys(
+        ("vorlage", "vorgang", "empfaenger_name", "empfaenger_anschrift", "ihr_zeichen", "bank"),
+        "",
+    )
+    form.update(values)
+    return form
+
+
+@router.get("/texte/brief", dependencies=[USE], include_in_schema=False)
+def letter_form(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    vorlage: Text = "",
+    vorgang: Text = "",
+) -> Response:
+    form = _empty_letter_form(vorlage=vorlage, vorgang=vorgang)
+    return _letter_page(request, session, user, tenant, form)
+
+
+@router.get("/texte/brief/vorgang/{case_id}", dependencies=[USE], include_in_schema=False)
+def letter_for_case(
+    case_id: int,
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+) -> Response:
+    case = session.scalar(visible_cases(session, user).where(Case.id == case_id))
+    if case is None:
+        raise NotFoundError(f"Einen Vorgang Nr. {case_id} gibt es für Sie nicht.")
+    citizen = tb.sender_of(case)
+    form = _empty_letter_form(
+        vorgang=case.reference,
+        empfaenger_name=citizen["name"],
+        empfaenger_anschrift=citizen["address"],
+    )
+    return _letter_page(request, session, user, tenant, form)
+
+
+def build_letter(
+    session: Session,
+    *,
+    user: User | None,
+    tenant: Tenant,
+    template: TextTemplate,
+    reference: str,
+    recipient_name: str,
+    recipient_address: str,
+    your_reference: str = "",
+    bank: str = "",
+) -> letters.Letter:
+    """A letter from a template, with a case's fields when ``reference`` names one."""
+    if reference.strip():
+        case = _case_by_reference(session, user, tenant, reference)
+        return letters.letter_from_case(
+            case,
+            tenant,
+            template,
+            user=user,
+            recipient_name=recipient_name or None,
+            recipient_address=recipient_address or None,
+            your_reference=your_reference,
+            bank=bank,
+        )
+    return letters.letter_from_fields(
+        tenant,
+        subject=template.subject,
+        body=template.body,
+        values={},
+        recipient_name=recipient_name,
+        recipient_address=recipient_address,
+        user=user,
+        your_reference=your_reference,
+        bank=bank,
+    )
+
+
+@router.post("/texte/brief", dependencies=[USE, CsrfDep], include_in_schema=False)
+def letter_make(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    vorlage: Annotated[str, Form(max_length=20)] = "",
+    vorgang: Annotated[str, Form(max_length=60)] = "",
+    empfaenger_name: Annotated[str, Form(max_length=200)] = "",
+    empfaenger_anschrift: Annotated[str, Form(max_length=500)] = "",
+    ihr_zeichen: Annotated[str, Form(max_length=100)] = "",
+    bank: Annotated[str, Form(max_length=200)] = "",
+    format: Annotated[str, Form(max_length=10)] = "vorschau",
+) -> Response:
+    form = _empty_letter_form(
+        vorlage=vorlage,
+        vorgang=vorgang,
+        empfaenger_name=empfaenger_name,
+        empfaenger_anschrift=empfaenger_anschrift,
+        ihr_zeichen=ihr_zeichen,
+        bank=bank,
+    )
+    if not vorlage.strip().isdigit():
+        return _letter_page(
+            request, session, user, tenant, form, error="Bitte einen Textbaustein wählen.",
+            status=422,
+        )  # fmt: skip
+    try:
+        template = tb.get(session, user=user, template_id=int(vorlage))
+        letter = build_letter(
+            session,
+            user=user,
+            tenant=tenant,
+            template=template,
+            reference=vorgang,
+            recipient_name=empfaenger_name.strip(),
+            recipient_address=empfaenger_anschrift.strip(),
+            your_reference=ihr_zeichen.strip(),
+            bank=bank.strip(),
+        )
+    except RathausError as exc:
+        return _letter_page(request, session, user, tenant, form, error=exc.message, status=422)
+    if format == "pdf":
+        return _download(letters.to_pdf(letter), letters.filename(letter, "pdf"), "pdf")
+    if format == "docx":
+        return _download(letters.to_docx(letter), letters.filename(letter, "docx"), "docx")
+    return _letter_page(request, session, user, tenant, form, letter=letter)
+
+
+# -- Pressemitteilung ---------------------------------------------------------------------------
+
+PRESS_FIELDS = ("thema", "wer", "was", "wann", "wo", "warum", "fakten", "zitat", "sprecher")
+PRESS_FIELDS += ("kontakt", "ort", "datum")
+
+
+def _press_page(
+    request: Request, tenant: Tenant, settings: Settings, form: dict[str, str], **extra: Any
+) -> Response:
+    backend = settings.llm.backend
+    context = {
+        "tenant": tenant,
+        "form": form,
+        "model_available": backend != "none",
+        "model_is_local": backend == "local",
+        "result": None,
+        "generated": None,
+        "error": "",
+    }
+    context.update(extra)
+    return render(request, "writing_press.html", context, status_code=extra.get("status", 200))
+
+
+@router.get("/texte/pressemitteilung", dependencies=[USE], include_in_schema=False)
+def press_form(request: Request, tenant: CurrentTenant, settings: SettingsDep) -> Response:
+    form = dict.fromkeys(PRESS_FIELDS, "")
+    form["ort"] = tenant.city
+    form["datum"] = dt.date.today().isoformat()
+    return _press_page(request, tenant, settings, form)
+
+
+@router.post("/texte/pressemitteilung", dependencies=[USE, CsrfDep], include_in_schema=False)
+async def press_make(
+    request: Request, user: CurrentUser, tenant: CurrentTenant, settings: SettingsDep
+) -> Response:
+    raw = await request.form()
+    form = {k: str(raw.get(k) or "")[: press.MAX_FIELD * 3] for k in PRESS_FIELDS}
+    wanted = str(raw.get("format") or "vorschau")
+    with_model = raw.get("mit_modell") == "1"
+    try:
+        points = press.key_points_from_mapping(form)
+        assembled = press.from_key_points(points, place=tenant.city)
+    except RathausError as exc:
+        return _press_page(request, tenant, settings, form, error=exc.message, status=422)
+    if wanted == "txt":
+        return _download(assembled.text().encode("utf-8"), "Pressemitteilung.txt", "txt")
+    if wanted == "docx":
+        return _download(press.to_docx(assembled), "Pressemitteilung.docx", "docx")
+    generated = None
+    error = ""
+    if with_model:
+        from starlette.concurrency import run_in_threadpool
+
+        from rathaus.ai.llm import ModelUnavailableError
+
+        model = _language_model(request, tenant.id, user.username, "texte.pressemitteilung")
+        if model is None:
+            error = (
+                "Es ist kein Sprachmodell eingerichtet; gezeigt wird die zusammengesetzte Fassung."
+            )
+        else:
+            try:
+                generated, _ = await run_in_threadpool(
+                    press.generate, points, model, place=tenant.city
+                )
+            except (ModelUnavailableError, RathausError) as exc:
+                error = exc.message
+    return _press_page(
+        request, tenant, settings, form, result=assembled, generated=generated, error=error
+    )
+
+
+# -- Übersetzung ---------------------------------------------------------------------------------
+
+
+@router.get("/texte/uebersetzung", dependencies=[USE], include_in_schema=False)
+def translate_form(request: Request, tenant: CurrentTenant, settings: SettingsDep) -> Response:
+    return render(
+        request,
+        "writing_translate.html",
+        {
+            "tenant": tenant,
+            "languages": translate.LANGUAGES,
+            "unavailable": translate.unavailable_reason(settings.llm.backend),
+            "form": {"text": "", "nach": "en"},
+            "result": None,
+            "error": "",
+        },
+    )
+
+
+@router.post("/texte/uebersetzung", dependencies=[USE, CsrfDep], include_in_schema=False)
+async def translate_make(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    settings: SettingsDep,
+    text: Annotated[str, Form(max_length=translate.MAX_CHARS * 2)] = "",
+    nach: Annotated[str, Form(max_length=10)] = "en",
+) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    from rathaus.ai.llm import ModelUnavailableError
+
+    result = None
+    error = ""
+    status = 200
+    try:
+        translate.check_request(text, nach)
+        model = _language_model(request, tenant.id, user.username, "texte.uebersetzung")
+        result = await run_in_threadpool(
+            translate.translate, text, nach, model=model, backend=settings.llm.backend
+        )
+    except (ModelUnavailableError, RathausError) as exc:
+        error = exc.message
+        status = getattr(exc, "http_status", 503)
+    return render(
+        request,
+        "writing_translate.html",
+        {
+            "tenant": tenant,
+            "languages": translate.LANGUAGES,
+            "unavailable": translate.unavailable_reason(settings.llm.backend),
+            "form": {"text": text, "nach": nach},
+            "result": result,
+            "error": error,
+        },
+        status_code=status,
+    )
+
+
+# -- JSON-API ------------------------------------------------------------------------------------
+
+api = APIRouter(prefix="/api/v1/texte", tags=["Schreibassistenz"])
+
+
+class Actor:
+    """Who calls the API: a logged-in person, or an API key acting for the municipality."""
+
+    def __init__(self, tenant: Tenant, user: User | None) -> None:
+        self.tenant = tenant
+        self.user = user
+
+    @property
+    def label(self) -> str:
+        return self.user.username if self.user else "api"
+
+
+class _ApiRefused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _actor(request: Request, session: Session, bearer: Any, header: Any) -> Actor:
+    given = _given_key(bearer, header)
+    if given:
+        found = _authenticate(session, given)
+        if found is None:
+            raise _ApiRefused(_unauthorized())
+        return Actor(found[1], None)
+    login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
+    if login is None:
+        raise _ApiRefused(_unauthorized())
+    web_session, user = login
+    if Permission.USE_WRITING not in permissions_of(user.roles):
+        raise _ApiRefused(
+            JSONResponse({"detail": "Für die Schreibassistenz fehlt Ihnen die Berechtigung."}, 403)
+        )
+    if request.method == "POST" and not tokens_match(
+        web_session.csrf_token, request.headers.get("x-csrf-token")
+    ):
+        raise _ApiRefused(
+            JSONResponse(
+                {"detail": "Die Sicherheitsprüfung (CSRF) ist fehlgeschlagen: Kopfzeile "
+                 "„X-CSRF-Token“ fehlt oder ist falsch."},
+                403,
+            )
+        )  # fmt: skip
+    tenant = session.get(Tenant, user.tenant_id)
+    assert tenant is not None
+    return Actor(tenant, user)
+
+
+def _guarded(call: Any) -> Response | Any:
+    try:
+        return call()
+    except _ApiRefused as refused:
+        return refused.response
+    except RathausError as exc:
+        status = 404 if isinstance(exc, NotFoundError) else getattr(exc, "http_status", 400)
+        if isinstance(exc, PermissionDeniedError):
+            status = 403
+        return JSONResponse({"detail": exc.message}, status_code=status)
+
+
+class TemplatePublic(BaseModel):
+    id: int
+    name: str
+    kind: str = Field(description="baustein, brief oder pressemitteilung")
+    subject: str
+    body: str
+    org_unit_id: int | None = Field(description="Organisationseinheit (leer: für alle)")
+    placeholders: list[str]
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: TextTemplate) -> TemplatePublic:
+        return cls(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,
+            subject=row.subject,
+            body=row.body,
+            org_unit_id=row.org_unit_id,
+            placeholders=tb.placeholders_in(row.subject + "\n" + row.body),
+            updated_at=row.updated_at,
+        )
+
+
+class TemplateCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=tb.MAX_NAME)
+    kind: Literal["baustein", "brief", "pressemitteilung"] = "baustein"
+    subject: str = Field(default="", max_length=tb.MAX_SUBJECT)
+    body: str = Field(min_length=1, max_length=tb.MAX_BODY)
+    org_unit_id: int | None = None
+
+
+@api.get("/bausteine", summary="Textbausteine, die der Zugang verwenden darf")
+def api_templates(
+    request: Request,
+    session: SessionDep,
+    bearer: BearerDep,
+    header: HeaderDep,
+    art: str | None = None,
+) -> Any:
+    def work() -> list[TemplatePublic]:
+        actor = _actor(request, session, bearer, header)
+        kind = art if art in tb.KINDS else None
+        rows = (
+            tb.list_templates(session, user=actor.user, kind=kind)
+            if actor.user
+            else tb.list_general(session, tenant_id=actor.tenant.id, kind=kind)
+        )
+        return [TemplatePublic.of(r) for r in rows]
+
+    return _guarded(work)
+
+
+@api.post("/bausteine", summary="Textbaustein anlegen", status_code=201)
+def api_template_create(
+    body: TemplateCreate,
+    request: Request,
+    session: SessionDep,
+    bearer: BearerDep,
+    header: HeaderDep,
+) -> Any:
+    def work() -> Any:
+        actor = _actor(request, session, bearer, header)
+        if actor.user is None:
+            raise PermissionDeniedError(
+                "Textbausteine legen angemeldete Personen an (Fachbereichsleitung oder "
+                "Administration), nicht ein API-Schlüssel."
+            )
+        try:
+            row = tb.create(session, user=actor.user, data=tb.TemplateData(**body.model_dump()))
+        except tb.TemplateInvalidError as exc:
+            session.rollback()
+            return JSONResponse({"detail": exc.message, "errors": exc.errors}, status_code=422)
+        return JSONResponse(TemplatePublic.of(row).model_dump(mode="json"), status_code=201)
+
+    return _guarded(work)
+
+
+class LetterIn(BaseModel):
+    baustein_id: int | None = Field(default=None, description="Nummer des Textbausteins")
+    baustein: str | None = Field(default=None, max_length=200, description="…oder sein Name")
+    aktenzeichen: str = Field(default="", max_length=60, description="Vorgang (optional)")
+    empfaenger_name: str = Field(default="", max_length=200)
+    empfaenger_anschrift: str = Field(default="", max_length=500, description="Zeilen mit Komma")
+    ihr_zeichen: str = Field(default="", max_length=100)
+    bankverbindung: str = Field(default="", max_length=200)
+    format: Literal["json", "pdf", "docx"] = "json"
+
+
+class LetterPublic(BaseModel):
+    absender: str = Field(description="Rücksendeangabe: die Kommune")
+    empfaenger: list[str] = Field(description="Anschriftfeld")
+    betreff: str
+    anrede: str
+    text: str
+    datum: str
+    unser_zeichen: str
+    luecken: list[str] = Field(description="Platzhalter ohne Wert: im Text als [[… fehlt]]")
+    unbekannt: list[str] = Field(description="Unbekannte Platzhalter")
+    klartext: str
+
+
+def _template_for(session: Session, actor: Actor, body: LetterIn) -> TextTemplate:
+    if body.baustein_id is None and not body.baustein:
+        raise letters.LetterInputError("Bitte „baustein_id“ oder „baustein“ angeben.")
+    if actor.user is not None:
+        if body.baustein_id is not None:
+            return tb.get(session, user=actor.user, template_id=body.baustein_id)
+        return tb.get_by_name(session, user=actor.user, name=body.baustein or "")
+    for row in tb.list_general(session, tenant_id=actor.tenant.id):
+        if row.id == body.baustein_id or row.name.lower() == (body.baustein or "").lower():
+            return row
+    raise NotFoundError("Diesen Textbaustein gibt es für diesen Zugang nicht.")
+
+
+@api.post("/brief", summary="Brief nach DIN 5008 (JSON, PDF oder DOCX)")
+def api_letter(
+    body: LetterIn, request: Request, session: SessionDep, bearer: BearerDep, header: HeaderDep
+) -> Any:
+    def work() -> Any:
+        actor = _actor(request, session, bearer, header)
+        template = _template_for(session, actor, body)
+        letter = build_letter(
+            session,
+            user=actor.user,
+            tenant=actor.tenant,
+            template=template,
+            reference=body.aktenzeichen,
+            recipient_name=body.empfaenger_name.strip(),
+            recipient_address=body.empfaenger_anschrift.strip(),
+            your_reference=body.ihr_zeichen.strip(),
+            bank=body.bankverbindung.strip(),
+        )
+        if body.format == "pdf":
+            return _download(letters.to_pdf(letter), letters.filename(letter, "pdf"), "pdf")
+        if body.format == "docx":
+            return _download(letters.to_docx(letter), letters.filename(letter, "docx"), "docx")
+        return LetterPublic(
+            absender=letter.sender.return_line,
+            empfaenger=letter.recipient,
+            betreff=letter.subject,
+            anrede=letter.salutation,
+            text=letter.body,
+            datum=tb.german_date(letter.date),
+            unser_zeichen=letter.our_reference,
+            luecken=letter.gaps,
+            unbekannt=letter.unknown,
+            klartext=letter.plain_text(),
+        )
+
+    return _guarded(work)
+
+
+class PressIn(BaseModel):
+    thema: str = Field(min_length=1, max_length=press.MAX_FIELD)
+    fakten: list[str] = Field(default_factory=list, max_length=press.MAX_FACTS)
+    wer: str = Field(default="", max_length=press.MAX_FIELD)
+    was: str = Field(default="", max_length=press.MAX_FIELD)
+    wann: str = Field(default="", max_length=press.MAX_FIELD)
+    wo: str = Field(default="", max_length=press.MAX_FIELD)
+    warum: str = Field(default="", max_length=press.MAX_FIELD)
+    zitat: str = Field(default="", max_length=press.MAX_FIELD)
+    sprecher: str = Field(default="", max_length=press.MAX_FIELD)
+    kontakt: str = Field(default="", max_length=press.MAX_FIELD)
+    ort: str = Field(default="", max_length=200)
+    datum: dt.date | None = None
+    mit_modell: bool = Field(default=False, description="Zusätzlich vom Sprachmodell schreiben")
+
+
+class PressPublic(BaseModel):
+    kennzeichnung: str
+    ueberschrift: str
+    ortszeile: str
+    vorspann: str
+    text: list[str]
+    zitat: str
+    pressekontakt: str
+    kurzfassung: str = Field(description="Höchstens 280 Zeichen, mit Hashtags")
+    hinweise: list[str]
+    neue_fakten: list[str] = Field(description="Angaben, die nicht in den Stichpunkten stehen")
+    modell: str
+
+    @classmethod
+    def of(cls, r: press.PressRelease) -> PressPublic:
+        return cls(
+            kennzeichnung=r.label,
+            ueberschrift=r.headline,
+            ortszeile=r.dateline,
+            vorspann=r.lead,
+            text=r.body,
+            zitat=r.quote,
+            pressekontakt=r.contact,
+            kurzfassung=r.social,
+            hinweise=r.hints,
+            neue_fakten=r.new_facts,
+            modell=r.model,
+        )
+
+
+class PressOut(BaseModel):
+    zusammengesetzt: PressPublic
+    erzeugt: PressPublic | None
+    hinweis: str = ""
+
+
+@api.post("/pressemitteilung", summary="Pressemitteilung aus Stichpunkten")
+def api_press(
+    body: PressIn, request: Request, session: SessionDep, bearer: BearerDep, header: HeaderDep
+) -> Any:
+    from rathaus.ai.llm import ModelUnavailableError
+
+    def work() -> Any:
+        actor = _actor(request, session, bearer, header)
+        data = body.model_dump(exclude={"mit_modell", "datum"})
+        points = press.key_points_from_mapping(data)
+        points.datum = body.datum
+        assembled = press.from_key_points(points, place=actor.tenant.city)
+        generated = None
+        note = ""
+        if body.mit_modell:
+            model = _language_model(request, actor.tenant.id, actor.label, "texte.pressemitteilung")
+            if model is None:
+                note = "Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND=none)."
+            else:
+                try:
+                    generated, _ = press.generate(points, model, place=actor.tenant.city)
+                except ModelUnavailableError as exc:
+                    note = exc.message
+        return PressOut(
+            zusammengesetzt=PressPublic.of(assembled),
+            erzeugt=PressPublic.of(generated) if generated else None,
+            hinweis=note,
+        )
+
+    return _guarded(work)
+
+
+class TranslateIn(BaseModel):
+    text: str = Field(min_length=1, max_length=translate.MAX_CHARS)
+    nach: str = Field(default="en", max_length=10, description="Zielsprache, z. B. en, tr, uk")
+
+
+class TranslateOut(BaseModel):
+    text: str
+    ziel: str
+    modell: str
+    kennzeichnung: str
+    fehlende_zahlen: list[str] = Field(
+        description="Zahlen, Daten, Beträge des Originals, die fehlen"
+    )
+
+
+@api.post("/uebersetzung", summary="Text übersetzen (nur mit Modellserver)")
+def api_translate(
+    body: TranslateIn,
+    request: Request,
+    session: SessionDep,
+    bearer: BearerDep,
+    header: HeaderDep,
+) -> Any:
+    from rathaus.ai.llm import ModelUnavailableError
+
+    def work() -> Any:
+        actor = _actor(request, session, bearer, header)
+        settings = request.app.state.settings
+        translate.check_request(body.text, body.nach)
+        reason = translate.unavailable_reason(settings.llm.backend)
+        if reason:
+            raise translate.TranslationUnavailableError(reason)
+        model = _language_model(request, actor.tenant.id, actor.label, "texte.uebersetzung")
+        try:
+            result = translate.translate(
+                body.text, body.nach, model=model, backend=settings.llm.backend
+            )
+        except ModelUnavailableError as exc:
+            return JSONResponse({"detail": exc.message}, status_code=503)
+        return TranslateOut(
+            text=result.text,
+            ziel=result.target,
+            modell=result.model,
+            kennzeichnung=result.label,
+            fehlende_zahlen=result.lost,
+        )
+
+    return _guarded(work)
+
+
+router.include_router(api)
