@@ -42,6 +42,7 @@ from rathaus.web import (
 )
 from rathaus.web.deps import CsrfFailed, Forbidden, LoginRequired
 from rathaus.web.templating import STATIC_DIR, render
+from rathaus.web.writing_auth import WritingUnauthorized
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         from urllib.parse import quote
 
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(WritingUnauthorized)
+    async def writing_unauthorized(_request: Request, exc: WritingUnauthorized) -> Response:
+        return exc.response()
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:

@@ -98,6 +98,14 @@ def require(*permissions: Permission) -> Callable[[User], User]:
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def check_csrf_header(request: Request, web_session: WebSession) -> None:
+    """JSON API: a state-changing request must carry the session's token in ``X-CSRF-Token``."""
+    if request.method in UNSAFE_METHODS and not tokens_match(
+        web_session.csrf_token, request.headers.get("x-csrf-token")
+    ):
+        raise CsrfFailed()
+
+
 async def csrf_protect(request: Request, auth: AuthDep) -> None:
     """State-changing requests must carry the session's token (form field or header)."""
     if request.method not in UNSAFE_METHODS:

@@ -108,11 +108,13 @@ def _unauthorized() -> JSONResponse:
     )
 
 
-def _given_key(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+def given_key(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+    """The key from ``Authorization: Bearer …`` or ``X-API-Key`` (``None`` if neither)."""
     return (bearer.credentials if bearer else None) or header or None
 
 
-def _authenticate(session: Session, key: str | None) -> tuple[ApiKey, Tenant] | None:
+def authenticate_key(session: Session, key: str | None) -> tuple[ApiKey, Tenant] | None:
+    """The active key of channel ``api`` and its active tenant, or ``None``."""
     row = apikeys.authenticate(session, key=key, channel="api")
     if row is None:
         return None
@@ -305,7 +307,7 @@ async def post_items(
     bearer: BearerDep,
     header: HeaderDep,
 ) -> Response:
-    found = await run_in_threadpool(_authenticate, session, _given_key(bearer, header))
+    found = await run_in_threadpool(authenticate_key, session, given_key(bearer, header))
     if found is None:
         return _unauthorized()
     _key, tenant = found
@@ -397,9 +399,9 @@ def _status(session: Session, case: Case) -> ItemStatus:
 def get_item(
     case_id: int, request: Request, session: SessionDep, bearer: BearerDep, header: HeaderDep
 ) -> Response | ItemStatus:
-    given = _given_key(bearer, header)
+    given = given_key(bearer, header)
     if given:
-        found = _authenticate(session, given)
+        found = authenticate_key(session, given)
         if found is None:
             return _unauthorized()
         case = session.scalar(select(Case).where(Case.id == case_id, Case.tenant_id == found[1].id))

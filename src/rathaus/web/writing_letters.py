@@ -2,9 +2,9 @@
 
 A thin shell over :mod:`rathaus.writing.templates`, :mod:`~rathaus.writing.letters`,
 :mod:`~rathaus.writing.press` and :mod:`~rathaus.writing.translate`. Pages need
-``Permission.USE_WRITING``; the API (``/api/v1/texte``) takes a login session (state-changing
-calls with the ``X-CSRF-Token`` header) or an API key of channel ``api``, which acts for the
-whole municipality but sees only the general Textbausteine.
+``Permission.USE_WRITING``; the API (``/api/v1/texte``) takes the callers of
+:mod:`rathaus.web.writing_auth`; an API key acts for the whole municipality but sees only the
+general Textbausteine.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from rathaus.core.access import visible_cases
 from rathaus.core.config import Settings
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
 from rathaus.core.models import Case, OrgUnit, Tenant, TextTemplate, User
-from rathaus.core.roles import Permission, permissions_of
-from rathaus.core.security import SESSION_COOKIE, lookup_session, tokens_match
+from rathaus.core.roles import Permission
 from rathaus.web.deps import (
     CsrfDep,
     CurrentTenant,
@@ -32,8 +31,8 @@ from rathaus.web.deps import (
     SettingsDep,
     require,
 )
-from rathaus.web.inbox_api import BearerDep, HeaderDep, _authenticate, _given_key, _unauthorized
 from rathaus.web.templating import render
+from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCaller, WritingCallerDep
 from rathaus.writing import letters, press, translate
 from rathaus.writing import templates as tb
 
@@ -576,61 +575,12 @@ async def translate_make(
 
 # -- JSON-API ------------------------------------------------------------------------------------
 
-api = APIRouter(prefix="/api/v1/texte", tags=["Schreibassistenz"])
-
-
-class Actor:
-    """Who calls the API: a logged-in person, or an API key acting for the municipality."""
-
-    def __init__(self, tenant: Tenant, user: User | None) -> None:
-        self.tenant = tenant
-        self.user = user
-
-    @property
-    def label(self) -> str:
-        return self.user.username if self.user else "api"
-
-
-class _ApiRefused(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def _actor(request: Request, session: Session, bearer: Any, header: Any) -> Actor:
-    given = _given_key(bearer, header)
-    if given:
-        found = _authenticate(session, given)
-        if found is None:
-            raise _ApiRefused(_unauthorized())
-        return Actor(found[1], None)
-    login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
-    if login is None:
-        raise _ApiRefused(_unauthorized())
-    web_session, user = login
-    if Permission.USE_WRITING not in permissions_of(user.roles):
-        raise _ApiRefused(
-            JSONResponse({"detail": "Für die Schreibassistenz fehlt Ihnen die Berechtigung."}, 403)
-        )
-    if request.method == "POST" and not tokens_match(
-        web_session.csrf_token, request.headers.get("x-csrf-token")
-    ):
-        raise _ApiRefused(
-            JSONResponse(
-                {"detail": "Die Sicherheitsprüfung (CSRF) ist fehlgeschlagen: Kopfzeile "
-                 "„X-CSRF-Token“ fehlt oder ist falsch."},
-                403,
-            )
-        )  # fmt: skip
-    tenant = session.get(Tenant, user.tenant_id)
-    assert tenant is not None
-    return Actor(tenant, user)
+api = APIRouter(prefix="/api/v1/texte", tags=["Schreibassistenz"], responses=AUTH_RESPONSES)
 
 
 def _guarded(call: Any) -> Response | Any:
     try:
         return call()
-    except _ApiRefused as refused:
-        return refused.response
     except RathausError as exc:
         status = 404 if isinstance(exc, NotFoundError) else getattr(exc, "http_status", 400)
         if isinstance(exc, PermissionDeniedError):
@@ -672,19 +622,16 @@ class TemplateCreate(BaseModel):
 
 @api.get("/bausteine", summary="Textbausteine, die der Zugang verwenden darf")
 def api_templates(
-    request: Request,
     session: SessionDep,
-    bearer: BearerDep,
-    header: HeaderDep,
+    caller: WritingCallerDep,
     art: str | None = None,
 ) -> Any:
     def work() -> list[TemplatePublic]:
-        actor = _actor(request, session, bearer, header)
         kind = art if art in tb.KINDS else None
         rows = (
-            tb.list_templates(session, user=actor.user, kind=kind)
-            if actor.user
-            else tb.list_general(session, tenant_id=actor.tenant.id, kind=kind)
+            tb.list_templates(session, user=caller.user, kind=kind)
+            if caller.user
+            else tb.list_general(session, tenant_id=caller.tenant.id, kind=kind)
         )
         return [TemplatePublic.of(r) for r in rows]
 
@@ -694,20 +641,17 @@ def api_templates(
 @api.post("/bausteine", summary="Textbaustein anlegen", status_code=201)
 def api_template_create(
     body: TemplateCreate,
-    request: Request,
     session: SessionDep,
-    bearer: BearerDep,
-    header: HeaderDep,
+    caller: WritingCallerDep,
 ) -> Any:
     def work() -> Any:
-        actor = _actor(request, session, bearer, header)
-        if actor.user is None:
+        if caller.user is None:
             raise PermissionDeniedError(
                 "Textbausteine legen angemeldete Personen an (Fachbereichsleitung oder "
                 "Administration), nicht ein API-Schlüssel."
             )
         try:
-            row = tb.create(session, user=actor.user, data=tb.TemplateData(**body.model_dump()))
+            row = tb.create(session, user=caller.user, data=tb.TemplateData(**body.model_dump()))
         except tb.TemplateInvalidError as exc:
             session.rollback()
             return JSONResponse({"detail": exc.message, "errors": exc.errors}, status_code=422)
@@ -740,30 +684,27 @@ class LetterPublic(BaseModel):
     klartext: str
 
 
-def _template_for(session: Session, actor: Actor, body: LetterIn) -> TextTemplate:
+def _template_for(session: Session, caller: WritingCaller, body: LetterIn) -> TextTemplate:
     if body.baustein_id is None and not body.baustein:
         raise letters.LetterInputError("Bitte „baustein_id“ oder „baustein“ angeben.")
-    if actor.user is not None:
+    if caller.user is not None:
         if body.baustein_id is not None:
-            return tb.get(session, user=actor.user, template_id=body.baustein_id)
-        return tb.get_by_name(session, user=actor.user, name=body.baustein or "")
-    for row in tb.list_general(session, tenant_id=actor.tenant.id):
+            return tb.get(session, user=caller.user, template_id=body.baustein_id)
+        return tb.get_by_name(session, user=caller.user, name=body.baustein or "")
+    for row in tb.list_general(session, tenant_id=caller.tenant.id):
         if row.id == body.baustein_id or row.name.lower() == (body.baustein or "").lower():
             return row
     raise NotFoundError("Diesen Textbaustein gibt es für diesen Zugang nicht.")
 
 
 @api.post("/brief", summary="Brief nach DIN 5008 (JSON, PDF oder DOCX)")
-def api_letter(
-    body: LetterIn, request: Request, session: SessionDep, bearer: BearerDep, header: HeaderDep
-) -> Any:
+def api_letter(body: LetterIn, session: SessionDep, caller: WritingCallerDep) -> Any:
     def work() -> Any:
-        actor = _actor(request, session, bearer, header)
-        template = _template_for(session, actor, body)
+        template = _template_for(session, caller, body)
         letter = build_letter(
             session,
-            user=actor.user,
-            tenant=actor.tenant,
+            user=caller.user,
+            tenant=caller.tenant,
             template=template,
             reference=body.aktenzeichen,
             recipient_name=body.empfaenger_name.strip(),
@@ -845,25 +786,26 @@ class PressOut(BaseModel):
 
 @api.post("/pressemitteilung", summary="Pressemitteilung aus Stichpunkten")
 def api_press(
-    body: PressIn, request: Request, session: SessionDep, bearer: BearerDep, header: HeaderDep
+    body: PressIn, request: Request, session: SessionDep, caller: WritingCallerDep
 ) -> Any:
     from rathaus.ai.llm import ModelUnavailableError
 
     def work() -> Any:
-        actor = _actor(request, session, bearer, header)
         data = body.model_dump(exclude={"mit_modell", "datum"})
         points = press.key_points_from_mapping(data)
         points.datum = body.datum
-        assembled = press.from_key_points(points, place=actor.tenant.city)
+        assembled = press.from_key_points(points, place=caller.tenant.city)
         generated = None
         note = ""
         if body.mit_modell:
-            model = _language_model(request, actor.tenant.id, actor.label, "texte.pressemitteilung")
+            model = _language_model(
+                request, caller.tenant.id, caller.actor, "texte.pressemitteilung"
+            )
             if model is None:
                 note = "Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND=none)."
             else:
                 try:
-                    generated, _ = press.generate(points, model, place=actor.tenant.city)
+                    generated, _ = press.generate(points, model, place=caller.tenant.city)
                 except ModelUnavailableError as exc:
                     note = exc.message
         return PressOut(
@@ -894,20 +836,17 @@ class TranslateOut(BaseModel):
 def api_translate(
     body: TranslateIn,
     request: Request,
-    session: SessionDep,
-    bearer: BearerDep,
-    header: HeaderDep,
+    caller: WritingCallerDep,
 ) -> Any:
     from rathaus.ai.llm import ModelUnavailableError
 
     def work() -> Any:
-        actor = _actor(request, session, bearer, header)
         settings = request.app.state.settings
         translate.check_request(body.text, body.nach)
         reason = translate.unavailable_reason(settings.llm.backend)
         if reason:
             raise translate.TranslationUnavailableError(reason)
-        model = _language_model(request, actor.tenant.id, actor.label, "texte.uebersetzung")
+        model = _language_model(request, caller.tenant.id, caller.actor, "texte.uebersetzung")
         try:
             result = translate.translate(
                 body.text, body.nach, model=model, backend=settings.llm.backend

@@ -3,9 +3,9 @@
 A thin shell over :mod:`rathaus.writing.minutes`, :mod:`rathaus.writing.oparl` and
 :mod:`rathaus.writing.minutes_export`. Pages under ``/texte/niederschriften`` need
 ``Permission.USE_WRITING`` and CSRF on every POST; the JSON API under
-``/api/v1/texte/niederschriften`` accepts an API key of channel ``api`` (like the Posteingang
-API) or a logged-in session with that permission (POST then with ``X-CSRF-Token``). Every query
-is scoped to the caller's tenant: another tenant's Niederschrift answers 404.
+``/api/v1/texte/niederschriften`` takes the callers of :mod:`rathaus.web.writing_auth` (API key
+of channel ``api`` or staff session with ``X-CSRF-Token``). Every query is scoped to the
+caller's tenant: another tenant's Niederschrift answers 404.
 """
 
 from __future__ import annotations
@@ -13,25 +13,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rathaus.core import apikeys
 from rathaus.core.config import Settings
 from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import MeetingMinutes, Tenant
-from rathaus.core.roles import Permission, permissions_of
-from rathaus.core.security import SESSION_COOKIE, lookup_session, tokens_match
+from rathaus.core.roles import Permission
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
 from rathaus.web.inbox_views import read_upload
 from rathaus.web.templating import render
+from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCallerDep
 from rathaus.writing import minutes as service
 from rathaus.writing import minutes_export as export
 from rathaus.writing import oparl
@@ -441,8 +439,6 @@ async def pdf_page(minutes_id: int, tenant: CurrentTenant, session: SessionDep) 
 # -- JSON API -----------------------------------------------------------------------------------
 
 API = "/api/v1/texte/niederschriften"
-_bearer = HTTPBearer(auto_error=False, description="API-Schlüssel des Kanals „api“: `rh_…`")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API-Schlüssel `rh_…`")
 
 
 class AgendaItemIn(BaseModel):
@@ -504,58 +500,21 @@ def _public(row: MeetingMinutes) -> MinutesPublic:
     )
 
 
-class _ApiRefused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-
-
-def _api_caller(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header: Annotated[str | None, Depends(_header)],
-) -> tuple[Tenant, str] | JSONResponse:
-    """(tenant, actor) of an API key of channel ``api`` or of a session with the permission."""
-    key = (bearer.credentials if bearer else None) or header
-    if key:
-        row = apikeys.authenticate(session, key=key, channel="api")
-        tenant = session.get(Tenant, row.tenant_id) if row else None
-        if row is None or tenant is None or not tenant.is_active:
-            return _error(401, "Der API-Schlüssel ist ungültig oder gesperrt.")
-        return tenant, f"api:{row.name}"[:120]
-    found = lookup_session(session, request.cookies.get(SESSION_COOKIE))
-    if found is None:
-        return _error(
-            401,
-            "Anmeldung fehlt: bitte „Authorization: Bearer rh_…“ oder „X-API-Key: rh_…“ "
-            "senden oder angemeldet sein.",
-        )
-    web_session, user = found
-    if Permission.USE_WRITING not in permissions_of(user.roles):
-        return _error(403, "Für die Schreibassistenz fehlt Ihnen die Berechtigung.")
-    if request.method == "POST" and not tokens_match(
-        web_session.csrf_token, request.headers.get("x-csrf-token")
-    ):
-        return _error(403, "Der Sicherheitstoken fehlt (Kopfzeile „X-CSRF-Token“).")
-    tenant = session.get(Tenant, user.tenant_id)
-    assert tenant is not None
-    return tenant, user.username
-
-
-Caller = Annotated[tuple[Tenant, str] | JSONResponse, Depends(_api_caller)]
-
-
 def _error(status: int, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-@router.post(API, tags=["Schreibassistenz"], response_model=MinutesPublic, status_code=201)
-async def api_create(request: Request, caller: Caller, session: SessionDep) -> Response:
+@router.post(
+    API,
+    tags=["Schreibassistenz"],
+    responses=AUTH_RESPONSES,
+    response_model=MinutesPublic,
+    status_code=201,
+)
+async def api_create(request: Request, caller: WritingCallerDep, session: SessionDep) -> Response:
     """Tagesordnung und Transkript senden: die Niederschrift wird erstellt und gespeichert."""
-    if isinstance(caller, JSONResponse):
-        return caller
-    tenant, actor = caller
+    tenant, actor = caller.tenant, caller.actor
     raw = await request.body()
     try:
         body = MinutesCreate.model_validate_json(raw or b"{}")
@@ -598,34 +557,33 @@ def _api_row(session: Session, tenant: Tenant, minutes_id: int) -> MeetingMinute
         return _error(404, exc.message)
 
 
-@router.get(API + "/{minutes_id:int}", tags=["Schreibassistenz"], response_model=MinutesPublic)
-def api_get(minutes_id: int, caller: Caller, session: SessionDep) -> Response:
+@router.get(
+    API + "/{minutes_id:int}",
+    tags=["Schreibassistenz"],
+    responses=AUTH_RESPONSES,
+    response_model=MinutesPublic,
+)
+def api_get(minutes_id: int, caller: WritingCallerDep, session: SessionDep) -> Response:
     """Eine Niederschrift mit ihrem Ergebnis."""
-    if isinstance(caller, JSONResponse):
-        return caller
-    row = _api_row(session, caller[0], minutes_id)
+    row = _api_row(session, caller.tenant, minutes_id)
     if isinstance(row, JSONResponse):
         return row
     return JSONResponse(_public(row).model_dump(mode="json"))
 
 
-@router.get(API + "/{minutes_id:int}.docx", tags=["Schreibassistenz"])
-async def api_docx(minutes_id: int, caller: Caller, session: SessionDep) -> Response:
+@router.get(API + "/{minutes_id:int}.docx", tags=["Schreibassistenz"], responses=AUTH_RESPONSES)
+async def api_docx(minutes_id: int, caller: WritingCallerDep, session: SessionDep) -> Response:
     """Die Niederschrift als DOCX."""
-    if isinstance(caller, JSONResponse):
-        return caller
-    row = _api_row(session, caller[0], minutes_id)
+    row = _api_row(session, caller.tenant, minutes_id)
     if isinstance(row, JSONResponse):
         return row
-    return await run_in_threadpool(_download, row, caller[0], "docx")
+    return await run_in_threadpool(_download, row, caller.tenant, "docx")
 
 
-@router.get(API + "/{minutes_id:int}.pdf", tags=["Schreibassistenz"])
-async def api_pdf(minutes_id: int, caller: Caller, session: SessionDep) -> Response:
+@router.get(API + "/{minutes_id:int}.pdf", tags=["Schreibassistenz"], responses=AUTH_RESPONSES)
+async def api_pdf(minutes_id: int, caller: WritingCallerDep, session: SessionDep) -> Response:
     """Die Niederschrift als PDF."""
-    if isinstance(caller, JSONResponse):
-        return caller
-    row = _api_row(session, caller[0], minutes_id)
+    row = _api_row(session, caller.tenant, minutes_id)
     if isinstance(row, JSONResponse):
         return row
-    return await run_in_threadpool(_download, row, caller[0], "pdf")
+    return await run_in_threadpool(_download, row, caller.tenant, "pdf")

@@ -1,10 +1,9 @@
 """Leichte Sprache: Prüfung, Lesbarkeit und Umschreiben: Seiten und JSON-API.
 
 Page ``/texte/leichte-sprache`` and ``/api/v1/texte/leichte-sprache/{pruefung,umschreibung}``.
-Both need ``Permission.USE_WRITING`` and a staff session; a POST needs the session's CSRF token
-(form field or ``X-CSRF-Token`` header) like the rest of the staff API (``api.py``). API keys
-belong to intake channels (Posteingang, Open311) and act for no person, so they cannot use
-the Schreibassistenz.
+The page needs ``Permission.USE_WRITING`` and a staff session (POST with the CSRF token); the
+API takes the callers of :mod:`rathaus.web.writing_auth` (staff session with that permission and
+``X-CSRF-Token`` header, or an API key of channel ``api``).
 """
 
 from __future__ import annotations
@@ -21,11 +20,13 @@ from rathaus.core.errors import RathausError
 from rathaus.core.roles import Permission
 from rathaus.web.deps import CsrfDep, CurrentTenant, SettingsDep, require
 from rathaus.web.templating import render
+from rathaus.web.writing_auth import AUTH_RESPONSES, writing_caller
 from rathaus.writing.plain_language import RuleConfig, check, readability, rule_catalogue
 
 router = APIRouter()
 
 USE = Depends(require(Permission.USE_WRITING))
+CALLER = Depends(writing_caller)  # the API: staff session or API key (see writing_auth)
 EMPTY_TEXT = "Bitte geben Sie einen Text ein. Das Feld „Text“ ist leer."
 MAX_FORM_CHARS = 200_000
 
@@ -196,11 +197,11 @@ def _error(message: str, status: int = 422) -> Response:
 
 @router.post(
     "/api/v1/texte/leichte-sprache/pruefung",
-    dependencies=[USE, CsrfDep],
+    dependencies=[CALLER],
     tags=["Schreibassistenz"],
     summary="Text nach den Regeln der Leichten Sprache prüfen, mit Lesbarkeit",
     response_model=CheckResponse,
-    responses={422: {"description": "Leerer oder zu langer Text"}},
+    responses={**AUTH_RESPONSES, 422: {"description": "Leerer oder zu langer Text"}},
 )
 async def api_check(body: CheckRequest, settings: SettingsDep) -> Any:
     try:
@@ -212,11 +213,12 @@ async def api_check(body: CheckRequest, settings: SettingsDep) -> Any:
 
 @router.post(
     "/api/v1/texte/leichte-sprache/umschreibung",
-    dependencies=[USE, CsrfDep],
+    dependencies=[CALLER],
     tags=["Schreibassistenz"],
     summary="Mit dem Sprachmodell in Leichte Sprache umschreiben (Entwurf, mit Faktenprüfung)",
     response_model=RewriteResponse,
     responses={
+        **AUTH_RESPONSES,
         422: {"description": "Leerer oder zu langer Text"},
         503: {"description": "Kein Sprachmodell eingerichtet oder erreichbar"},
     },

@@ -1,7 +1,7 @@
 """Spracherkennung als Hintergrundauftrag: Hochladen, Fortschritt, Abbruch: Seiten und JSON-API.
 
 A thin shell over :mod:`rathaus.writing.transcription`. Pages need ``Permission.USE_WRITING``;
-the JSON API under ``/api/v1/texte`` takes an API key of channel ``api`` like the inbox API.
+the JSON API under ``/api/v1/texte`` takes the callers of :mod:`rathaus.web.writing_auth`.
 Uploads are spooled to disk by the form parser and read only up to ``writing.max_audio_mb``.
 """
 
@@ -29,6 +29,7 @@ from rathaus.web.deps import (
     require,
 )
 from rathaus.web.templating import render
+from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCallerDep
 from rathaus.writing import transcription as tx
 
 router = APIRouter()
@@ -320,31 +321,12 @@ def _public(job: WritingJob) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def _api_tenant(request: Request, session: Session) -> tuple[str, Tenant] | None:
-    from rathaus.web.inbox_api import _authenticate
-
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    found = _authenticate(session, key or request.headers.get("x-api-key"))
-    if found is None:
-        return None
-    row, tenant = found
-    return f"api:{row.name}"[:120], tenant
-
-
 def _api_error(status: int, message: str, job_id: int | None = None) -> JSONResponse:
     body: dict[str, Any] = {"detail": message}
     if job_id is not None:
         body["job_id"] = job_id
         body["status_url"] = f"/api/v1/texte/auftraege/{job_id}"
     return JSONResponse(body, status_code=status)
-
-
-async def _api_auth(request: Request, session: Session) -> tuple[str, Tenant] | JSONResponse:
-    from rathaus.web.inbox_api import _unauthorized
-
-    found = await run_in_threadpool(_api_tenant, request, session)
-    return found if found is not None else _unauthorized()
 
 
 @router.post(
@@ -359,12 +341,13 @@ async def _api_auth(request: Request, session: Session) -> tuple[str, Tenant] | 
         "Hintergrund. Optional `niederschrift`: Nummer der Niederschrift, die das fertige "
         "Transkript erhält. Den Stand zeigt `status_url`. Eine abgewiesene Datei ergibt 400 "
         "bzw. 413 mit Grund; der Auftrag bleibt als „fehlgeschlagen“ erhalten (`job_id`). "
-        "Kopf `Authorization: Bearer rh_…` oder `X-API-Key` (Kanal „api“)."
+        "Kopf `Authorization: Bearer rh_…` oder `X-API-Key` (Kanal „api“) oder Anmeldung mit "
+        "Kopf `X-CSRF-Token`."
     ),
     response_model=JobPublic,
     responses={
+        **AUTH_RESPONSES,
         400: {"description": "Keine Datei, keine Audiodatei oder zu lang"},
-        401: {"description": "API-Schlüssel fehlt oder gilt nicht für den Kanal „api“"},
         413: {"description": "Datei zu groß"},
     },
     openapi_extra={
@@ -385,11 +368,10 @@ async def _api_auth(request: Request, session: Session) -> tuple[str, Tenant] | 
         }
     },
 )
-async def api_start(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    auth = await _api_auth(request, session)
-    if isinstance(auth, JSONResponse):
-        return auth
-    user_name, tenant = auth
+async def api_start(
+    request: Request, session: SessionDep, settings: SettingsDep, caller: WritingCallerDep
+) -> Response:
+    user_name, tenant = caller.actor, caller.tenant
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return _api_error(415, "Bitte die Aufnahme als multipart/form-data im Feld `file` senden.")
     try:
@@ -408,14 +390,13 @@ async def api_start(request: Request, session: SessionDep, settings: SettingsDep
     tags=["Schreibassistenz"],
     summary="Stand eines Transkriptionsauftrags",
     response_model=JobPublic,
-    responses={401: {"description": "API-Schlüssel fehlt"}, 404: {"description": "Unbekannt"}},
+    responses={**AUTH_RESPONSES, 404: {"description": "Unbekannt"}},
 )
-async def api_job(job_id: int, request: Request, session: SessionDep) -> Response:
-    auth = await _api_auth(request, session)
-    if isinstance(auth, JSONResponse):
-        return auth
+async def api_job(job_id: int, session: SessionDep, caller: WritingCallerDep) -> Response:
     try:
-        job = await run_in_threadpool(tx.get_job, session, tenant_id=auth[1].id, job_id=job_id)
+        job = await run_in_threadpool(
+            tx.get_job, session, tenant_id=caller.tenant.id, job_id=job_id
+        )
     except NotFoundError as exc:
         return _api_error(404, exc.message)
     return JSONResponse(_public(job))
@@ -430,13 +411,14 @@ async def api_job(job_id: int, request: Request, session: SessionDep) -> Respons
         "bisher Erkannte bleibt erhalten. Ein fertiger oder fehlgeschlagener Auftrag ergibt 409."
     ),
     response_model=JobPublic,
-    responses={404: {"description": "Unbekannt"}, 409: {"description": "Schon beendet"}},
+    responses={
+        **AUTH_RESPONSES,
+        404: {"description": "Unbekannt"},
+        409: {"description": "Schon beendet"},
+    },
 )
-async def api_cancel(job_id: int, request: Request, session: SessionDep) -> Response:
-    auth = await _api_auth(request, session)
-    if isinstance(auth, JSONResponse):
-        return auth
-    user_name, tenant = auth
+async def api_cancel(job_id: int, session: SessionDep, caller: WritingCallerDep) -> Response:
+    user_name, tenant = caller.actor, caller.tenant
 
     def work() -> WritingJob:
         job = tx.cancel_job(session, tenant_id=tenant.id, job_id=job_id, user_name=user_name)
