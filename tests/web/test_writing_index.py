@@ -22,3 +22,13 @@ def test_start_page_is_refused_without_the_writing_permission(client, worlds, us
     login(client, username)
     assert client.get("/texte").status_code == 403
     assert 'href="/texte"' not in client.get("/").text
+
+
+def test_case_page_offers_summary_and_letter(client, worlds) -> None:
+    case = worlds["a"].cases["BA"]
+    login(client, "sb")
+    page = client.get(f"/vorgaenge/{case.id}").text
+    assert f'href="/texte/zusammenfassung/vorgang/{case.id}"' in page
+    assert f'href="/texte/brief?vorgang={case.reference}"' in page
+    assert client.get(f"/texte/zusammenfassung/vorgang/{case.id}").status_code == 200
+    assert client.get(f"/texte/brief?vorgang={case.reference}").status_code == 200
