@@ -288,5 +288,5 @@ def bausteine_anzeigen(
         typer.echo("")
         typer.echo(row.body)
         typer.echo("")
-        used = tb.placeholders_in(row.subject + "\n" + row.body)
+        used = tb.template_placeholders(row)
         typer.echo("Platzhalter: " + (", ".join(used) if used else "keine"))

@@ -206,9 +206,11 @@ def toggle(
 def remove(
     source_id: int, session: SessionDep, user: CurrentUser, tenant: CurrentTenant
 ) -> Response:
+    from rathaus.inbox.channels import poll as polling
+
     source = _source(session, tenant, source_id)
     _record(session, user, tenant, "inbox_source_removed", source)
-    session.delete(source)
+    polling.remove_source(session, tenant=tenant, name=source.name)
     session.commit()
     return RedirectResponse(f"{BASE}?meldung=entfernt", 303)
 

@@ -224,7 +224,7 @@ def template_entry(
         {
             "row": row,
             "unit_name": _unit_names(session, tenant.id).get(row.org_unit_id or -1, ""),
-            "used": tb.placeholders_in(row.subject + "\n" + row.body),
+            "used": tb.template_placeholders(row),
             "may_edit": tb.can_manage(session, user, row.org_unit_id),
             "vorgang": vorgang.strip(),
             "preview": preview,
@@ -259,7 +259,7 @@ def template_update(
             {
                 "row": row,
                 "unit_name": "",
-                "used": tb.placeholders_in(row.subject + "\n" + row.body),
+                "used": tb.template_placeholders(row),
                 "may_edit": True,
                 "vorgang": "",
                 "preview": None,
@@ -607,7 +607,7 @@ class TemplatePublic(BaseModel):
             subject=row.subject,
             body=row.body,
             org_unit_id=row.org_unit_id,
-            placeholders=tb.placeholders_in(row.subject + "\n" + row.body),
+            placeholders=tb.template_placeholders(row),
             updated_at=row.updated_at,
         )
 

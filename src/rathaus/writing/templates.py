@@ -82,6 +82,11 @@ def placeholders_in(text: str) -> list[str]:
     return list(seen)
 
 
+def template_placeholders(row: TextTemplate) -> list[str]:
+    """The placeholder names a Textbaustein uses in its subject and body, in order of first use."""
+    return placeholders_in(row.subject + "\n" + row.body)
+
+
 def syntax_errors(text: str, *, field_label: str = "Text") -> list[str]:
     """German messages for every malformed or unknown placeholder in ``text`` (empty: valid)."""
     errors: list[str] = []
