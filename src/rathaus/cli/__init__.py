@@ -14,6 +14,7 @@ from rathaus.cli import (
     eval_cmd,
     inbox_cmd,
     knowledge_cmd,
+    lage_cmd,
     serve_cmd,
     text_cmd,
     users_cmd,
@@ -36,6 +37,7 @@ app.add_typer(apikeys_cmd.app, name="apikeys")
 app.add_typer(inbox_cmd.app, name="inbox")
 app.add_typer(knowledge_cmd.app, name="wissen")
 app.add_typer(text_cmd.app, name="text")
+app.add_typer(lage_cmd.app, name="lage")
 
 
 def _mount_optional() -> None:

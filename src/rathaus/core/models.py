@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -715,3 +717,120 @@ class WritingJob(TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+
+
+# -- Lagebild (decision support) ---------------------------------------------------------------
+
+
+class InsightDataset(TenantScoped, Base):
+    """An imported data set for the Lagebild: a count series (``zeitreihe``), an event log
+    (``ereignisprotokoll``) or a payment list (``zahlungen``). The uploaded original is kept in
+    the original store under ``original_sha256``; the rows are written in one transaction, so a
+    failed import leaves nothing behind. ``mapping`` records which column became which field."""
+
+    __tablename__ = "insight_datasets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(300), default="")
+    original_sha256: Mapped[str] = mapped_column(String(64), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SeriesPoint(TenantScoped, Base):
+    """One day of an imported count series (e.g. requests per department and day)."""
+
+    __tablename__ = "series_points"
+    __table_args__ = (UniqueConstraint("dataset_id", "series", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("insight_datasets.id", ondelete="CASCADE"), index=True
+    )
+    series: Mapped[str] = mapped_column(String(200))
+    day: Mapped[dt.date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ProcessEvent(TenantScoped, Base):
+    """One event of an imported event log (CSV, XES or OCEL 2.0). ``position`` keeps the file
+    order for events with equal timestamps; ``data`` holds further attributes and, for OCEL,
+    the related objects."""
+
+    __tablename__ = "process_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("insight_datasets.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    case_key: Mapped[str] = mapped_column(String(200))
+    activity: Mapped[str] = mapped_column(String(200))
+    timestamp: Mapped[dt.datetime]
+    resource: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Payment(TenantScoped, Base):
+    """One payment of an imported payment list (Kämmerei); amounts in cents."""
+
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("insight_datasets.id", ondelete="CASCADE"), index=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer)
+    supplier: Mapped[str] = mapped_column(String(300))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    booked_on: Mapped[dt.date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(100), default="")
+    category: Mapped[str] = mapped_column(String(200), default="")
+    unit: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class BookingFlag(TenantScoped, Base):
+    """A finding of a booking check, waiting for a human decision in the review queue. A flag
+    is a hint with its explanation, never an accusation: ``status`` starts at ``offen`` and only
+    a person sets ``unauffaellig`` or ``pruefen`` (with ``decided_by``/``decided_at``)."""
+
+    __tablename__ = "booking_flags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("insight_datasets.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30), index=True)  # duplikat, splitting, benford …
+    supplier: Mapped[str] = mapped_column(String(300), default="")
+    payment_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="offen", index=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(120), default="")
+    decided_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RoutePlan(TenantScoped, Base):
+    """A winter-service plan of the Bauhof: the street network with its required links,
+    vehicles and depots (``network``), the solver settings and the routes found."""
+
+    __tablename__ = "route_plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(300), default="")
+    original_sha256: Mapped[str] = mapped_column(String(64), default="")
+    network: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    solution: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="neu")
+    total_time: Mapped[float | None] = mapped_column(Float)
+    feasible: Mapped[bool | None] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    solved_at: Mapped[dt.datetime | None]

@@ -29,6 +29,8 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     VIEW_AUDIT = "audit.view"
     VIEW_INSIGHTS = "insights.view"
+    # Import data into the Lagebild, decide booking flags, plan winter-service routes.
+    MANAGE_INSIGHTS = "insights.manage"
     EDIT_KNOWLEDGE = "knowledge.edit"
     USE_WRITING = "writing.use"
     MANAGE_SETTINGS = "settings.manage"
@@ -45,6 +47,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_CASES,
             Permission.EDIT_CASES,
             Permission.VIEW_INSIGHTS,
+            Permission.MANAGE_INSIGHTS,
             Permission.USE_WRITING,
             Permission.TRIAGE,
         }

@@ -28,6 +28,11 @@ from rathaus.web import (
     inbox_api,
     inbox_sources,
     inbox_views,
+    insights_bookings,
+    insights_forecast,
+    insights_process,
+    insights_views,
+    insights_winter,
     knowledge_views,
     oidc,
     open311,
@@ -233,6 +238,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         writing_speech.router,
         writing_plain.router,
         writing_letters.router,
+        insights_views.router,
+        insights_forecast.router,
+        insights_process.router,
+        insights_bookings.router,
+        insights_winter.router,
     ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled

@@ -1,0 +1,7 @@
+"""Lagebild: Winterdienst-Tourenplanung des Bauhofs – pages and JSON API (filled in by its own module)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
