@@ -93,7 +93,9 @@ def line_chart(
         desc += f", Werte von {_fmt(min(values))} bis {_fmt(max(values))}"
     _, parts = _open(title, desc + ".", width, height)
     if n == 0 or not values:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">Keine Daten</text>')
+        parts.append(
+            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">Keine Daten</text>'
+        )
         return Markup("".join(parts) + "</svg>")  # noqa: S704 - every text part is escaped
     left, right, top, bottom = 56, 12, 14, 48
     ticks = nice_ticks(min(0.0, min(values)), max(values))
@@ -148,7 +150,9 @@ def line_chart(
                 )
             elif segment:
                 cx, cy = segment[0].split(",")
-                parts.append(f'<circle class="chart-dot chart-s{index % 6}" cx="{cx}" cy="{cy}" r="2.5"/>')
+                parts.append(
+                    f'<circle class="chart-dot chart-s{index % 6}" cx="{cx}" cy="{cy}" r="2.5"/>'
+                )
     if marker_index is not None and 0 <= marker_index < n:
         mx = x(marker_index)
         parts.append(

@@ -68,10 +68,7 @@ def to_xlsx(headers: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str = 
     worksheet.freeze_panes = "A2"
     for row in rows:
         worksheet.append(
-            [
-                _safe(v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v)
-                for v in row
-            ]
+            [_safe(v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v) for v in row]
         )
     buffer = io.BytesIO()
     workbook.save(buffer)

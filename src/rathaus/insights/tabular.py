@@ -299,8 +299,14 @@ def parse_datetime(
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        for fmt in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d/%m/%Y %H:%M:%S",
-                    "%d/%m/%Y %H:%M", "%d/%m/%Y"):
+        for fmt in (
+            "%d.%m.%Y %H:%M:%S",
+            "%d.%m.%Y %H:%M",
+            "%d.%m.%Y",
+            "%d/%m/%Y %H:%M:%S",
+            "%d/%m/%Y %H:%M",
+            "%d/%m/%Y",
+        ):
             try:
                 parsed = dt.datetime.strptime(text, fmt)
                 break
@@ -343,8 +349,14 @@ def parse_amount_cents(value: str, *, row: int | None = None, label: str = "Betr
     single_kind = last_dot < 0 or last_comma < 0
     if single_kind and (text.count(decimal) > 1 or len(fraction) == 3):
         # "1.234.567" or "1,471": only thousands separators.
-        integer, fraction = integer + fraction, ""
-    integer = integer.replace(".", "").replace(",", "")
+        integer, fraction = text, ""
+    groups = re.split(r"[.,]", integer)
+    grouped_ok = len(groups) == 1 or (
+        1 <= len(groups[0]) <= 3
+        and all(len(g) == 3 for g in groups[1:])
+        and (not fraction or decimal not in integer)
+    )
+    integer = integer.replace(".", "").replace(",", "") if grouped_ok else "x"
     if not integer.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 2:
         raise TableError(
             f"{_where(row, label)}: „{value.strip()[:40]}“ ist kein eindeutiger Betrag. Erwartet "
