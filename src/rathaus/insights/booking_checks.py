@@ -1,0 +1,730 @@
+"""The booking checks of the Kämmerei on plain payment rows: duplicates, near duplicates, split
+orders under procurement thresholds, Benford, outliers, unusual dates and new suppliers.
+
+Every check is a small function from a list of :class:`Pay` to a list of :class:`Finding`; no
+database, so the evaluation (:mod:`rathaus.insights.booking_eval`) and the service
+(:mod:`rathaus.insights.bookings`) run the very same code. A finding is a *hint* for a person
+in the Kämmerei, never an accusation: each explanation says what was seen, with its numbers,
+and what the usual harmless reasons are. Each finding has a stable ``key`` (its kind and the
+payments or group it is about), so running the checks again recognises earlier findings.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS: dict[str, str] = {
+    "duplikat": "Doppelte Zahlung",
+    "aehnlich": "Ähnliche Zahlung",
+    "splitting": "Mögliche Auftragsteilung",
+    "benford": "Ziffernverteilung (Benford)",
+    "ausreisser": "Ungewöhnlich hoher Betrag",
+    "datum": "Ungewöhnlicher Buchungstag",
+    "neu": "Neuer Lieferant mit hohem Betrag",
+}
+
+BENFORD = [math.log10(1 + 1 / d) for d in range(1, 10)]
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+
+
+@dataclass(frozen=True)
+class Pay:
+    """One payment as the checks see it; ``amount_cents`` in the list's currency."""
+
+    id: int
+    supplier: str
+    amount_cents: int
+    booked_on: dt.date
+    reference: str = ""
+    category: str = ""
+    unit: str = ""
+    row: int = 0
+
+
+@dataclass
+class CheckConfig:
+    """Thresholds of the checks. Amounts in cents of the list's currency."""
+
+    checks: tuple[str, ...] = tuple(KINDS)
+    currency: str = "€"
+    # near duplicates: amount within max(tolerance_pct %, tolerance_cents), dates within days
+    near_days: int = 7
+    near_tolerance_pct: float = 1.0
+    near_tolerance_cents: int = 100
+    near_max_group: int = 4
+    near_p: float = 0.05
+    # split orders: each payment in [band × threshold, threshold), within days, sum ≥ threshold
+    split_thresholds_cents: tuple[int, ...] = (1_000_00, 5_000_00, 25_000_00, 100_000_00)
+    split_days: int = 30
+    split_band: float = 0.75
+    split_p: float = 0.01
+    # Benford first digits per supplier
+    benford_min_payments: int = 100
+    benford_min_amount_cents: int = 10_00
+    benford_mad: float = 0.015
+    benford_p: float = 0.001
+    # outliers on a log scale (median / MAD)
+    outlier_z: float = 4.0
+    outlier_factor: float = 10.0
+    outlier_min_supplier: int = 8
+    outlier_category_z: float = 5.0
+    outlier_category_factor: float = 10.0
+    outlier_min_category: int = 30
+    # unusual dates
+    holiday_country: str = "DE"
+    holiday_subdiv: str | None = "BW"
+    # new suppliers
+    new_amount_cents: int = 25_000_00
+    new_days: int = 30
+    new_warmup_days: int = 90
+    # payments to pooled, anonymised payees (private persons) are not one supplier
+    anonymous_pattern: str = (
+        r"\bredacted\b|personal data|personal details|anonymi|geschw[äa]rzt|privatperson"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["checks"] = list(self.checks)
+        data["split_thresholds_cents"] = list(self.split_thresholds_cents)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("checks", "split_thresholds_cents"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+
+@dataclass
+class Finding:
+    """A hint for the review queue: what, about which payments, why (German), how strong."""
+
+    kind: str
+    key: str
+    supplier: str
+    payment_ids: list[int]
+    score: float
+    explanation: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def money(cents: int, currency: str = "€") -> str:
+    """``1.471,60 €`` (German grouping and decimal comma)."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}".replace(",", ".") + f",{rest:02d} {currency}".rstrip()
+
+
+def day(value: dt.date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}".replace(".", ",")
+
+
+def supplier_key(name: str) -> str:
+    """Suppliers compared without case, punctuation and extra spaces."""
+    return " ".join(re.sub(r"[^\w]+", " ", name.casefold()).split())
+
+
+def _by_supplier(payments: Iterable[Pay], config: CheckConfig) -> dict[str, list[Pay]]:
+    """Payments per supplier; pooled anonymised payees (``anonymous_pattern``) and payments
+    without a supplier are left out, as they are many different people."""
+    anonymous = (
+        re.compile(config.anonymous_pattern, re.IGNORECASE) if config.anonymous_pattern else None
+    )
+    groups: dict[str, list[Pay]] = defaultdict(list)
+    for p in payments:
+        key = supplier_key(p.supplier)
+        if key and not (anonymous and anonymous.search(p.supplier)):
+            groups[key].append(p)
+    return groups
+
+
+def reference_stem(reference: str) -> str:
+    """A reference without a trailing position number (``46282935_2`` → ``46282935``): two
+    positions of the same document are not two documents."""
+    return re.sub(r"\s*[_/.\-]\s*\d{1,3}$", "", reference.strip().casefold())
+
+
+def poisson_tail(k: int, lam: float) -> float:
+    """P(X ≥ k) for X ~ Poisson(lam)."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-lam)
+    below = term
+    for i in range(1, k):
+        term *= lam / i
+        below += term
+    return max(0.0, 1.0 - below)
+
+
+def _surprise(extra: int, similar_elsewhere: int, window_days: int, active_days: int) -> float:
+    """How unlikely ``extra`` further similar payments within ``window_days`` are, if the
+    supplier's ``similar_elsewhere`` other similar payments were spread evenly over its
+    ``active_days``: a Poisson tail probability (small is surprising)."""
+    rate = max(similar_elsewhere, 0) * window_days / max(active_days, 30)
+    return poisson_tail(extra, rate)
+
+
+def _ids_key(kind: str, payments: Iterable[Pay]) -> str:
+    return f"{kind}:" + ",".join(str(i) for i in sorted(p.id for p in payments))
+
+
+def _listing(payments: Sequence[Pay], currency: str, limit: int = 6) -> str:
+    shown = [
+        f"{money(p.amount_cents, currency)} am {day(p.booked_on)}"
+        + (f" (Beleg {p.reference})" if p.reference else "")
+        for p in sorted(payments, key=lambda p: (p.booked_on, p.id))[:limit]
+    ]
+    more = len(payments) - limit
+    return "; ".join(shown) + (f" und {more} weitere" if more > 0 else "")
+
+
+# -- the checks --------------------------------------------------------------------------------
+
+
+def exact_duplicates(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Same supplier, amount, date and reference (or both without reference)."""
+    groups: dict[tuple[str, int, dt.date, str], list[Pay]] = defaultdict(list)
+    for p in payments:
+        key = (supplier_key(p.supplier), p.amount_cents, p.booked_on, p.reference.casefold())
+        groups[key].append(p)
+    findings = []
+    for (_s, amount, on, ref), group in groups.items():
+        if len(group) < 2 or amount == 0:
+            continue
+        what = f"dieselbe Belegnummer {group[0].reference}" if ref else "keine Belegnummer"
+        findings.append(
+            Finding(
+                kind="duplikat",
+                key=_ids_key("duplikat", group),
+                supplier=group[0].supplier,
+                payment_ids=sorted(p.id for p in group),
+                score=1.0,
+                explanation=(
+                    f"{len(group)} Zahlungen an {group[0].supplier} über je "
+                    f"{money(amount, config.currency)} am {day(on)} haben {what}. Das kann eine "
+                    "doppelt erfasste Rechnung sein – oder ein doppelt exportierter Datensatz. "
+                    "Bitte mit dem Beleg abgleichen."
+                ),
+                details={"amount_cents": amount, "date": on.isoformat(), "count": len(group)},
+            )
+        )
+    return findings
+
+
+class _Components:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _similar_count(group: Sequence[Pay], amount: int, config: CheckConfig) -> int:
+    tol = max(config.near_tolerance_cents, amount * config.near_tolerance_pct / 100)
+    return sum(1 for p in group if abs(p.amount_cents - amount) <= tol)
+
+
+def _active_days(group: Sequence[Pay]) -> int:
+    dates = [p.booked_on for p in group]
+    return (max(dates) - min(dates)).days + 1
+
+
+def near_duplicates(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Same supplier, amount within the tolerance, dates at most ``near_days`` apart and a
+    different document (positions of one document, ``4711_1``/``4711_2``, count as one).
+
+    Suppliers paid the same amount again and again (weekly rent, postage, day rates) produce
+    such pairs by routine: a group is only flagged when it is unlikely under the supplier's own
+    rhythm (Poisson tail below ``near_p``, see :func:`_surprise`) and has at most
+    ``near_max_group`` payments."""
+    findings = []
+    for group in _by_supplier(payments, config).values():
+        if len(group) < 2:
+            continue
+        ordered = sorted((p for p in group if p.amount_cents > 0), key=lambda p: p.amount_cents)
+        components = _Components()
+        by_id = {p.id: p for p in ordered}
+        amounts_sorted = [p.amount_cents for p in ordered]
+        gaps: dict[int, float | None] = {}
+
+        def typical_gap(
+            amount: int,
+            ordered: list[Pay] = ordered,
+            amounts_sorted: list[int] = amounts_sorted,
+            gaps: dict[int, float | None] = gaps,
+        ) -> float | None:
+            """Median gap in days between this supplier's payments of about ``amount``."""
+            if amount not in gaps:
+                tol = max(config.near_tolerance_cents, amount * config.near_tolerance_pct / 100)
+                lo = bisect.bisect_left(amounts_sorted, amount - tol)
+                hi = bisect.bisect_right(amounts_sorted, amount + tol)
+                dates = sorted(p.booked_on for p in ordered[lo:hi])
+                steps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
+                gaps[amount] = statistics.median(steps) if len(steps) >= 3 else None
+            return gaps[amount]
+
+        for i, a in enumerate(ordered):
+            tol = max(config.near_tolerance_cents, a.amount_cents * config.near_tolerance_pct / 100)
+            for b in ordered[i + 1 :]:
+                if b.amount_cents - a.amount_cents > tol:
+                    break
+                if abs((b.booked_on - a.booked_on).days) > config.near_days:
+                    continue
+                if reference_stem(a.reference) == reference_stem(b.reference):
+                    continue  # same document: an exact duplicate or positions of one booking
+                gap = abs((b.booked_on - a.booked_on).days)
+                typical = typical_gap(a.amount_cents)
+                if typical is not None and 2 * gap >= typical:
+                    continue  # the supplier's usual rhythm for this amount
+                components.union(a.id, b.id)
+        clusters: dict[int, list[Pay]] = defaultdict(list)
+        for pid in components.parent:
+            clusters[components.find(pid)].append(by_id[pid])
+        active = _active_days(group)
+        for cluster in clusters.values():
+            if len(cluster) < 2 or len(cluster) > config.near_max_group:
+                continue
+            amounts = [p.amount_cents for p in cluster]
+            similar = _similar_count(group, int(statistics.median(amounts)), config)
+            typical = typical_gap(cluster[0].amount_cents)
+            chance = _surprise(
+                len(cluster) - 1, similar - len(cluster), 2 * config.near_days + 1, active
+            )
+            if chance >= config.near_p:
+                continue
+            dates = [p.booked_on for p in cluster]
+            span = (max(dates) - min(dates)).days
+            spread = max(amounts) - min(amounts)
+            same = spread == 0
+            findings.append(
+                Finding(
+                    kind="aehnlich",
+                    key=_ids_key("aehnlich", cluster),
+                    supplier=cluster[0].supplier,
+                    payment_ids=sorted(p.id for p in cluster),
+                    score=round(max(0.1, 0.9 - 0.3 * spread / max(amounts) - 0.02 * span), 3),
+                    explanation=(
+                        f"{len(cluster)} Zahlungen an {cluster[0].supplier} mit "
+                        + ("gleichem Betrag" if same else "fast gleichem Betrag")
+                        + f" innerhalb von {span} Tagen, aber verschiedenen Belegnummern: "
+                        + _listing(cluster, config.currency)
+                        + ". Sonst erhält dieser Lieferant einen solchen Betrag "
+                        + (
+                            f"{similar - len(cluster)}-mal in {active} Tagen"
+                            + (
+                                f", üblich im Abstand von {_num(typical, 0)} Tagen"
+                                if typical
+                                else ""
+                            )
+                            if similar > len(cluster)
+                            else "nicht"
+                        )
+                        + ". Das kann eine doppelt bezahlte Rechnung sein (z. B. Rechnung und "
+                        "Mahnung) – oder zwei echte Rechnungen über denselben Betrag. Bitte die "
+                        "Belege vergleichen."
+                    ),
+                    details={
+                        "span_days": span,
+                        "amount_spread_cents": spread,
+                        "similar_payments": similar,
+                        "active_days": active,
+                        "typical_gap_days": typical,
+                        "chance": round(chance, 5),
+                        "tolerance_pct": config.near_tolerance_pct,
+                        "window_days": config.near_days,
+                    },
+                )
+            )
+    return findings
+
+
+def _band(amount: int, config: CheckConfig) -> int | None:
+    for threshold in sorted(config.split_thresholds_cents):
+        if amount < threshold:
+            return threshold if amount >= config.split_band * threshold else None
+    return None
+
+
+def split_orders(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Several payments to one supplier within ``split_days`` days, each just under a
+    procurement threshold (at least ``split_band`` of it), together at or above it.
+
+    A supplier regularly paid amounts in that band (weekly agency invoices) reaches the sum by
+    routine: a group is only flagged when so many band payments in so few days are unlikely
+    under the supplier's own rhythm (Poisson tail below ``split_p``)."""
+    findings = []
+    for group in _by_supplier(payments, config).values():
+        banded: dict[int, list[Pay]] = defaultdict(list)
+        for p in group:
+            threshold = _band(p.amount_cents, config)
+            if threshold is not None:
+                banded[threshold].append(p)
+        active = _active_days(group)
+        for threshold, items in banded.items():
+            if len(items) < 2:
+                continue
+            items.sort(key=lambda p: (p.booked_on, p.id))
+            i = 0
+            while i < len(items):
+                j = i
+                while (
+                    j + 1 < len(items)
+                    and (items[j + 1].booked_on - items[i].booked_on).days <= config.split_days
+                ):
+                    j += 1
+                window = items[i : j + 1]
+                total = sum(p.amount_cents for p in window)
+                chance = _surprise(
+                    len(window) - 1, len(items) - len(window), config.split_days + 1, active
+                )
+                if len(window) >= 2 and total >= threshold and chance < config.split_p:
+                    span = (window[-1].booked_on - window[0].booked_on).days
+                    findings.append(
+                        Finding(
+                            kind="splitting",
+                            key=_ids_key("splitting", window),
+                            supplier=window[0].supplier,
+                            payment_ids=sorted(p.id for p in window),
+                            score=round(min(1.0, 0.5 + 0.1 * len(window) - 0.005 * span), 3),
+                            explanation=(
+                                f"{len(window)} Zahlungen an {window[0].supplier} innerhalb von "
+                                f"{span} Tagen liegen jede knapp unter der Wertgrenze von "
+                                f"{money(threshold, config.currency)}, zusammen aber bei "
+                                f"{money(total, config.currency)}: "
+                                + _listing(window, config.currency)
+                                + ". Das kann eine Aufteilung eines Auftrags sein, um die "
+                                "Wertgrenze zu unterschreiten – oder es sind unabhängige "
+                                "Aufträge. Bitte die Vergabeunterlagen ansehen."
+                            ),
+                            details={
+                                "threshold_cents": threshold,
+                                "total_cents": total,
+                                "span_days": span,
+                                "window_days": config.split_days,
+                                "band_payments": len(items),
+                                "active_days": active,
+                                "chance": round(chance, 5),
+                            },
+                        )
+                    )
+                    i = j + 1
+                else:
+                    i += 1
+    return findings
+
+
+def first_digit(cents: int) -> int | None:
+    """First significant digit of the amount in whole currency units (≥ 1)."""
+    units = abs(cents) // 100
+    if units < 1:
+        return None
+    return int(str(units)[0])
+
+
+def chi2_sf_8(x: float) -> float:
+    """Survival function of the chi-square distribution with 8 degrees of freedom."""
+    half = x / 2
+    return math.exp(-half) * sum(half**i / math.factorial(i) for i in range(4))
+
+
+@dataclass
+class BenfordResult:
+    n: int
+    observed: list[int]
+    shares: list[float]
+    expected: list[float]
+    mad: float
+    chi2: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def benford(amounts: Iterable[int], min_amount_cents: int = 10_00) -> BenfordResult:
+    """First-digit counts against Benford's law: mean absolute deviation (MAD) and chi-square."""
+    counts = [0] * 9
+    for cents in amounts:
+        if abs(cents) < min_amount_cents:
+            continue
+        digit = first_digit(cents)
+        if digit:
+            counts[digit - 1] += 1
+    n = sum(counts)
+    shares = [c / n if n else 0.0 for c in counts]
+    mad = sum(abs(s - e) for s, e in zip(shares, BENFORD, strict=True)) / 9 if n else 0.0
+    chi2 = sum((c - n * e) ** 2 / (n * e) for c, e in zip(counts, BENFORD, strict=True)) if n else 0
+    return BenfordResult(
+        n=n,
+        observed=counts,
+        shares=[round(s, 4) for s in shares],
+        expected=[round(e, 4) for e in BENFORD],
+        mad=round(mad, 5),
+        chi2=round(chi2, 2),
+        p_value=chi2_sf_8(chi2) if n else 1.0,
+    )
+
+
+def benford_suppliers(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Suppliers with at least ``benford_min_payments`` payments whose first digits deviate
+    from Benford's law (MAD above ``benford_mad`` and chi-square p below ``benford_p``)."""
+    findings = []
+    for skey, group in _by_supplier(payments, config).items():
+        if len(group) < config.benford_min_payments:
+            continue
+        result = benford((p.amount_cents for p in group), config.benford_min_amount_cents)
+        if result.n < config.benford_min_payments:
+            continue
+        if result.mad <= config.benford_mad or result.p_value >= config.benford_p:
+            continue
+        worst = max(range(9), key=lambda d: result.shares[d] - result.expected[d])
+        findings.append(
+            Finding(
+                kind="benford",
+                key=f"benford:{skey}",
+                supplier=group[0].supplier,
+                payment_ids=sorted(p.id for p in group),
+                score=round(min(1.0, result.mad / (4 * config.benford_mad)), 3),
+                explanation=(
+                    f"Die ersten Ziffern der {result.n} Beträge an {group[0].supplier} weichen "
+                    f"vom Benford-Gesetz ab (mittlere Abweichung MAD {_num(result.mad, 3)}, "
+                    f"Grenze {_num(config.benford_mad, 3)}; Chi-Quadrat {_num(result.chi2)}). "
+                    f"Am stärksten: Ziffer {worst + 1} mit {_num(100 * result.shares[worst])} % "
+                    f"statt {_num(100 * result.expected[worst])} %. Feste Preise, Tarife oder "
+                    "eine Untergrenze der Liste erklären das oft; ein Anlass, die Zahlungen "
+                    "stichprobenartig anzusehen, kein Befund."
+                ),
+                details={"benford": result.to_dict()},
+            )
+        )
+    return findings
+
+
+def _robust_z(values: list[float]) -> tuple[float, float]:
+    median = statistics.median(values)
+    mad = statistics.median(abs(v - median) for v in values)
+    return median, max(1.4826 * mad, 0.25)
+
+
+def outliers(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Amounts far above what a supplier (or a category) usually gets, on a log scale: robust
+    z-score (median and MAD of the logarithms) and a minimum factor over the median."""
+    hits: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    by_id = {p.id: p for p in payments}
+
+    def scan(groups: dict[str, list[Pay]], minimum: int, z_limit: float, factor: float, what):  # type: ignore[no-untyped-def]
+        for name, group in groups.items():
+            positive = [p for p in group if p.amount_cents > 0]
+            if len(positive) < minimum:
+                continue
+            logs = [math.log(p.amount_cents) for p in positive]
+            median, scale = _robust_z(logs)
+            top = sorted(logs)[-2:]
+            for p, value in zip(positive, logs, strict=True):
+                z = (value - median) / scale
+                ratio = math.exp(value - median)
+                largest = value >= top[-1] and (len(top) < 2 or value > top[0])
+                if ratio >= factor and (z >= z_limit or largest):
+                    hits[p.id].append(
+                        {
+                            "group": what,
+                            "name": name,
+                            "n": len(positive),
+                            "median_cents": round(math.exp(median)),
+                            "z": round(z, 1),
+                            "factor": round(ratio, 1),
+                            "largest": largest,
+                        }
+                    )
+
+    scan(
+        {s: g for s, g in _by_supplier(payments, config).items()},
+        config.outlier_min_supplier,
+        config.outlier_z,
+        config.outlier_factor,
+        "Lieferant",
+    )
+    categories: dict[str, list[Pay]] = defaultdict(list)
+    for p in payments:
+        if p.category.strip():
+            categories[p.category.strip()].append(p)
+    scan(
+        categories,
+        config.outlier_min_category,
+        config.outlier_category_z,
+        config.outlier_category_factor,
+        "Kategorie",
+    )
+    findings = []
+    for pid, reasons in hits.items():
+        p = by_id[pid]
+        parts = []
+        for r in reasons:
+            subject = (
+                f"an {p.supplier}" if r["group"] == "Lieferant" else f"der Kategorie „{r['name']}“"
+            )
+            parts.append(
+                f"das {_num(r['factor'])}-Fache des üblichen Betrags {subject} "
+                f"(Median {money(r['median_cents'], config.currency)} aus {r['n']} Zahlungen, "
+                f"robuster z-Wert {_num(r['z'])})"
+            )
+        findings.append(
+            Finding(
+                kind="ausreisser",
+                key=f"ausreisser:{pid}",
+                supplier=p.supplier,
+                payment_ids=[pid],
+                score=round(min(1.0, max(r["z"] for r in reasons) / 12), 3),
+                explanation=(
+                    f"Die Zahlung über {money(p.amount_cents, config.currency)} am "
+                    f"{day(p.booked_on)} ist " + " und ".join(parts) + ". Das kann eine "
+                    "Jahresrechnung, eine Schlussrechnung oder ein Tippfehler im Betrag sein. "
+                    "Bitte Betrag und Beleg prüfen."
+                ),
+                details={"reasons": reasons},
+            )
+        )
+    return findings
+
+
+def _holiday_lookup(config: CheckConfig, years: Iterable[int]) -> Callable[[dt.date], str | None]:
+    try:
+        import holidays
+
+        calendar = holidays.country_holidays(
+            config.holiday_country, subdiv=config.holiday_subdiv or None, years=sorted(set(years))
+        )
+    except (NotImplementedError, KeyError):
+        return lambda _d: None
+    return lambda d: calendar.get(d)
+
+
+def unusual_dates(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Payments booked on a Saturday, Sunday or public holiday (country/Land as configured);
+    one hint per day."""
+    if not payments:
+        return []
+    holiday = _holiday_lookup(config, (p.booked_on.year for p in payments))
+    days: dict[dt.date, list[Pay]] = defaultdict(list)
+    reasons: dict[dt.date, str] = {}
+    for p in payments:
+        on = p.booked_on
+        if on not in reasons:
+            name = holiday(on)
+            if name:
+                reasons[on] = f"ein Feiertag ({name})"
+            elif on.weekday() >= 5:
+                reasons[on] = f"ein {WEEKDAYS[on.weekday()]}"
+            else:
+                reasons[on] = ""
+        if reasons[on]:
+            days[on].append(p)
+    findings = []
+    for on, group in sorted(days.items()):
+        suppliers = sorted({p.supplier for p in group})
+        total = sum(p.amount_cents for p in group)
+        findings.append(
+            Finding(
+                kind="datum",
+                key=f"datum:{on.isoformat()}",
+                supplier=suppliers[0] if len(suppliers) == 1 else "",
+                payment_ids=sorted(p.id for p in group),
+                score=0.3,
+                explanation=(
+                    f"Der {day(on)} ist {reasons[on]}; an diesem Tag sind {len(group)} "
+                    f"Zahlung{'en' if len(group) != 1 else ''} über zusammen "
+                    f"{money(total, config.currency)} gebucht"
+                    + (
+                        f" (an {', '.join(suppliers[:3])}"
+                        + (" u. a.)" if len(suppliers) > 3 else ")")
+                    )
+                    + ". Das ist oft ein Buchungslauf oder ein Datumsfehler; ungewöhnlich ist "
+                    "es dennoch. Bitte prüfen, wer die Zahlung freigegeben hat."
+                ),
+                details={"date": on.isoformat(), "reason": reasons[on], "total_cents": total},
+            )
+        )
+    return findings
+
+
+def new_suppliers(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
+    """Suppliers first seen after the first ``new_warmup_days`` days of the list whose payments
+    in their first ``new_days`` days reach ``new_amount_cents``."""
+    if not payments:
+        return []
+    start = min(p.booked_on for p in payments)
+    findings = []
+    for skey, group in _by_supplier(payments, config).items():
+        first = min(p.booked_on for p in group)
+        if (first - start).days < config.new_warmup_days:
+            continue
+        early = [p for p in group if (p.booked_on - first).days <= config.new_days]
+        total = sum(p.amount_cents for p in early)
+        if total < config.new_amount_cents:
+            continue
+        findings.append(
+            Finding(
+                kind="neu",
+                key=f"neu:{skey}",
+                supplier=group[0].supplier,
+                payment_ids=sorted(p.id for p in early),
+                score=round(min(1.0, 0.4 + 0.1 * total / config.new_amount_cents), 3),
+                explanation=(
+                    f"{group[0].supplier} erscheint erst am {day(first)} in der Liste und "
+                    f"erhält in den ersten {config.new_days} Tagen {len(early)} "
+                    f"Zahlung{'en' if len(early) != 1 else ''} über zusammen "
+                    f"{money(total, config.currency)} (Grenze "
+                    f"{money(config.new_amount_cents, config.currency)}). Neue Geschäftspartner "
+                    "sind normal; bei hohen Beträgen lohnt ein Blick auf Stammdaten, Bankverbindung "
+                    "und Vergabe."
+                ),
+                details={"first_date": first.isoformat(), "total_cents": total},
+            )
+        )
+    return findings
+
+
+CHECKS: dict[str, Callable[[Sequence[Pay], CheckConfig], list[Finding]]] = {
+    "duplikat": exact_duplicates,
+    "aehnlich": near_duplicates,
+    "splitting": split_orders,
+    "benford": benford_suppliers,
+    "ausreisser": outliers,
+    "datum": unusual_dates,
+    "neu": new_suppliers,
+}
+
+
+def run_checks(payments: Sequence[Pay], config: CheckConfig | None = None) -> list[Finding]:
+    """All enabled checks, findings sorted by kind and descending score."""
+    config = config or CheckConfig()
+    findings: list[Finding] = []
+    for kind in config.checks:
+        findings.extend(CHECKS[kind](payments, config))
+    order = {k: i for i, k in enumerate(KINDS)}
+    findings.sort(key=lambda f: (order[f.kind], -f.score, f.key))
+    return findings

@@ -1,0 +1,164 @@
+"""The booking checks on small constructed payment lists: each finds what it should, and not
+what it should not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from rathaus.insights.booking_checks import (
+    CheckConfig,
+    Pay,
+    benford,
+    benford_suppliers,
+    exact_duplicates,
+    money,
+    near_duplicates,
+    new_suppliers,
+    outliers,
+    run_checks,
+    split_orders,
+    unusual_dates,
+)
+
+D = dt.date(2024, 3, 5)  # a Tuesday
+CFG = CheckConfig(holiday_country="DE", holiday_subdiv="BW")
+
+
+def pay(i, supplier="Muster GmbH", cents=100_000, on=D, ref=None, category="Material"):  # type: ignore[no-untyped-def]
+    return Pay(i, supplier, cents, on, ref if ref is not None else f"R{i}", category)
+
+
+def background(n=30, supplier="Muster GmbH", seed=1):  # type: ignore[no-untyped-def]
+    rng = random.Random(seed)
+    return [
+        pay(1000 + i, supplier, rng.randint(50_000, 150_000), D + dt.timedelta(days=7 * i))
+        for i in range(n)
+    ]
+
+
+def test_money_is_german():
+    assert money(147160) == "1.471,60 €"
+    assert money(-5) == "-0,05 €"
+
+
+def test_exact_duplicate_found_and_explained():
+    found = exact_duplicates([pay(1, ref="A1"), pay(2, ref="A1"), pay(3, ref="A2")], CFG)
+    assert [f.payment_ids for f in found] == [[1, 2]]
+    assert "1.000,00 €" in found[0].explanation and "05.03.2024" in found[0].explanation
+
+
+def test_exact_duplicate_needs_same_reference_date_and_supplier():
+    payments = [
+        pay(1, ref="A1"),
+        pay(2, ref="A2"),
+        pay(3, ref="A1", on=D + dt.timedelta(days=1)),
+        pay(4, supplier="Andere AG", ref="A1"),
+    ]
+    assert exact_duplicates(payments, CFG) == []
+
+
+def test_near_duplicate_found_with_different_reference():
+    payments = [
+        *background(),
+        pay(1, cents=1_234_500),
+        pay(2, cents=1_236_000, on=D + dt.timedelta(days=3)),
+    ]
+    found = near_duplicates(payments, CFG)
+    assert [f.payment_ids for f in found] == [[1, 2]]
+    assert "verschiedenen Belegnummern" in found[0].explanation
+
+
+def test_near_duplicate_not_for_far_dates_other_amounts_or_positions_of_one_document():
+    payments = [
+        *background(),
+        pay(1, cents=1_234_500),
+        pay(2, cents=1_234_500, on=D + dt.timedelta(days=20)),  # too far apart
+        pay(3, cents=2_000_000),
+        pay(4, cents=2_200_000, on=D + dt.timedelta(days=1)),  # 10 % apart
+        pay(5, cents=3_000_000, ref="4711_1"),
+        pay(6, cents=3_000_000, ref="4711_2"),  # positions of one document
+    ]
+    assert near_duplicates(payments, CFG) == []
+
+
+def test_weekly_rent_is_not_a_near_duplicate():
+    rent = [pay(i, "Vermieter KG", 250_000, D + dt.timedelta(days=7 * i)) for i in range(40)]
+    assert near_duplicates(rent, CFG) == []
+    same_day_batch = [pay(100 + i, "Post AG", 22_500, D, ref=f"P{i}") for i in range(10)]
+    assert near_duplicates(same_day_batch, CFG) == []
+
+
+def test_split_order_under_threshold():
+    payments = [
+        *background(),
+        pay(1, cents=2_400_000, on=D),
+        pay(2, cents=2_300_000, on=D + dt.timedelta(days=9)),
+    ]
+    config = CheckConfig(split_thresholds_cents=(2_500_000,))
+    found = split_orders(payments, config)
+    assert [f.payment_ids for f in found] == [[1, 2]]
+    assert "25.000,00 €" in found[0].explanation and "47.000,00 €" in found[0].explanation
+
+
+def test_no_split_when_far_apart_or_far_below_threshold():
+    config = CheckConfig(split_thresholds_cents=(2_500_000,))
+    apart = [pay(1, cents=2_400_000), pay(2, cents=2_300_000, on=D + dt.timedelta(days=60))]
+    low = [pay(1, cents=1_000_000), pay(2, cents=1_600_000, on=D + dt.timedelta(days=2))]
+    assert split_orders(apart, config) == []
+    assert split_orders(low, config) == []
+
+
+def test_benford_counts_and_flags_a_fixed_price_supplier():
+    assert benford([123_00, 1_500_00, 9_00, 5]).observed[0] == 2  # 9,00 and 0,05 are below 10
+    rng = random.Random(3)
+    natural = [pay(i, "Natur AG", round(10 ** rng.uniform(3, 7))) for i in range(600)]
+    fixed = [pay(1000 + i, "Fix GmbH", rng.choice([79_000, 89_000, 99_000])) for i in range(200)]
+    found = benford_suppliers(natural + fixed, CheckConfig())
+    assert [f.supplier for f in found] == ["Fix GmbH"]
+    assert "Benford" in found[0].explanation
+
+
+def test_outlier_per_supplier_and_not_for_ordinary_amounts():
+    base = background(40)
+    assert outliers(base, CFG) == []
+    found = outliers([*base, pay(1, cents=5_000_000)], CFG)
+    assert [f.payment_ids for f in found] == [[1]]
+    assert "-Fache" in found[0].explanation
+
+
+def test_unusual_dates_weekend_and_holiday():
+    payments = [
+        pay(1, on=dt.date(2024, 3, 9)),  # Saturday
+        pay(2, on=dt.date(2024, 1, 6)),  # Heilige Drei Könige (BW), a Saturday too
+        pay(3, on=dt.date(2024, 5, 30)),  # Fronleichnam (BW), a Thursday
+        pay(4, on=D),
+    ]
+    found = unusual_dates(payments, CFG)
+    assert sorted(f.payment_ids[0] for f in found) == [1, 2, 3]
+    assert any("Feiertag" in f.explanation for f in found)
+    berlin = CheckConfig(holiday_country="DE", holiday_subdiv="BE")
+    assert [f.payment_ids for f in unusual_dates([pay(3, on=dt.date(2024, 5, 30))], berlin)] == []
+
+
+def test_new_supplier_with_large_amount():
+    old = background(30)
+    newcomer = [pay(1, "Neu GmbH", 3_000_000, D + dt.timedelta(days=200))]
+    small = [pay(2, "Klein GmbH", 50_000, D + dt.timedelta(days=200))]
+    found = new_suppliers(old + newcomer + small, CFG)
+    assert [f.supplier for f in found] == ["Neu GmbH"]
+
+
+def test_anonymised_payees_are_not_one_supplier():
+    payments = [
+        pay(1, "Redacted personal data", 50_000),
+        pay(2, "Redacted personal data", 50_000, ref="X"),
+    ]
+    assert near_duplicates(payments, CFG) == []
+
+
+def test_run_checks_is_deterministic_with_stable_keys():
+    payments = [*background(), pay(1, ref="A"), pay(2, ref="A")]
+    first = [f.key for f in run_checks(payments, CFG)]
+    assert first == [f.key for f in run_checks(list(reversed(payments)), CFG)]
+    assert "duplikat:1,2" in first
