@@ -1,0 +1,468 @@
+"""Reading event logs for process mining: CSV with chosen columns, XES and OCEL 2.0 (JSON).
+
+Every reader returns a :class:`ParsedLog`: plain :class:`Event` records (case, activity, UTC
+timestamp, resource, further attributes) in file order plus German notes. Nothing here touches
+the database; :mod:`rathaus.insights.eventlog_store` writes a parsed log in one transaction.
+
+Rules shared by all formats:
+
+* a timestamp that cannot be read is a :class:`~rathaus.insights.tabular.TableError` naming the
+  row (CSV) or the event (XES, OCEL) – the whole import stops, nothing is written;
+* events whose timestamps are not in order within a case are *not* an error: the analysis sorts
+  each case by time (equal times keep the file order) and the log carries a note saying so;
+* XML is parsed as a stream (``iterparse``) and refused when it declares a DOCTYPE or entities
+  (no entity expansion, no external files: "billion laughs" and XXE stay out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rathaus.insights.tabular import (
+    FieldSpec,
+    Table,
+    TableError,
+    cell,
+    map_columns,
+    parse_datetime,
+    read_table,
+)
+
+FORMATS = ("csv", "xes", "ocel")
+MAX_EVENTS = 2_000_000
+MAX_KEY = 200  # ProcessEvent.case_key / activity / resource columns
+
+CSV_FIELDS: dict[str, FieldSpec] = {
+    "case": FieldSpec(
+        "Fall-ID",
+        (
+            "case:concept:name",
+            "case_id",
+            "caseid",
+            "case",
+            "fall",
+            "fallnummer",
+            "vorgang",
+            "aktenzeichen",
+            "case id",
+        ),
+    ),
+    "activity": FieldSpec(
+        "Aktivität",
+        ("concept:name", "activity", "Tätigkeit", "Vorgangsschritt", "schritt", "event"),
+    ),
+    "timestamp": FieldSpec(
+        "Zeitpunkt",
+        (
+            "time:timestamp",
+            "timestamp",
+            "zeitstempel",
+            "zeit",
+            "datum",
+            "time",
+            "complete timestamp",
+        ),
+    ),
+    "resource": FieldSpec(
+        "Ressource",
+        ("org:resource", "resource", "bearbeiter", "bearbeitung", "mitarbeiter", "user"),
+        required=False,
+    ),
+    "group": FieldSpec(
+        "Gruppe",
+        ("org:group", "group", "gruppe", "organisationseinheit", "abteilung"),
+        required=False,
+    ),
+}
+
+
+@dataclass(slots=True)
+class Event:
+    """One event as read: ``position`` is its place in the file (0-based)."""
+
+    position: int
+    case_key: str
+    activity: str
+    timestamp: dt.datetime  # always UTC
+    resource: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedLog:
+    format: str
+    events: list[Event]
+    notes: list[str] = field(default_factory=list)
+    mapping: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cases(self) -> int:
+        return len({e.case_key for e in self.events})
+
+    @property
+    def activities(self) -> int:
+        return len({e.activity for e in self.events})
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+def _clip(value: str, label: str, where: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_KEY:
+        raise TableError(f"{where}, Feld „{label}“: Der Wert ist länger als {MAX_KEY} Zeichen.")
+    return value
+
+
+def order_note(events: Iterable[Event]) -> str | None:
+    """A German note when some case has events out of time order (they are sorted, not refused)."""
+    last: dict[str, dt.datetime] = {}
+    unordered: set[str] = set()
+    for event in events:
+        before = last.get(event.case_key)
+        if before is not None and event.timestamp < before:
+            unordered.add(event.case_key)
+        else:
+            last[event.case_key] = event.timestamp
+    if not unordered:
+        return None
+    examples = ", ".join(sorted(unordered)[:3])
+    return (
+        f"In {len(unordered)} Fall/Fällen standen Ereignisse nicht in zeitlicher Reihenfolge "
+        f"(z. B. {examples}). Sie werden je Fall nach Zeitpunkt sortiert; bei gleichem Zeitpunkt "
+        "gilt die Reihenfolge in der Datei."
+    )
+
+
+def _finish(log: ParsedLog) -> ParsedLog:
+    if not log.events:
+        raise TableError("Das Ereignisprotokoll enthält keine Ereignisse.")
+    if len(log.events) > MAX_EVENTS:
+        raise TableError(
+            f"Das Ereignisprotokoll hat mehr als {MAX_EVENTS:,} Ereignisse.".replace(",", ".")
+        )
+    note = order_note(log.events)
+    if note:
+        log.notes.append(note)
+    return log
+
+
+def detect_format(data: bytes, filename: str = "") -> str:
+    """``csv``, ``xes`` or ``ocel`` from the file name, else from the first bytes."""
+    name = filename.lower()
+    if name.endswith((".xes", ".xes.xml")):
+        return "xes"
+    if name.endswith((".jsonocel", ".ocel", ".json")) or "ocel" in name and name.endswith(".xml"):
+        return "ocel"
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{"):
+        return "ocel"
+    if head.startswith(b"<"):
+        return "ocel" if b"<log" not in head and b"<ocel" in head.lower() else "xes"
+    return "csv"
+
+
+def parse_event_log(
+    data: bytes,
+    filename: str = "",
+    *,
+    fmt: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    object_type: str | None = None,
+) -> ParsedLog:
+    """Read an event log in ``fmt`` (``csv``, ``xes``, ``ocel``; detected when ``None``)."""
+    fmt = (fmt or detect_format(data, filename)).lower()
+    if fmt == "csv":
+        return parse_csv(data, filename, mapping=mapping)
+    if fmt == "xes":
+        return parse_xes(data)
+    if fmt in ("ocel", "ocel2", "jsonocel"):
+        return parse_ocel(data, object_type=object_type)
+    raise TableError(f"Unbekanntes Format „{fmt}“. Erlaubt sind: csv, xes, ocel.")
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+def parse_csv(
+    data: bytes, filename: str = "", *, mapping: Mapping[str, str] | None = None
+) -> ParsedLog:
+    """CSV (or XLSX) with one event per row; columns found by ``mapping`` (field → header) or
+    by known names, pm4py's ``case:concept:name``/``concept:name``/``time:timestamp``/
+    ``org:resource`` included. Further columns go into ``data``."""
+    table: Table = read_table(data, filename, max_rows=MAX_EVENTS)
+    columns = map_columns(table, CSV_FIELDS, {k: v for k, v in (mapping or {}).items() if v})
+    used = set(columns.values())
+    extra = [(i, h) for i, h in enumerate(table.headers) if i not in used and h]
+    events: list[Event] = []
+    for index, row in enumerate(table.rows):
+        number = table.row_number(index)
+        where = f"Zeile {number}"
+        case_key = _clip(cell(table, row, columns, "case"), "Fall-ID", where)
+        activity = _clip(cell(table, row, columns, "activity"), "Aktivität", where)
+        if not case_key:
+            raise TableError(f"{where}, Feld „Fall-ID“: Die Fall-ID fehlt.")
+        if not activity:
+            raise TableError(f"{where}, Feld „Aktivität“: Die Aktivität fehlt.")
+        stamp = parse_datetime(
+            cell(table, row, columns, "timestamp"), row=number, label="Zeitpunkt"
+        )
+        attributes = {h: row[i] for i, h in extra if i < len(row) and row[i] != ""}
+        group = cell(table, row, columns, "group")
+        if group:
+            attributes["group"] = group
+        events.append(
+            Event(
+                position=index,
+                case_key=case_key,
+                activity=activity,
+                timestamp=_utc(stamp),
+                resource=_clip(cell(table, row, columns, "resource"), "Ressource", where),
+                data=attributes,
+            )
+        )
+    log = ParsedLog(
+        "csv",
+        events,
+        notes=list(table.notes),
+        mapping={name: table.headers[i] for name, i in columns.items()}
+        | {"encoding": table.encoding, "delimiter": table.delimiter},
+    )
+    return _finish(log)
+
+
+# -- XML safety --------------------------------------------------------------------------------
+
+_DECL = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def check_xml_safe(data: bytes) -> None:
+    """Refuse XML that declares a DOCTYPE or entities (entity expansion, external entities)."""
+    probe = data
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        probe = data.decode("utf-16", errors="replace").encode("utf-8")
+    if _DECL.search(probe):
+        raise TableError(
+            "Die XML-Datei enthält eine DOCTYPE- oder ENTITY-Deklaration. Aus Sicherheitsgründen "
+            "werden solche Dateien nicht gelesen. Bitte ohne DTD exportieren."
+        )
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _iterparse(data: bytes) -> Iterable[tuple[str, ET.Element]]:
+    check_xml_safe(data)
+    try:
+        # DOCTYPE and ENTITY were refused above; expat resolves no external entities.
+        yield from ET.iterparse(io.BytesIO(data), events=("start", "end"))  # noqa: S314
+    except ET.ParseError as exc:
+        line = getattr(exc, "position", (0, 0))[0]
+        raise TableError(
+            f"Die XML-Datei ist fehlerhaft (Zeile {line}): {exc}. Bitte den Export prüfen."
+        ) from exc
+
+
+# -- XES ---------------------------------------------------------------------------------------
+
+_XES_TYPES = {"string", "date", "int", "float", "boolean", "id"}
+
+
+def _xes_value(kind: str, value: str) -> Any:
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if kind == "float":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean":
+        return value.strip().lower() == "true"
+    return value
+
+
+def parse_xes(data: bytes) -> ParsedLog:
+    """XES (IEEE 1849), read as a stream: every ``<event>`` of every ``<trace>``; activity is
+    ``concept:name``, time ``time:timestamp``, resource ``org:resource``, group ``org:group``."""
+    events: list[Event] = []
+    depth_stack: list[str] = []
+    trace_attrs: dict[str, Any] = {}
+    event_attrs: dict[str, Any] = {}
+    trace_no = 0
+    saw_log = False
+    for kind, element in _iterparse(data):
+        tag = _local(element.tag)
+        if kind == "start":
+            depth_stack.append(tag)
+            if tag == "log":
+                saw_log = True
+            elif tag == "trace":
+                trace_no += 1
+                trace_attrs = {}
+            elif tag == "event":
+                event_attrs = {}
+            continue
+        depth_stack.pop()
+        parent = depth_stack[-1] if depth_stack else ""
+        if tag in _XES_TYPES and parent in ("trace", "event"):
+            key = element.get("key", "")
+            value = _xes_value(tag, element.get("value", ""))
+            (event_attrs if parent == "event" else trace_attrs)[key] = value
+        elif tag == "event" and parent == "trace":
+            events.append(_xes_event(len(events), trace_no, trace_attrs, event_attrs))
+            element.clear()
+        elif tag == "trace":
+            element.clear()
+    if not saw_log:
+        raise TableError("Die Datei ist keine XES-Datei (kein <log>-Element).")
+    return _finish(ParsedLog("xes", events, mapping={"format": "xes"}))
+
+
+def _xes_event(position: int, trace_no: int, trace: dict[str, Any], attrs: dict[str, Any]) -> Event:
+    where = f"Fall {trace_no}, Ereignis {position + 1}"
+    case_key = str(trace.get("concept:name", "") or f"Fall {trace_no}")
+    activity = str(attrs.pop("concept:name", "")).strip()
+    if not activity:
+        raise TableError(f"{where}: Die Aktivität (concept:name) fehlt.")
+    raw = attrs.pop("time:timestamp", "")
+    if not raw:
+        raise TableError(f"{where} ({activity}): Der Zeitpunkt (time:timestamp) fehlt.")
+    try:
+        stamp = parse_datetime(str(raw))
+    except TableError:
+        raise TableError(f"{where} ({activity}): „{str(raw)[:40]}“ ist kein Zeitpunkt.") from None
+    data = {k: v for k, v in attrs.items() if k not in ("org:resource", "org:group")}
+    if attrs.get("org:group"):
+        data["group"] = str(attrs["org:group"])
+    return Event(
+        position=position,
+        case_key=_clip(case_key, "Fall-ID", where),
+        activity=_clip(activity, "Aktivität", where),
+        timestamp=_utc(stamp),
+        resource=_clip(str(attrs.get("org:resource", "")), "Ressource", where),
+        data=data,
+    )
+
+
+# -- OCEL 2.0 (JSON) ---------------------------------------------------------------------------
+
+RESOURCE_ATTRIBUTES = ("org:resource", "resource", "ressource")
+
+
+def _ocel_time(value: Any, where: str) -> dt.datetime:
+    try:
+        return _utc(parse_datetime(str(value or "")))
+    except TableError:
+        raise TableError(f"{where}: „{str(value)[:40]}“ ist kein Zeitpunkt.") from None
+
+
+def parse_ocel(data: bytes, *, object_type: str | None = None) -> ParsedLog:
+    """OCEL 2.0 as JSON. Process mining needs one *case notion*: the events are flattened onto
+    the objects of ``object_type`` (an event related to two orders becomes an event of each).
+    Without ``object_type`` the type with the most event relations is chosen (with a note)."""
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"<"):
+        raise TableError(
+            "OCEL 2.0 als XML wird noch nicht gelesen. Bitte als OCEL-2.0-JSON (.jsonocel) "
+            "exportieren."
+        )
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TableError(f"Die OCEL-Datei ist kein gültiges JSON: {exc}.") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise TableError("Die Datei ist kein OCEL 2.0: das Feld „events“ fehlt.")
+    objects = doc.get("objects") or []
+    if not isinstance(objects, list):
+        raise TableError("Die OCEL-Datei ist fehlerhaft: „objects“ ist keine Liste.")
+    type_of: dict[str, str] = {}
+    for number, obj in enumerate(objects, start=1):
+        if not isinstance(obj, dict) or "id" not in obj or "type" not in obj:
+            raise TableError(f"Objekt {number}: „id“ oder „type“ fehlt.")
+        type_of[str(obj["id"])] = str(obj["type"])
+    relations: Counter[str] = Counter()
+    for event in doc["events"]:
+        for rel in (event.get("relationships") or []) if isinstance(event, dict) else []:
+            oid = str(rel.get("objectId", ""))
+            if oid in type_of:
+                relations[type_of[oid]] += 1
+    if not relations:
+        raise TableError("Die OCEL-Datei enthält keine Ereignisse mit Bezug zu Objekten.")
+    notes: list[str] = []
+    if object_type:
+        if object_type not in relations:
+            raise TableError(
+                f"Den Objekttyp „{object_type}“ gibt es in der Datei nicht (oder ohne "
+                f"Ereignisse). Vorhanden: {', '.join(sorted(relations))}."
+            )
+        chosen = object_type
+    else:
+        chosen = relations.most_common(1)[0][0]
+        if len(relations) > 1:
+            others = ", ".join(sorted(t for t in relations if t != chosen))
+            notes.append(
+                f"Als Fall dient der Objekttyp „{chosen}“ (die meisten Ereignisbezüge); "
+                f"ebenfalls möglich: {others}."
+            )
+    events: list[Event] = []
+    for number, event in enumerate(doc["events"], start=1):
+        if not isinstance(event, dict):
+            raise TableError(f"Ereignis {number}: kein JSON-Objekt.")
+        eid = str(event.get("id", number))
+        where = f"Ereignis {number} („{eid[:40]}“)"
+        activity = _clip(str(event.get("type", "")), "Aktivität", where)
+        if not activity:
+            raise TableError(f"{where}: Der Ereignistyp (Aktivität) fehlt.")
+        stamp = _ocel_time(event.get("time"), where)
+        attrs = {
+            str(a.get("name")): a.get("value")
+            for a in event.get("attributes") or []
+            if isinstance(a, dict) and a.get("name")
+        }
+        resource = next((str(attrs.pop(k)) for k in RESOURCE_ATTRIBUTES if k in attrs), "")
+        rels = [
+            {
+                "id": str(r.get("objectId", "")),
+                "type": type_of.get(str(r.get("objectId", "")), ""),
+                "qualifier": str(r.get("qualifier", "")),
+            }
+            for r in event.get("relationships") or []
+            if isinstance(r, dict)
+        ]
+        for rel in rels:
+            if rel["type"] != chosen:
+                continue
+            events.append(
+                Event(
+                    position=len(events),
+                    case_key=_clip(rel["id"], "Fall-ID", where),
+                    activity=activity,
+                    timestamp=stamp,
+                    resource=_clip(resource, "Ressource", where),
+                    data={"ocel": {"id": eid, "objects": rels}, **attrs},
+                )
+            )
+    object_types = sorted(set(type_of.values()))
+    log = ParsedLog(
+        "ocel",
+        events,
+        notes=notes,
+        mapping={"format": "ocel", "object_type": chosen, "object_types": object_types},
+    )
+    return _finish(log)

@@ -1,0 +1,81 @@
+"""``rathaus lage prozess-import`` / ``prozess`` / ``prozess-export`` via Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from rathaus.cli import lage_process
+from rathaus.core.db import Database
+from rathaus.core.models import ProcessEvent
+from tests.factories import build_tenant
+
+LOG = (
+    "Vorgang,Schritt,Wann,Wer\n"
+    "1,Eingang,2024-01-01 08:00,Poststelle\n"
+    "1,Prüfung,2024-01-01 10:00,Bauamt\n"
+    "2,Eingang,2024-01-02 08:00,Poststelle\n"
+    "2,Prüfung,2024-01-02 12:00,Bauamt\n"
+)
+
+
+@pytest.fixture
+def cli(db: Database, tmp_path):  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        build_tenant(session, "alpha")
+    app = typer.Typer()
+    lage_process.register(app, typer.Typer())
+    env = {
+        "RATHAUS_MODE": "demo",
+        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
+        "RATHAUS_DATABASE_URL": db.url,
+        "RATHAUS_DEFAULT_TENANT": "alpha",
+    }
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args), env=env)
+
+
+def test_import_analyse_and_export_ocel(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "log.csv"
+    path.write_text(LOG, encoding="utf-8")
+    columns = ["--spalte", "case=Vorgang", "--spalte", "activity=Schritt"]
+    columns += ["--spalte", "timestamp=Wann", "--spalte", "resource=Wer"]
+    done = cli("prozess-import", str(path), *columns, "--json")
+    assert done.exit_code == 0, done.output
+    dataset_id = json.loads(done.output)["id"]
+    text = cli("prozess", str(dataset_id))
+    assert "2 Fälle, 4 Ereignisse" in text.output
+    assert "Eingang → Prüfung: 2, 3,0 Std. / 3,8 Std." in text.output
+    data = json.loads(cli("prozess", str(dataset_id), "--json").output)
+    assert data["edges"][0]["median_s"] == 3 * 3600
+    csv = cli("prozess", str(dataset_id), "--export", "uebergaenge").output
+    assert csv.splitlines()[1].startswith("Eingang;Prüfung;2;2;3;")
+    target = tmp_path / "out.jsonocel"
+    exported = cli("prozess-export", str(dataset_id), "-o", str(target))
+    assert exported.exit_code == 0 and "4 Ereignisse, 2 Objekte" in exported.output
+    again = cli("prozess-import", str(target))
+    assert again.exit_code == 0 and "4 Ereignisse, 2 Fälle" in again.output
+
+
+def test_bad_input_is_a_german_error_and_writes_nothing(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.csv"
+    path.write_text(LOG + "3,Eingang,irgendwann,Poststelle\n", encoding="utf-8")
+    columns = [
+        "--spalte",
+        "case=Vorgang",
+        "--spalte",
+        "activity=Schritt",
+        "--spalte",
+        "timestamp=Wann",
+    ]
+    failed = cli("prozess-import", str(path), *columns)
+    assert failed.exit_code != 0 and "Zeile 6" in str(failed.exception)
+    wrong = cli("prozess-import", str(path), "--spalte", "fall=Vorgang")
+    assert "keine Spaltenzuordnung" in str(wrong.exception)
+    with db.session() as session:
+        assert session.scalar(select(func.count(ProcessEvent.id))) == 0
+    assert "gibt es nicht" in str(cli("prozess", "42").exception)
