@@ -97,7 +97,7 @@ def line_chart(
             f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">Keine Daten</text>'
         )
         return Markup("".join(parts) + "</svg>")  # noqa: S704 - every text part is escaped
-    left, right, top, bottom = 56, 12, 14, 48
+    left, right, top, bottom = 56, 16, 26, 48
     ticks = nice_ticks(min(0.0, min(values)), max(values))
     y0, y1 = ticks[0], ticks[-1]
 
@@ -115,13 +115,14 @@ def line_chart(
         )
     step = max(1, math.ceil(n / 8))
     for i in range(0, n, step):
+        anchor = "end" if i == n - 1 and n > 1 else ("start" if i == 0 else "middle")
         parts.append(
             f'<text class="chart-axis" x="{x(i):.1f}" y="{height - bottom + 16}" '
-            f'text-anchor="middle">{html.escape(x_labels[i])}</text>'
+            f'text-anchor="{anchor}">{html.escape(x_labels[i])}</text>'
         )
     if y_label:
         parts.append(
-            f'<text class="chart-axis" x="12" y="{top + 8}" text-anchor="start">'
+            f'<text class="chart-axis" x="8" y="{top - 12}" text-anchor="start">'
             f"{html.escape(y_label)}</text>"
         )
     for index, band in enumerate(bands):
