@@ -27,6 +27,7 @@ def demo(
     typer.echo(str(summary))
     _load_knowledge(db, s)
     _load_text_templates(db)
+    _load_payments(db, s)
     if summary.already_loaded or not triage:
         return
     from sqlalchemy import select
@@ -97,3 +98,47 @@ def _load_text_templates(db) -> None:  # type: ignore[no-untyped-def]
         added = seed_demo(session, tenant_by_slug(session, SLUG))
     if added:
         typer.echo(f"Textbausteine: {added} angelegt.")
+
+
+def _load_payments(db, s) -> None:  # type: ignore[no-untyped-def]
+    """Import Musterstadt's invented payment list and run the booking checks, once: a later
+    run leaves the data set (and every decision on its flags) alone."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from rathaus.core.demo import payments
+    from rathaus.core.demo.loader import SLUG
+    from rathaus.core.models import InsightDataset
+    from rathaus.core.repo import tenant_by_slug
+    from rathaus.core.storage import OriginalStore
+    from rathaus.insights import bookings
+
+    with db.session() as session:
+        tenant = tenant_by_slug(session, SLUG)
+        present = session.scalar(
+            select(InsightDataset.id).where(
+                InsightDataset.tenant_id == tenant.id, InsightDataset.name == payments.NAME
+            )
+        )
+        if present is not None:
+            return
+        dataset = bookings.import_payments(
+            session,
+            tenant=tenant,
+            data=payments.generate(dt.date.today()),
+            filename=payments.FILENAME,
+            actor="demo",
+            store=OriginalStore(s.originals_dir),
+            name=payments.NAME,
+        )
+        report = bookings.run_checks(
+            session,
+            tenant=tenant,
+            dataset=dataset,
+            config=bookings.config_for(tenant),
+            actor="demo",
+        )
+        rows, counts = dataset.rows, report.counts
+    found = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    typer.echo(f"Buchungsprüfung: {rows} Demo-Zahlungen importiert; Prüfhinweise: {found}.")
