@@ -162,3 +162,24 @@ def test_run_checks_is_deterministic_with_stable_keys():
     first = [f.key for f in run_checks(payments, CFG)]
     assert first == [f.key for f in run_checks(list(reversed(payments)), CFG)]
     assert "duplikat:1,2" in first
+
+
+def test_copy_off_the_weekly_rhythm_is_a_near_duplicate():
+    rent = [pay(i, "Vermieter KG", 250_000, D + dt.timedelta(days=7 * i)) for i in range(40)]
+    copy = pay(99, "Vermieter KG", 250_000, D + dt.timedelta(days=7 * 10 + 3), ref="X99")
+    found = near_duplicates([*rent, copy], CFG)
+    assert found and all(99 in f.payment_ids for f in found)
+    assert "Abstand von 7 Tagen" in found[0].explanation
+
+
+def test_payment_days_after_a_same_day_batch_is_flagged_but_the_batch_is_not():
+    batches = [
+        pay(100 * m + i, "Post AG", 22_500, D + dt.timedelta(days=28 * m), ref=f"P{m}-{i}")
+        for m in range(12)
+        for i in range(8)
+    ]
+    assert near_duplicates(batches, CFG) == []
+    late = pay(9999, "Post AG", 22_500, D + dt.timedelta(days=28 * 5 + 4), ref="Q1")
+    found = near_duplicates([*batches, late], CFG)
+    assert [9999 in f.payment_ids for f in found] == [True]
+    assert len(found[0].payment_ids) == 2  # the odd payment and one partner, not the batch

@@ -60,23 +60,26 @@ class CheckConfig:
     near_tolerance_pct: float = 1.0
     near_tolerance_cents: int = 100
     near_max_group: int = 4
-    near_p: float = 0.05
+    near_p: float = 0.02
+    near_gap_width: float = 1.5
+    near_prior_weight: float = 1.0
+    near_class_pct: float = 0.1
     # split orders: each payment in [band × threshold, threshold), within days, sum ≥ threshold
     split_thresholds_cents: tuple[int, ...] = (1_000_00, 5_000_00, 25_000_00, 100_000_00)
     split_days: int = 30
     split_band: float = 0.75
-    split_p: float = 0.01
+    split_p: float = 0.003
     # Benford first digits per supplier
     benford_min_payments: int = 100
     benford_min_amount_cents: int = 10_00
     benford_mad: float = 0.015
     benford_p: float = 0.001
     # outliers on a log scale (median / MAD)
-    outlier_z: float = 4.0
+    outlier_z: float = 6.0
     outlier_factor: float = 10.0
     outlier_min_supplier: int = 8
-    outlier_category_z: float = 5.0
-    outlier_category_factor: float = 10.0
+    outlier_category_z: float = 8.0
+    outlier_category_factor: float = 20.0
     outlier_min_category: int = 30
     # unusual dates
     holiday_country: str = "DE"
@@ -243,50 +246,127 @@ class _Components:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _similar_count(group: Sequence[Pay], amount: int, config: CheckConfig) -> int:
-    tol = max(config.near_tolerance_cents, amount * config.near_tolerance_pct / 100)
-    return sum(1 for p in group if abs(p.amount_cents - amount) <= tol)
-
-
 def _active_days(group: Sequence[Pay]) -> int:
     dates = [p.booked_on for p in group]
     return (max(dates) - min(dates)).days + 1
+
+
+def _gap_band(gap: int, width: float) -> tuple[float, float]:
+    """Gaps (days) that count as "about ``gap``": ``1 + d`` within a factor ``width`` of
+    ``1 + gap`` (0 → only 0; 3 → 2…5; 7 → 5…11)."""
+    return (1 + gap) / width - 1, (1 + gap) * width - 1
+
+
+def _neighbour_gaps(members: Sequence[Pay], stems: dict[int, str]) -> list[int]:
+    """For each payment, the days to the nearest other payment of another document."""
+    ordered = sorted(members, key=lambda p: (p.booked_on, p.id))
+    best: list[int | None] = [None] * len(ordered)
+    for indices in (range(len(ordered)), range(len(ordered) - 1, -1, -1)):
+        last: tuple[str, dt.date] | None = None  # latest document seen and its date
+        other: dt.date | None = None  # latest date of any other document before that
+        for i in indices:
+            p = ordered[i]
+            stem = stems[p.id]
+            seen = other if last is not None and last[0] == stem else (last and last[1])
+            if seen is not None:
+                gap = abs((p.booked_on - seen).days)
+                best[i] = gap if best[i] is None else min(best[i], gap)  # type: ignore[type-var]
+            if last is None or last[0] != stem:
+                other = last[1] if last else None
+            last = (stem, p.booked_on)
+    return [g for g in best if g is not None]
+
+
+def _timing(payments: Sequence[Pay]) -> Callable[[float, float], float]:
+    """For a supplier: how many of its other payments lie, on average, between ``low`` and
+    ``high`` days away from one of its payments (any amount; a pair under test is taken out).
+    Weekly payment runs make 0 and 7 days common and 3 days rare."""
+    per_day: dict[dt.date, int] = defaultdict(int)
+    for p in payments:
+        per_day[p.booked_on] += 1
+    n = len(payments)
+    cache: dict[tuple[int, int], float] = {}
+
+    def around(low: float, high: float) -> float:
+        band = (math.ceil(max(low, 0)), math.floor(high))
+        if band not in cache:
+            total = 0
+            for on, count in per_day.items():
+                for d in range(band[0], band[1] + 1):
+                    if d == 0:
+                        total += count * (count - 1)
+                    else:
+                        total += count * (
+                            per_day.get(on + dt.timedelta(days=d), 0)
+                            + per_day.get(on - dt.timedelta(days=d), 0)
+                        )
+            cache[band] = max(0.0, (total - 2) / max(n - 2, 1))
+        return cache[band]
+
+    return around
+
+
+@dataclass
+class _Rhythm:
+    """How usual a gap of ``gap`` days between two payments of about one amount is for a
+    supplier: ``usual`` of ``others`` further payments of that amount have their nearest
+    neighbour (another document) about as far away; ``chance`` blends that share with a
+    uniform-timing prior for suppliers with few such payments."""
+
+    others: int
+    usual: int
+    chance: float
+    typical_gap: float | None
+
+
+def _rhythm(
+    a: Pay,
+    b: Pay,
+    ordered: Sequence[Pay],
+    amounts: list[int],
+    stems: dict[int, str],
+    timing: Callable[[float, float], float],
+    config: CheckConfig,
+) -> _Rhythm:
+    spread = max(abs(b.amount_cents - a.amount_cents), a.amount_cents * config.near_class_pct / 100)
+    lo = bisect.bisect_left(amounts, a.amount_cents - spread)
+    hi = bisect.bisect_right(amounts, a.amount_cents + spread)
+    others = [p for p in ordered[lo:hi] if p.id != a.id and p.id != b.id]
+    gap = abs((b.booked_on - a.booked_on).days)
+    low, high = _gap_band(gap, config.near_gap_width)
+    gaps = _neighbour_gaps(others, stems)
+    usual = sum(1 for d in gaps if low <= d <= high)
+    share = (len(others) + 1) / max(len(ordered), 1)
+    prior = 1 - math.exp(-share * timing(low, high))
+    weight = config.near_prior_weight
+    chance = (usual + weight * prior) / (len(others) + weight)
+    typical = statistics.median(gaps) if len(gaps) >= 3 else None
+    return _Rhythm(len(others), usual, chance, typical)
 
 
 def near_duplicates(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
     """Same supplier, amount within the tolerance, dates at most ``near_days`` apart and a
     different document (positions of one document, ``4711_1``/``4711_2``, count as one).
 
-    Suppliers paid the same amount again and again (weekly rent, postage, day rates) produce
-    such pairs by routine: a group is only flagged when it is unlikely under the supplier's own
-    rhythm (Poisson tail below ``near_p``, see :func:`_surprise`) and has at most
-    ``near_max_group`` payments."""
+    Suppliers paid the same amount again and again (weekly rent, postage, day rates, same-day
+    batches) produce such pairs by routine. So each pair is set against the supplier's own
+    rhythm for that amount (see :func:`_rhythm`): among its other payments of about that amount
+    (within the pair's own difference), how many have their nearest neighbour of another
+    document about as many days away as the pair? A pair is flagged only when that share is
+    below ``near_p``; groups of more than ``near_max_group`` payments are batches."""
     findings = []
     for group in _by_supplier(payments, config).values():
         if len(group) < 2:
             continue
         ordered = sorted((p for p in group if p.amount_cents > 0), key=lambda p: p.amount_cents)
-        components = _Components()
+        stems = {p.id: reference_stem(p.reference) for p in ordered}
+        amounts = [p.amount_cents for p in ordered]
         by_id = {p.id: p for p in ordered}
-        amounts_sorted = [p.amount_cents for p in ordered]
-        gaps: dict[int, float | None] = {}
-
-        def typical_gap(
-            amount: int,
-            ordered: list[Pay] = ordered,
-            amounts_sorted: list[int] = amounts_sorted,
-            gaps: dict[int, float | None] = gaps,
-        ) -> float | None:
-            """Median gap in days between this supplier's payments of about ``amount``."""
-            if amount not in gaps:
-                tol = max(config.near_tolerance_cents, amount * config.near_tolerance_pct / 100)
-                lo = bisect.bisect_left(amounts_sorted, amount - tol)
-                hi = bisect.bisect_right(amounts_sorted, amount + tol)
-                dates = sorted(p.booked_on for p in ordered[lo:hi])
-                steps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
-                gaps[amount] = statistics.median(steps) if len(steps) >= 3 else None
-            return gaps[amount]
-
+        active = _active_days(group)
+        timing = _timing(ordered)
+        components = _Components()
+        rhythms: dict[int, _Rhythm] = {}
+        pairs: list[tuple[float, int, int]] = []
         for i, a in enumerate(ordered):
             tol = max(config.near_tolerance_cents, a.amount_cents * config.near_tolerance_pct / 100)
             for b in ordered[i + 1 :]:
@@ -294,66 +374,78 @@ def near_duplicates(payments: Sequence[Pay], config: CheckConfig) -> list[Findin
                     break
                 if abs((b.booked_on - a.booked_on).days) > config.near_days:
                     continue
-                if reference_stem(a.reference) == reference_stem(b.reference):
+                if stems[a.id] == stems[b.id]:
                     continue  # same document: an exact duplicate or positions of one booking
-                gap = abs((b.booked_on - a.booked_on).days)
-                typical = typical_gap(a.amount_cents)
-                if typical is not None and 2 * gap >= typical:
+                rhythm = _rhythm(a, b, ordered, amounts, stems, timing, config)
+                if rhythm.chance >= config.near_p:
                     continue  # the supplier's usual rhythm for this amount
                 components.union(a.id, b.id)
+                pairs.append((rhythm.chance, a.id, b.id))
+                for p in (a, b):
+                    if p.id not in rhythms or rhythms[p.id].chance > rhythm.chance:
+                        rhythms[p.id] = rhythm
         clusters: dict[int, list[Pay]] = defaultdict(list)
         for pid in components.parent:
             clusters[components.find(pid)].append(by_id[pid])
-        active = _active_days(group)
+        for root, cluster in list(clusters.items()):
+            if len(cluster) > config.near_max_group:
+                del clusters[root]  # a chain of similar payments: its closest pairs instead
+                used: set[int] = set()
+                members = {p.id for p in cluster}
+                for _chance, aid, bid in sorted(p for p in pairs if p[1] in members):
+                    if aid not in used and bid not in used:
+                        used.update((aid, bid))
+                        clusters[-aid] = [by_id[aid], by_id[bid]]
         for cluster in clusters.values():
-            if len(cluster) < 2 or len(cluster) > config.near_max_group:
+            if len(cluster) < 2:
                 continue
-            amounts = [p.amount_cents for p in cluster]
-            similar = _similar_count(group, int(statistics.median(amounts)), config)
-            typical = typical_gap(cluster[0].amount_cents)
-            chance = _surprise(
-                len(cluster) - 1, similar - len(cluster), 2 * config.near_days + 1, active
-            )
-            if chance >= config.near_p:
-                continue
+            rhythm = min((rhythms[p.id] for p in cluster), key=lambda r: r.chance)
+            amounts_c = [p.amount_cents for p in cluster]
             dates = [p.booked_on for p in cluster]
             span = (max(dates) - min(dates)).days
-            spread = max(amounts) - min(amounts)
+            spread = max(amounts_c) - min(amounts_c)
             same = spread == 0
+            if rhythm.others == 0:
+                usual = "Sonst erhält dieser Lieferant keinen solchen Betrag"
+            else:
+                usual = (
+                    f"Sonst erhält dieser Lieferant einen solchen Betrag {rhythm.others}-mal in "
+                    f"{active} Tagen"
+                    + (
+                        f", üblich im Abstand von {_num(rhythm.typical_gap, 0)} Tagen"
+                        if rhythm.typical_gap is not None
+                        else ""
+                    )
+                    + (
+                        "; keine davon liegt so dicht an einer weiteren"
+                        if rhythm.usual == 0
+                        else f"; nur {rhythm.usual}-mal liegt eine solche so dicht an einer weiteren"
+                    )
+                )
             findings.append(
                 Finding(
                     kind="aehnlich",
                     key=_ids_key("aehnlich", cluster),
                     supplier=cluster[0].supplier,
                     payment_ids=sorted(p.id for p in cluster),
-                    score=round(max(0.1, 0.9 - 0.3 * spread / max(amounts) - 0.02 * span), 3),
+                    score=round(max(0.1, min(0.95, 1 - rhythm.chance) - 0.02 * span), 3),
                     explanation=(
                         f"{len(cluster)} Zahlungen an {cluster[0].supplier} mit "
                         + ("gleichem Betrag" if same else "fast gleichem Betrag")
                         + f" innerhalb von {span} Tagen, aber verschiedenen Belegnummern: "
                         + _listing(cluster, config.currency)
-                        + ". Sonst erhält dieser Lieferant einen solchen Betrag "
-                        + (
-                            f"{similar - len(cluster)}-mal in {active} Tagen"
-                            + (
-                                f", üblich im Abstand von {_num(typical, 0)} Tagen"
-                                if typical
-                                else ""
-                            )
-                            if similar > len(cluster)
-                            else "nicht"
-                        )
-                        + ". Das kann eine doppelt bezahlte Rechnung sein (z. B. Rechnung und "
-                        "Mahnung) – oder zwei echte Rechnungen über denselben Betrag. Bitte die "
-                        "Belege vergleichen."
+                        + f". {usual}. Das kann eine doppelt bezahlte Rechnung sein (z. B. "
+                        "Rechnung und Mahnung) – oder zwei echte Rechnungen über denselben "
+                        "Betrag. Bitte die Belege vergleichen."
                     ),
                     details={
                         "span_days": span,
                         "amount_spread_cents": spread,
-                        "similar_payments": similar,
+                        "similar_payments": rhythm.others,
+                        "similar_as_close": rhythm.usual,
                         "active_days": active,
-                        "typical_gap_days": typical,
-                        "chance": round(chance, 5),
+                        "typical_gap_days": rhythm.typical_gap,
+                        "chance": round(rhythm.chance, 5),
                         "tolerance_pct": config.near_tolerance_pct,
                         "window_days": config.near_days,
                     },
@@ -616,7 +708,10 @@ def _holiday_lookup(config: CheckConfig, years: Iterable[int]) -> Callable[[dt.d
         import holidays
 
         calendar = holidays.country_holidays(
-            config.holiday_country, subdiv=config.holiday_subdiv or None, years=sorted(set(years))
+            config.holiday_country,
+            subdiv=config.holiday_subdiv or None,
+            years=sorted(set(years)),
+            language="de",  # German names where the country's calendar has them
         )
     except (NotImplementedError, KeyError):
         return lambda _d: None

@@ -12,7 +12,9 @@ Protocol (seeded, so every run injects the same anomalies):
    - ``splitting``: 2 or 3 new payments to a random supplier, each 76–99 % of a random
      threshold of ``split_thresholds_cents``, within 14 days, on weekdays;
    - ``ausreisser``: a new payment to a random supplier with at least 10 payments, 10–50 times
-     its median amount, on a random weekday.
+     its median amount *and* above its largest real payment (supplier and factor are drawn
+     again until it is: an amount inside a supplier's observed range is no outlier), on a
+     random weekday.
 3. Run all checks on real + injected payments. An injected anomaly counts as found when a flag
    of its kind contains it (a near duplicate may also be found as an exact duplicate; a split
    needs at least two of its parts in one ``splitting`` flag).
@@ -132,9 +134,14 @@ def inject(
             ids.append(add(part))
         anomalies.append({"kind": "splitting", "ids": ids, "threshold_cents": threshold})
     for _ in range(per_kind):
-        group = by_supplier[rng.choice(frequent)]
-        median = statistics.median(p.amount_cents for p in group)
-        factor = rng.uniform(10, 50)
+        # an outlier must lie outside the supplier's range: 10–50 times the median *and* above
+        # its largest payment (otherwise draw again; see docs/bookings.md)
+        while True:
+            group = by_supplier[rng.choice(frequent)]
+            median = statistics.median(p.amount_cents for p in group)
+            factor = rng.uniform(10, 50)
+            if median * factor > max(p.amount_cents for p in group):
+                break
         on = _weekday(start + dt.timedelta(days=rng.randint(0, days)))
         template = rng.choice(group)
         outlier = replace(
