@@ -71,6 +71,7 @@ JOB_MODULES: tuple[str, ...] = (
     "rathaus.inbox.channels.poll",
     "rathaus.assistant.jobs",
     "rathaus.writing.jobs",
+    "rathaus.insights.winter.jobs",
 )
 
 SQLITE_FILE_NAME = "jobs.db"
