@@ -142,3 +142,24 @@ def test_other_tenant_cannot_see_flags(client, worlds):  # type: ignore[no-untyp
     client.post("/logout", data={"csrf_token": token})
     login(client, "leitung", tenant="beta")
     assert client.get(f"/api/v1/lagebild/buchungen/{dataset_id}").status_code == 404
+
+
+def test_too_big_and_empty_uploads_are_refused_in_german(client, worlds, monkeypatch):  # type: ignore[no-untyped-def]
+    from rathaus.web import insights_bookings
+
+    monkeypatch.setattr(insights_bookings, "MAX_UPLOAD_BYTES", 64)
+    login(client, "leitung")
+    token = csrf_of(client)
+    big = client.post(
+        "/lagebild/buchungen/import",
+        data={"csrf_token": token},
+        files={"datei": ("liste.csv", CSV * 3, "text/csv")},
+    )
+    assert big.status_code == 422 and "größer als" in big.text
+    empty = client.post(
+        "/lagebild/buchungen/import",
+        data={"csrf_token": token},
+        files={"datei": ("leer.csv", b"", "text/csv")},
+    )
+    assert empty.status_code == 422 and "ist leer" in empty.text
+    assert client.get("/api/v1/lagebild/buchungen").json() == []

@@ -25,6 +25,7 @@ from rathaus.insights.booking_checks import KINDS, money
 from rathaus.insights.charts import Line, line_chart
 from rathaus.insights.export import table_response
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
+from rathaus.web.inbox_views import read_upload
 from rathaus.web.insights_views import VIEW, nav_context
 from rathaus.web.templating import render
 
@@ -113,9 +114,10 @@ async def _upload(request: Request) -> tuple[bytes, str, dict[str, str], bool, s
     upload = form.get("datei")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise bookings.BookingError("Bitte eine Datei auswählen (CSV oder XLSX).")
-    data = await upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise bookings.BookingError("Die Datei ist größer als 100 MB.")
+    received = await read_upload(upload, MAX_UPLOAD_BYTES)
+    if received.error:
+        raise bookings.BookingError(received.error)
+    data = received.data
     mapping = {f: str(form.get(f"spalte_{f}") or "").strip() for f in MAPPING_FIELDS}
     skip = str(form.get("ueberspringen") or "") in ("1", "on", "true", "ja")
     return data, upload.filename, mapping, skip, str(form.get("name") or "")

@@ -26,6 +26,7 @@ from rathaus.web.deps import (
     SettingsDep,
     require,
 )
+from rathaus.web.inbox_views import read_upload
 from rathaus.web.insights_views import VIEW, nav_context
 from rathaus.web.templating import render
 
@@ -51,10 +52,10 @@ async def _read_upload(request: Request, fields: tuple[str, ...]) -> tuple[str, 
     )
     if upload is None:
         raise RathausError("Bitte eine Netzdatei (ROAR-NET-JSON) auswählen.")
-    data = await upload.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise RathausError("Die Netzdatei ist größer als 20 MB und wurde nicht angenommen.")
-    return upload.filename or "netz.json", data, dict(form)
+    received = await read_upload(upload, MAX_BYTES)
+    if received.error:
+        raise RathausError(received.error)
+    return upload.filename or "netz.json", received.data, dict(form)
 
 
 def _list_page(
