@@ -14,13 +14,13 @@ per-person figure, and nothing is ever computed per employee.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -96,12 +96,7 @@ class Period:
         result, day = [], self.bucket_of(self.start)
         while day <= self.end:
             result.append(day)
-            if self.bucket == "woche":
-                day += dt.timedelta(days=7)
-            elif self.bucket == "monat":
-                day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-            else:
-                day += dt.timedelta(days=1)
+            day = self.next_bucket(day)
         return result
 
     def bucket_label(self, day: dt.date) -> str:
@@ -113,10 +108,9 @@ class Period:
         return f"{day:%d.%m.}"
 
     def bucket_end(self, day: dt.date) -> dt.date:
-        following = self.buckets_after(day)
-        return min(following - dt.timedelta(days=1), self.end)
+        return min(self.next_bucket(day) - dt.timedelta(days=1), self.end)
 
-    def buckets_after(self, day: dt.date) -> dt.date:
+    def next_bucket(self, day: dt.date) -> dt.date:
         if self.bucket == "woche":
             return day + dt.timedelta(days=7)
         if self.bucket == "monat":
@@ -125,13 +119,8 @@ class Period:
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated quantile (the same definition as numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    """The ``q`` quantile (numpy's linear interpolation); None without values."""
+    return float(np.quantile(values, q)) if values else None
 
 
 def visible_unit_ids(session: Session, user: User) -> set[int] | None:

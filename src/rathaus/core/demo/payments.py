@@ -15,6 +15,8 @@ import datetime as dt
 import io
 import random
 
+from rathaus.core.cases import is_working_day
+
 FILENAME = "musterstadt-zahlungen.csv"
 NAME = "Zahlungen Musterstadt (Demo)"
 
@@ -48,10 +50,7 @@ SUPPLIERS = (
 
 
 def _working_day(day: dt.date) -> dt.date:
-    import holidays
-
-    public = holidays.Germany(subdiv="BW", years=range(day.year, day.year + 2))
-    while day.weekday() >= 5 or day in public:
+    while not is_working_day(day, "BW"):
         day += dt.timedelta(days=1)
     return day
 
