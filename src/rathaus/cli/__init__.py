@@ -8,13 +8,17 @@ import typer
 
 from rathaus.cli import (
     apikeys_cmd,
+    audit_cmd,
     config_cmd,
+    datenschutz_cmd,
     db_cmd,
     demo_cmd,
     eval_cmd,
+    governance_cmd,
     inbox_cmd,
     knowledge_cmd,
     lage_cmd,
+    register_cmd,
     serve_cmd,
     text_cmd,
     users_cmd,
@@ -38,6 +42,10 @@ app.add_typer(inbox_cmd.app, name="inbox")
 app.add_typer(knowledge_cmd.app, name="wissen")
 app.add_typer(text_cmd.app, name="text")
 app.add_typer(lage_cmd.app, name="lage")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(register_cmd.app, name="register")
+app.add_typer(datenschutz_cmd.app, name="datenschutz")
+app.add_typer(governance_cmd.app, name="governance")
 
 
 def _mount_optional() -> None:

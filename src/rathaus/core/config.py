@@ -25,6 +25,10 @@ LOCAL_GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 CONFIG_FILE_ENV = "RATHAUS_CONFIG_FILE"
 
 
+# Where a model runs: in the Rathaus process, on the municipality's own servers, or elsewhere.
+ModelLocation = Literal["lokal", "eigener_server", "extern"]
+
+
 class LLMSettings(BaseModel):
     """The language model used by generative functions."""
 
@@ -37,6 +41,10 @@ class LLMSettings(BaseModel):
     )
     model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
     api_key: SecretStr | None = None
+    location: ModelLocation = Field(
+        default="extern",
+        description="Wo der Modellserver (backend=openai) läuft: eigener_server oder extern.",
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=1, ge=0, le=10)
     context_size: int = Field(default=4096, ge=512)
@@ -50,6 +58,10 @@ class EmbeddingSettings(BaseModel):
     base_url: str | None = None
     model: str = "multilingual-e5-small"
     api_key: SecretStr | None = None
+    location: ModelLocation = Field(
+        default="extern",
+        description="Wo der Embedding-Server (backend=openai) läuft: eigener_server oder extern.",
+    )
     timeout_s: float = Field(default=30.0, gt=0)
 
 
@@ -124,6 +136,47 @@ class WritingSettings(BaseModel):
     plain_language_max_rounds: int = Field(default=3, ge=1, le=10)
 
 
+def _default_policies() -> dict[str, list[ModelLocation]]:
+    return {
+        "oeffentlich": ["lokal", "eigener_server", "extern"],
+        "intern": ["lokal", "eigener_server"],
+        "vertraulich": ["lokal"],
+    }
+
+
+class GovernanceSettings(BaseModel):
+    """Governance: pseudonymisation gateway, model policies, retention and the audit trail."""
+
+    pseudonym_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description=(
+            "Fernet-Schlüssel für die Zuordnungstabellen der Pseudonymisierung; der erste "
+            "verschlüsselt, alle entschlüsseln (Rotation: neuen Schlüssel vorn einfügen, "
+            "`rathaus governance schluessel-rotieren`). Leer: aus secret_key abgeleitet."
+        ),
+    )
+    policies: dict[str, list[ModelLocation]] = Field(
+        default_factory=_default_policies,
+        description="Je Vertraulichkeitsstufe die erlaubten Modellorte.",
+    )
+    retention_hour: int | None = Field(
+        default=2, ge=0, le=23, description="Stunde des täglichen Aufbewahrungslaufs (leer: aus)."
+    )
+    access_log_days: int = Field(default=730, ge=30, le=3650)
+
+    @field_validator("policies")
+    @classmethod
+    def _known_levels(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        known = {"oeffentlich", "intern", "vertraulich"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unbekannte Vertraulichkeitsstufe {', '.join(unknown)}; erlaubt sind "
+                "oeffentlich, intern, vertraulich"
+            )
+        return {**_default_policies(), **value}
+
+
 class OIDCSettings(BaseModel):
     """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
 
@@ -169,6 +222,7 @@ class Settings(BaseSettings):
     assistant: AssistantSettings = AssistantSettings()
     writing: WritingSettings = WritingSettings()
     oidc: OIDCSettings = OIDCSettings()
+    governance: GovernanceSettings = GovernanceSettings()
 
     @field_validator("database_url")
     @classmethod

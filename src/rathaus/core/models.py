@@ -283,6 +283,8 @@ class Case(TenantScoped, Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # Set once the triage pipeline has run (successfully or with flagged steps).
     triaged_at: Mapped[dt.datetime | None]
+    # Set when a retention rule or an erasure request replaced the personal data (DSGVO).
+    anonymized_at: Mapped[dt.datetime | None]
     needs_review_reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     due_at: Mapped[dt.datetime | None]
@@ -421,6 +423,10 @@ class AiSuggestion(TenantScoped, Base):
     case_id: Mapped[int | None] = mapped_column(
         ForeignKey("cases.id", ondelete="CASCADE"), index=True
     )
+    # What the suggestion is about when it is not (only) a case: ``assistant_turn``,
+    # ``writing_job``, ``booking_flag``, ``minutes`` … and that object's id.
+    subject_type: Mapped[str | None] = mapped_column(String(40), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(64))
     function: Mapped[str] = mapped_column(String(40))  # routing, service, request_type, urgency …
     backend: Mapped[str] = mapped_column(String(40))  # rules, classifier, similarity, template, llm
     model_version: Mapped[str] = mapped_column(String(100), default="")
@@ -834,3 +840,87 @@ class RoutePlan(TenantScoped, Base):
     created_by: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     solved_at: Mapped[dt.datetime | None]
+
+
+class PseudonymMap(TenantScoped, Base):
+    """The placeholder → value mapping of one case (or other scope) for the pseudonymisation
+    gateway, encrypted with the key ``key_id`` (Fernet); deleted with its case."""
+
+    __tablename__ = "pseudonym_maps"
+    __table_args__ = (UniqueConstraint("tenant_id", "scope"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(80))  # case:17, writing_job:4 …
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RetentionRule(TenantScoped, Base):
+    """How long cases of one request type (``request_type`` empty: every type) or assistant
+    conversations are kept after they are closed, and what happens then."""
+
+    __tablename__ = "retention_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "target", "request_type"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(30))  # vorgang, unterhaltung
+    request_type: Mapped[str] = mapped_column(String(30), default="")
+    days: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20), default="loeschen")  # loeschen, anonymisieren
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str] = mapped_column(String(120), default="system")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CaseAccess(TenantScoped, Base):
+    """Access log: who opened, exported or downloaded which case, and through which channel.
+    The reference is kept so the entry stays readable after the case is erased."""
+
+    __tablename__ = "case_access_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), index=True
+    )
+    case_reference: Mapped[str] = mapped_column(String(40), default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(120), default="")
+    action: Mapped[str] = mapped_column(String(30), default="angesehen")
+    channel: Mapped[str] = mapped_column(String(20), default="web")  # web, api, cli
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PrivacyRequest(TenantScoped, Base):
+    """A data subject request (DSGVO Art. 15 Auskunft, Art. 17 Löschung). The person's
+    identifiers are not stored, only their hash and what was found and done."""
+
+    __tablename__ = "privacy_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # auskunft, loeschung
+    subject_sha256: Mapped[str] = mapped_column(String(64))
+    criteria: Mapped[list[str]] = mapped_column(JSON, default=list)  # kinds: name, email, iban …
+    status: Mapped[str] = mapped_column(String(20), default="offen")  # offen, erledigt, abgelehnt
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None]
+
+
+class EvalRun(Base):
+    """The result of one ``rathaus eval …`` run: the measured quality the AI register shows."""
+
+    __tablename__ = "eval_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(60), index=True)  # routing, assistant, forecast …
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[str] = mapped_column(String(500), default="")  # which data set
+    command: Mapped[str] = mapped_column(String(500), default="")
+    version: Mapped[str] = mapped_column(String(40), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

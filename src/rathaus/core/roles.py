@@ -35,12 +35,25 @@ class Permission(enum.StrEnum):
     USE_WRITING = "writing.use"
     MANAGE_SETTINGS = "settings.manage"
     TRIAGE = "cases.triage"
+    # Open cases marked ``vertraulich`` (still only those of the own departments).
+    VIEW_CONFIDENTIAL = "cases.view_confidential"
+    # See the original personal data behind the gateway's placeholders in model output.
+    REIDENTIFY = "pii.reidentify"
+    # Retention rules, DSGVO Art. 15 access and Art. 17 erasure requests, the access log.
+    MANAGE_PRIVACY = "privacy.manage"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
+    # Administration runs the installation but reads no confidential case content.
+    Role.ADMIN: frozenset(Permission) - {Permission.VIEW_CONFIDENTIAL},
     Role.SACHBEARBEITUNG: frozenset(
-        {Permission.VIEW_CASES, Permission.EDIT_CASES, Permission.USE_WRITING}
+        {
+            Permission.VIEW_CASES,
+            Permission.EDIT_CASES,
+            Permission.USE_WRITING,
+            Permission.VIEW_CONFIDENTIAL,
+            Permission.REIDENTIFY,
+        }
     ),
     Role.LEITUNG: frozenset(
         {
@@ -50,9 +63,13 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_INSIGHTS,
             Permission.USE_WRITING,
             Permission.TRIAGE,
+            Permission.VIEW_CONFIDENTIAL,
+            Permission.REIDENTIFY,
         }
     ),
-    Role.DATENSCHUTZ: frozenset({Permission.VIEW_AUDIT, Permission.VIEW_INSIGHTS}),
+    Role.DATENSCHUTZ: frozenset(
+        {Permission.VIEW_AUDIT, Permission.VIEW_INSIGHTS, Permission.MANAGE_PRIVACY}
+    ),
     Role.REDAKTION: frozenset({Permission.EDIT_KNOWLEDGE, Permission.USE_WRITING}),
 }
 

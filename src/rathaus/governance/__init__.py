@@ -1,1 +1,2 @@
-"""Governance: audit trail, pseudonymisation, AI register and data protection."""
+"""Governance: decision record and audit trail, pseudonymisation gateway, AI register,
+data protection, access control and the screening of untrusted input."""

@@ -23,6 +23,10 @@ from rathaus.web import (
     assistant_api,
     assistant_views,
     auth_views,
+    governance_audit,
+    governance_models,
+    governance_privacy,
+    governance_register,
     health,
     inbox_admin,
     inbox_api,
@@ -243,6 +247,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         insights_process.router,
         insights_bookings.router,
         insights_winter.router,
+        governance_audit.router,
+        governance_models.router,
+        governance_register.router,
+        governance_privacy.router,
     ):
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled
