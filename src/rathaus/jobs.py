@@ -72,6 +72,7 @@ JOB_MODULES: tuple[str, ...] = (
     "rathaus.assistant.jobs",
     "rathaus.writing.jobs",
     "rathaus.insights.winter.jobs",
+    "rathaus.governance.jobs",
 )
 
 SQLITE_FILE_NAME = "jobs.db"
