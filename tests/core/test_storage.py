@@ -36,3 +36,14 @@ def test_tampering_and_missing_files_are_reported(tmp_path):
 def test_keys_cannot_escape_the_store(tmp_path, key):
     with pytest.raises(StorageError, match="Ungültiger Dateischlüssel"):
         OriginalStore(tmp_path).get(1, key)
+
+
+def test_delete_removes_only_that_tenants_original(tmp_path):
+    store = OriginalStore(tmp_path)
+    one = store.put(1, b"Antrag auf Sperrmuell")
+    two = store.put(2, b"Antrag auf Sperrmuell")
+    assert store.delete(1, one.sha256) is True
+    assert not store.exists(1, one.sha256) and store.exists(2, two.sha256)
+    assert store.delete(1, one.sha256) is False
+    with pytest.raises(StorageError, match="Ungültiger Dateischlüssel"):
+        store.delete(1, "../../etc/passwd")

@@ -80,3 +80,12 @@ class OriginalStore:
 
     def exists(self, tenant_id: int, sha256: str) -> bool:
         return self._path(tenant_id, sha256).exists()
+
+    def delete(self, tenant_id: int, sha256: str) -> bool:
+        """Remove an original (retention, erasure); True if a file was there."""
+        path = self._path(tenant_id, sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True

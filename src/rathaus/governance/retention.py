@@ -362,8 +362,7 @@ def _remove_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     for store, tenant_id, sha256 in pending:
         try:
-            path = store._path(tenant_id, sha256)  # the store derives paths from the hash only
-            path.unlink(missing_ok=True)
+            store.delete(tenant_id, sha256)
         except (OSError, RathausError):  # a file left behind is found by the next run
             continue
 
