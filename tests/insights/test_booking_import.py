@@ -231,7 +231,7 @@ def test_eval_on_a_slice(tmp_path: Path):
         app, ["eval", "bookings", "--data", str(sliced), "--json", "--anzahl", "10"]
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["injected_anomalies"] == 40 and data["real_payments"] > 5000
     assert data["recall_by_kind"]["duplikat"] == 1.0
     assert data["recall"] >= 0.8

@@ -113,7 +113,7 @@ def test_eval_forecast_on_a_small_slice():
         ["eval", "forecast", "--data", str(BOSTON), "--abteilungen", "DISB,ANML,HS_Y", "--json"],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert set(data["departments"]) == {"DISB", "ANML"}
     assert data["excluded"]["departments"] == {"HS_Y": pytest.approx(0.23, abs=0.01)}
     assert data["gaps"] == ["2015-07-22"]
@@ -127,7 +127,7 @@ def test_eval_forecast_on_a_small_slice():
 @pytest.mark.skipif(not BOSTON.is_file(), reason="shared Boston data not present")
 def test_eval_forecast_meets_the_targets():
     result = CliRunner().invoke(app, ["eval", "forecast", "--data", str(BOSTON), "--json"])
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["n_departments"] == 11
     assert data["mase"] <= 0.85
     assert 0.75 <= data["coverage_80"] <= 0.85

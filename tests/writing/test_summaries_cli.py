@@ -86,6 +86,6 @@ def test_eval_summaries_on_a_few_papers(tmp_path: Path) -> None:
         env=_env(tmp_path),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert body["papers"] == 3 and body["supported_share"] == 1.0
     assert "Karlsruhe" in body["attribution"]

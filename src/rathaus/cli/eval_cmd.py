@@ -5,10 +5,70 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
 app = typer.Typer(help="KI-Funktionen auf echten Daten messen.", no_args_is_help=True)
+
+
+def _current_context() -> Any:
+    # Typer ≥ 0.20 ships its own copy of click; older versions use click itself.
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _command_line(name: str) -> str:
+    """The command as it was called (options that differ from their default), for the record."""
+    import shlex
+
+    parts = ["rathaus", "eval", name]
+    ctx = _current_context()
+    if ctx is None:
+        return shlex.join(parts)
+    for param in ctx.command.params:
+        if getattr(param, "param_type_name", "") != "option" or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        default = param.get_default(ctx, call=True)
+        if value == default or (value is not None and str(value) == str(default)):
+            continue
+        if param.is_flag:
+            flags = param.opts if value else param.secondary_opts
+            parts += flags[:1]
+        elif value is not None:
+            parts += [param.opts[0], str(value)]
+    return shlex.join(parts)
+
+
+def record_run(name: str, result: Any, data: Path | str) -> None:
+    """Store a measurement for the KI-Register after it was printed; never fails the command.
+
+    Without a usable database (none created yet, not migrated, unreachable) a German note goes
+    to stderr and the printed result stands.
+    """
+    from rathaus.core.config import load_settings
+    from rathaus.core.errors import RathausError
+    from rathaus.governance import eval_store
+
+    try:
+        # Storing needs only the database setting, not the server's secrets (as the measuring).
+        database = eval_store.existing_database(load_settings(mode="demo"))
+        try:
+            eval_store.save_run(
+                database, name=name, metrics=result, data=data, command=_command_line(name)
+            )
+        finally:
+            database.dispose()
+    except RathausError as exc:
+        typer.echo(
+            f"Hinweis: Das Ergebnis wurde nicht für das KI-Register gespeichert ({exc.message}).",
+            err=True,
+        )
+
 
 DEFAULT_INBOX = Path("../shared/data/inbox/konstanz_maengelmelder_2020-2022.csv")
 
@@ -39,6 +99,7 @@ def inbox(
         result = evaluate_inbox(data, embedder=embedder, cache_dir=cache)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        record_run("inbox", result, data)
         return
     for task, name in (("unit", "Organisationseinheit"), ("category", "Kategorie")):
         r = result[task]
@@ -47,6 +108,7 @@ def inbox(
             f"automatisch zugeordnet bei 95 % Präzision {r['auto_share_at_95']:.1%} "
             f"(erreichte Präzision {r['precision_at_threshold']})"
         )
+    record_run("inbox", result, data)
 
 
 @app.command("demo-inbox")
@@ -62,6 +124,7 @@ def demo_inbox(
     result = evaluate_demo_inbox(embeddings=embeddings)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        record_run("demo-inbox", result, DEMO_DATA)
         return
     typer.echo(
         f"Amt richtig (Top 1): {result['unit_top1']:.1%}, unter den Top 3: "
@@ -70,8 +133,10 @@ def demo_inbox(
         f"zugeordnet {result['auto_routed']} (davon richtig {result['auto_routed_correct']}); "
         f"markiert: {', '.join(sorted(result['flagged']))}."
     )
+    record_run("demo-inbox", result, DEMO_DATA)
 
 
+DEMO_DATA = "Musterstadt-Demo: 60 Eingänge mit bekannter Zuordnung, 420 historische Vorgänge"
 DEFAULT_CATALOGUE = Path("../shared/data/knowledge/muenchen_services_de.json")
 
 
@@ -95,12 +160,14 @@ def retrieval(
     result = evaluate_retrieval(data, embedder=get_embedder(_offline_settings()), limit=limit)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        record_run("retrieval", result, data)
         return
     typer.echo(
         f"{result['queries']} Anfragen auf {result['entries']} Diensten: recall@5 "
         f"{result['recall@5']:.3f}, MRR {result['mrr']:.3f}, p95 {result['p95_ms']} ms "
         f"(davon Suche ohne Anfrage-Embedding {result['p95_search_ms']} ms)."
     )
+    record_run("retrieval", result, data)
 
 
 @app.command("assistant")
@@ -122,6 +189,7 @@ def assistant(
     result = evaluate_assistant(data, kit=kit)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        record_run("assistant", result, data)
         return
     typer.echo(
         f"{result['answerable']} beantwortbare Fragen: richtige Quelle "
@@ -130,3 +198,4 @@ def assistant(
         f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
         f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
     )
+    record_run("assistant", result, data)

@@ -260,6 +260,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, "--limit", help="Nur die ersten N Zeilen."),
     ) -> None:
         """Bekannte Anomalien in echte Zahlungen einstreuen: Trefferquote und Hinweise je 1000."""
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.insights.booking_eval import evaluate_bookings
 
         try:
@@ -268,6 +269,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             _fail(exc)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            record_run("bookings", result, data)
             return
         kinds = ", ".join(f"{k} {v:.0%}" for k, v in result["recall_by_kind"].items())
         typer.echo(
@@ -275,3 +277,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f"eingestreute Anomalien: Trefferquote {result['recall']:.1%} ({kinds}); "
             f"{result['flags_per_1000']} Hinweise je 1000 echte Zahlungen."
         )
+        record_run("bookings", result, data)

@@ -185,6 +185,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Volumenprognose: je Abteilung Jan–Sep 2015 → Okt–Dez, MASE und 80-%-Abdeckung."""
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.insights.forecast_eval import TEST, VALIDATION, evaluate_forecast
 
         wanted = [a.strip() for a in abteilungen.split(",") if a.strip()] or None
@@ -193,6 +194,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         )
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            record_run("forecast", result, data)
             return
         typer.echo(
             f"MASE {result['mase']:.3f} (Mittel über {result['n_departments']} Abteilungen), "
@@ -212,3 +214,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         excluded = result["excluded"]["departments"]
         if excluded:
             typer.echo(f"Ausgelassen ({result['excluded']['rule']}): {', '.join(excluded)}.")
+        record_run("forecast", result, data)

@@ -174,11 +174,13 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
     ) -> None:
         """Kerteminde planen und mit der Praxistour (Mandrup) vergleichen, gleiches Kostenmodell."""
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.insights.winter.service import measure
 
         result = measure(data, time_limit_s=zeitlimit)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            record_run("winter", result, data)
             return
         typer.echo(
             f"Kerteminde: {result['total_time']} min ({result['total_length'] / 1000:.1f} km), "
@@ -187,3 +189,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f" min); Verhältnis {result['ratio']} bzw. {result['ratio_to_depot']}; untere "
             f"Schranke {result['lower_bound_time']} min."
         )
+        record_run("winter", result, data)

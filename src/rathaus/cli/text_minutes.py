@@ -189,6 +189,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     ) -> None:
         """Abstimmungs- und Beschlusserkennung sowie Zuordnung zur Tagesordnung auf echten
         Karlsruher Sitzungen messen."""
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.core.errors import RathausError
         from rathaus.writing.minutes_eval import evaluate as run
         from rathaus.writing.minutes_eval import format_report
@@ -202,3 +203,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         else:
             typer.echo(format_report(report))
+        record_run("minutes", report.as_dict(), data)
