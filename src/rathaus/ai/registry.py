@@ -3,13 +3,18 @@
 The built-in backends are registered exactly like an extra one would be::
 
     register_llm_backend("mein-server", lambda settings: MeinModell(settings.llm.base_url))
+
+Every model built here, built-in or extra, is handed out behind the pseudonymisation gateway
+(:data:`GATEWAY`): no call site can reach a model without its policy check, and no text
+leaves the process without its placeholders.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
 
@@ -28,6 +33,17 @@ _LLM_BACKENDS: dict[str, LLMFactory] = {}
 _EMBEDDING_BACKENDS: dict[str, EmbedderFactory] = {}
 
 NO_LLM = "none"
+
+# The gateway lives in the governance module, which the ``ai`` layer must not import
+# (tests/test_architecture.py); it is loaded by name, like a plugin, the first time a model is
+# built. There is no switch to leave it out.
+GATEWAY = "rathaus.governance.gateway:guard"
+
+
+def _guarded(model: Any, settings: Settings, kind: Literal["llm", "embeddings"]) -> Any:
+    module, _, name = GATEWAY.partition(":")
+    guard = getattr(importlib.import_module(module), name)
+    return guard(model, settings, kind)
 
 
 def register_llm_backend(name: str, factory: LLMFactory) -> None:
@@ -49,7 +65,8 @@ def embedding_backends() -> list[str]:
 
 
 def get_language_model(settings: Settings) -> LanguageModel | None:
-    """The configured language model, or None when ``RATHAUS_LLM__BACKEND=none``.
+    """The configured language model behind the gateway, or None when
+    ``RATHAUS_LLM__BACKEND=none``.
 
     Cheap: a local model is loaded on its first call, not here.
     """
@@ -62,11 +79,11 @@ def get_language_model(settings: Settings) -> LanguageModel | None:
             f"Unbekanntes Sprachmodell-Backend „{backend}“ (RATHAUS_LLM__BACKEND); erlaubt: "
             f"{', '.join(llm_backends())}."
         )
-    return factory(settings)
+    return _guarded(factory(settings), settings, "llm")
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """The configured embedder."""
+    """The configured embedder behind the gateway."""
     backend = settings.embeddings.backend
     factory = _EMBEDDING_BACKENDS.get(backend)
     if factory is None:
@@ -74,7 +91,7 @@ def get_embedder(settings: Settings) -> Embedder:
             f"Unbekanntes Embedding-Backend „{backend}“ (RATHAUS_EMBEDDINGS__BACKEND); erlaubt: "
             f"{', '.join(embedding_backends())}."
         )
-    return factory(settings)
+    return _guarded(factory(settings), settings, "embeddings")
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -85,7 +85,11 @@ def check() -> None:
         settings = _settings()
     except RathausError as exc:
         raise _fail(exc) from None
-    results = check_backends(settings, recorder=_recorder(settings), actor="cli")
+    from rathaus.governance.gateway import model_context
+
+    # The probe sentences are fixed and public: level oeffentlich (docs/pseudonymisation.md).
+    with model_context(level="oeffentlich", actor="cli"):
+        results = check_backends(settings, recorder=_recorder(settings), actor="cli")
     for r in results:
         state = "OK    " if r.ok else "FEHLER"
         typer.echo(

@@ -53,13 +53,16 @@ def _tenant(session, slug: str | None):  # type: ignore[no-untyped-def]
 def _model(s, tenant_id: int, function: str):  # type: ignore[no-untyped-def]
     from rathaus.ai.calls import DatabaseRecorder, RecordingLanguageModel
     from rathaus.ai.registry import get_language_model
+    from rathaus.governance.gateway import scoped
 
     inner = get_language_model(s)
     if inner is None:
         return None
-    return RecordingLanguageModel(
+    recording = RecordingLanguageModel(
         inner, DatabaseRecorder(database(s)), function=function, actor="cli", tenant_id=tenant_id
     )
+    # Press texts and translations are internal; the operator sees the real values again.
+    return scoped(recording, level="intern", tenant_id=tenant_id, may_reidentify=True, actor="cli")
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:

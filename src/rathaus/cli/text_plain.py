@@ -107,6 +107,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         """Mit dem eingerichteten Sprachmodell in Leichte Sprache umschreiben (Entwurf)."""
         from rathaus.ai.registry import get_language_model
         from rathaus.core.config import load_settings
+        from rathaus.governance.gateway import scoped
         from rathaus.writing.plain_rewrite import rewrite
 
         try:
@@ -114,7 +115,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             text = _read(datei, settings.writing.max_document_chars)
             result = rewrite(
                 text,
-                model=get_language_model(settings),
+                model=scoped(get_language_model(settings), may_reidentify=True, actor="cli"),
                 max_rounds=runden or settings.writing.plain_language_max_rounds,
             )
         except RathausError as exc:
@@ -153,6 +154,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Prüfer für Leichte Sprache auf DEplain-web: pairwise, Regelverstöße, Lesbarkeit."""
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.writing.plain_eval import evaluate_checker, evaluate_rewrite
 
         try:
@@ -172,6 +174,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             _fail(exc)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            record_run("plain-language", result, data)
             return
         d = result["pairwise_detail"]
         v = result["violations_per_sentence"]
@@ -198,3 +201,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 f"Umschreiben ({rw['pairs']} Paare, Modell {rw['model']}): SARI {rw['sari']}, "
                 f"Fakten erhalten {rw['facts_preserved']:.1%}."
             )
+        record_run("plain-language", result, data)

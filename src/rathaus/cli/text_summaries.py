@@ -46,8 +46,10 @@ def _llm(mode: str, s: Any) -> Any:
     if mode != "generiert":
         return None
     from rathaus.ai.registry import get_language_model
+    from rathaus.governance.gateway import scoped
 
-    return get_language_model(s)
+    # The operator's own file: level intern, real values back in the output.
+    return scoped(get_language_model(s), may_reidentify=True, actor="cli")
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -135,6 +137,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     ) -> None:
         """Extraktive Zusammenfassungen der Karlsruher Ratsvorlagen: Abdeckung, Länge, Beleg, Zeit."""
         from rathaus.ai.registry import get_embedder
+        from rathaus.cli.eval_cmd import record_run
         from rathaus.core.config import load_settings
         from rathaus.writing.summary_eval import evaluate_summaries
 
@@ -142,6 +145,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         result = evaluate_summaries(data, embedder=embedder, sentences=saetze, limit=limit)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            record_run("summaries", result, data)
             return
         typer.echo(
             f"{result['papers']} Vorlagen (längste {result['longest_chars']} Zeichen): Abschnitte "
@@ -152,3 +156,4 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f"{result['seconds_p50']:.2f} s, p95 {result['seconds_p95']:.2f} s, max "
             f"{result['seconds_max']:.2f} s. Daten: {result['attribution']}."
         )
+        record_run("summaries", result, data)

@@ -45,13 +45,16 @@ def system(request: Request, session: SessionDep, tenant: CurrentTenant) -> Resp
 def check_models(request: Request, user: CurrentUser, tenant: CurrentTenant) -> Response:
     from rathaus.ai.calls import DatabaseRecorder
     from rathaus.ai.checks import check_backends
+    from rathaus.governance.gateway import model_context
 
-    checks = check_backends(
-        request.app.state.settings,
-        recorder=DatabaseRecorder(request.app.state.db),
-        actor=user.username,
-        tenant_id=tenant.id,
-    )
+    # The probe sentences are fixed and public: level oeffentlich (docs/pseudonymisation.md).
+    with model_context(level="oeffentlich", tenant_id=tenant.id, actor=user.username):
+        checks = check_backends(
+            request.app.state.settings,
+            recorder=DatabaseRecorder(request.app.state.db),
+            actor=user.username,
+            tenant_id=tenant.id,
+        )
     with request.app.state.db.session() as session:
         calls = _recent_calls(session, tenant.id)
     name = "_model_checks.html" if request.headers.get("hx-request") else "system.html"

@@ -59,20 +59,35 @@ def _download(data: bytes, name: str, kind: str) -> Response:
     )
 
 
-def _language_model(request: Request, tenant_id: int, actor: str, function: str) -> Any:
-    """The configured model, recording each call; None when ``llm.backend=none``."""
+def _language_model(
+    request: Request, tenant_id: int, actor: str, function: str, *, user: User | None = None
+) -> Any:
+    """The configured model, recording each call; None when ``llm.backend=none``.
+
+    Press texts and translations pass the gateway at level ``intern``; the model's answer shows
+    real values again only for a ``user`` whose role may re-identify (not for API keys).
+    """
     from rathaus.ai.calls import DatabaseRecorder, RecordingLanguageModel
     from rathaus.ai.registry import get_language_model
+    from rathaus.governance.gateway import scoped, user_may_reidentify
 
     inner = get_language_model(request.app.state.settings)
     if inner is None:
         return None
-    return RecordingLanguageModel(
+    recording = RecordingLanguageModel(
         inner,
         DatabaseRecorder(request.app.state.db),
         function=function,
         actor=actor,
         tenant_id=tenant_id,
+    )
+    return scoped(
+        recording,
+        level="intern",
+        tenant_id=tenant_id,
+        may_reidentify=user_may_reidentify(user),
+        database=request.app.state.db,
+        actor=actor,
     )
 
 
@@ -497,7 +512,9 @@ async def press_make(
 
         from rathaus.ai.llm import ModelUnavailableError
 
-        model = _language_model(request, tenant.id, user.username, "texte.pressemitteilung")
+        model = _language_model(
+            request, tenant.id, user.username, "texte.pressemitteilung", user=user
+        )
         if model is None:
             error = (
                 "Es ist kein Sprachmodell eingerichtet; gezeigt wird die zusammengesetzte Fassung."
@@ -551,7 +568,7 @@ async def translate_make(
     status = 200
     try:
         translate.check_request(text, nach)
-        model = _language_model(request, tenant.id, user.username, "texte.uebersetzung")
+        model = _language_model(request, tenant.id, user.username, "texte.uebersetzung", user=user)
         result = await run_in_threadpool(
             translate.translate, text, nach, model=model, backend=settings.llm.backend
         )
@@ -799,7 +816,7 @@ def api_press(
         note = ""
         if body.mit_modell:
             model = _language_model(
-                request, caller.tenant.id, caller.actor, "texte.pressemitteilung"
+                request, caller.tenant.id, caller.actor, "texte.pressemitteilung", user=caller.user
             )
             if model is None:
                 note = "Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND=none)."
@@ -846,7 +863,9 @@ def api_translate(
         reason = translate.unavailable_reason(settings.llm.backend)
         if reason:
             raise translate.TranslationUnavailableError(reason)
-        model = _language_model(request, caller.tenant.id, caller.actor, "texte.uebersetzung")
+        model = _language_model(
+            request, caller.tenant.id, caller.actor, "texte.uebersetzung", user=caller.user
+        )
         try:
             result = translate.translate(
                 body.text, body.nach, model=model, backend=settings.llm.backend

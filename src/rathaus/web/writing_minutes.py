@@ -26,6 +26,7 @@ from rathaus.core.config import Settings
 from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import MeetingMinutes, Tenant
 from rathaus.core.roles import Permission
+from rathaus.governance.gateway import scoped, user_may_reidentify
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
 from rathaus.web.inbox_views import read_upload
 from rathaus.web.templating import render
@@ -283,6 +284,7 @@ async def build_page(
     tenant: CurrentTenant,
     session: SessionDep,
     settings: SettingsDep,
+    user: CurrentUser,
 ) -> Response:
     """Save the pasted transcript (if any) and structure it by the agenda."""
     form = await request.form(max_files=0, max_fields=10)
@@ -297,6 +299,15 @@ async def build_page(
         row.attendance = service.attendance_from_text(attendance)
     failures = (row.result or {}).get("import_failures")
     llm = _llm(request) if form.get("sprachmodell") == "1" else None
+    # Minutes are internal; one set of placeholders for this build (docs/pseudonymisation.md).
+    llm = scoped(
+        llm,
+        level="intern",
+        tenant_id=tenant.id,
+        may_reidentify=user_may_reidentify(user),
+        session=session,
+        actor=user.username,
+    )
     try:
         await run_in_threadpool(service.build, session, row, llm=llm)
     except RathausError as exc:

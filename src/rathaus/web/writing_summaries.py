@@ -62,18 +62,35 @@ def _sentences(value: Any, default: int) -> int:
         return default
 
 
+def _model_scope(user: Any, session: Any, case: Any = None) -> dict[str, Any]:
+    """Model calls of a summary pass the gateway at the case's level with its placeholders (a
+    pasted text: level intern); real values come back only for roles that may re-identify."""
+    from rathaus.governance.gateway import user_may_reidentify
+
+    scope: dict[str, Any] = {
+        "tenant_id": user.tenant_id,
+        "may_reidentify": user_may_reidentify(user),
+        "session": session,
+        "actor": user.username,
+    }
+    if case is not None:
+        scope.update(level=case.confidentiality, case_id=case.id)
+    return scope
+
+
 async def _run(request: Request, settings: Any, embedder: Any, parts: Any, *, sentences: int,
-               mode: str) -> Summary:  # fmt: skip
+               mode: str, scope: dict[str, Any]) -> Summary:  # fmt: skip
+    from rathaus.governance.gateway import scoped
     from rathaus.writing.summarize import summarize_parts
 
     llm = get_llm(request) if mode == GENERATED else None
     return await run_in_threadpool(
         summarize_parts,
         parts,
-        embedder=embedder,
+        embedder=scoped(embedder, **scope),
         sentences=sentences,
         mode=mode,
-        llm=llm,
+        llm=scoped(llm, **scope),
         max_chars=settings.writing.max_document_chars,
     )
 
@@ -123,6 +140,23 @@ def _form_context(settings: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
+def record_case_summary(session: Any, case: Any, parts: Any, summary: Summary) -> None:
+    """A case summary is an AI suggestion about the case (decision record, case page)."""
+    from rathaus.governance import decisions
+
+    decisions.suggest(
+        session,
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        function="zusammenfassung",
+        backend=summary.mode,
+        model_version=summary.model or summary.label,
+        input_sha256=decisions.sha256_text("\n\n".join(p.text for p in parts)),
+        output={"sentences": [s.text for s in summary.sentences], "notes": summary.notes},
+    )
+    session.commit()
+
+
 # -- pages --------------------------------------------------------------------------------------
 
 
@@ -133,7 +167,11 @@ def form(request: Request, settings: SettingsDep) -> Response:
 
 @router.post("/texte/zusammenfassung", dependencies=[WRITE, CsrfDep], include_in_schema=False)
 async def summarize_form(
-    request: Request, settings: SettingsDep, embedder: EmbedderDep
+    request: Request,
+    settings: SettingsDep,
+    embedder: EmbedderDep,
+    user: CurrentUser,
+    session: SessionDep,
 ) -> Response:
     from rathaus.writing.sections import Part
     from rathaus.writing.summary_sources import text_of_file
@@ -163,6 +201,7 @@ async def summarize_form(
             [Part(key="text", title=title, text=text.replace("\r\n", "\n"))],
             sentences=LENGTHS[length],
             mode=mode,
+            scope=_model_scope(user, session),
         )
     except SummaryError as exc:
         context["error"] = exc.message
@@ -196,12 +235,19 @@ async def summarize_case_page(
     context = _form_context(settings, mode=mode, length=length)
     try:
         summary = await _run(
-            request, settings, embedder, parts, sentences=LENGTHS[length], mode=mode
+            request,
+            settings,
+            embedder,
+            parts,
+            sentences=LENGTHS[length],
+            mode=mode,
+            scope=_model_scope(user, session, case),
         )
     except SummaryError as exc:
         context.update(error=exc.message, case=case)
         return render(request, "writing_summary_result.html", context, status_code=400)
     summary.notes[:0] = notes
+    record_case_summary(session, case, parts, summary)
     return render(
         request,
         "writing_summary_result.html",
@@ -323,7 +369,12 @@ def _public(summary: Summary, urls: dict[str, str | None]) -> SummaryPublic:
     dependencies=[WRITE, CsrfDep],
 )
 async def api_summary(
-    body: SummaryIn, request: Request, settings: SettingsDep, embedder: EmbedderDep
+    body: SummaryIn,
+    request: Request,
+    settings: SettingsDep,
+    embedder: EmbedderDep,
+    user: CurrentUser,
+    session: SessionDep,
 ) -> SummaryPublic:
     from rathaus.writing.sections import Part
 
@@ -334,6 +385,7 @@ async def api_summary(
         [Part(key="text", title=body.title, text=body.text.replace("\r\n", "\n"))],
         sentences=body.sentences,
         mode=body.mode,
+        scope=_model_scope(user, session),
     )
     return _public(summary, {})
 
@@ -356,9 +408,16 @@ async def api_case_summary(
     from rathaus.writing.summary_sources import case_parts
 
     body = body or CaseSummaryIn()
-    _case, parts, notes = case_parts(session, user=user, case_id=case_id)
+    case, parts, notes = case_parts(session, user=user, case_id=case_id)
     summary = await _run(
-        request, settings, embedder, parts, sentences=body.sentences, mode=body.mode
+        request,
+        settings,
+        embedder,
+        parts,
+        sentences=body.sentences,
+        mode=body.mode,
+        scope=_model_scope(user, session, case),
     )
     summary.notes[:0] = notes
+    record_case_summary(session, case, parts, summary)
     return _public(summary, {p.key: p.url for p in parts})
