@@ -23,12 +23,15 @@ def test_environment_variables_and_nesting(monkeypatch, tmp_path):
     monkeypatch.setenv("RATHAUS_LLM__BACKEND", "openai")
     monkeypatch.setenv("RATHAUS_LLM__BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("RATHAUS_DATABASE_URL", "postgresql://rathaus:geheim@db:5432/rathaus")
+    key = "uE3o0wS1Zq8p8c7m3v6a2YbJxHk9Lr4TtNf5Gd0Wq1A="
+    monkeypatch.setenv("RATHAUS_GOVERNANCE__PSEUDONYM_KEYS", f'["{key}"]')
     s = load_settings()
     assert s.port == 8123 and s.llm.backend == "openai"
     assert s.effective_database_url == "postgresql+psycopg://rathaus:geheim@db:5432/rathaus"
     dumped = masked_dump(s)
-    assert "geheim" not in str(dumped)
+    assert "geheim" not in str(dumped) and key not in str(dumped)
     assert dumped["secret_key"] == "********"
+    assert dumped["governance"]["pseudonym_keys"] == ["********"]
 
 
 def test_toml_file_and_env_precedence(monkeypatch, tmp_path):

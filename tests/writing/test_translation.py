@@ -47,7 +47,14 @@ def test_translation_through_a_real_openai_compatible_server(llama_server, tmp_p
     settings = load_settings(
         mode="demo",
         data_dir=tmp_path,
-        llm={"backend": "openai", "base_url": llama_server, "model": "bundled", "timeout_s": 300},
+        llm={
+            "backend": "openai",
+            "base_url": llama_server,
+            "model": "bundled",
+            "timeout_s": 300,
+            # The text is intern by default: only a server of the municipality's own may see it.
+            "location": "eigener_server",
+        },
     )
     model = get_language_model(settings)
     assert isinstance(model, OpenAICompatibleModel)

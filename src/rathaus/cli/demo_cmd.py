@@ -70,6 +70,7 @@ def _load_knowledge(db, s) -> None:  # type: ignore[no-untyped-def]
     from rathaus.core.demo.loader import SLUG
     from rathaus.core.models import KnowledgeEntry
     from rathaus.core.repo import tenant_by_slug
+    from rathaus.governance.gateway import scoped
 
     with db.session() as session:
         tenant = tenant_by_slug(session, SLUG)
@@ -82,7 +83,8 @@ def _load_knowledge(db, s) -> None:  # type: ignore[no-untyped-def]
             return
         typer.echo("Lege die Wissensbasis des Bürgerassistenten an …")
         report = knowledge.upsert_entries(
-            session, tenant_id=tenant.id, entries=demo_entries(), embedder=get_embedder(s)
+            session, tenant_id=tenant.id, entries=demo_entries(),
+            embedder=scoped(get_embedder(s), level="oeffentlich", actor="demo"),
         )
     typer.echo(f"Wissensbasis: {report.created} Seiten importiert.")
 

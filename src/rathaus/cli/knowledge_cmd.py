@@ -28,6 +28,13 @@ def _tenant(session, slug: str | None):  # type: ignore[no-untyped-def]
     return tenant_by_slug(session, slug or settings().default_tenant)
 
 
+def _public(embedder):  # type: ignore[no-untyped-def]
+    """The knowledge base is the municipality's public information: level oeffentlich."""
+    from rathaus.governance.gateway import scoped
+
+    return scoped(embedder, level="oeffentlich", actor="wissen")
+
+
 @contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A transient progress bar on stderr (stdout keeps only the summary); the callback
@@ -86,7 +93,7 @@ def import_(
                     session,
                     tenant_id=tenant.id,
                     entries=entries,
-                    embedder=get_embedder(s),
+                    embedder=_public(get_embedder(s)),
                     progress=advance,
                 )
             failed += report.failed
@@ -191,6 +198,6 @@ def reindex(kommune: str | None = TenantOpt) -> None:
         )
         with _progress("Indexiere Wissen", total or 0) as advance:
             count = knowledge.reindex(
-                session, tenant_id=tenant.id, embedder=get_embedder(s), progress=advance
+                session, tenant_id=tenant.id, embedder=_public(get_embedder(s)), progress=advance
             )
     typer.echo(f"{count} Einträge von {tenant.name} neu indexiert.")

@@ -386,6 +386,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     def mask(value: Any, key: str = "") -> Any:
         if isinstance(value, dict):
             return {k: mask(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v, key) for v in value]
         if isinstance(value, SecretStr) or (key in SECRET_FIELDS and value):
             return "********"
         if isinstance(value, Path):

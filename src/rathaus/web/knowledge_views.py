@@ -77,8 +77,12 @@ def get_embedder(request: Request) -> Any:
     embedder = getattr(state, "knowledge_embedder", None)
     if embedder is None:
         from rathaus.ai.registry import get_embedder as configured
+        from rathaus.governance.gateway import scoped
 
-        embedder = state.knowledge_embedder = configured(state.settings)
+        # The knowledge base is the municipality's public information: level oeffentlich.
+        embedder = state.knowledge_embedder = scoped(
+            configured(state.settings), level="oeffentlich", actor="wissen"
+        )
     return embedder
 
 

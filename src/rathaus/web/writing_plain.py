@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from rathaus.core.config import Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.roles import Permission
-from rathaus.web.deps import CsrfDep, CurrentTenant, SettingsDep, require
+from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SettingsDep, require
 from rathaus.web.templating import render
-from rathaus.web.writing_auth import AUTH_RESPONSES, writing_caller
+from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCallerDep, writing_caller
 from rathaus.writing.plain_language import RuleConfig, check, readability, rule_catalogue
 
 router = APIRouter()
@@ -124,13 +124,20 @@ def _check(text: str, max_words: int = 15) -> dict[str, Any]:
     return report.to_dict() | {"readability": readability(text).to_dict()}
 
 
-def _rewrite(settings: Settings, text: str) -> Any:
+def _rewrite(settings: Settings, text: str, *, tenant_id: int, may_reidentify: bool) -> Any:
     from rathaus.ai.registry import get_language_model
+    from rathaus.governance.gateway import scoped
     from rathaus.writing.plain_rewrite import rewrite
 
     return rewrite(
         text,
-        model=get_language_model(settings),
+        # Staff text of unknown content: level intern; real values back only for allowed roles.
+        model=scoped(
+            get_language_model(settings),
+            level="intern",
+            tenant_id=tenant_id,
+            may_reidentify=may_reidentify,
+        ),
         max_rounds=settings.writing.plain_language_max_rounds,
     )
 
@@ -163,7 +170,11 @@ def page(request: Request, tenant: CurrentTenant) -> Response:
 
 
 @router.post("/texte/leichte-sprache", dependencies=[USE, CsrfDep], include_in_schema=False)
-async def submit(request: Request, tenant: CurrentTenant, settings: SettingsDep) -> Response:
+async def submit(
+    request: Request, tenant: CurrentTenant, user: CurrentUser, settings: SettingsDep
+) -> Response:
+    from rathaus.governance.gateway import user_may_reidentify
+
     form = await request.form()
     text = str(form.get("text") or "")
     action = str(form.get("aktion") or "pruefen")
@@ -176,7 +187,14 @@ async def submit(request: Request, tenant: CurrentTenant, settings: SettingsDep)
     context: dict[str, Any] = {"text": text, "report": report, "scores": scores}
     if action == "umschreiben":
         try:
-            context["result"] = await run_in_threadpool(_rewrite, settings, text)
+            context["result"] = await run_in_threadpool(
+                lambda: _rewrite(
+                    settings,
+                    text,
+                    tenant_id=tenant.id,
+                    may_reidentify=user_may_reidentify(user),
+                )
+            )
         except RathausError as exc:
             context["rewrite_error"] = exc.message
     return _page(request, tenant, **context)
@@ -223,13 +241,21 @@ async def api_check(body: CheckRequest, settings: SettingsDep) -> Any:
         503: {"description": "Kein Sprachmodell eingerichtet oder erreichbar"},
     },
 )
-async def api_rewrite(body: RewriteRequest, settings: SettingsDep) -> Any:
+async def api_rewrite(body: RewriteRequest, settings: SettingsDep, caller: WritingCallerDep) -> Any:
     from rathaus.ai.llm import ModelUnavailableError
+    from rathaus.governance.gateway import user_may_reidentify
     from rathaus.writing.plain_rewrite import NoModelError
 
     try:
         _validated(settings, body.text)
-        result = await run_in_threadpool(_rewrite, settings, body.text)
+        result = await run_in_threadpool(
+            lambda: _rewrite(
+                settings,
+                body.text,
+                tenant_id=caller.tenant.id,
+                may_reidentify=user_may_reidentify(caller.user),
+            )
+        )
     except _Invalid as exc:
         return _error(exc.message)
     except (NoModelError, ModelUnavailableError) as exc:
