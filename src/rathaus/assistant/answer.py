@@ -24,7 +24,9 @@ from rathaus.assistant.knowledge import FACTS_HEADING, SENTENCE_END
 from rathaus.core.config import AssistantSettings, Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.models import KnowledgeEntry, Tenant
-from rathaus.inbox.classify import detect_language, find_instructions_to_ai
+from rathaus.governance.gateway import scoped
+from rathaus.governance.injection import screen
+from rathaus.inbox.classify import detect_language
 
 # Stems without compound splitting: enough to compare a sentence with a question or a passage.
 PLAIN = Analyzer()
@@ -112,6 +114,9 @@ class Answer:
     notes: list[str] = field(default_factory=list)  # e.g. "answered in German", demo quality
     model: str = ""
     handover: Handover | None = None
+    # The prompt-injection screening of the question when it found something (see
+    # rathaus.governance.injection): the answer is then extractive only, never generated.
+    injection: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -166,21 +171,37 @@ def stream(
     question = validate_question(question, kit.settings.max_question_chars)
     language = detect_language(question).label
     query = retrieval_query(question, history)
+    # Public knowledge: level oeffentlich. The citizen's question is still pseudonymised on its
+    # way to a model server; the answer shows the citizen's own data again.
+    model_scope = {
+        "level": "oeffentlich",
+        "tenant_id": tenant.id,
+        "may_reidentify": True,
+        "session": session,
+        "actor": "buergerassistent",
+    }
     hits = retrieve.search(
-        session, tenant_id=tenant.id, query=query, embedder=kit.embedder, k=kit.settings.top_k
+        session,
+        tenant_id=tenant.id,
+        query=query,
+        embedder=scoped(kit.embedder, **model_scope),
+        k=kit.settings.top_k,
     )
     confidence = calibrated_confidence(hits)
     threshold = (
         kit.settings.abstain_below if kit.settings.abstain_below is not None else ABSTAIN_BELOW
     )
     notes: list[str] = []
-    if find_instructions_to_ai(question).found:
+    screening = screen(question)
+    if screening.found:
         notes.append(
             "Ihre Nachricht enthielt Anweisungen an die KI. Der Assistent folgt nur seinen "
-            "eigenen Regeln und antwortet ausschließlich aus den Informationen der Verwaltung."
+            "eigenen Regeln und antwortet ausschließlich mit Sätzen aus den Informationen der "
+            "Verwaltung."
         )
     if not hits or confidence < threshold:
         result = _abstain(question, language, hits, confidence, tenant, easy_language, notes)
+        result.injection = screening.as_dict() if screening.found else None
         yield "sources", result.sources
         yield "done", result
         return
@@ -194,7 +215,8 @@ def stream(
     facts = entry_facts(entry, first=intents)
     model_name = ""
     sentences: list[Sentence] = []
-    llm = kit.language_model
+    # A question with instructions to the AI never reaches a language model: extractive only.
+    llm = None if screening.found else scoped(kit.language_model, **model_scope)
     if llm is not None:
         mode = "generiert"
         model_name = str(getattr(llm, "model", "") or getattr(llm, "name", ""))
@@ -244,6 +266,7 @@ def stream(
             notes=notes,
             model=model_name,
             handover=_handover(tenant, entry),
+            injection=screening.as_dict() if screening.found else None,
         ),
     )
 

@@ -35,6 +35,7 @@ from rathaus.core.models import (
     utcnow,
 )
 from rathaus.core.storage import OriginalStore
+from rathaus.governance import decisions
 from rathaus.inbox.service import IncomingItem, receive
 
 CHANNELS = ("web", "widget", "api")
@@ -227,6 +228,8 @@ def _store(
     stored_question = pseudonymise(question)
     data: dict[str, Any] = json.loads(json.dumps(answer.to_dict(), default=_plain))
     data["question"] = stored_question
+    if data.get("injection"):  # the evidence quotes the question: pseudonymised as well
+        data["injection"]["snippets"] = [pseudonymise(s) for s in data["injection"]["snippets"]]
     turn = AssistantTurn(
         tenant_id=tenant.id,
         conversation=conversation,
@@ -253,7 +256,51 @@ def _store(
     ]
     session.add(turn)
     session.flush()
+    if data.get("injection"):
+        _record_injection(session, turn, data["injection"])
+    _record_suggestion(session, turn, answer)
     return turn
+
+
+def _record_injection(session: Session, turn: AssistantTurn, finding: dict[str, Any]) -> None:
+    """A question with instructions to the AI: answered extractively, and logged in the audit
+    trail so that the Redaktion and the data protection officer can see attempts."""
+    from rathaus.core import audit
+
+    audit.record(
+        session,
+        audit.Event(
+            kind="assistant_injection_flagged",
+            actor="buergerassistent",
+            tenant_id=turn.tenant_id,
+            subject=f"assistant_turn:{turn.id}",
+            data={k: finding.get(k) for k in ("score", "reason", "rules")},
+        ),
+    )
+
+
+def _record_suggestion(session: Session, turn: AssistantTurn, answer: Answer) -> None:
+    """The answer in the decision record: it reaches the citizen without a person (the
+    assistant is marked as AI), so it is recorded as ``automatisch``."""
+    decisions.suggest(
+        session,
+        tenant_id=turn.tenant_id,
+        function="antwort",
+        backend=turn.mode,
+        model_version=turn.model,
+        input_sha256=decisions.sha256_text(turn.question),
+        output={
+            "abstained": turn.abstained,
+            "mode": turn.mode,
+            "language": turn.language,
+            "sources": [source.entry_id for source in answer.sources],
+            "sentences": len(answer.sentences),
+        },
+        confidence=turn.confidence,
+        subject_type="assistant_turn",
+        subject_id=turn.id,
+        decision="automatisch",
+    )
 
 
 def ask(

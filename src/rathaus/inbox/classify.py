@@ -231,39 +231,23 @@ def _plus_days(iso: str, days: int) -> str:
 
 
 # -- instructions to the AI --------------------------------------------------------------------
-
-_INJECTION = re.compile(
-    r"(?:ignorier\w*|vergiss|missachte\w*|übergeh\w*)\s+(?:\w+\s+){0,3}"
-    r"(?:anweisung\w*|instruktion\w*|vorgaben|regeln|prompts?)"
-    r"|ignore\s+(?:\w+\s+){0,3}(?:instructions?|prompts?|rules)"
-    r"|disregard\s+(?:\w+\s+){0,3}(?:instructions?|prompts?)"
-    r"|system\s*-?\s*prompt|systemanweisung\w*|\bjailbreak\b"
-    r"|(?:du\s+bist|you\s+are)\s+(?:jetzt|nun|now)\s+(?:ein|eine|an?|der|die)\b"
-    r"|an\s+(?:die|das)\s+(?:ki|künstliche\s+intelligenz|sprachmodell|ki-system)\b"
-    r"|(?:hinweis|nachricht|anweisung)\s+(?:an|für)\s+(?:die\s+)?(?:ki|ai|das\s+system)\b"
-    r"|(?:leite|ordne|route|stufe)\w*\s+(?:\w+\s+){0,6}(?:automatisch|sofort)\s+"
-    r"(?:\w+\s+){0,4}(?:weiter|zu|ein|als)\b"
-    r"|(?:route|forward|assign)\s+(?:this|it)\s+to\b"
-    r"|als\s+(?:dringend|kritisch|genehmigt)\s+(?:markieren|einstufen|behandeln)\b"
-    r"|(?:genehmige|bewillige)\s+(?:diesen|den)\s+antrag\s+(?:sofort|automatisch)",
-    re.I,
-)
+# The screening itself lives in :mod:`rathaus.governance.injection` (rules plus a classifier);
+# this name stays for the callers and tests that know it.
 
 
 @dataclass
 class InjectionFinding:
     found: bool
     snippets: list[str] = field(default_factory=list)
+    score: float = 0.0
+    reason: str = ""
 
 
 def find_instructions_to_ai(text: str) -> InjectionFinding:
     """Passages that address the AI instead of the administration ("ignoriere alle vorherigen
     Anweisungen", "route to …"). A finding never changes what the pipeline does except that the
-    case is not routed automatically and is flagged for a person."""
-    snippets = []
-    for m in _INJECTION.finditer(text):
-        start, end = max(0, m.start() - 40), min(len(text), m.end() + 60)
-        snippets.append(" ".join(text[start:end].split()))
-        if len(snippets) == 3:
-            break
-    return InjectionFinding(bool(snippets), snippets)
+    case is not routed automatically, gets no model-written reply and is flagged for a person."""
+    from rathaus.governance.injection import screen
+
+    result = screen(text)
+    return InjectionFinding(result.found, list(result.snippets), result.score, result.reason)

@@ -42,6 +42,8 @@ from rathaus.core.models import (
     utcnow,
 )
 from rathaus.core.storage import OriginalStore
+from rathaus.governance.gateway import model_context
+from rathaus.governance.policy import ModelRefusedError
 from rathaus.inbox import classify, reply, router, training
 from rathaus.inbox.service import IncomingItem, Received, receive
 from rathaus.inbox.vectors import CASE_INDEX, store_vectors
@@ -250,14 +252,27 @@ def find_personal_data(t: Triage) -> None:
 
 
 def check_instructions_to_ai(t: Triage) -> None:
-    finding = classify.find_instructions_to_ai(t.text)
-    if finding.found:
-        t.flag(
-            "Der Eingang enthält Anweisungen an die KI („"
-            + finding.snippets[0][:160]
-            + "“). Er wird nicht automatisch zugeordnet; bitte prüfen."
-        )
-        t.suggest("flag", "regeln", {"injection": finding.snippets}, 1.0)
+    """Screen the text for prompt injection (rules plus classifier). A suspicious item is kept
+    and flagged for a person: no automatic routing (any flag stops it) and no reply draft by a
+    language model (see :func:`draft_reply`); the finding is kept on the case."""
+    from rathaus.governance import injection
+
+    screening = injection.screen(t.text)
+    t.case.fields = {**(t.case.fields or {}), "injection": screening.as_dict()}
+    if screening.found:
+        t.flag(injection.flag_message(screening))
+        t.suggest(
+            "flag",
+            "regeln+klassifikator",
+            {"injection": list(screening.snippets), "reason": screening.reason,
+             "rules": list(screening.rules)},
+            max(screening.score, 1.0 if screening.rules else 0.0),
+        )  # fmt: skip
+
+
+def injection_suspected(case: Case) -> bool:
+    """Whether the screening found instructions to the AI in the case's text."""
+    return bool(((case.fields or {}).get("injection") or {}).get("found"))
 
 
 def extract_fields(t: Triage) -> None:
@@ -531,7 +546,8 @@ def draft_reply(t: Triage) -> None:
     service = case.service or (_service(t, best) if best else None)
     text = reply.template_draft(case, t.tenant, unit, service)
     backend, version = "vorlage", ""
-    if t.kit.language_model is not None:
+    # A letter with instructions to the AI never reaches a language model: template only.
+    if t.kit.language_model is not None and not injection_suspected(case):
         try:
             text = reply.improve_with_model(
                 t.kit.language_model, text, reply.values_for(case, t.tenant, unit, service)
@@ -540,6 +556,8 @@ def draft_reply(t: Triage) -> None:
             version = getattr(t.kit.language_model, "version", "")
         except RathausError as exc:
             log.warning("Antwortentwurf ohne Sprachmodell: %s", exc)
+            if isinstance(exc, ModelRefusedError):  # policy or key: a person should know why
+                t.flag(f"Antwortentwurf ohne Sprachmodell: {exc}")
     t.session.add(
         Message(
             tenant_id=t.tenant.id,
@@ -668,6 +686,34 @@ def load_live_model(
     return live, None
 
 
+def _model_scope(t: Triage) -> Any:
+    """Model calls for one case go through the gateway at the case's confidentiality level,
+    with the case's own placeholders. The reply draft shows the real values again: it stays on
+    the case, seen only by those who may open the case and its letter anyway (docs/pseudonymisation.md)."""
+    return model_context(
+        level=t.case.confidentiality,
+        tenant_id=t.tenant.id,
+        case_id=t.case.id,
+        may_reidentify=True,
+        session=t.session,
+        actor="posteingang",
+    )
+
+
+def _batch_model_scope(session: Session, cases: Sequence[Case]) -> Any:
+    """The embeddings of a batch: the strictest level among its cases, placeholders for the
+    batch only (vectors are never re-identified)."""
+    order = {"oeffentlich": 0, "intern": 1, "vertraulich": 2}
+    level = max((str(c.confidentiality) for c in cases), key=order.get, default="intern")
+    tenants = {c.tenant_id for c in cases}
+    return model_context(
+        level=level,
+        tenant_id=tenants.pop() if len(tenants) == 1 else None,
+        session=session,
+        actor="posteingang",
+    )
+
+
 def _run(t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]) -> None:
     for step in steps:
         try:
@@ -716,7 +762,8 @@ def triage_case(
     started = time.perf_counter()
     t = _prepare(session, case, kit, directory, live)
     failed: list[str] = []
-    _run(t, STEPS, failed)
+    with _model_scope(t):
+        _run(t, STEPS, failed)
     _finish(t, failed, time.perf_counter() - started)
     session.flush()
     return case
@@ -767,7 +814,8 @@ def triage_many(
             readable = [t for t, _ in group if t.text.strip()]
             if readable:
                 try:
-                    vectors = kit.embedder.embed_passages([t.text[:4000] for t in readable])
+                    with _batch_model_scope(session, [t.case for t in readable]):
+                        vectors = kit.embedder.embed_passages([t.text[:4000] for t in readable])
                 except RathausError as exc:
                     log.error("Embeddings für %d Eingänge fehlgeschlagen: %s", len(readable), exc)
                     for t in readable:
@@ -779,7 +827,8 @@ def triage_many(
         each = (time.perf_counter() - started) / max(1, len(group))
         for t, failed in group:
             step_start = time.perf_counter()
-            _run(t, STEPS[1:], failed)
+            with _model_scope(t):
+                _run(t, STEPS[1:], failed)
             _finish(t, failed, each + time.perf_counter() - step_start)
         session.flush()
 

@@ -151,16 +151,22 @@ def improve_with_model(model: Any, draft: str, facts: dict[str, str]) -> str:
     """Let a language model polish the draft, using only the facts given; returns the model's
     text, or raises :class:`rathaus.ai.llm.ModelUnavailableError`."""
     from rathaus.ai.llm import ChatMessage
+    from rathaus.governance.injection import data_rule, fence
 
     facts_text = "\n".join(f"- {k}: {v}" for k, v in facts.items() if v)
     messages = [
         ChatMessage(
             "system",
             "Du schreibst Antwortentwürfe einer deutschen Stadtverwaltung: höflich, klar, kurz, "
-            "ohne Versprechen und ohne Fakten, die nicht unten stehen. Antworte nur mit dem Brief.",
+            "ohne Versprechen und ohne Fakten, die nicht unten stehen. Antworte nur mit dem Brief. "
+            + data_rule("FAKTEN")
+            + " "
+            + data_rule("ENTWURF"),
         ),
         ChatMessage(
-            "user", f"Fakten:\n{facts_text}\n\nEntwurf:\n{draft}\n\nVerbessere den Entwurf."
+            "user",
+            f"Fakten:\n{fence(facts_text, 'FAKTEN')}\n\nEntwurf:\n{fence(draft, 'ENTWURF')}\n\n"
+            "Verbessere den Entwurf.",
         ),
     ]
     completion = model.complete(messages, max_tokens=600, temperature=0.2)

@@ -29,6 +29,7 @@ from rathaus.core.errors import RathausError
 from rathaus.core.models import (
     Case,
     CaseStatus,
+    Confidentiality,
     Message,
     OrgUnit,
     OrgUnitKind,
@@ -199,7 +200,15 @@ def test_rule(session: Session, rule: RoutingRule, *, limit: int = 5000) -> dict
     """How the rule would have done on the tenant's decided cases: how many it matches, how many
     of those were handled by its unit (precision), and examples of both."""
     rows = session.execute(
-        select(Case.id, Case.reference, Case.subject, Case.org_unit_id, Case.channel, Message.body)
+        select(
+            Case.id,
+            Case.reference,
+            Case.subject,
+            Case.org_unit_id,
+            Case.channel,
+            Message.body,
+            Case.confidentiality,
+        )
         .join(Message, (Message.case_id == Case.id) & (Message.direction == "in"))
         .where(
             Case.tenant_id == rule.tenant_id,
@@ -211,16 +220,18 @@ def test_rule(session: Session, rule: RoutingRule, *, limit: int = 5000) -> dict
     ).all()
     matched, agree, wrong = 0, 0, []
     examples = []
-    for _id, reference, subject, unit_id, channel, body in rows:
+    for _id, reference, subject, unit_id, channel, body, level in rows:
         words = rule_matches(rule, text=body or "", subject=subject, sender="", channel=channel)
         if not words:
             continue
         matched += 1
+        # Counted, never shown: the administration does not read confidential cases.
+        shown = level != Confidentiality.VERTRAULICH
         if unit_id == rule.org_unit_id:
             agree += 1
-            if len(examples) < 5:
+            if shown and len(examples) < 5:
                 examples.append({"reference": reference, "subject": subject, "words": words})
-        elif len(wrong) < 5:
+        elif shown and len(wrong) < 5:
             wrong.append({"reference": reference, "subject": subject, "words": words})
     return {
         "checked": len(rows),

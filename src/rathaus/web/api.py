@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from rathaus.core import case_service
 from rathaus.core.models import Case, CaseStatus
 from rathaus.core.roles import Permission, permissions_of
+from rathaus.governance import access_log
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, require
 
 router = APIRouter(prefix="/api/v1", tags=["API"])
@@ -91,7 +92,9 @@ def cases(
 
 @router.get("/cases/{case_id}", summary="Ein Vorgang")
 def case(case_id: int, user: CurrentUser, session: SessionDep) -> CasePublic:
-    return CasePublic.of(case_service.get(session, user=user, case_id=case_id))
+    found = case_service.get(session, user=user, case_id=case_id)
+    access_log.record_access(session, case=found, user=user, action="angesehen", channel="api")
+    return CasePublic.of(found)
 
 
 @router.post(

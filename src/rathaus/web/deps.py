@@ -84,14 +84,19 @@ CurrentTenant = Annotated[Tenant, Depends(get_tenant)]
 
 
 def require(*permissions: Permission) -> Callable[[User], User]:
-    """Dependency: the current user must hold every one of ``permissions``."""
+    """Dependency: the current user must hold every one of ``permissions``.
+
+    The returned callable carries them as ``required_permissions``, so that the generated
+    access-matrix test (tests/web/test_access_matrix.py) reads what every route demands straight
+    from the route's dependencies instead of from a hand-kept list."""
+    wanted = frozenset(permissions)
 
     def check(user: CurrentUser) -> User:
-        granted = permissions_of(user.roles)
-        if not set(permissions) <= granted:
+        if not wanted <= permissions_of(user.roles):
             raise Forbidden()
         return user
 
+    check.required_permissions = wanted  # type: ignore[attr-defined]
     return check
 
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from rathaus.core import apikeys
-from rathaus.core.access import visible_cases
+from rathaus.core.access import not_confidential, visible_cases
 from rathaus.core.cases import STATUS_LABELS
 from rathaus.core.errors import NotFoundError
 from rathaus.core.models import ApiKey, Case, CaseStatus, Tenant
@@ -404,7 +404,12 @@ def get_item(
         found = authenticate_key(session, given)
         if found is None:
             return _unauthorized()
-        case = session.scalar(select(Case).where(Case.id == case_id, Case.tenant_id == found[1].id))
+        # A channel key sees the status of its tenant's items, never of confidential cases.
+        case = session.scalar(
+            select(Case).where(
+                Case.id == case_id, Case.tenant_id == found[1].id, not_confidential()
+            )
+        )
     else:
         login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
         if login is None:

@@ -45,6 +45,7 @@ from rathaus.core.models import (
 )
 from rathaus.core.roles import Permission, permissions_of
 from rathaus.core.storage import OriginalStore
+from rathaus.governance import access_log
 from rathaus.inbox import review, training
 from rathaus.inbox import router as rules
 from rathaus.inbox.classify import REQUEST_TYPES, URGENCIES
@@ -789,6 +790,7 @@ def case_view(
         "notice": _notice(meldung),
         **review_context(request, session, user, tenant, case),
     }
+    access_log.record_access(session, case=case, user=user, action="angesehen", channel="web")
     return render(request, "case.html", context)
 
 
@@ -799,7 +801,12 @@ def _disposition(kind: str, filename: str) -> str:
 
 @router.get("/vorgaenge/{case_id}/dokumente/{document_id}")
 def original(
-    case: VisibleCase, document_id: int, settings: SettingsDep, ansicht: bool = False
+    case: VisibleCase,
+    document_id: int,
+    settings: SettingsDep,
+    user: CurrentUser,
+    session: SessionDep,
+    ansicht: bool = False,
 ) -> Response:
     """The stored original, unchanged: as a download, or shown inline if it really is an image
     (checked from its bytes, never from what the sender claimed)."""
@@ -807,6 +814,7 @@ def original(
     if document is None:
         raise NotFoundError("Dieses Dokument gibt es in diesem Vorgang nicht.")
     data = OriginalStore(settings.originals_dir).get(case.tenant_id, document.sha256)
+    access_log.record_access(session, case=case, user=user, action="original", channel="web")
     image = next((t for magic, t in _IMAGE_MAGIC if data.startswith(magic)), None)
     inline = ansicht and image is not None
     claimed = document.media_type.split(";")[0].strip().lower()

@@ -193,6 +193,11 @@ def rewrite(
     best = choose_best(drafts)
     demo = getattr(model, "name", "") == "local"
     notes = [DEMO_NOTE] if demo else []
+    from rathaus.governance.injection import screen, writing_warning
+
+    screening = screen(text)
+    if screening.found:
+        notes.append(writing_warning(screening))
     if not best.clean:
         notes.append(
             "Achtung: Jeder Entwurf enthält Angaben, die nicht im Originaltext stehen (siehe "

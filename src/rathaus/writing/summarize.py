@@ -402,7 +402,17 @@ def summarize_parts(
     removed: list[str] = []
     model_name = None
     used_mode = EXTRACTIVE
-    if mode == GENERATED:
+    screening = None
+    if mode == GENERATED and llm is not None:
+        from rathaus.governance.injection import screen, writing_warning
+
+        screening = screen("\n\n".join(p.text for p in parts))
+        if screening.found:
+            notes.append(
+                writing_warning(screening) + " Deshalb ohne Sprachmodell: gezeigt wird die "
+                "extraktive Zusammenfassung."
+            )
+    if mode == GENERATED and not (screening is not None and screening.found):
         if llm is None:
             notes.append(
                 "Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND=none); gezeigt wird "

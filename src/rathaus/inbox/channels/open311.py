@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rathaus.core.access import not_confidential
 from rathaus.core.cases import OPEN_STATUSES
 from rathaus.core.models import Case, CaseStatus, Service, Tenant
 from rathaus.core.storage import OriginalStore
@@ -214,7 +215,10 @@ def query_requests(
     session: Session, tenant: Tenant, params: dict[str, str]
 ) -> list[dict[str, Any]]:
     """GET requests with the specification's filters; without ids, the last 90 days at most."""
-    query = select(Case).where(Case.tenant_id == tenant.id, Case.channel == "open311")
+    # Public status: a case marked vertraulich is not published (core/access.py).
+    query = select(Case).where(
+        Case.tenant_id == tenant.id, Case.channel == "open311", not_confidential()
+    )
     ids = [i.strip() for i in (params.get("service_request_id") or "").split(",") if i.strip()]
     if ids:
         query = query.where(Case.reference.in_(ids[:MAX_RESULTS]))
