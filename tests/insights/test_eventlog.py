@@ -296,3 +296,36 @@ def test_own_case_log_is_a_source_without_persons(db, tenant_id):
     assert analysis.resource_label == "Organisationseinheit"
     assert {o["type"] for o in document["objects"]} == {"Vorgang", "Organisationseinheit"}
     assert "system" not in json.dumps(document)  # the acting user is never exported
+
+
+def test_own_case_log_hides_the_reference_of_confidential_cases(db, tenant_id):
+    import datetime as dt
+
+    from rathaus.core.cases import record_event
+    from rathaus.core.models import Confidentiality
+
+    with db.session() as session:
+        cases = session.scalars(
+            select(Case).where(Case.tenant_id == tenant_id).order_by(Case.id)
+        ).all()
+        secret, ordinary = cases[0], cases[1]
+        secret.confidentiality = Confidentiality.VERTRAULICH
+        start = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
+        for case in (secret, ordinary):
+            for hours, activity in ((0, "Eingang erfasst"), (5, "Erledigt")):
+                record_event(
+                    session,
+                    case,
+                    kind="status",
+                    activity=activity,
+                    actor=None,
+                    at=start + dt.timedelta(hours=hours),
+                )
+        session.flush()
+        rows = store.own_log_rows(session, tenant_id)
+        document = json.dumps(store.export_ocel(session, tenant_id, store.OWN_LOG))
+        shown = {r["case"] for r in rows}
+        assert ordinary.reference in shown and secret.reference not in shown
+        assert secret.reference not in document
+        assert len(shown) == 2  # the confidential case still counts, under a pseudonym
+        assert store.own_log_rows(session, tenant_id)[0]["case"] in shown  # stable

@@ -8,6 +8,7 @@ so an import that fails anywhere leaves neither the data set nor a single event 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from rathaus.core import audit
 from rathaus.core.errors import NotFoundError
-from rathaus.core.models import Case, CaseEvent, InsightDataset, OrgUnit, ProcessEvent
+from rathaus.core.models import (
+    Case,
+    CaseEvent,
+    Confidentiality,
+    InsightDataset,
+    OrgUnit,
+    ProcessEvent,
+)
 from rathaus.core.storage import OriginalStore
 from rathaus.insights.eventlog import ParsedLog, parse_event_log
 from rathaus.insights.process import EventArrays, from_columns
@@ -198,10 +206,13 @@ def load_dataset(session: Session, tenant_id: int, dataset_id: int) -> EventArra
 
 def own_log_rows(session: Session, tenant_id: int) -> list[dict[str, Any]]:
     """Rathaus's own case events: case = Aktenzeichen, activity, time, and as "resource" the
-    department (Organisationseinheit) of the case – never a person (works-council rule)."""
+    department (Organisationseinheit) of the case – never a person (works-council rule).
+    A ``vertraulich`` case counts in every figure but appears under a stable pseudonym, not its
+    Aktenzeichen: the Lagebild is seen by people outside its department."""
     rows = session.execute(
         select(
             Case.reference,
+            Case.confidentiality,
             CaseEvent.activity,
             CaseEvent.created_at,
             OrgUnit.name,
@@ -217,17 +228,23 @@ def own_log_rows(session: Session, tenant_id: int) -> list[dict[str, Any]]:
     ).all()
     return [
         {
-            "case": r[0],
-            "activity": r[1],
-            "time": _as_utc(r[2]),
-            "unit": r[3] or "",
-            "id": r[4],
-            "kind": r[5],
-            "from_status": r[6],
-            "to_status": r[7],
+            "case": _shown_reference(r[0], r[1]),
+            "activity": r[2],
+            "time": _as_utc(r[3]),
+            "unit": r[4] or "",
+            "id": r[5],
+            "kind": r[6],
+            "from_status": r[7],
+            "to_status": r[8],
         }
         for r in rows
     ]
+
+
+def _shown_reference(reference: str, confidentiality: Any) -> str:
+    if confidentiality != Confidentiality.VERTRAULICH:
+        return reference
+    return "vertraulich-" + hashlib.sha256(reference.encode()).hexdigest()[:10]
 
 
 def load_own_log(session: Session, tenant_id: int) -> EventArrays:
