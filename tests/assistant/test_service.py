@@ -385,6 +385,20 @@ def test_purge_deletes_expired_conversations_but_keeps_the_case(db, world, kit, 
         assert service.purge_expired(session, now=now, retention_days=30) == 0
 
 
+def test_purge_leaves_tenants_with_their_own_retention_rule(db, world, kit):
+    now = utcnow()
+    with db.session() as session:
+        old, _, _ = _ask(session, world["alpha"], kit, "Was kostet die Hundesteuer?")
+        old.last_activity_at = now - dt.timedelta(days=31)
+        old_id, tenant_id = old.id, old.tenant_id
+    with db.session() as session:
+        kept = service.purge_expired(
+            session, now=now, retention_days=30, skip_tenant_ids={tenant_id}
+        )
+        assert kept == 0 and session.get(AssistantConversation, old_id) is not None
+        assert service.purge_expired(session, now=now, retention_days=30) == 1
+
+
 def test_purge_job_is_registered_for_the_workers():
     from rathaus import jobs
     from rathaus.assistant import jobs as assistant_jobs

@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -501,15 +501,22 @@ def transcript(
     return "\n".join(lines)
 
 
-def purge_expired(session: Session, *, now: dt.datetime, retention_days: int) -> int:
+def purge_expired(
+    session: Session,
+    *,
+    now: dt.datetime,
+    retention_days: int,
+    skip_tenant_ids: Collection[int] = (),
+) -> int:
     """Delete conversations (with their turns and citations) whose last activity is older than
-    ``retention_days``; a case made by a hand-over stays. Returns the number deleted."""
+    ``retention_days``; a case made by a hand-over stays. Tenants in ``skip_tenant_ids`` have a
+    retention rule of their own (applied by :mod:`rathaus.governance.retention`). Returns the
+    number deleted."""
     cutoff = now - dt.timedelta(days=retention_days)
-    ids = list(
-        session.scalars(
-            select(AssistantConversation.id).where(AssistantConversation.last_activity_at < cutoff)
-        )
-    )
+    query = select(AssistantConversation.id).where(AssistantConversation.last_activity_at < cutoff)
+    if skip_tenant_ids:
+        query = query.where(AssistantConversation.tenant_id.not_in(list(skip_tenant_ids)))
+    ids = list(session.scalars(query))
     if not ids:
         return 0
     for start in range(0, len(ids), 500):
