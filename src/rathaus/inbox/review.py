@@ -8,7 +8,6 @@ with its difference), so the next training learns from it and an auditor sees bo
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +30,7 @@ from rathaus.core.models import (
     utcnow,
 )
 from rathaus.core.roles import Permission, permissions_of
+from rathaus.governance import decisions
 
 LOCAL = ZoneInfo("Europe/Berlin")
 URGENCY_ORDER = {"kritisch": 0, "hoch": 1, "normal": 2}
@@ -178,16 +178,19 @@ def decide_routing(
     if suggestion is not None and suggestion.decision == "automatisch" and not same_unit:
         decision = "korrigiert"
     if suggestion is not None:
-        suggestion.decision = decision
-        suggestion.decided_by_id = user.id
-        suggestion.decided_at = utcnow()
-        suggestion.final = {
-            "org_unit_id": unit.id,
-            "unit_code": unit.code,
-            "service_id": service.id if service else None,
-            "service_code": service.code if service else None,
-            "note": note,
-        }
+        decisions.decide(
+            session,
+            suggestion,
+            decision=decision,
+            user=user,
+            final={
+                "org_unit_id": unit.id,
+                "unit_code": unit.code,
+                "service_id": service.id if service else None,
+                "service_code": service.code if service else None,
+                "note": note,
+            },
+        )
     assign(
         session,
         case,
@@ -232,17 +235,15 @@ def _redraft_untouched_reply(
         return
     text = reply.template_draft(case, tenant_of(session, case), unit, service)
     draft.body = text
-    suggestion.decision = "ersetzt"
-    suggestion.decided_at = utcnow()
-    session.add(
-        AiSuggestion(
-            tenant_id=case.tenant_id,
-            case_id=case.id,
-            function="reply",
-            backend="vorlage",
-            input_sha256=suggestion.input_sha256,
-            output={"text": text, "reason": f"neu nach Zuordnung an {unit.name}"},
-        )
+    decisions.supersede(suggestion)
+    decisions.suggest(
+        session,
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        function="reply",
+        backend="vorlage",
+        input_sha256=suggestion.input_sha256,
+        output={"text": text, "reason": f"neu nach Zuordnung an {unit.name}"},
     )
 
 
@@ -275,19 +276,19 @@ def save_reply(
     suggestion = latest_suggestion(session, case, "reply")
     original = (suggestion.output or {}).get("text", "") if suggestion else message.body
     message.body = body
-    diff = list(
-        difflib.unified_diff(
-            original.splitlines(), body.splitlines(), "KI-Entwurf", "Freigabe", lineterm="", n=1
-        )
-    )
+    diff = decisions.text_diff(original, body)
     if approve:
         message.status = "freigegeben"
         message.approved_by_id = user.id
         if suggestion is not None:
-            suggestion.decision = "angenommen" if not diff else "bearbeitet"
-            suggestion.decided_by_id = user.id
-            suggestion.decided_at = utcnow()
-            suggestion.final = {"text": body, "diff": diff[:400]}
+            decisions.decide(
+                session,
+                suggestion,
+                decision="angenommen" if not diff else "bearbeitet",
+                user=user,
+                original_text=original,
+                edited_text=body,
+            )
     record_event(
         session,
         case,

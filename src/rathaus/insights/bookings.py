@@ -20,13 +20,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rathaus.core import audit
 from rathaus.core.errors import NotFoundError, RathausError
-from rathaus.core.models import BookingFlag, InsightDataset, Payment, Tenant, utcnow
+from rathaus.core.models import (
+    AiSuggestion,
+    BookingFlag,
+    InsightDataset,
+    Payment,
+    Tenant,
+    User,
+    utcnow,
+)
 from rathaus.core.storage import OriginalStore
+from rathaus.governance import decisions
 from rathaus.insights.booking_checks import (
     KINDS,
     BenfordResult,
@@ -396,23 +405,24 @@ def merge_findings(
         for flag in session.scalars(select(BookingFlag).where(BookingFlag.dataset_id == dataset.id))
     }
     seen: set[str] = set()
+    created: list[BookingFlag] = []
     for finding in findings:
         seen.add(finding.key)
         details = finding.details | {"key": finding.key}
         flag = existing.get(finding.key)
         if flag is None:
-            session.add(
-                BookingFlag(
-                    tenant_id=dataset.tenant_id,
-                    dataset_id=dataset.id,
-                    kind=finding.kind,
-                    supplier=finding.supplier[:300],
-                    payment_ids=finding.payment_ids,
-                    score=finding.score,
-                    explanation=finding.explanation,
-                    details=details,
-                )
+            flag = BookingFlag(
+                tenant_id=dataset.tenant_id,
+                dataset_id=dataset.id,
+                kind=finding.kind,
+                supplier=finding.supplier[:300],
+                payment_ids=finding.payment_ids,
+                score=finding.score,
+                explanation=finding.explanation,
+                details=details,
             )
+            session.add(flag)
+            created.append(flag)
             report.new += 1
         else:
             flag.explanation = finding.explanation
@@ -421,17 +431,52 @@ def merge_findings(
             flag.payment_ids = finding.payment_ids
             flag.details = details
             report.updated += 1
+    removed: list[str] = []
     for key, flag in existing.items():
         if key in seen:
             continue
         if flag.status == "offen":
+            removed.append(str(flag.id))
             session.delete(flag)
             report.removed += 1
         else:
             flag.details = flag.details | {"not_found_again": True}
             report.kept_decided += 1
     session.flush()
+    _record_suggestions(session, dataset, created, removed)
     return report
+
+
+def _record_suggestions(
+    session: Session, dataset: InsightDataset, created: list[BookingFlag], removed: list[str]
+) -> None:
+    """Each new flag is an AI suggestion ("buchungspruefung") in the decision record; the
+    suggestions of flags that were not found again are marked as replaced."""
+    for flag in created:
+        decisions.suggest(
+            session,
+            tenant_id=dataset.tenant_id,
+            function="buchungspruefung",
+            backend="regeln",
+            model_version=flag.kind,
+            input_sha256=decisions.sha256_text(f"{dataset.id}:{sorted(flag.payment_ids)}"),
+            output={"kind": flag.kind, "score": flag.score, "explanation": flag.explanation},
+            confidence=flag.score,
+            subject_type="booking_flag",
+            subject_id=flag.id,
+        )
+    for start in range(0, len(removed), 500):
+        session.execute(
+            update(AiSuggestion)
+            .where(
+                AiSuggestion.tenant_id == dataset.tenant_id,
+                AiSuggestion.subject_type == "booking_flag",
+                AiSuggestion.subject_id.in_(removed[start : start + 500]),
+                AiSuggestion.decision.is_(None),
+            )
+            .values(decision="ersetzt", decided_at=utcnow())
+        )
+    session.flush()
 
 
 def run_checks(
@@ -534,6 +579,25 @@ def decide(
     flag.decision_note = note
     flag.decided_by = actor
     flag.decided_at = utcnow()
+    suggestion = decisions.latest_for(
+        session,
+        tenant_id=tenant.id,
+        subject_type="booking_flag",
+        subject_id=flag.id,
+        function="buchungspruefung",
+    )
+    if suggestion is not None:  # flags from before the decision record have none
+        decisions.decide(
+            session,
+            suggestion,
+            decision="angenommen" if status == "pruefen" else "abgelehnt",
+            user=session.scalar(
+                select(User).where(User.tenant_id == tenant.id, User.username == actor)
+            ),
+            actor=actor,
+            final={"status": status},
+            at=flag.decided_at,
+        )
     audit.record(
         session,
         audit.Event(
