@@ -19,6 +19,7 @@ from rathaus.assistant.entries import EntryData
 from rathaus.core.config import AssistantSettings
 from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import (
+    AiSuggestion,
     AssistantCitation,
     AssistantConversation,
     AssistantTurn,
@@ -396,7 +397,12 @@ def test_purge_leaves_tenants_with_their_own_retention_rule(db, world, kit):
             session, now=now, retention_days=30, skip_tenant_ids={tenant_id}
         )
         assert kept == 0 and session.get(AssistantConversation, old_id) is not None
+        about_answers = select(func.count(AiSuggestion.id)).where(
+            AiSuggestion.subject_type == "assistant_turn"
+        )
+        assert session.scalar(about_answers) == 1  # the answer was recorded as a suggestion
         assert service.purge_expired(session, now=now, retention_days=30) == 1
+        assert session.scalar(about_answers) == 0  # and goes with the conversation
 
 
 def test_purge_job_is_registered_for_the_workers():

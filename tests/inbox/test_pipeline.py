@@ -10,9 +10,18 @@ import pytest
 from sqlalchemy import select
 
 from rathaus.ai.embeddings import OpenAICompatibleEmbedder
+from rathaus.core.audit import verify_chain
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
-from rathaus.core.models import AiSuggestion, Case, CaseEvent, CaseStatus, Message, OrgUnit
+from rathaus.core.models import (
+    AiSuggestion,
+    AuditEvent,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Message,
+    OrgUnit,
+)
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox import training
 from rathaus.inbox.pipeline import TriageKit, ingest, triage_case, triage_many
@@ -135,6 +144,20 @@ def test_trained_model_routes_automatically_only_where_enabled(
             select(CaseEvent).where(CaseEvent.case_id == second.id, CaseEvent.kind == "routed")
         ).one()
         assert routed.data["how"] == "automatisch" and routed.actor_label == "system"
+        logged = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.kind == "zuordnung_automatisch",
+                AuditEvent.subject == f"case:{second.id}",
+            )
+        ).one()
+        assert logged.data["org_unit"] == "OA" and logged.data["threshold"] == 0.5
+        assert logged.data["reference"] == second.reference and "Lärm" not in str(logged.data)
+        assert verify_chain(session, world.tenant.id) is None
+        # The first case was only suggested: no automatic action was logged for it.
+        assert (
+            session.scalar(select(AuditEvent.id).where(AuditEvent.subject == f"case:{first.id}"))
+            is None
+        )
 
 
 def test_instructions_to_the_ai_flag_the_case_and_block_automatic_routing(

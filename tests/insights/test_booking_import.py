@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from rathaus.core.db import Database
-from rathaus.core.models import AuditEvent, BookingFlag, InsightDataset, Payment
+from rathaus.core.models import AiSuggestion, AuditEvent, BookingFlag, InsightDataset, Payment
 from rathaus.core.storage import OriginalStore
 from rathaus.insights import bookings
 from rathaus.insights.booking_checks import CheckConfig
@@ -192,6 +192,15 @@ def test_rerun_keeps_decisions_and_does_not_duplicate(db: Database, tmp_path: Pa
             bookings.decide(
                 session, tenant=tenant, flag_id=flag_id, status="schuldig", note="", actor="x"
             )
+    # Deleting the data set takes the recorded suggestions about its flags along.
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        about_flags = select(func.count(AiSuggestion.id)).where(
+            AiSuggestion.subject_type == "booking_flag"
+        )
+        assert session.scalar(about_flags) >= 1
+        bookings.delete_dataset(session, tenant=tenant, dataset_id=dataset_id, actor="t")
+        assert session.scalar(about_flags) == 0
 
 
 def test_cli_import_check_list(db: Database, tmp_path: Path, monkeypatch):

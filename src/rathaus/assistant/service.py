@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -517,11 +517,24 @@ def purge_expired(
     if skip_tenant_ids:
         query = query.where(AssistantConversation.tenant_id.not_in(list(skip_tenant_ids)))
     ids = list(session.scalars(query))
-    if not ids:
-        return 0
+    deleted = delete_conversations(session, ids)
+    session.flush()
+    return deleted
+
+
+def delete_conversations(session: Session, ids: Sequence[int]) -> int:
+    """Delete these conversations with their turns, citations and the recorded AI suggestions
+    about their answers (retention, erasure). Returns the number of conversations."""
+    from rathaus.governance.decisions import forget_subjects
+
     for start in range(0, len(ids), 500):
-        batch = ids[start : start + 500]
-        turn_ids = select(AssistantTurn.id).where(AssistantTurn.conversation_id.in_(batch))
+        batch = list(ids[start : start + 500])
+        turn_ids = list(
+            session.scalars(
+                select(AssistantTurn.id).where(AssistantTurn.conversation_id.in_(batch))
+            )
+        )
+        forget_subjects(session, "assistant_turn", turn_ids)
         session.execute(
             delete(AssistantCitation)
             .where(AssistantCitation.turn_id.in_(turn_ids))
@@ -537,5 +550,4 @@ def purge_expired(
             .where(AssistantConversation.id.in_(batch))
             .execution_options(synchronize_session=False)
         )
-    session.flush()
     return len(ids)

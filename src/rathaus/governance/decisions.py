@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from rathaus.core import audit
@@ -162,6 +162,23 @@ def decide(
         ),
     )
     return suggestion
+
+
+def forget_subjects(session: Session, subject_type: str, ids: Sequence[int | str]) -> int:
+    """Delete the suggestions about objects that are being deleted (an assistant turn, a booking
+    flag): they must not outlive their subject under retention or erasure. Suggestions about a
+    case go with the case (foreign key)."""
+    if not ids:
+        return 0
+    result = session.execute(
+        delete(AiSuggestion)
+        .where(
+            AiSuggestion.subject_type == subject_type,
+            AiSuggestion.subject_id.in_([str(i) for i in ids]),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 def supersede(suggestion: AiSuggestion) -> None:

@@ -40,9 +40,7 @@ from rathaus.core import audit
 from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import (
     AiSuggestion,
-    AssistantCitation,
     AssistantConversation,
-    AssistantTurn,
     Case,
     CaseEvent,
     CaseStatus,
@@ -406,25 +404,9 @@ def remove_original_after_commit(
 
 
 def _delete_conversations(session: Session, ids: list[int]) -> int:
-    if not ids:
-        return 0
-    turns = select(AssistantTurn.id).where(AssistantTurn.conversation_id.in_(ids))
-    session.execute(
-        delete(AssistantCitation)
-        .where(AssistantCitation.turn_id.in_(turns))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        delete(AssistantTurn)
-        .where(AssistantTurn.conversation_id.in_(ids))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        delete(AssistantConversation)
-        .where(AssistantConversation.id.in_(ids))
-        .execution_options(synchronize_session=False)
-    )
-    return len(ids)
+    from rathaus.assistant.service import delete_conversations
+
+    return delete_conversations(session, ids)
 
 
 def handed_over_conversations(session: Session, case: Case) -> list[int]:

@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rathaus.core import audit
 from rathaus.core.cases import add_working_days, record_event, transition
 from rathaus.core.config import InboxSettings, Settings
 from rathaus.core.errors import RathausError
@@ -42,6 +43,7 @@ from rathaus.core.models import (
     utcnow,
 )
 from rathaus.core.storage import OriginalStore
+from rathaus.governance import decisions
 from rathaus.governance.gateway import model_context
 from rathaus.governance.policy import ModelRefusedError
 from rathaus.inbox import classify, reply, router, training
@@ -136,7 +138,8 @@ class Triage:
         version: str = "",
         decision: str | None = None,
     ) -> AiSuggestion:
-        suggestion = AiSuggestion(
+        return decisions.suggest(
+            self.session,
             tenant_id=self.tenant.id,
             case_id=self.case.id,
             function=function,
@@ -146,10 +149,7 @@ class Triage:
             output=output,
             confidence=confidence,
             decision=decision,
-            decided_at=utcnow() if decision else None,
         )
-        self.session.add(suggestion)
-        return suggestion
 
 
 # -- the steps ---------------------------------------------------------------------------------
@@ -508,7 +508,26 @@ def route(t: Triage) -> None:
         decision="automatisch" if auto else None,
     )
     if auto and best is not None and unit is not None:
-        assign(t.session, case, unit, _service(t, best), actor=None, how="automatisch", why=why)
+        service = _service(t, best)
+        assign(t.session, case, unit, service, actor=None, how="automatisch", why=why)
+        # Every automatic action is in the audit chain too (no content, only what was decided).
+        audit.record(
+            t.session,
+            audit.Event(
+                kind="zuordnung_automatisch",
+                actor="system",
+                tenant_id=t.tenant.id,
+                subject=f"case:{case.id}",
+                data={
+                    "reference": case.reference,
+                    "org_unit": unit.code,
+                    "service": service.code if service is not None else None,
+                    "confidence": best.probability,
+                    "threshold": unit.auto_route_threshold,
+                    "model_version": t.routing.model_version,
+                },
+            ),
+        )
     elif CaseStatus(case.status) == CaseStatus.NEU:
         # A suggestion only: unit and service are set when a person decides.
         transition(t.session, case, CaseStatus.TRIAGE, actor=None, reason=why)

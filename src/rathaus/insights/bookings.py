@@ -614,6 +614,10 @@ def decide(
 
 def delete_dataset(session: Session, *, tenant: Tenant, dataset_id: int, actor: str) -> None:
     dataset = get_dataset(session, tenant, dataset_id)
+    flag_ids = session.scalars(
+        select(BookingFlag.id).where(BookingFlag.dataset_id == dataset.id)
+    ).all()
+    decisions.forget_subjects(session, "booking_flag", list(flag_ids))
     session.execute(delete(BookingFlag).where(BookingFlag.dataset_id == dataset.id))
     session.execute(delete(Payment).where(Payment.dataset_id == dataset.id))
     session.delete(dataset)
