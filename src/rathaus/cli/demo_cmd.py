@@ -83,7 +83,9 @@ def _load_knowledge(db, s) -> None:  # type: ignore[no-untyped-def]
             return
         typer.echo("Lege die Wissensbasis des Bürgerassistenten an …")
         report = knowledge.upsert_entries(
-            session, tenant_id=tenant.id, entries=demo_entries(),
+            session,
+            tenant_id=tenant.id,
+            entries=demo_entries(),
             embedder=scoped(get_embedder(s), level="oeffentlich", actor="demo"),
         )
     typer.echo(f"Wissensbasis: {report.created} Seiten importiert.")
