@@ -201,3 +201,94 @@ def test_json_api(client, worlds, db):
     tr = client.post("/api/v1/texte/uebersetzung", json={"text": "Hallo", "nach": "en"},
                      headers=headers)  # fmt: skip
     assert tr.status_code == 503 and "nicht zuverlässig" in tr.json()["detail"]
+
+
+# -- decision record ---------------------------------------------------------------------------
+
+
+class _FakeModel:
+    name = "fake"
+    model = "fake-1"
+    version = "1"
+
+    def complete(self, messages, *, max_tokens=512, temperature=0.0, json_mode=False):
+        from rathaus.ai.llm import Completion
+
+        text = "Glasfaser für Alpha\n\nDie Stadt Alpha baut das Glasfasernetz aus.\n\nMehr folgt."
+        return Completion(text=text, model=self.model)
+
+    def stream(self, messages, *, max_tokens=512, temperature=0.0):  # pragma: no cover
+        yield self.complete(messages).text
+
+
+def _suggestions(db, function):
+    from sqlalchemy import select
+
+    from rathaus.core.models import AiSuggestion
+
+    with db.session() as session:
+        rows = session.scalars(select(AiSuggestion).where(AiSuggestion.function == function))
+        return {r.tenant_id: (r.input_sha256, r.backend, r.model_version, r.output) for r in rows}
+
+
+def test_model_texts_are_recorded_per_tenant(client, worlds, db, app, monkeypatch):
+    from rathaus.ai import registry
+    from rathaus.governance.decisions import sha256_text
+    from rathaus.writing import press
+
+    app.state.settings = app.state.settings.model_copy(
+        update={"llm": app.state.settings.llm.model_copy(update={"backend": "openai"})}
+    )
+    monkeypatch.setattr(registry, "get_language_model", lambda settings: _FakeModel())
+    alpha, beta = worlds["a"].tenant.id, worlds["b"].tenant.id
+    login(client, "redaktion")
+    form = {"thema": "Glasfaserausbau startet", "wer": "Die Stadt Alpha",
+            "was": "baut das Glasfasernetz aus", "fakten": "4.200 Haushalte"}  # fmt: skip
+    page = client.post(
+        "/texte/pressemitteilung", data={**form, "csrf_token": csrf_of(client), "mit_modell": "1"}
+    )
+    assert page.status_code == 200 and "Glasfaser für Alpha" in page.text
+    translated = client.post(
+        "/texte/uebersetzung",
+        data={"csrf_token": csrf_of(client), "text": "Das Amt ist geschlossen.", "nach": "en"},
+    )
+    assert translated.status_code == 200, translated.text
+    # beta through the API (a staff session: an API key together with the model-call record
+    # hits a SQLite write lock, see the report)
+    client.cookies.clear()
+    login(client, "redaktion", "beta")
+    headers = {"X-CSRF-Token": csrf_of(client)}
+    api = client.post(
+        "/api/v1/texte/pressemitteilung",
+        json={"thema": "Glasfaser", "fakten": ["4.200 Haushalte"], "mit_modell": True},
+        headers=headers,
+    )
+    assert api.status_code == 200 and api.json()["erzeugt"], api.text
+    api = client.post(
+        "/api/v1/texte/uebersetzung", json={"text": "Heute zu.", "nach": "tr"}, headers=headers
+    )
+    assert api.status_code == 200, api.text
+    # the assembled press release (no model) is not an AI output
+    plain = client.post(
+        "/api/v1/texte/pressemitteilung", json={"thema": "Ohne", "fakten": ["x"]}, headers=headers
+    )
+    assert plain.status_code == 200
+
+    releases = _suggestions(db, "pressemitteilung")
+    assert set(releases) == {alpha, beta}
+    points = press.key_points_from_mapping({k: form.get(k, "") for k in form})
+    assert releases[alpha][0] == sha256_text(points.source_text())
+    assert releases[alpha][1:3] == ("openai", "fake-1")
+    assert "Glasfaser für Alpha" in releases[alpha][3]["text"] and releases[alpha][3]["social"]
+    translations = _suggestions(db, "uebersetzung")
+    assert set(translations) == {alpha, beta}
+    assert translations[alpha][0] == sha256_text("Das Amt ist geschlossen.")
+    assert translations[beta][0] == sha256_text("Heute zu.")
+    assert translations[beta][3]["target"] == "tr" and translations[beta][2] == "fake-1"
+
+    for tenant in ("alpha", "beta"):
+        client.cookies.clear()
+        login(client, "admin", tenant)
+        listed = client.get("/governance/entscheidungen")
+        assert listed.text.count("Pressemitteilung</td>") == 1
+        assert listed.text.count("Übersetzung</td>") == 1

@@ -227,3 +227,83 @@ def test_json_api_with_session_needs_csrf_header(client, worlds):
     )
     assert ok.status_code == 201, ok.text
     assert ok.json()["result"]["items"][0]["votes"][0]["unanimous"] is True
+
+
+def _minutes_suggestions(db):
+    from sqlalchemy import select
+
+    from rathaus.core.models import AiSuggestion
+
+    with db.session() as session:
+        rows = session.scalars(
+            select(AiSuggestion)
+            .where(AiSuggestion.function == "niederschrift")
+            .order_by(AiSuggestion.id)
+        )
+        return [
+            {"tenant_id": r.tenant_id, "subject": (r.subject_type, r.subject_id),
+             "input_sha256": r.input_sha256, "decision": r.decision, "output": r.output,
+             "final": r.final, "decided_by_id": r.decided_by_id}
+            for r in rows
+        ]  # fmt: skip
+
+
+def test_minutes_are_recorded_edited_and_accepted(client, worlds, db):
+    from rathaus.governance.decisions import sha256_text
+    from rathaus.web.writing_minutes import transcript_as_text
+
+    login(client, "sb")
+    minutes_id = _create(client)
+    token = csrf_of(client)
+    built = client.post(
+        f"/texte/niederschriften/{minutes_id}/erstellen",
+        data={"csrf_token": token, "transkript": TRANSCRIPT_TEXT},
+    )
+    assert built.status_code == 303
+    with db.session() as session:
+        expected = sha256_text(
+            transcript_as_text(session.get(MeetingMinutes, minutes_id).transcript)
+        )
+    [first] = _minutes_suggestions(db)
+    assert first["tenant_id"] == worlds["a"].tenant.id
+    assert first["subject"] == ("minutes", str(minutes_id))
+    assert first["input_sha256"] == expected and first["decision"] is None
+    school = first["output"]["items"][1]
+    assert school["votes"][0]["yes"] == 14 and "Sanierung" in first["output"]["text"]
+
+    client.post(
+        f"/texte/niederschriften/{minutes_id}/bearbeiten",
+        data={"csrf_token": token, "beschluss_1": "Beschlossen: Sanierung für 2,4 Mio. €."},
+    )
+    [edited] = _minutes_suggestions(db)
+    assert edited["decision"] == "bearbeitet" and edited["decided_by_id"] is not None
+    assert "+Beschluss: Beschlossen: Sanierung für 2,4 Mio. €." in edited["final"]["diff"]
+
+    # building again supersedes nothing decided; the new one is accepted when finished
+    client.post(f"/texte/niederschriften/{minutes_id}/erstellen", data={"csrf_token": token})
+    client.post(
+        f"/texte/niederschriften/{minutes_id}/status",
+        data={"csrf_token": token, "status": "fertig"},
+    )
+    rows = _minutes_suggestions(db)
+    assert [r["decision"] for r in rows] == ["bearbeitet", "angenommen"]
+
+    # an API key's minutes belong to its own tenant only
+    with db.session() as session:
+        key, _ = apikeys.create(session, tenant=worlds["b"].tenant, channel="api", name="ris")
+        session.commit()
+    body = {"title": "Beta", "agenda_text": AGENDA,
+            "transcript": [{"start": s, "end": s + 15, "text": t} for s, t in TRANSCRIPT]}  # fmt: skip
+    created = client.post(
+        "/api/v1/texte/niederschriften", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert created.status_code == 201, created.text
+    beta = _minutes_suggestions(db)[-1]
+    assert beta["tenant_id"] == worlds["b"].tenant.id
+    assert beta["subject"] == ("minutes", str(created.json()["id"])) and beta["decision"] is None
+
+    for tenant, count in (("alpha", 2), ("beta", 1)):
+        client.cookies.clear()
+        login(client, "admin", tenant)
+        listed = client.get("/governance/entscheidungen?funktion=niederschrift")
+        assert listed.status_code == 200 and listed.text.count("Niederschrift</td>") == count

@@ -89,3 +89,72 @@ def test_rewrite_without_model_is_a_german_message(client, worlds, app):
     assert page.status_code == 200
     assert "kein Sprachmodell eingerichtet" in page.text
     assert "Prüfung" in page.text  # the checker still works
+
+
+# -- decision record ---------------------------------------------------------------------------
+
+
+class _FakeModel:
+    name = "fake"
+    model = "fake-1"
+    version = "1"
+
+    def complete(self, messages, *, max_tokens=512, temperature=0.0, json_mode=False):
+        from rathaus.ai.llm import Completion
+
+        return Completion(text="Sie zahlen 30 Euro. Bis zum 1. Juli.", model=self.model)
+
+    def stream(self, messages, *, max_tokens=512, temperature=0.0):  # pragma: no cover
+        yield self.complete(messages).text
+
+
+def _suggestions(db, function: str) -> list[dict]:
+    from sqlalchemy import select
+
+    from rathaus.core.models import AiSuggestion
+
+    with db.session() as session:
+        rows = session.scalars(select(AiSuggestion).where(AiSuggestion.function == function))
+        return [
+            {"tenant_id": r.tenant_id, "input_sha256": r.input_sha256, "backend": r.backend,
+             "model_version": r.model_version, "output": r.output, "decision": r.decision}
+            for r in rows
+        ]  # fmt: skip
+
+
+def test_rewrites_are_recorded_per_tenant(client, worlds, db, monkeypatch):
+    from rathaus.ai import registry
+    from rathaus.core import apikeys
+    from rathaus.governance.decisions import sha256_text
+
+    monkeypatch.setattr(registry, "get_language_model", lambda settings: _FakeModel())
+    source = "Die Gebühr von 30 Euro muss bis zum 1. Juli bezahlt werden."
+    login(client, "sb")
+    page = client.post(
+        URL, data={"text": source, "csrf_token": csrf_of(client), "aktion": "umschreiben"}
+    )
+    assert page.status_code == 200
+    with db.session() as session:
+        key, _ = apikeys.create(session, tenant=worlds["b"].tenant, channel="api", name="leicht")
+        session.commit()
+    api = client.post(
+        f"{API}/umschreibung", json={"text": source + " B"},
+        headers={"Authorization": f"Bearer {key}"},
+    )  # fmt: skip
+    assert api.status_code == 200, api.text
+    rows = _suggestions(db, "leichte_sprache")
+    by_tenant = {r["tenant_id"]: r for r in rows}
+    assert len(rows) == 2 and set(by_tenant) == {worlds["a"].tenant.id, worlds["b"].tenant.id}
+    mine = by_tenant[worlds["a"].tenant.id]
+    assert mine["input_sha256"] == sha256_text(source) and mine["decision"] is None
+    assert mine["model_version"] == "fake-1" and "30 Euro" in mine["output"]["text"]
+    assert by_tenant[worlds["b"].tenant.id]["input_sha256"] == sha256_text(source + " B")
+
+    client.cookies.clear()
+    login(client, "admin")
+    listed = client.get("/governance/entscheidungen?funktion=leichte_sprache")
+    assert listed.status_code == 200 and listed.text.count("Leichte/Einfache Sprache</td>") == 1
+    client.cookies.clear()
+    login(client, "admin", "beta")
+    other = client.get("/governance/entscheidungen?funktion=leichte_sprache")
+    assert other.status_code == 200 and other.text.count("Leichte/Einfache Sprache</td>") == 1

@@ -126,3 +126,45 @@ def test_case_summary_page_and_api_respect_access(sb, worlds, db) -> None:  # ty
         ).status_code
         == 404
     )
+
+
+def test_document_summaries_are_recorded_per_tenant(client, worlds, db) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from rathaus.core.models import AiSuggestion
+    from rathaus.governance.decisions import sha256_text
+
+    text = long_text()
+    login(client, "sb")
+    page = client.post(
+        "/texte/zusammenfassung",
+        data={"text": text, "laenge": "kurz", "csrf_token": csrf_of(client)},
+    )
+    assert page.status_code == 200
+    client.cookies.clear()
+    login(client, "sb", "beta")
+    api = client.post(
+        "/api/v1/texte/zusammenfassung",
+        json={"text": text + "\n\nNachtrag.", "sentences": 2},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert api.status_code == 200, api.text
+    with db.session() as session:
+        rows = {
+            r.tenant_id: (r.input_sha256, r.subject_type, r.subject_id, r.case_id, r.output)
+            for r in session.scalars(
+                select(AiSuggestion).where(AiSuggestion.function == "zusammenfassung")
+            )
+        }
+    digest = sha256_text(text)
+    assert set(rows) == {worlds["a"].tenant.id, worlds["b"].tenant.id}
+    assert rows[worlds["a"].tenant.id][:4] == (digest, "dokument", digest[:16], None)
+    assert rows[worlds["a"].tenant.id][4]["sentences"]
+    other = sha256_text(text + "\n\nNachtrag.")
+    assert rows[worlds["b"].tenant.id][:3] == (other, "dokument", other[:16])
+
+    for tenant in ("alpha", "beta"):
+        client.cookies.clear()
+        login(client, "admin", tenant)
+        listed = client.get("/governance/entscheidungen?funktion=zusammenfassung")
+        assert listed.status_code == 200 and listed.text.count("Zusammenfassung</td>") == 1

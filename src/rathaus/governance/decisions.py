@@ -56,9 +56,12 @@ FUNCTION_LABELS = {
     "brief": "Briefentwurf",
     "protokoll": "Protokollentwurf",
     "pressemitteilung": "Pressemitteilung",
+    "uebersetzung": "Übersetzung",
+    "niederschrift": "Niederschrift",
 }
 AUDIT_KIND = "ki_entscheidung"
 MAX_DIFF_LINES = 400
+MAX_OUTPUT_CHARS = 20_000  # generated texts are kept up to this length
 
 
 def sha256_text(text: str) -> str:

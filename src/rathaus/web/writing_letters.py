@@ -91,6 +91,72 @@ def _language_model(
     )
 
 
+def _record_suggestion(
+    request: Request,
+    *,
+    tenant_id: int,
+    function: str,
+    backend: str,
+    model_version: str,
+    source: str,
+    text: str,
+    case_id: int | None = None,
+    **meta: Any,
+) -> None:
+    """A text the model wrote (press release, translation) goes into the decision record:
+    input hash over ``source``, the text (shortened) and a few facts about it. Written in its
+    own transaction, like the model call records (the model calls wrote through the database)."""
+    from rathaus.governance import decisions
+
+    with request.app.state.db.session() as session:
+        decisions.suggest(
+            session,
+            tenant_id=tenant_id,
+            function=function,
+            backend=backend or "vorlage",
+            model_version=model_version,
+            input_sha256=decisions.sha256_text(source),
+            case_id=case_id,
+            output={"text": text[: decisions.MAX_OUTPUT_CHARS], **meta},
+        )
+
+
+def _record_press(
+    request: Request, tenant_id: int, backend: str, points: press.KeyPoints, r: press.PressRelease
+) -> None:
+    _record_suggestion(
+        request,
+        tenant_id=tenant_id,
+        function="pressemitteilung",
+        backend=backend,
+        model_version=r.model,
+        source=points.source_text(),
+        text=r.text(),
+        social=r.social,
+        headline=r.headline,
+        label=r.label,
+        new_facts=r.new_facts,
+        hints=r.hints,
+    )
+
+
+def _record_translation(
+    request: Request, tenant_id: int, backend: str, source: str, r: translate.Translation
+) -> None:
+    _record_suggestion(
+        request,
+        tenant_id=tenant_id,
+        function="uebersetzung",
+        backend=backend,
+        model_version=r.model,
+        source=source,
+        text=r.text,
+        target=r.target,
+        lost_numbers=r.lost,
+        label=r.label,
+    )
+
+
 # -- Textbausteine ------------------------------------------------------------------------------
 
 
@@ -490,7 +556,10 @@ def press_form(request: Request, tenant: CurrentTenant, settings: SettingsDep) -
 
 @router.post("/texte/pressemitteilung", dependencies=[USE, CsrfDep], include_in_schema=False)
 async def press_make(
-    request: Request, user: CurrentUser, tenant: CurrentTenant, settings: SettingsDep
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    settings: SettingsDep,
 ) -> Response:
     raw = await request.form()
     form = {k: str(raw.get(k) or "")[: press.MAX_FIELD * 3] for k in PRESS_FIELDS}
@@ -526,6 +595,8 @@ async def press_make(
                 )
             except (ModelUnavailableError, RathausError) as exc:
                 error = exc.message
+            else:
+                _record_press(request, tenant.id, settings.llm.backend, points, generated)
     return _press_page(
         request, tenant, settings, form, result=assembled, generated=generated, error=error
     )
@@ -572,6 +643,7 @@ async def translate_make(
         result = await run_in_threadpool(
             translate.translate, text, nach, model=model, backend=settings.llm.backend
         )
+        _record_translation(request, tenant.id, settings.llm.backend, text, result)
     except (ModelUnavailableError, RathausError) as exc:
         error = exc.message
         status = getattr(exc, "http_status", 503)
@@ -825,6 +897,9 @@ def api_press(
                     generated, _ = press.generate(points, model, place=caller.tenant.city)
                 except ModelUnavailableError as exc:
                     note = exc.message
+                else:
+                    backend = request.app.state.settings.llm.backend
+                    _record_press(request, caller.tenant.id, backend, points, generated)
         return PressOut(
             zusammengesetzt=PressPublic.of(assembled),
             erzeugt=PressPublic.of(generated) if generated else None,
@@ -872,6 +947,7 @@ def api_translate(
             )
         except ModelUnavailableError as exc:
             return JSONResponse({"detail": exc.message}, status_code=503)
+        _record_translation(request, caller.tenant.id, settings.llm.backend, body.text, result)
         return TranslateOut(
             text=result.text,
             ziel=result.target,

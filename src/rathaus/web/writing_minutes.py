@@ -161,6 +161,84 @@ def _detail(
     )
 
 
+def minutes_text(result: dict[str, Any]) -> str:
+    """The generated parts of a Niederschrift as plain text (decision record and its diff)."""
+    lines: list[str] = []
+    for item in result.get("items") or []:
+        lines.append(f"{item.get('number', '')} {item.get('name', '')}".strip())
+        summary = " ".join(s.get("text", "") for s in item.get("summary") or [])
+        if summary:
+            lines.append(f"Beratung: {summary}")
+        if item.get("decision_text"):
+            lines.append(f"Beschluss: {item['decision_text']}")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+def record_minutes(session: Session, row: MeetingMinutes, llm: Any = None) -> None:
+    """A built Niederschrift is an AI suggestion about the minutes (decision record): the
+    structure, summaries, detected votes and decisions. An earlier open one is superseded."""
+    from rathaus.governance import decisions
+
+    previous = decisions.latest_for(
+        session, tenant_id=row.tenant_id, subject_type="minutes", subject_id=row.id,
+        function="niederschrift",
+    )  # fmt: skip
+    if previous is not None and previous.decision is None:
+        decisions.supersede(previous)
+    result = row.result or {}
+    items = result.get("items") or []
+    by_model = any(i.get("summary_source") == "sprachmodell" for i in items)
+    decisions.suggest(
+        session,
+        tenant_id=row.tenant_id,
+        function="niederschrift",
+        backend="sprachmodell" if by_model else "extraktiv",
+        model_version=str(getattr(llm, "model", "") or "") if by_model else "",
+        input_sha256=decisions.sha256_text(transcript_as_text(row.transcript or [])),
+        subject_type="minutes",
+        subject_id=row.id,
+        output={
+            "text": minutes_text(result)[: decisions.MAX_OUTPUT_CHARS],
+            "assignment": result.get("assignment"),
+            "items": [
+                {
+                    "number": i.get("number"),
+                    "name": i.get("name"),
+                    "summary_source": i.get("summary_source"),
+                    "votes": i.get("votes") or [],
+                    "decisions": [d.get("text", "") for d in i.get("decisions") or []],
+                    "actions": len(i.get("actions") or []),
+                }
+                for i in items[:200]
+            ],
+        },
+    )
+
+
+def _decide_minutes(session: Session, row: MeetingMinutes, user: Any, decision: str) -> None:
+    """A person edited (``bearbeitet``, with the diff) or finished (``angenommen``) the minutes."""
+    from rathaus.governance import decisions
+
+    suggestion = decisions.latest_for(
+        session, tenant_id=row.tenant_id, subject_type="minutes", subject_id=row.id,
+        function="niederschrift",
+    )  # fmt: skip
+    if suggestion is None:
+        return
+    if decision == "bearbeitet" and suggestion.decision in (None, "bearbeitet"):
+        decisions.decide(
+            session,
+            suggestion,
+            decision="bearbeitet",
+            user=user,
+            original_text=(suggestion.output or {}).get("text", ""),
+            edited_text=minutes_text(row.result or {}),
+        )
+    elif decision == "angenommen" and suggestion.decision is None:
+        decisions.decide(session, suggestion, decision="angenommen", user=user)
+
+
 def _get(session: Session, tenant: Tenant, minutes_id: int) -> MeetingMinutes:
     return service.get(session, tenant_id=tenant.id, minutes_id=minutes_id)
 
@@ -317,6 +395,7 @@ async def build_page(
         )
     if failures:
         row.result = {**row.result, "import_failures": failures}
+    record_minutes(session, row, llm)
     session.commit()
     return RedirectResponse(f"{BASE}/{row.id}?meldung=erstellt#ergebnis", status_code=303)
 
@@ -325,7 +404,11 @@ async def build_page(
     BASE + "/{minutes_id:int}/bearbeiten", dependencies=[CsrfDep, WRITE], include_in_schema=False
 )
 async def edit_page(
-    request: Request, minutes_id: int, tenant: CurrentTenant, session: SessionDep
+    request: Request,
+    minutes_id: int,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     form = await request.form(max_files=0, max_fields=2000)
     row = _get(session, tenant, minutes_id)
@@ -338,6 +421,8 @@ async def edit_page(
             field = "decision_text" if kind == "beschluss" else "summary"
             texts.setdefault(int(index), {})[field] = value[:20000]
     changed = service.update_item_texts(session, row, texts)
+    if changed:
+        _decide_minutes(session, row, user, "bearbeitet")
     session.commit()
     notice = "gespeichert" if changed else "unveraendert"
     return RedirectResponse(f"{BASE}/{row.id}?meldung={notice}#ergebnis", status_code=303)
@@ -352,6 +437,7 @@ async def status_page(
     tenant: CurrentTenant,
     session: SessionDep,
     settings: SettingsDep,
+    user: CurrentUser,
 ) -> Response:
     form = await request.form(max_files=0, max_fields=5)
     row = _get(session, tenant, minutes_id)
@@ -362,6 +448,8 @@ async def status_page(
         return _detail(
             request, session, settings, tenant, row, errors=[exc.message], status_code=400
         )
+    if status == "fertig":
+        _decide_minutes(session, row, user, "angenommen")
     session.commit()
     return RedirectResponse(f"{BASE}/{row.id}?meldung={status}", status_code=303)
 
@@ -554,6 +642,7 @@ async def api_create(request: Request, caller: WritingCallerDep, session: Sessio
             transcript=transcript,
         )
         await run_in_threadpool(service.build, session, row)
+        record_minutes(session, row)
     except RathausError as exc:
         session.rollback()
         return _error(400, exc.message)

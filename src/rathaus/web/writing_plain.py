@@ -18,7 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from rathaus.core.config import Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.roles import Permission
-from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SettingsDep, require
+from rathaus.web.deps import (
+    CsrfDep,
+    CurrentTenant,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    require,
+)
 from rathaus.web.templating import render
 from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCallerDep, writing_caller
 from rathaus.writing.plain_language import RuleConfig, check, readability, rule_catalogue
@@ -142,6 +149,30 @@ def _rewrite(settings: Settings, text: str, *, tenant_id: int, may_reidentify: b
     )
 
 
+def _record(session: Any, tenant_id: int, text: str, result: Any) -> None:
+    """The rewrite is an AI suggestion (decision record): input hash, draft and its checks."""
+    from rathaus.governance import decisions
+
+    data = result.to_dict()
+    decisions.suggest(
+        session,
+        tenant_id=tenant_id,
+        function="leichte_sprache",
+        backend=data["backend"],
+        model_version=data["model"],
+        input_sha256=decisions.sha256_text(text),
+        output={
+            "text": data["text"][: decisions.MAX_OUTPUT_CHARS],
+            "facts_ok": data["facts_ok"],
+            "added_facts": data["added_facts"],
+            "severity_before": data["severity_before"],
+            "severity_after": data["severity_after"],
+            "demo_quality": data["demo_quality"],
+        },
+    )
+    session.commit()
+
+
 class _Invalid(RathausError):
     exit_code = 1
 
@@ -171,7 +202,11 @@ def page(request: Request, tenant: CurrentTenant) -> Response:
 
 @router.post("/texte/leichte-sprache", dependencies=[USE, CsrfDep], include_in_schema=False)
 async def submit(
-    request: Request, tenant: CurrentTenant, user: CurrentUser, settings: SettingsDep
+    request: Request,
+    tenant: CurrentTenant,
+    user: CurrentUser,
+    settings: SettingsDep,
+    session: SessionDep,
 ) -> Response:
     from rathaus.governance.gateway import user_may_reidentify
 
@@ -197,6 +232,8 @@ async def submit(
             )
         except RathausError as exc:
             context["rewrite_error"] = exc.message
+        else:
+            _record(session, tenant.id, text, context["result"])
     return _page(request, tenant, **context)
 
 
@@ -241,7 +278,9 @@ async def api_check(body: CheckRequest, settings: SettingsDep) -> Any:
         503: {"description": "Kein Sprachmodell eingerichtet oder erreichbar"},
     },
 )
-async def api_rewrite(body: RewriteRequest, settings: SettingsDep, caller: WritingCallerDep) -> Any:
+async def api_rewrite(
+    body: RewriteRequest, settings: SettingsDep, caller: WritingCallerDep, session: SessionDep
+) -> Any:
     from rathaus.ai.llm import ModelUnavailableError
     from rathaus.governance.gateway import user_may_reidentify
     from rathaus.writing.plain_rewrite import NoModelError
@@ -262,4 +301,5 @@ async def api_rewrite(body: RewriteRequest, settings: SettingsDep, caller: Writi
         return _error(exc.message, 503)
     except RathausError as exc:
         return _error(exc.message)
+    _record(session, caller.tenant.id, body.text, result)
     return RewriteResponse(**result.to_dict())

@@ -157,6 +157,26 @@ def record_case_summary(session: Any, case: Any, parts: Any, summary: Summary) -
     session.commit()
 
 
+def record_document_summary(session: Any, tenant_id: int, parts: Any, summary: Summary) -> None:
+    """A summary of a pasted or uploaded text (no case): an AI suggestion about the document,
+    named by the first 16 hex digits of its input hash."""
+    from rathaus.governance import decisions
+
+    digest = decisions.sha256_text("\n\n".join(p.text for p in parts))
+    decisions.suggest(
+        session,
+        tenant_id=tenant_id,
+        function="zusammenfassung",
+        backend=summary.mode,
+        model_version=summary.model or summary.label,
+        input_sha256=digest,
+        subject_type="dokument",
+        subject_id=digest[:16],
+        output={"sentences": [s.text for s in summary.sentences], "notes": summary.notes},
+    )
+    session.commit()
+
+
 # -- pages --------------------------------------------------------------------------------------
 
 
@@ -194,11 +214,12 @@ async def summarize_form(
                 raise SummaryError(read.error or "Die Datei ließ sich nicht lesen.")
             text, notes = await run_in_threadpool(text_of_file, read.data, read.filename)
             title = read.filename
+        parts = [Part(key="text", title=title, text=text.replace("\r\n", "\n"))]
         summary = await _run(
             request,
             settings,
             embedder,
-            [Part(key="text", title=title, text=text.replace("\r\n", "\n"))],
+            parts,
             sentences=LENGTHS[length],
             mode=mode,
             scope=_model_scope(user, session),
@@ -207,6 +228,7 @@ async def summarize_form(
         context["error"] = exc.message
         return render(request, "writing_summary_form.html", context, status_code=400)
     summary.notes[:0] = notes
+    record_document_summary(session, user.tenant_id, parts, summary)
     return render(
         request,
         "writing_summary_result.html",
@@ -378,15 +400,17 @@ async def api_summary(
 ) -> SummaryPublic:
     from rathaus.writing.sections import Part
 
+    parts = [Part(key="text", title=body.title, text=body.text.replace("\r\n", "\n"))]
     summary = await _run(
         request,
         settings,
         embedder,
-        [Part(key="text", title=body.title, text=body.text.replace("\r\n", "\n"))],
+        parts,
         sentences=body.sentences,
         mode=body.mode,
         scope=_model_scope(user, session),
     )
+    record_document_summary(session, user.tenant_id, parts, summary)
     return _public(summary, {})
 
 
