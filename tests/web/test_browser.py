@@ -147,6 +147,8 @@ def test_case_worker_uploads_corrects_and_approves_in_chromium(inbox_server, pag
     ).click()
     page.wait_for_url(inbox_server + "/posteingang")
     page.get_by_role("link", name="Eingänge hochladen").click()
+    page.wait_for_url(inbox_server + "/posteingang/hochladen")
+    page.wait_for_load_state("load")  # upload.js is attached (it is deferred)
 
     # drag and drop (upload.js) fills the file input; a synthetic drop shows it works
     page.evaluate(
