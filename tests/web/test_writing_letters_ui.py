@@ -268,6 +268,22 @@ def test_model_texts_are_recorded_per_tenant(client, worlds, db, app, monkeypatc
         "/api/v1/texte/uebersetzung", json={"text": "Heute zu.", "nach": "tr"}, headers=headers
     )
     assert api.status_code == 200, api.text
+    # an API key of beta (no person) with the model: its last use is committed before the
+    # model call, so the call's record does not wait for the request's write lock (SQLite)
+    from rathaus.core import apikeys
+
+    with db.session() as session:
+        key, _ = apikeys.create(session, tenant=worlds["b"].tenant, channel="api", name="presse")
+    keyed = client.post(
+        "/api/v1/texte/pressemitteilung",
+        json={
+            "thema": "Glasfaser per Schlüssel",
+            "fakten": ["4.200 Haushalte"],
+            "mit_modell": True,
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert keyed.status_code == 200 and keyed.json()["erzeugt"], keyed.text
     # the assembled press release (no model) is not an AI output
     plain = client.post(
         "/api/v1/texte/pressemitteilung", json={"thema": "Ohne", "fakten": ["x"]}, headers=headers
@@ -276,6 +292,19 @@ def test_model_texts_are_recorded_per_tenant(client, worlds, db, app, monkeypatc
 
     releases = _suggestions(db, "pressemitteilung")
     assert set(releases) == {alpha, beta}
+    with db.session() as session:
+        from sqlalchemy import func, select
+
+        from rathaus.core.models import AiSuggestion
+
+        assert (
+            session.scalar(
+                select(func.count(AiSuggestion.id)).where(
+                    AiSuggestion.function == "pressemitteilung", AiSuggestion.tenant_id == beta
+                )
+            )
+            == 2
+        )
     points = press.key_points_from_mapping({k: form.get(k, "") for k in form})
     assert releases[alpha][0] == sha256_text(points.source_text())
     assert releases[alpha][1:3] == ("openai", "fake-1")
@@ -290,5 +319,5 @@ def test_model_texts_are_recorded_per_tenant(client, worlds, db, app, monkeypatc
         client.cookies.clear()
         login(client, "admin", tenant)
         listed = client.get("/governance/entscheidungen")
-        assert listed.text.count("Pressemitteilung</td>") == 1
+        assert listed.text.count("Pressemitteilung</td>") == (1 if tenant == "alpha" else 2)
         assert listed.text.count("Übersetzung</td>") == 1

@@ -74,7 +74,11 @@ def writing_caller(
         if found is None:
             raise WritingUnauthorized(INVALID_KEY)
         row, tenant = found
-        return WritingCaller(tenant, None, f"api:{row.name}"[:120])
+        actor = f"api:{row.name}"[:120]
+        # Commit the key's "last used" now: a write transaction held through a long model call
+        # would lock SQLite against the call's own records, which use a session of their own.
+        session.commit()
+        return WritingCaller(tenant, None, actor)
     login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
     if login is None:
         raise WritingUnauthorized(NO_CREDENTIALS)
