@@ -184,8 +184,21 @@ def apply_rules(
 # -- Art. 15 / 17 -------------------------------------------------------------------------------
 
 
-def _form_values(**values: str) -> dict[str, str]:
+def _person_form(
+    name: Field = "",
+    email: Field = "",
+    telefon: Field = "",
+    iban: Field = "",
+    anschrift: Field = "",
+    aktenzeichen: Field = "",
+) -> dict[str, str]:
+    """The fields that describe the person of an Art. 15/17 request, trimmed."""
+    values = {"name": name, "email": email, "telefon": telefon, "iban": iban}
+    values |= {"anschrift": anschrift, "aktenzeichen": aktenzeichen}
     return {k: (v or "").strip() for k, v in values.items()}
+
+
+PersonForm = Annotated[dict[str, str], Depends(_person_form)]
 
 
 @router.post(f"{BASE}/auskunft", dependencies=[CsrfDep, PRIVACY])
@@ -195,18 +208,9 @@ def access_search(
     user: CurrentUser,
     tenant: CurrentTenant,
     settings: SettingsDep,
-    name: Field = "",
-    email: Field = "",
-    telefon: Field = "",
-    iban: Field = "",
-    anschrift: Field = "",
-    aktenzeichen: Field = "",
+    form: PersonForm,
 ) -> Response:
     """Art. 15, step 1: what is stored about the person (reads only)."""
-    form = _form_values(
-        name=name, email=email, telefon=telefon, iban=iban, anschrift=anschrift,
-        aktenzeichen=aktenzeichen,
-    )  # fmt: skip
     try:
         person = _person(form)
         findings = privacy.find(
@@ -224,18 +228,9 @@ def access_zip(
     user: CurrentUser,
     tenant: CurrentTenant,
     settings: SettingsDep,
-    name: Field = "",
-    email: Field = "",
-    telefon: Field = "",
-    iban: Field = "",
-    anschrift: Field = "",
-    aktenzeichen: Field = "",
+    form: PersonForm,
 ) -> Response:
     """Art. 15, step 2: the ZIP (recorded as a PrivacyRequest and in the access log)."""
-    form = _form_values(
-        name=name, email=email, telefon=telefon, iban=iban, anschrift=anschrift,
-        aktenzeichen=aktenzeichen,
-    )  # fmt: skip
     try:
         export = privacy.access_request(
             session,
@@ -267,20 +262,11 @@ def erasure(
     user: CurrentUser,
     tenant: CurrentTenant,
     settings: SettingsDep,
-    name: Field = "",
-    email: Field = "",
-    telefon: Field = "",
-    iban: Field = "",
-    anschrift: Field = "",
-    aktenzeichen: Field = "",
+    form: PersonForm,
     offene: Annotated[str, Form(max_length=5)] = "",
     bestaetigen: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """Art. 17: without ``bestaetigen`` the plan; with it the erasure."""
-    form = _form_values(
-        name=name, email=email, telefon=telefon, iban=iban, anschrift=anschrift,
-        aktenzeichen=aktenzeichen,
-    )  # fmt: skip
     try:
         result = privacy.erasure_request(
             session,
