@@ -140,38 +140,25 @@ def _form_context(settings: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def record_case_summary(session: Any, case: Any, parts: Any, summary: Summary) -> None:
-    """A case summary is an AI suggestion about the case (decision record, case page)."""
-    from rathaus.governance import decisions
-
-    decisions.suggest(
-        session,
-        tenant_id=case.tenant_id,
-        case_id=case.id,
-        function="zusammenfassung",
-        backend=summary.mode,
-        model_version=summary.model or summary.label,
-        input_sha256=decisions.sha256_text("\n\n".join(p.text for p in parts)),
-        output={"sentences": [s.text for s in summary.sentences], "notes": summary.notes},
-    )
-    session.commit()
-
-
-def record_document_summary(session: Any, tenant_id: int, parts: Any, summary: Summary) -> None:
-    """A summary of a pasted or uploaded text (no case): an AI suggestion about the document,
-    named by the first 16 hex digits of its input hash."""
+def record_summary(
+    session: Any, tenant_id: int, parts: Any, summary: Summary, *, case: Any = None
+) -> None:
+    """A summary is an AI suggestion: about its case (decision record, case page), or for a
+    pasted or uploaded text about the document, named by the first 16 hex digits of its
+    input hash."""
     from rathaus.governance import decisions
 
     digest = decisions.sha256_text("\n\n".join(p.text for p in parts))
     decisions.suggest(
         session,
         tenant_id=tenant_id,
+        case_id=case.id if case is not None else None,
         function="zusammenfassung",
         backend=summary.mode,
         model_version=summary.model or summary.label,
         input_sha256=digest,
-        subject_type="dokument",
-        subject_id=digest[:16],
+        subject_type=None if case is not None else "dokument",
+        subject_id=None if case is not None else digest[:16],
         output={"sentences": [s.text for s in summary.sentences], "notes": summary.notes},
     )
     session.commit()
@@ -228,7 +215,7 @@ async def summarize_form(
         context["error"] = exc.message
         return render(request, "writing_summary_form.html", context, status_code=400)
     summary.notes[:0] = notes
-    record_document_summary(session, user.tenant_id, parts, summary)
+    record_summary(session, user.tenant_id, parts, summary)
     return render(
         request,
         "writing_summary_result.html",
@@ -269,7 +256,7 @@ async def summarize_case_page(
         context.update(error=exc.message, case=case)
         return render(request, "writing_summary_result.html", context, status_code=400)
     summary.notes[:0] = notes
-    record_case_summary(session, case, parts, summary)
+    record_summary(session, case.tenant_id, parts, summary, case=case)
     return render(
         request,
         "writing_summary_result.html",
@@ -410,7 +397,7 @@ async def api_summary(
         mode=body.mode,
         scope=_model_scope(user, session),
     )
-    record_document_summary(session, user.tenant_id, parts, summary)
+    record_summary(session, user.tenant_id, parts, summary)
     return _public(summary, {})
 
 
@@ -443,5 +430,5 @@ async def api_case_summary(
         scope=_model_scope(user, session, case),
     )
     summary.notes[:0] = notes
-    record_case_summary(session, case, parts, summary)
+    record_summary(session, case.tenant_id, parts, summary, case=case)
     return _public(summary, {p.key: p.url for p in parts})
