@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,10 +91,15 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+def start_worker(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(settings: Settings, *args: str) -> Worker:
+        # A worker starts only on a reachable, migrated database (start-up check).
+        database = settings.data_dir / "rathaus.db"
+        if not database.exists():
+            database.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(migrated_sqlite_template, database)
         worker = Worker(settings, tmp_path, *args)
         started.append(worker)
         return worker
@@ -296,9 +302,11 @@ def test_closed_redis_port_gives_german_message(
     assert (health["reachable"], health["message"], health["pending"]) == (False, message, None)
 
     worker = start_worker(settings)
-    assert worker.proc.wait(timeout=20) == 1
-    assert worker.output.strip() == message
-    assert "Traceback" not in worker.output
+    assert worker.proc.wait(timeout=20) == 2  # the start-up check refuses: a setting is wrong
+    assert worker.output.strip() == (
+        f"Der Worker startet nicht, weil die Startprüfung fehlschlägt:\n  – Warteschlange: {message}"
+    )
+    assert "Rathaus-Worker startet" not in worker.output and "Traceback" not in worker.output
 
 
 @pytest.mark.timeout(30)

@@ -28,3 +28,24 @@ def show(as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."
             typer.echo(f"{prefix.rstrip('.')} = {value}")
 
     walk("", data)
+
+
+@app.command("pruefen")
+def check(
+    rolle: str = typer.Option(
+        "web", "--rolle", help="web (wie `rathaus serve`) oder worker (wie `rathaus worker`)."
+    ),
+) -> None:
+    """Startprüfung ausführen: Datenbank, Schema, Standard-Kommune, Warteschlange, Verzeichnisse."""
+    from rathaus.cli.preflight import run_checks
+
+    if rolle not in ("web", "worker"):
+        typer.echo(f"Unbekannte Rolle {rolle!r}; erlaubt sind web und worker.", err=True)
+        raise typer.Exit(code=2)
+    s = settings()
+    checks = run_checks(s, rolle, web_workers=s.web_workers)  # type: ignore[arg-type]
+    for c in checks:
+        mark = "ok" if c.ok else ("FEHLER" if c.fatal else "Hinweis")
+        typer.echo(f"{mark:<8} {c.name}: {c.message}")
+    if any(not c.ok and c.fatal for c in checks):
+        raise typer.Exit(code=1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from rathaus.cli.common import database, settings
+from rathaus.cli.common import settings
+from rathaus.cli.preflight import require_ready
 
 
 def serve(
@@ -16,10 +17,12 @@ def serve(
     import uvicorn
 
     s = settings()
-    database(s).dispose()  # fail fast with a German message before binding the port
     host = host or s.host
     port = port or s.port
     workers = workers or s.web_workers
+    # All or nothing: a German message and no bound port when the database, the schema, the
+    # default municipality or the queue is not usable.
+    require_ready(s, "web", web_workers=workers, echo=typer.echo)
     typer.echo(f"Rathaus läuft auf http://{host}:{port} ({'Demo' if s.is_demo else 'Produktion'})")
     uvicorn.run(
         "rathaus.web.main:app",

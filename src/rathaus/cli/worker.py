@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from rathaus.cli.preflight import require_ready
 from rathaus.core.config import load_settings
 from rathaus.core.errors import RathausError
 from rathaus.jobs import DEFAULT_SHUTDOWN_TIMEOUT_S, run_worker
@@ -47,6 +48,7 @@ def worker(
     """Arbeitet die Warteschlange ab (SQLite-Datei oder Redis, je nach RATHAUS_QUEUE__BACKEND)."""
     try:
         settings = load_settings()
+        require_ready(settings, "worker", echo=typer.echo)
         run_worker(
             settings,
             workers=workers,
