@@ -166,7 +166,9 @@ def test_job_enqueued_without_worker_runs_in_worker_process(
 
 def _jobs_survive_sigkill(settings: Settings, start_worker: Callable[..., Worker]) -> None:
     huey = jobs.get_huey(settings)
-    ping_job.schedule(args=("später",), delay=3)
+    # Due well after the first worker is up (its start-up check and imports take seconds on a
+    # busy machine) and before the second one gives up.
+    ping_job.schedule(args=("später",), delay=10)
     ping_job.enqueue("lang", hold_s=30)
     ping_job.enqueue("a")
     ping_job.enqueue("b")
@@ -190,7 +192,7 @@ def _jobs_survive_sigkill(settings: Settings, start_worker: Callable[..., Worker
     expected = ["a", "b", "c", "später"]
     wait_for(
         lambda: sorted(read_pings(settings)) == expected,
-        15,
+        30,
         "Nicht alle Jobs liefen nach dem Neustart",
         second,
     )
@@ -204,7 +206,7 @@ def _jobs_survive_sigkill(settings: Settings, start_worker: Callable[..., Worker
     assert second.terminate() == 0
 
 
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(90)
 def test_sqlite_jobs_survive_sigkill_of_the_worker(
     tmp_path: Path, start_worker: Callable[..., Worker]
 ) -> None:
@@ -224,7 +226,7 @@ def redis_settings(tmp_path: Path) -> Iterator[Settings]:
 
 
 @pytest.mark.redis
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(90)
 def test_redis_jobs_survive_sigkill_of_the_worker(
     redis_settings: Settings, start_worker: Callable[..., Worker]
 ) -> None:
@@ -318,7 +320,8 @@ def test_bad_setting_gives_german_message_and_exit_2(
         jobs.make_huey(settings)
     worker = start_worker(settings)
     assert worker.proc.wait(timeout=20) == 2  # a wrong setting exits 2, like every command
-    assert worker.output.startswith("Einstellung RATHAUS_QUEUE__REDIS_URL")
+    assert worker.output.startswith("Der Worker startet nicht")
+    assert "  – Warteschlange: Einstellung RATHAUS_QUEUE__REDIS_URL" in worker.output
     assert "Traceback" not in worker.output
 
 

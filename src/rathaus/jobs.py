@@ -55,9 +55,11 @@ from huey import Huey, MemoryHuey, PriorityRedisHuey, SqliteHuey
 from huey.consumer import Consumer, ConsumerStopped
 from huey.signals import SIGNAL_INTERRUPTED
 
-from rathaus.core.config import Settings, load_settings
+from rathaus.core.config import QueueSettings, Settings, load_settings
 from rathaus.core.db import describe_url
 from rathaus.core.errors import ConfigError, RathausError
+from rathaus.core.logging import install_job_context, job_context_kwargs
+from rathaus.core.metrics import install_job_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,9 @@ class Job(Generic[P, R]):
     :meth:`schedule` hand it to the queue and return huey's ``Result`` (``None`` when results
     are disabled). ``options`` are passed to ``Huey.task`` (``retries``, ``retry_delay``,
     ``priority``, ``expires``, ``timeout``). ``cron`` (a dict for ``huey.crontab``, e.g.
-    ``{"minute": "*/5"}``) makes it a periodic job that every consumer runs on that schedule.
+    ``{"minute": "*/5"}``) makes it a periodic job that every consumer runs on that schedule;
+    it may also be a function of the queue settings returning such a dict, for a schedule the
+    operator sets (the queue's settings are known only when the ``Huey`` is built).
     """
 
     def __init__(self, func: Callable[P, R], options: dict[str, Any]) -> None:
@@ -123,6 +127,8 @@ class Job(Generic[P, R]):
             if wrapper is None:
                 options = dict(self.options)
                 cron = options.pop("cron", None)
+                if callable(cron):
+                    cron = cron(_HUEY_QUEUE_SETTINGS.get(huey) or QueueSettings())
                 if cron is not None:
                     from huey import crontab
 
@@ -137,7 +143,7 @@ class Job(Generic[P, R]):
         wrapper = self.task()
         # Built directly so that job parameters named like huey's options (priority, delay …)
         # reach the function instead of being taken as options.
-        return wrapper.huey.enqueue(wrapper.task_class(args, kwargs))
+        return wrapper.huey.enqueue(wrapper.task_class(args, {**kwargs, **job_context_kwargs()}))
 
     def schedule(
         self,
@@ -154,11 +160,17 @@ class Job(Generic[P, R]):
         if delay is None and eta is None:
             delay = 0
         return self.task().schedule(
-            args=args, kwargs=kwargs or {}, delay=delay, eta=eta, priority=priority
+            args=args,
+            kwargs={**(kwargs or {}), **job_context_kwargs()},
+            delay=delay,
+            eta=eta,
+            priority=priority,
         )
 
 
 _REGISTRY: dict[str, Job[Any, Any]] = {}
+# The queue settings each Huey was built from, for schedules that depend on them.
+_HUEY_QUEUE_SETTINGS: weakref.WeakKeyDictionary[Huey, QueueSettings] = weakref.WeakKeyDictionary()
 
 
 def job(**options: Any) -> Callable[[Callable[P, R]], Job[P, R]]:
@@ -255,6 +267,12 @@ def make_huey(settings: Settings) -> Huey:
             ) from exc
         # The priority variant gives `priority=` the same meaning as on SQLite (Redis >= 5).
         huey = PriorityRedisHuey(queue.name, connection_pool=pool, **common)
+
+    _HUEY_QUEUE_SETTINGS[huey] = queue
+
+    # Operations: request ids in the job's log lines, job counts and durations in the metrics.
+    install_job_context(huey)
+    install_job_metrics(huey)
 
     @huey.signal(SIGNAL_INTERRUPTED)
     def _requeue_interrupted(signal: str, task: Any, *args: Any, **kwargs: Any) -> None:

@@ -40,6 +40,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/docs"): "API-Dokumentation (Swagger), keine Daten",
     ("GET", "/openapi.json"): "API-Beschreibung, keine Daten",
     ("GET", "/healthz"): "Betriebsprüfung für den Load Balancer",
+    ("GET", "/readyz"): "Bereitschaft für Load Balancer und Kubernetes (ja/nein, keine Daten)",
     ("GET", "/login"): "Anmeldeseite",
     ("POST", "/login"): "Anmeldung (eigener CSRF-Schutz der Anmeldeseite)",
     ("GET", "/login/oidc"): "Single Sign-on (404, solange oidc.enabled aus ist)",
@@ -64,6 +65,7 @@ PUBLIC: dict[tuple[str, str], str] = {
 # Authenticated by an API key (channel) or a session; the session path goes through
 # core/access.py or the Schreibassistenz rule (writing_auth: USE_WRITING).
 KEY_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/metrics"): "Prometheus-Metriken: Token (metrics.token) oder erlaubte Adresse",
     ("POST", "/api/v1/inbox/items"): "Posteingang-API: API-Schlüssel eines Kanals",
     ("GET", "/api/v1/inbox/items/{case_id}"): "Posteingang-API: Schlüssel oder Anmeldung "
     "(dann core.access.visible_cases)",

@@ -4,14 +4,22 @@ Wrap a model once where it is handed to a feature::
 
     model = RecordingLanguageModel(get_language_model(settings), DatabaseRecorder(db),
                                    function="posteingang.klassifizieren", actor="system")
+
+Every recorded call is also counted in the Prometheus metrics (:mod:`rathaus.core.metrics`:
+calls, errors, latency, tokens per function and backend). Wrappers may be nested (a feature's
+recording around a model that :func:`metered` already counts): only the outermost one counts,
+so a call is never counted twice and carries the most specific function name.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -19,11 +27,29 @@ import numpy as np
 
 from rathaus.ai.embeddings import Embedder
 from rathaus.ai.llm import ChatMessage, Completion, LanguageModel
+from rathaus.core.metrics import observe_model_call
 
 if TYPE_CHECKING:
     from rathaus.core.db import Database
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# True while a recording wrapper is calling its inner model: an inner wrapper then does not
+# count the call in the metrics again.
+_INSIDE_RECORDING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "rathaus_inside_model_recording", default=False
+)
+
+
+@contextmanager
+def _inside_recording() -> Iterator[None]:
+    token = _INSIDE_RECORDING.set(True)
+    try:
+        yield
+    finally:
+        _INSIDE_RECORDING.reset(token)
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,13 @@ class ListRecorder:
 
     def record(self, record: ModelCallRecord) -> None:
         self.records.append(record)
+
+
+class NullRecorder:
+    """Stores nothing: for a wrapper that only counts calls in the metrics (:func:`metered`)."""
+
+    def record(self, record: ModelCallRecord) -> None:
+        return None
 
 
 class DatabaseRecorder:
@@ -148,14 +181,18 @@ class _Recording:
         error: Exception | None = None,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        count: bool = True,
     ) -> None:
+        seconds = time.perf_counter() - started
+        if count:
+            self._count(seconds, error is None, prompt_tokens, completion_tokens)
         self.recorder.record(
             ModelCallRecord(
                 function=self.function,
                 backend=self.inner.name,
                 model=self.inner.model,
                 version=self.inner.version,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                latency_ms=seconds * 1000,
                 input_sha256=input_sha256,
                 output_sha256=output_sha256,
                 actor=self.actor,
@@ -167,14 +204,31 @@ class _Recording:
             )
         )
 
+    def _count(
+        self, seconds: float, ok: bool, prompt_tokens: int | None, completion_tokens: int | None
+    ) -> None:
+        try:
+            observe_model_call(
+                function=self.function,
+                backend=self.inner.name,
+                seconds=seconds,
+                ok=ok,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        except Exception:  # the metrics must never break a model call
+            log.warning("Modellaufruf konnte nicht in den Metriken gezählt werden.", exc_info=True)
+
     def _call(
         self, input_sha256: str, call: Callable[[], T], output_sha256: Callable[[T], str]
     ) -> T:
+        count = not _INSIDE_RECORDING.get()
         started = time.perf_counter()
         try:
-            result = call()
+            with _inside_recording():
+                result = call()
         except Exception as exc:
-            self._record(started, input_sha256, error=exc)
+            self._record(started, input_sha256, error=exc, count=count)
             raise
         tokens = (
             (result.prompt_tokens, result.completion_tokens)
@@ -187,6 +241,7 @@ class _Recording:
             output_sha256=output_sha256(result),
             prompt_tokens=tokens[0],
             completion_tokens=tokens[1],
+            count=count,
         )
         return result
 
@@ -225,25 +280,40 @@ class RecordingLanguageModel(_Recording):
         self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
     ) -> Iterator[str]:
         """Yields like the inner model; records once the stream ends, fails or is closed."""
+        count = not _INSIDE_RECORDING.get()
         input_sha256 = hash_messages(messages)
         started = time.perf_counter()
         pieces: list[str] = []
         error: Exception | None = None
+        iterator: Iterator[str] | None = None
         try:
-            for piece in self.inner.stream(
-                messages, max_tokens=max_tokens, temperature=temperature
-            ):
+            # Each step of the inner stream runs "inside" this recording (set and reset
+            # around the step, never across a yield, which would leak into the consumer).
+            with _inside_recording():
+                iterator = iter(
+                    self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature)
+                )
+            while True:
+                with _inside_recording():
+                    piece = next(iterator, None)
+                if piece is None:
+                    break
                 pieces.append(piece)
                 yield piece
         except Exception as exc:
             error = exc
             raise
         finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:  # closed early by the consumer: let the inner stream end too
+                with _inside_recording():
+                    close()
             self._record(
                 started,
                 input_sha256,
                 output_sha256="" if error else sha256_text("".join(pieces)),
                 error=error,
+                count=count,
             )
 
 
@@ -276,3 +346,12 @@ class RecordingEmbedder(_Recording):
         return self._call(
             hash_texts(texts, "passage"), lambda: self.inner.embed_passages(texts), hash_vectors
         )
+
+
+def metered(model: Any, *, function: str = "unbenannt") -> Any:
+    """``model`` (a language model or an embedder) counted in the metrics, without a database
+    record: for the place that hands out models, so that calls no feature records still count.
+    A feature's own recording around it takes over the count (see the module docstring)."""
+    if hasattr(model, "complete"):
+        return RecordingLanguageModel(model, NullRecorder(), function=function)
+    return RecordingEmbedder(model, NullRecorder(), function=function)

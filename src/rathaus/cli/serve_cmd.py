@@ -6,6 +6,8 @@ import typer
 
 from rathaus.cli.common import settings
 from rathaus.cli.preflight import require_ready
+from rathaus.core.logging import uvicorn_log_config
+from rathaus.core.metrics import prepare_metrics_dir
 
 
 def serve(
@@ -23,6 +25,9 @@ def serve(
     # All or nothing: a German message and no bound port when the database, the schema, the
     # default municipality or the queue is not usable.
     require_ready(s, "web", web_workers=workers, echo=typer.echo)
+    # Metrics of all uvicorn processes are summed through one directory; logs as configured
+    # (text or JSON lines with request ids), the access log comes from our own middleware.
+    prepare_metrics_dir(s, "web")
     typer.echo(f"Rathaus läuft auf http://{host}:{port} ({'Demo' if s.is_demo else 'Produktion'})")
     uvicorn.run(
         "rathaus.web.main:app",
@@ -31,5 +36,7 @@ def serve(
         workers=workers,
         factory=False,
         log_level=s.log_level.lower(),
+        log_config=uvicorn_log_config(s),
+        access_log=False,
         proxy_headers=True,
     )

@@ -10,6 +10,8 @@ import typer
 from rathaus.cli.preflight import require_ready
 from rathaus.core.config import load_settings
 from rathaus.core.errors import RathausError
+from rathaus.core.logging import configure_logging
+from rathaus.core.metrics import prepare_metrics_dir
 from rathaus.jobs import DEFAULT_SHUTDOWN_TIMEOUT_S, run_worker
 
 
@@ -49,6 +51,8 @@ def worker(
     try:
         settings = load_settings()
         require_ready(settings, "worker", echo=typer.echo)
+        prepare_metrics_dir(settings, "worker")
+        configure_logging(settings)
         run_worker(
             settings,
             workers=workers,

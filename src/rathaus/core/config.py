@@ -7,11 +7,21 @@ a German message naming the setting; default secrets are refused outside demo mo
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +37,112 @@ CONFIG_FILE_ENV = "RATHAUS_CONFIG_FILE"
 
 # Where a model runs: in the Rathaus process, on the municipality's own servers, or elsewhere.
 ModelLocation = Literal["lokal", "eigener_server", "extern"]
+
+
+# -- Several model servers (issue 8): named servers, per-function routes, circuit breaker ------
+
+# The functions that ask for a language model, by their name in ``llm.routes``.
+MODEL_FUNCTIONS: dict[str, str] = {
+    "antwortentwurf": "Antwortentwürfe im Posteingang",
+    "buergerassistent": "Antworten des Bürgerassistenten",
+    "zusammenfassung": "Zusammenfassungen",
+    "niederschrift": "Niederschriften",
+    "pressemitteilung": "Pressemitteilungen",
+    "uebersetzung": "Übersetzungen",
+    "leichte_sprache": "Leichte Sprache",
+}
+# The route of every function without its own, and the name of the server that the single-server
+# settings (llm.backend, llm.base_url …) describe.
+DEFAULT_ROUTE = "standard"
+_SERVER_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
+
+
+def check_server_url(url: str) -> str:
+    """``url`` without trailing slash if it is http(s) with a host and no credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"„{url}“ ist keine gültige Adresse: erlaubt sind nur http:// oder https:// mit "
+            "Rechnername, z. B. http://127.0.0.1:8000/v1"
+        )
+    if parts.username or parts.password:
+        raise ValueError("die Adresse enthält Zugangsdaten; bitte den Schlüssel als api_key setzen")
+    return url.rstrip("/")
+
+
+class ModelServerSettings(BaseModel):
+    """One named OpenAI-compatible model server (vLLM, Ollama, llama.cpp server, LiteLLM …)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base_url: str
+    model: str
+    api_key: SecretStr | None = None
+    location: Literal["eigener_server", "extern"] = "extern"
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    retries: int = Field(default=1, ge=0, le=10)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10000)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not re.fullmatch(_SERVER_NAME, value):
+            raise ValueError(
+                f"der Servername „{value}“ ist ungültig: 1 bis 40 Kleinbuchstaben, Ziffern, - "
+                "oder _, z. B. vllm"
+            )
+        if value == DEFAULT_ROUTE:
+            raise ValueError(
+                f"der Name „{DEFAULT_ROUTE}“ ist für den Server aus llm.backend/llm.base_url "
+                "reserviert; bitte einen anderen Namen wählen"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_server_url(value)
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("der Modellname fehlt (so, wie der Server ihn erwartet)")
+        return value
+
+
+def _check_servers(servers: list[ModelServerSettings]) -> list[ModelServerSettings]:
+    seen: set[str] = set()
+    for server in servers:
+        if server.name in seen:
+            raise ValueError(f"der Servername „{server.name}“ kommt mehrfach vor")
+        seen.add(server.name)
+    return servers
+
+
+def _check_routes(routes: dict[str, list[str]], servers: Any, backend: Any) -> dict[str, list[str]]:
+    known = [DEFAULT_ROUTE] if backend not in (None, "none") else []
+    if isinstance(servers, list):
+        known += [s.name for s in servers]
+    for function, names in routes.items():
+        if function != DEFAULT_ROUTE and function not in MODEL_FUNCTIONS:
+            raise ValueError(
+                f"unbekannte Funktion „{function}“; erlaubt sind {DEFAULT_ROUTE}, "
+                + ", ".join(MODEL_FUNCTIONS)
+            )
+        if not names:
+            raise ValueError(f"die Route „{function}“ nennt keinen Server")
+        if len(set(names)) != len(names):
+            raise ValueError(f"die Route „{function}“ nennt einen Server mehrfach")
+        unknown = [n for n in names if n not in known]
+        if unknown and isinstance(servers, list):
+            raise ValueError(
+                f"die Route „{function}“ nennt den Server „{unknown[0]}“, den es nicht gibt "
+                f"(bekannt: {', '.join(known) or 'keiner'}; „{DEFAULT_ROUTE}“ ist der Server "
+                "aus llm.backend, nicht bei backend=none)"
+            )
+    return routes
 
 
 class LLMSettings(BaseModel):
@@ -49,6 +165,26 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=1, ge=0, le=10)
     context_size: int = Field(default=4096, ge=512)
     threads: int = Field(default=2, ge=1)
+    # -- several model servers (issue 8) --------------------------------------------------------
+    servers: list[ModelServerSettings] = Field(
+        default_factory=list, description="Weitere benannte Modellserver ([[llm.servers]])."
+    )
+    routes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Je Funktion die Server in Reihenfolge; der erste erreichbare antwortet.",
+    )
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_servers(cls, value: list[ModelServerSettings]) -> list[ModelServerSettings]:
+        return _check_servers(value)
+
+    @field_validator("routes")
+    @classmethod
+    def _known_routes(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict:
+        return _check_routes(value, info.data.get("servers"), info.data.get("backend"))
 
 
 class EmbeddingSettings(BaseModel):
@@ -78,6 +214,19 @@ class QueueSettings(BaseModel):
     periodic: bool = Field(
         default=True,
         description="Regelmäßige Aufgaben (Nachprüfung, Zeitplan-Training, Postfächer) ausführen.",
+    )
+    # Reconcile (exactly-once triage): the safety net for items whose triage job was
+    # lost (a worker killed mid-job, the queue unreachable when the item was stored).
+    reconcile_every_min: int = Field(
+        default=2,
+        ge=1,
+        le=60,
+        description="Takt der Nachprüfung liegengebliebener Eingänge (Minuten).",
+    )
+    reconcile_after_s: int = Field(
+        default=120,
+        ge=1,
+        description="Alter (Sekunden), ab dem ein Eingang ohne Vorprüfung nachgeprüft wird.",
     )
 
 
@@ -134,6 +283,54 @@ class WritingSettings(BaseModel):
     oparl_timeout_s: float = Field(default=20.0, gt=0, le=600)
     oparl_max_pages: int = Field(default=50, ge=1, le=10000)
     plain_language_max_rounds: int = Field(default=3, ge=1, le=10)
+
+
+# --- Betrieb (operations): metrics endpoint and logs ---------------------------------------
+
+
+def _loopback_networks() -> list[str]:
+    return ["127.0.0.1/32", "::1/128"]
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics at ``/metrics``: who may read them, and where processes share them."""
+
+    enabled: bool = Field(default=True, description="``/metrics`` anbieten (sonst 404).")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer-Token für /metrics; mit Token auch von anderen Adressen lesbar.",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=_loopback_networks,
+        description="Adressen/Netze, die /metrics ohne Token lesen dürfen (direkt, ohne Proxy).",
+    )
+    directory: Path | None = Field(
+        default=None,
+        description="Ordner für die Metrikdateien der Prozesse (leer: data_dir/metrics/<Rechner>).",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("das Token muss mindestens 16 Zeichen lang sein")
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"„{item}“ ist keine IP-Adresse und kein Netz (z. B. 10.0.0.0/8 oder ::1)"
+                ) from None
+        return [item.strip() for item in value]
 
 
 def _default_policies() -> dict[str, list[ModelLocation]]:
@@ -215,6 +412,9 @@ class Settings(BaseSettings):
     )
     default_tenant: str = "musterstadt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Betrieb (operations): one JSON object per log line for log collectors; metrics endpoint.
+    log_format: Literal["text", "json"] = "text"
+    metrics: MetricsSettings = MetricsSettings()
     llm: LLMSettings = LLMSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     queue: QueueSettings = QueueSettings()

@@ -18,11 +18,13 @@ import rathaus
 from rathaus.core.config import Settings, load_settings
 from rathaus.core.db import Database
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
+from rathaus.core.logging import REQUEST_ID_HEADER, current_request_id
 from rathaus.web import (
     api,
     assistant_api,
     assistant_views,
     auth_views,
+    db_outage,
     governance_audit,
     governance_models,
     governance_privacy,
@@ -38,6 +40,7 @@ from rathaus.web import (
     insights_views,
     insights_winter,
     knowledge_views,
+    observability,
     oidc,
     open311,
     pages,
@@ -132,15 +135,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         }
         return _error(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
 
+    db_outage.install(app, _error)  # a database outage is a German 503, not a 500
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("Unerwarteter Fehler bei %s %s", request.method, request.url.path)
-        return _error(
+        request_id = current_request_id()
+        response = _error(
             request,
             500,
             "Ein unerwarteter Fehler ist aufgetreten. Ihre Daten sind gespeichert; bitte "
-            "versuchen Sie es erneut oder wenden Sie sich an die IT.",
+            "versuchen Sie es erneut oder wenden Sie sich an die IT"
+            + (f" (Fehlerkennung {request_id})." if request_id else "."),
         )
+        if request_id:  # this response bypasses the request-id middleware (observability.py)
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -256,6 +266,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled
     _install_error_handlers(app)
     _security_headers(app, settings)
+    observability.install(app)  # last, so outermost: request ids and metrics for everything
     return app
 
 
