@@ -239,7 +239,9 @@ def test_model_texts_are_recorded_per_tenant(client, worlds, db, app, monkeypatc
     app.state.settings = app.state.settings.model_copy(
         update={"llm": app.state.settings.llm.model_copy(update={"backend": "openai"})}
     )
-    monkeypatch.setattr(registry, "get_language_model", lambda settings: _FakeModel())
+    monkeypatch.setattr(
+        registry, "get_language_model", lambda settings, function=None: _FakeModel()
+    )
     alpha, beta = worlds["a"].tenant.id, worlds["b"].tenant.id
     login(client, "redaktion")
     form = {"thema": "Glasfaserausbau startet", "wer": "Die Stadt Alpha",

@@ -127,7 +127,9 @@ def test_rewrites_are_recorded_per_tenant(client, worlds, db, monkeypatch):
     from rathaus.core import apikeys
     from rathaus.governance.decisions import sha256_text
 
-    monkeypatch.setattr(registry, "get_language_model", lambda settings: _FakeModel())
+    monkeypatch.setattr(
+        registry, "get_language_model", lambda settings, function=None: _FakeModel()
+    )
     source = "Die Gebühr von 30 Euro muss bis zum 1. Juli bezahlt werden."
     login(client, "sb")
     page = client.post(

@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from rathaus.ai.breaker import CircuitBreaker
 from rathaus.ai.llm import HTTPBackend, ModelUnavailableError
 from rathaus.ai.model_files import EMBEDDING_MODEL, ModelFileError, is_current, verify
 
@@ -123,6 +124,7 @@ class OpenAICompatibleEmbedder:
         query_prefix: str = "",
         passage_prefix: str = "",
         send_input_type: bool = True,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.http = HTTPBackend(
             base_url,
@@ -131,6 +133,7 @@ class OpenAICompatibleEmbedder:
             api_key=api_key,
             timeout_s=timeout_s,
             max_retries=max_retries,
+            breaker=breaker,
         )
         self.base_url = self.http.base_url
         self.model = model

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -14,13 +15,22 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rathaus.ai.breaker import CircuitBreaker
 from rathaus.core.errors import ConfigError, RathausError
 
 Role = Literal["system", "user", "assistant"]
 
 
 class ModelUnavailableError(RathausError):
-    """A model backend cannot be reached, loaded or understood."""
+    """A model backend cannot be reached, loaded or understood.
+
+    ``reason`` is the short cause ("Verbindung abgelehnt", "HTTP 503") where one is known: a
+    router lists it per server instead of each server's whole message.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,12 @@ class HTTPBackend:
     """An httpx client for one OpenAI-compatible base URL, with retries and German errors.
 
     ``what`` names the model in messages ("Das Sprachmodell"); ``setting_prefix`` is the
-    settings group (``RATHAUS_LLM``) whose ``__BASE_URL`` and ``__BACKEND`` the messages name.
+    settings group (``RATHAUS_LLM``) whose ``__BASE_URL`` and ``__BACKEND`` the messages name;
+    for a named server of ``llm.servers`` (``server``) the messages name that entry instead.
+
+    Each request asks the server's ``breaker`` first (refused at once while it is open) and
+    reports its outcome to it: network errors, time-outs, 5xx and 429 count as failures, any
+    other answer shows the server is up. ``limit`` bounds parallel requests of this process.
     """
 
     def __init__(
@@ -124,61 +139,127 @@ class HTTPBackend:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 1,
+        server: str | None = None,
+        breaker: CircuitBreaker | None = None,
+        limit: threading.BoundedSemaphore | None = None,
     ) -> None:
-        self.base_url = validate_base_url(base_url, setting=f"{setting_prefix}__BASE_URL")
-        self.what = what
         self.prefix = setting_prefix
+        self.server = server
+        self.base_url = validate_base_url(base_url, setting=self._setting("BASE_URL"))
+        self.what = what
         self.setting = f"{setting_prefix}__BACKEND"
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        self.breaker = breaker
+        self.limit = limit
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers)
+
+    def _setting(self, field: str) -> str:
+        if self.server is None:
+            return f"{self.prefix}__{field}"
+        return f"{field.lower()} des Servers „{self.server}“ in llm.servers"
+
+    @property
+    def _switch(self) -> str:
+        """What else the operator may change: the backend, or the route of a named server."""
+        if self.server is None:
+            return f"stellen Sie {self.setting} um"
+        return "passen Sie llm.routes an"
 
     def _unreachable(self, reason: str) -> ModelUnavailableError:
         return ModelUnavailableError(
             f"{self.what} unter {self.base_url} ist nicht erreichbar ({reason}). Bitte prüfen "
-            f"Sie, ob der Modellserver läuft, oder stellen Sie {self.setting} um."
+            f"Sie, ob der Modellserver läuft, oder {self._switch}.",
+            reason=reason,
         )
 
     def _refused(self, response: httpx.Response) -> ModelUnavailableError:
         detail = response.text[:200].replace("\n", " ")
         if response.status_code in (401, 403):
-            hint = f"Bitte prüfen Sie den API-Schlüssel ({self.prefix}__API_KEY)."
+            hint = f"Bitte prüfen Sie den API-Schlüssel ({self._setting('API_KEY')})."
         elif response.status_code == 404:
             hint = (
-                f"Bitte prüfen Sie die Adresse ({self.prefix}__BASE_URL, meist mit /v1) und "
-                f"den Modellnamen ({self.prefix}__MODEL)."
+                f"Bitte prüfen Sie die Adresse ({self._setting('BASE_URL')}, meist mit /v1) und "
+                f"den Modellnamen ({self._setting('MODEL')})."
             )
         else:
-            hint = f"Bitte prüfen Sie den Modellserver oder stellen Sie {self.setting} um."
+            hint = f"Bitte prüfen Sie den Modellserver oder {self._switch}."
         return ModelUnavailableError(
             f"{self.what} unter {self.base_url} hat die Anfrage abgelehnt "
-            f"(HTTP {response.status_code}: {detail}). {hint}"
+            f"(HTTP {response.status_code}: {detail}). {hint}",
+            reason=f"HTTP {response.status_code}",
         )
 
     def _retryable(self, response: httpx.Response) -> bool:
         return response.status_code == 429 or response.status_code >= 500
 
+    # breaker and limit ---------------------------------------------------------------------------
+    def _admit(self) -> None:
+        """Before each request: refused at once while the server's breaker is open."""
+        if self.breaker is not None and not self.breaker.acquire():
+            raise self._unreachable(self.breaker.refusal())
+
+    def _outcome(self, failure: str | None) -> None:
+        if self.breaker is None:
+            return
+        if failure is None:
+            self.breaker.success()
+        else:
+            self.breaker.failure(failure)
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of the server's ``max_concurrency`` places; waits at most the time-out."""
+        if self.limit is None:
+            yield
+            return
+        if not self.limit.acquire(timeout=self.timeout_s):
+            raise ModelUnavailableError(
+                f"{self.what} unter {self.base_url} ist ausgelastet: alle erlaubten parallelen "
+                f"Anfragen ({self._setting('MAX_CONCURRENCY')}) laufen seit {self.timeout_s:g} s. "
+                "Bitte später erneut versuchen.",
+                reason="ausgelastet",
+            )
+        try:
+            yield
+        finally:
+            self.limit.release()
+
+    @staticmethod
+    def _pause(attempt: int) -> None:
+        time.sleep(0.5 * 2**attempt)
+
+    # requests ------------------------------------------------------------------------------------
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST JSON and return the decoded answer, retrying network errors and 5xx/429."""
         url = f"{self.base_url}{path}"
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._client.post(url, json=payload)
-            except httpx.HTTPError as exc:
-                if last:
-                    raise self._unreachable(_reason(exc, self.timeout_s)) from exc
-                time.sleep(0.5 * 2**attempt)
-                continue
-            if response.is_success:
+        with self._slot():
+            for attempt in range(self.max_retries + 1):
+                last = attempt == self.max_retries
+                self._admit()
                 try:
-                    return response.json()
-                except ValueError as exc:
-                    raise self._malformed() from exc
-            if last or not self._retryable(response):
-                raise self._refused(response)
-            time.sleep(0.5 * 2**attempt)
+                    response = self._client.post(url, json=payload)
+                except httpx.HTTPError as exc:
+                    reason = _reason(exc, self.timeout_s)
+                    self._outcome(reason)
+                    if last:
+                        raise self._unreachable(reason) from exc
+                    self._pause(attempt)
+                    continue
+                if response.is_success:
+                    try:
+                        data = response.json()
+                    except ValueError as exc:
+                        self._outcome("Antwort nicht im OpenAI-Format")
+                        raise self._malformed() from exc
+                    self._outcome(None)
+                    return data
+                retryable = self._retryable(response)
+                self._outcome(f"HTTP {response.status_code}" if retryable else None)
+                if last or not retryable:
+                    raise self._refused(response)
+                self._pause(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stream_lines(self, path: str, payload: dict[str, Any]) -> Iterator[str]:
@@ -187,31 +268,45 @@ class HTTPBackend:
         Retries only until the first line arrived: a half-delivered answer is never repeated.
         """
         url = f"{self.base_url}{path}"
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            started = False
-            try:
-                with self._client.stream("POST", url, json=payload) as response:
-                    if not response.is_success:
-                        response.read()
-                        if last or not self._retryable(response):
-                            raise self._refused(response)
-                        time.sleep(0.5 * 2**attempt)
-                        continue
-                    for line in response.iter_lines():
-                        if line.startswith("data:"):
-                            started = True
-                            yield line.removeprefix("data:").strip()
-                    return
-            except httpx.HTTPError as exc:
-                if last or started:
-                    raise self._unreachable(_reason(exc, self.timeout_s)) from exc
-                time.sleep(0.5 * 2**attempt)
+        with self._slot():
+            for attempt in range(self.max_retries + 1):
+                last = attempt == self.max_retries
+                self._admit()
+                started = reported = False
+                try:
+                    with self._client.stream("POST", url, json=payload) as response:
+                        if not response.is_success:
+                            response.read()
+                            retryable = self._retryable(response)
+                            self._outcome(f"HTTP {response.status_code}" if retryable else None)
+                            reported = True
+                            if last or not retryable:
+                                raise self._refused(response)
+                            self._pause(attempt)
+                            continue
+                        self._outcome(None)
+                        reported = True
+                        for line in response.iter_lines():
+                            if line.startswith("data:"):
+                                started = True
+                                yield line.removeprefix("data:").strip()
+                        return
+                except httpx.HTTPError as exc:
+                    reason = _reason(exc, self.timeout_s)
+                    self._outcome(reason)
+                    reported = True
+                    if last or started:
+                        raise self._unreachable(reason) from exc
+                    self._pause(attempt)
+                finally:
+                    if not reported and self.breaker is not None:
+                        self.breaker.release()  # closed by the caller before any answer
 
     def _malformed(self) -> ModelUnavailableError:
         return ModelUnavailableError(
             f"{self.what} unter {self.base_url} antwortet nicht im OpenAI-Format. Bitte prüfen "
-            f"Sie die Adresse (meist mit /v1) oder stellen Sie {self.setting} um."
+            f"Sie die Adresse (meist mit /v1) oder {self._switch}.",
+            reason="Antwort nicht im OpenAI-Format",
         )
 
     def close(self) -> None:
@@ -234,6 +329,8 @@ class OpenAICompatibleModel:
     """Any server speaking ``POST /chat/completions`` (vLLM, Ollama, llama.cpp, LiteLLM, NIM).
 
     ``version`` is the model id the server reports (it names the weights it serves).
+    ``server`` is the server's name in ``llm.servers`` (``None``: the single-server settings);
+    ``breaker`` and ``limit`` are the process's for that server (:mod:`rathaus.ai.breaker`).
     """
 
     name = "openai"
@@ -246,15 +343,23 @@ class OpenAICompatibleModel:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 1,
+        server: str | None = None,
+        breaker: CircuitBreaker | None = None,
+        limit: threading.BoundedSemaphore | None = None,
     ) -> None:
         self.http = HTTPBackend(
             base_url,
-            what="Das Sprachmodell",
+            what="Das Sprachmodell" if server is None else f"Das Sprachmodell „{server}“",
             setting_prefix="RATHAUS_LLM",
             api_key=api_key,
             timeout_s=timeout_s,
             max_retries=max_retries,
+            server=server,
+            breaker=breaker,
+            limit=limit,
         )
+        self.server = server
+        self.breaker = breaker
         self.base_url = self.http.base_url
         self.model = model
         self.version = model

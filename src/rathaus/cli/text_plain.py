@@ -115,7 +115,11 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             text = _read(datei, settings.writing.max_document_chars)
             result = rewrite(
                 text,
-                model=scoped(get_language_model(settings), may_reidentify=True, actor="cli"),
+                model=scoped(
+                    get_language_model(settings, "leichte_sprache"),
+                    may_reidentify=True,
+                    actor="cli",
+                ),
                 max_rounds=runden or settings.writing.plain_language_max_rounds,
             )
         except RathausError as exc:
@@ -166,7 +170,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 settings = load_settings(mode="demo")
                 result["rewrite"] = evaluate_rewrite(
                     data,
-                    model=get_language_model(settings),
+                    model=get_language_model(settings, "leichte_sprache"),
                     limit=limit,
                     max_rounds=settings.writing.plain_language_max_rounds,
                 )

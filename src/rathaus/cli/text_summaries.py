@@ -49,7 +49,7 @@ def _llm(mode: str, s: Any) -> Any:
     from rathaus.governance.gateway import scoped
 
     # The operator's own file: level intern, real values back in the output.
-    return scoped(get_language_model(s), may_reidentify=True, actor="cli")
+    return scoped(get_language_model(s, "zusammenfassung"), may_reidentify=True, actor="cli")
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:

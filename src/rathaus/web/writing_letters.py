@@ -59,6 +59,14 @@ def _download(data: bytes, name: str, kind: str) -> Response:
     )
 
 
+def _backend(settings: Settings, function: str) -> str:
+    """The backend that serves ``function``: its route may lead to a model server even where
+    ``llm.backend`` is the local model (docs/models.md, Mehrere Modellserver)."""
+    from rathaus.ai.registry import backend_for
+
+    return backend_for(settings, function)
+
+
 def _language_model(
     request: Request, tenant_id: int, actor: str, function: str, *, user: User | None = None
 ) -> Any:
@@ -71,7 +79,7 @@ def _language_model(
     from rathaus.ai.registry import get_language_model
     from rathaus.governance.gateway import scoped, user_may_reidentify
 
-    inner = get_language_model(request.app.state.settings)
+    inner = get_language_model(request.app.state.settings, function.removeprefix("texte."))
     if inner is None:
         return None
     recording = RecordingLanguageModel(
@@ -532,7 +540,7 @@ PRESS_FIELDS += ("kontakt", "ort", "datum")
 def _press_page(
     request: Request, tenant: Tenant, settings: Settings, form: dict[str, str], **extra: Any
 ) -> Response:
-    backend = settings.llm.backend
+    backend = _backend(settings, "pressemitteilung")
     context = {
         "tenant": tenant,
         "form": form,
@@ -596,7 +604,9 @@ async def press_make(
             except (ModelUnavailableError, RathausError) as exc:
                 error = exc.message
             else:
-                _record_press(request, tenant.id, settings.llm.backend, points, generated)
+                _record_press(
+                    request, tenant.id, _backend(settings, "pressemitteilung"), points, generated
+                )
     return _press_page(
         request, tenant, settings, form, result=assembled, generated=generated, error=error
     )
@@ -613,7 +623,7 @@ def translate_form(request: Request, tenant: CurrentTenant, settings: SettingsDe
         {
             "tenant": tenant,
             "languages": translate.LANGUAGES,
-            "unavailable": translate.unavailable_reason(settings.llm.backend),
+            "unavailable": translate.unavailable_reason(_backend(settings, "uebersetzung")),
             "form": {"text": "", "nach": "en"},
             "result": None,
             "error": "",
@@ -641,9 +651,9 @@ async def translate_make(
         translate.check_request(text, nach)
         model = _language_model(request, tenant.id, user.username, "texte.uebersetzung", user=user)
         result = await run_in_threadpool(
-            translate.translate, text, nach, model=model, backend=settings.llm.backend
+            translate.translate, text, nach, model=model, backend=_backend(settings, "uebersetzung")
         )
-        _record_translation(request, tenant.id, settings.llm.backend, text, result)
+        _record_translation(request, tenant.id, _backend(settings, "uebersetzung"), text, result)
     except (ModelUnavailableError, RathausError) as exc:
         error = exc.message
         status = getattr(exc, "http_status", 503)
@@ -653,7 +663,7 @@ async def translate_make(
         {
             "tenant": tenant,
             "languages": translate.LANGUAGES,
-            "unavailable": translate.unavailable_reason(settings.llm.backend),
+            "unavailable": translate.unavailable_reason(_backend(settings, "uebersetzung")),
             "form": {"text": text, "nach": nach},
             "result": result,
             "error": error,
@@ -898,7 +908,7 @@ def api_press(
                 except ModelUnavailableError as exc:
                     note = exc.message
                 else:
-                    backend = request.app.state.settings.llm.backend
+                    backend = _backend(request.app.state.settings, "pressemitteilung")
                     _record_press(request, caller.tenant.id, backend, points, generated)
         return PressOut(
             zusammengesetzt=PressPublic.of(assembled),
@@ -935,7 +945,7 @@ def api_translate(
     def work() -> Any:
         settings = request.app.state.settings
         translate.check_request(body.text, body.nach)
-        reason = translate.unavailable_reason(settings.llm.backend)
+        reason = translate.unavailable_reason(_backend(settings, "uebersetzung"))
         if reason:
             raise translate.TranslationUnavailableError(reason)
         model = _language_model(
@@ -943,11 +953,13 @@ def api_translate(
         )
         try:
             result = translate.translate(
-                body.text, body.nach, model=model, backend=settings.llm.backend
+                body.text, body.nach, model=model, backend=_backend(settings, "uebersetzung")
             )
         except ModelUnavailableError as exc:
             return JSONResponse({"detail": exc.message}, status_code=503)
-        _record_translation(request, caller.tenant.id, settings.llm.backend, body.text, result)
+        _record_translation(
+            request, caller.tenant.id, _backend(settings, "uebersetzung"), body.text, result
+        )
         return TranslateOut(
             text=result.text,
             ziel=result.target,

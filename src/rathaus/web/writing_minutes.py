@@ -65,7 +65,7 @@ def _llm(request: Request) -> Any:
         from rathaus.ai.registry import get_language_model
 
         try:
-            state.minutes_llm = get_language_model(state.settings)
+            state.minutes_llm = get_language_model(state.settings, "niederschrift")
         except RathausError:
             state.minutes_llm = None
     return state.minutes_llm

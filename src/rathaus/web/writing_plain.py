@@ -140,7 +140,7 @@ def _rewrite(settings: Settings, text: str, *, tenant_id: int, may_reidentify: b
         text,
         # Staff text of unknown content: level intern; real values back only for allowed roles.
         model=scoped(
-            get_language_model(settings),
+            get_language_model(settings, "leichte_sprache"),
             level="intern",
             tenant_id=tenant_id,
             may_reidentify=may_reidentify,

@@ -46,7 +46,7 @@ def get_llm(request: Request) -> Any:
     if not hasattr(state, "summary_llm"):
         from rathaus.ai.registry import get_language_model
 
-        state.summary_llm = get_language_model(state.settings)
+        state.summary_llm = get_language_model(state.settings, "zusammenfassung")
     return state.summary_llm
 
 
