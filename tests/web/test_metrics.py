@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from rathaus import jobs
 from rathaus.ai.calls import ListRecorder, RecordingLanguageModel, metered
-from rathaus.ai.llm import ChatMessage, ModelUnavailableError
+from rathaus.ai.llm import ChatMessage, ModelUnavailableError, OpenAICompatibleModel
 from rathaus.ai.registry import get_language_model
 from rathaus.core import metrics
 from rathaus.core.config import Settings, load_settings
@@ -613,4 +613,22 @@ def test_access_line_names_route_status_and_the_logged_in_tenant(client, worlds)
     assert not any(x["route"] == "/readyz" for x in lines)
     assert all(
         "Erika" not in json.dumps(x) and f"/vorgaenge/{case_id}" not in json.dumps(x) for x in lines
+    )
+
+
+def test_every_model_the_registry_hands_out_is_counted(
+    tmp_path: Path, model_server: RecordingServer
+) -> None:
+    """Also calls no feature records itself (assistant answers, drafts, summaries …) count, under
+    the function the call site asked the registry for; the model still looks like itself."""
+    model = get_language_model(_model_settings(tmp_path, model_server.url), "zusammenfassung")
+    assert isinstance(model, OpenAICompatibleModel)
+    before = _model_numbers("zusammenfassung")
+    model.complete(MESSAGES)
+    after = _model_numbers("zusammenfassung")
+    assert (after["ok"] - before["ok"], after["timed"] - before["timed"]) == (1, 1)
+    # The recording server reports 10 prompt and 10 completion tokens per completion.
+    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == (
+        10,
+        10,
     )

@@ -160,6 +160,13 @@ class _Recording:
         self.actor = actor
         self.tenant_id = tenant_id
 
+    def __getattr__(self, name: str) -> Any:
+        # Attributes the wrapper does not define are the wrapped model's (a gateway guard or a
+        # route around this wrapper reads e.g. the server's name or location through it).
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     @property
     def name(self) -> str:
         return self.inner.name
@@ -348,10 +355,29 @@ class RecordingEmbedder(_Recording):
         )
 
 
+class _SeenAsInner:
+    """Mixin for :func:`metered` wrappers: ``isinstance`` sees the wrapped model's class, so
+    code that asks "is this the local model?" gets the same answer with or without metering."""
+
+    inner: Any
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: D105
+        return self.inner.__class__
+
+
+class MeteredLanguageModel(_SeenAsInner, RecordingLanguageModel):
+    """A language model counted in the metrics, without a database record."""
+
+
+class MeteredEmbedder(_SeenAsInner, RecordingEmbedder):
+    """An embedder counted in the metrics, without a database record."""
+
+
 def metered(model: Any, *, function: str = "unbenannt") -> Any:
     """``model`` (a language model or an embedder) counted in the metrics, without a database
     record: for the place that hands out models, so that calls no feature records still count.
     A feature's own recording around it takes over the count (see the module docstring)."""
     if hasattr(model, "complete"):
-        return RecordingLanguageModel(model, NullRecorder(), function=function)
-    return RecordingEmbedder(model, NullRecorder(), function=function)
+        return MeteredLanguageModel(model, NullRecorder(), function=function)
+    return MeteredEmbedder(model, NullRecorder(), function=function)

