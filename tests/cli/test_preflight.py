@@ -149,3 +149,19 @@ def test_worker_check_passes_with_redis(tmp_path, migrated):
         or "ok       Warteschlange:" in result.stdout
     )
     assert "Standard-Kommune" not in result.stdout  # the worker needs no default municipality
+
+
+def test_a_newer_schema_is_a_hint_during_a_rolling_update(tmp_path, migrated):
+    # A newer release migrated already: this older process may still start (expand-only updates).
+    _with_tenant(migrated, "musterstadt")
+    db = Database(f"sqlite:///{migrated}")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_aus_der_zukunft'")
+    db.dispose()
+    result = run(["config", "pruefen"], tmp_path, RATHAUS_QUEUE__BACKEND="sqlite")
+    assert result.returncode == 0, result.stdout
+    assert (
+        "Hinweis  Datenbankschema: Das Datenbankschema (Stand 9999_aus_der_zukunft) ist neuer"
+        in (result.stdout)
+    )
+    assert "ok       Standard-Kommune:" in result.stdout

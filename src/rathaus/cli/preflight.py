@@ -21,7 +21,7 @@ from sqlalchemy import select
 from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.errors import ConfigError, RathausError
-from rathaus.core.migrate import current_revision, head_revision
+from rathaus.core.migrate import current_revision, head_revision, schema_state
 from rathaus.core.models import Tenant
 
 Role = Literal["web", "worker"]
@@ -70,6 +70,18 @@ def _database(settings: Settings) -> tuple[list[Check], Database | None]:
         return [Check("Datenbank", False, exc.message)], None
     checks = [Check("Datenbank", True, f"{'SQLite' if db.is_sqlite else 'PostgreSQL'} erreichbar.")]
     current, head = current_revision(db), head_revision()
+    if schema_state(current) == "neuer":
+        checks.append(
+            Check(
+                "Datenbankschema",
+                False,
+                f"Das Datenbankschema (Stand {current}) ist neuer als dieses Programm ({head}): "
+                "eine neuere Version hat schon migriert. Das ist während eines Updates erlaubt; "
+                "bitte auch diesen Rechner aktualisieren.",
+                fatal=False,
+            )
+        )
+        return checks, db
     if current != head:
         checks.append(
             Check(

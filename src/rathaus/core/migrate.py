@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -60,3 +62,28 @@ def head_revision() -> str | None:
 
 def is_up_to_date(db: Database) -> bool:
     return current_revision(db) == head_revision()
+
+
+@functools.cache
+def known_revisions() -> tuple[str | None, frozenset[str]]:
+    """This code's head revision and every revision it knows (read once per process)."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
+
+
+SchemaState = Literal["aktuell", "neuer", "veraltet"]
+
+
+def schema_state(current: str | None) -> SchemaState:
+    """How the database's revision ``current`` relates to this code.
+
+    ``neuer``: a revision this code does not know, i.e. a newer release has migrated already
+    (rolling update). Migrations only add during an update (docs/upgrades.md), so an older
+    process may keep serving until it is replaced; ``veraltet``: empty or behind this code.
+    """
+    head, known = known_revisions()
+    if current == head:
+        return "aktuell"
+    if current is not None and current not in known:
+        return "neuer"
+    return "veraltet"

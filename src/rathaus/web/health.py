@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import time
 from typing import Any
@@ -174,19 +173,8 @@ def collect_health(app: Any, *, fresh: bool = False) -> dict[str, Any]:
 _READY_CACHE_S = 2.0
 
 
-@functools.cache
-def _known_revisions() -> tuple[str | None, frozenset[str]]:
-    """This code's head revision and every revision it knows (read once per process)."""
-    from alembic.script import ScriptDirectory
-
-    from rathaus.core.migrate import MIGRATIONS_DIR
-
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
-    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
-
-
 def _ready_database(app: Any) -> dict[str, Any]:
-    from rathaus.core.migrate import current_revision
+    from rathaus.core.migrate import current_revision, known_revisions, schema_state
 
     db = app.state.db
     try:
@@ -196,10 +184,11 @@ def _ready_database(app: Any) -> dict[str, Any]:
         return {"ok": False, "detail": exc.message}
     except Exception as exc:  # e.g. the schema cannot be read: a clear no, never a 500
         return {"ok": False, "detail": f"Die Datenbank ist nicht lesbar ({type(exc).__name__})."}
-    head, known = _known_revisions()
-    if current == head:
+    head, _ = known_revisions()
+    state = schema_state(current)
+    if state == "aktuell":
         return {"ok": True, "detail": f"Erreichbar, Schema auf Stand {head}."}
-    if current is not None and current not in known:
+    if state == "neuer":
         # A newer release has migrated already (rolling update): its migrations only add, so
         # this older process keeps serving until it is replaced (docs/operations.md).
         return {
