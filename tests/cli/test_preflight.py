@@ -68,7 +68,9 @@ def test_serve_refuses_a_default_tenant_that_does_not_exist(tmp_path, migrated):
         ["serve", "--port", str(_free_port())], tmp_path, RATHAUS_DEFAULT_TENANT="nirgendwo"
     )
     assert result.returncode == 2
-    assert "Die Kommune 'nirgendwo' aus RATHAUS_DEFAULT_TENANT gibt es nicht" in result.stderr
+    assert (
+        "Standard-Kommune: RATHAUS_DEFAULT_TENANT: Die Kommune „nirgendwo“ gibt es" in result.stderr
+    )
     assert "Vorhanden: musterstadt." in result.stderr
 
 

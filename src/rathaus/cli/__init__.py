@@ -9,6 +9,7 @@ import typer
 from rathaus.cli import (
     apikeys_cmd,
     audit_cmd,
+    backup_cmd,
     config_cmd,
     datenschutz_cmd,
     db_cmd,
@@ -20,6 +21,7 @@ from rathaus.cli import (
     lage_cmd,
     register_cmd,
     serve_cmd,
+    tenants_cmd,
     text_cmd,
     users_cmd,
 )
@@ -46,6 +48,11 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(register_cmd.app, name="register")
 app.add_typer(datenschutz_cmd.app, name="datenschutz")
 app.add_typer(governance_cmd.app, name="governance")
+app.command("backup")(backup_cmd.backup)
+app.command("backup-pruefen")(backup_cmd.check)
+app.command("restore")(backup_cmd.restore)
+app.command("migrate-to-postgres")(backup_cmd.migrate_to_postgres)
+app.add_typer(tenants_cmd.app, name="mandanten")
 
 
 def _mount_optional() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
@@ -64,19 +65,25 @@ def schluessel_rotieren() -> None:
 @app.command("richtlinien")
 def richtlinien(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+    kommune: str | None = typer.Option(
+        None, "--kommune", help="Die wirksame Richtlinie dieser Kommune (mit ihrer eigenen)."
+    ),
 ) -> None:
     """Modellrichtlinie je Vertraulichkeitsstufe und die konfigurierten Modelle mit ihrem Ort.
 
-    Exit-Code 1, wenn die Richtlinie für eine Stufe jedes konfigurierte Modell verbietet.
+    Mit --kommune die für diese Kommune wirksame Richtlinie (eigene Stufen ersetzen die der
+    Installation). Exit-Code 1, wenn die Richtlinie für eine Stufe jedes konfigurierte Modell
+    verbietet.
     """
     from rathaus.cli.common import settings
     from rathaus.core.errors import RathausError
     from rathaus.governance import policy
 
     s = settings()
+    overrides = _tenant_policies(s, kommune) if kommune else None
     models = policy.configured_models(s)
-    rows = policy.matrix(s)
-    problems = policy.problems(s)
+    rows = policy.matrix(s, overrides)
+    problems = policy.problems(s, overrides, kommune)
     if as_json:
         data = {
             "modelle": [
@@ -92,16 +99,34 @@ def richtlinien(
             },
             "probleme": problems,
         }
+        if kommune:
+            data["kommune"] = {"kuerzel": kommune, "eigene_stufen": sorted(overrides or {})}
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         typer.echo("Konfigurierte Modelle:")
         for m in models:
             typer.echo(f"  {m.label:<18} {m.backend:<8} {m.model:<40} {m.location}")
-        typer.echo("\nRichtlinie (RATHAUS_GOVERNANCE__POLICIES):")
+        title = f"Kommune {kommune}" if kommune else "RATHAUS_GOVERNANCE__POLICIES"
+        typer.echo(f"\nRichtlinie ({title}):")
         for row in rows:
             verdicts = ", ".join(
                 f"{m.label} {'erlaubt' if ok else 'gesperrt'}" for m, ok in row.models
             )
-            typer.echo(f"  {row.label:<12} erlaubt: {', '.join(row.allowed) or '–':<32} {verdicts}")
+            own = "  (eigene der Kommune)" if overrides and row.level in overrides else ""
+            typer.echo(
+                f"  {row.label:<12} erlaubt: {', '.join(row.allowed) or '–':<32} {verdicts}{own}"
+            )
     if problems:
         raise RathausError(" ".join(problems))
+
+
+def _tenant_policies(s: Any, slug: str) -> dict[str, list[str]]:
+    """The tenant's own policy levels (``rathaus mandanten richtlinie``)."""
+    from rathaus.cli.common import database
+    from rathaus.core import tenants
+    from rathaus.core.models import TenantSettings
+
+    with database(s).session() as session:
+        tenant = tenants.get(session, slug=slug)
+        row = session.get(TenantSettings, tenant.id)
+        return dict(row.model_policies or {}) if row else {}

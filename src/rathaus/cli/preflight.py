@@ -16,13 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
-
 from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.errors import ConfigError, RathausError
 from rathaus.core.migrate import current_revision, head_revision, schema_state
-from rathaus.core.models import Tenant
+from rathaus.core.tenants import require_tenant
 
 Role = Literal["web", "worker"]
 
@@ -98,28 +96,22 @@ def _database(settings: Settings) -> tuple[list[Check], Database | None]:
 
 
 def _default_tenant(settings: Settings, db: Database) -> Check:
-    slug = settings.default_tenant
     with db.session() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
-        known = sorted(session.scalars(select(Tenant.slug)).all())
-    if tenant is None:
-        hint = (
-            f"Vorhanden: {', '.join(known)}."
-            if known
-            else "Es gibt noch keine Kommune: `rathaus mandanten anlegen` oder `rathaus demo`."
-        )
+        try:
+            tenant = require_tenant(session, settings.default_tenant)
+        except ConfigError as exc:
+            return Check("Standard-Kommune", False, exc.message)
+        name, active = tenant.name, tenant.is_active
+    if not active:
+        # Locking one municipality must not stop an installation that serves many.
         return Check(
             "Standard-Kommune",
             False,
-            f"Die Kommune {slug!r} aus RATHAUS_DEFAULT_TENANT gibt es nicht. {hint}",
+            f"Die Kommune {settings.default_tenant!r} aus RATHAUS_DEFAULT_TENANT ist gesperrt: "
+            "ihre öffentlichen Seiten antworten mit 404, die anderen Kommunen arbeiten weiter.",
+            fatal=False,
         )
-    if not tenant.is_active:
-        return Check(
-            "Standard-Kommune",
-            False,
-            f"Die Kommune {slug!r} aus RATHAUS_DEFAULT_TENANT ist gesperrt.",
-        )
-    return Check("Standard-Kommune", True, f"{tenant.name} ({slug}).")
+    return Check("Standard-Kommune", True, f"{name} ({settings.default_tenant}).")
 
 
 def _queue(settings: Settings) -> Check:

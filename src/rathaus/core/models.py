@@ -924,3 +924,36 @@ class EvalRun(Base):
     command: Mapped[str] = mapped_column(String(500), default="")
     version: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- Tenants of an IT service provider (issue 8): model policies and quotas per tenant ------
+
+
+class TenantSettings(Base):
+    """What the provider set for one tenant: language-model calls and tokens per minute
+    (``None``: no limit) and model policy overrides per confidentiality level (level →
+    allowed locations), which replace the installation's policy for that level."""
+
+    __tablename__ = "tenant_settings"
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
+    model_policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[str] = mapped_column(String(120), default="system")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantUsage(Base):
+    """Language-model use of one tenant in one minute (``minute`` = Unix time // 60): the
+    counter behind the quotas, raised by an atomic upsert from every web and worker process."""
+
+    __tablename__ = "tenant_usage"
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)

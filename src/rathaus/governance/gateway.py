@@ -5,9 +5,11 @@ with :func:`guard`. For every call the gateway
 
 1. reads the scope of the call (:func:`model_context`; without one: level ``intern`` and an
    ephemeral mapping for this one call),
-2. checks the model policy of the level (:mod:`rathaus.governance.policy`) and refuses a call
-   that breaks it (:class:`~rathaus.governance.policy.ModelPolicyError`, logged in the audit
-   trail without personal data),
+2. checks the model policy of the level (:mod:`rathaus.governance.policy`; for a tenant with
+   a policy of its own, that one) and refuses a call that breaks it
+   (:class:`~rathaus.governance.policy.ModelPolicyError`, logged in the audit trail without
+   personal data); a language-model call of a tenant also needs room in the tenant's quota
+   (:mod:`rathaus.governance.quota`) and a tenant that is not locked,
 3. for a model outside the Rathaus process: replaces personal data in every message (or
    embedding input) by placeholders that stay the same within the scope (``[PERSON_1]``,
    ``[IBAN_1]`` …), with the scope's mapping stored encrypted (:mod:`rathaus.governance.keys`);
@@ -35,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rathaus.ai.llm import ChatMessage, Completion
@@ -44,7 +46,7 @@ from rathaus.core import audit
 from rathaus.core.config import Settings
 from rathaus.core.errors import ConfigError
 from rathaus.core.roles import Permission, permissions_of
-from rathaus.governance import keys, policy
+from rathaus.governance import keys, policy, quota
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +247,7 @@ class _Guard:
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:  # noqa: D105 - lets isinstance see the wrapped model's class
-        return type(self.inner)
+        return self.inner.__class__
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":
@@ -262,18 +264,59 @@ class _Guard:
     def leaves_process(self) -> bool:
         return self.location != "lokal"
 
-    # scope, policy, refusal ---------------------------------------------------------------------
-    def _admit(self) -> ModelScope:
+    # scope, policy, quota, refusal --------------------------------------------------------------
+    def _admit(self) -> tuple[ModelScope, quota.Ticket]:
+        """The call's scope and its quota ticket, or the refusal (policy, lock, quota)."""
         scope = _SCOPE.get() or ModelScope()
+        rules, engine = self._tenant(scope)
         try:
-            policy.check(self.settings, kind=self.kind, level=scope.level, backend=self.inner.name)
+            policy.check(
+                self.settings,
+                kind=self.kind,
+                level=scope.level,
+                backend=self.inner.name,
+                overrides=rules.policies if rules else None,
+                tenant=rules.slug if rules else None,
+            )
         except policy.ModelPolicyError as exc:
             self._refused(scope, "richtlinie", exc.message)
             raise
-        return scope
+        if rules is None:
+            return scope, quota.FREE
+        if not rules.active:
+            message = quota.locked_message(rules)
+            self._refused(scope, "gesperrt", message)
+            raise quota.TenantLockedError(message)
+        if self.kind != "llm" or engine is None:
+            return scope, quota.FREE
+        outcome = quota.admit(rules, engine)
+        if isinstance(outcome, quota.Refusal):
+            log.info("Kontingent ausgeschöpft: %s", outcome.error.message)
+            if outcome.first_in_minute:  # every refusal is counted; the first is recorded
+                self._refused(scope, "kontingent", outcome.error.message, engine=engine)
+            raise outcome.error
+        return scope, outcome
 
-    def _refused(self, scope: ModelScope, reason: str, message: str) -> None:
-        """Log a refused call in the audit trail: level, model, location; no personal data."""
+    def _tenant(self, scope: ModelScope) -> tuple[quota.TenantRules | None, Any]:
+        try:
+            return quota.lookup(
+                scope.tenant_id,
+                session=scope.session,
+                database=scope.database,
+                settings=self.settings,
+            )
+        except SQLAlchemyError as exc:
+            # Without the tenant's own policy the call cannot be checked: refuse it.
+            log.warning("Regeln der Kommune %s nicht lesbar: %s", scope.tenant_id, exc)
+            raise policy.ModelRefusedError(
+                "Die Richtlinie und das Kontingent der Kommune konnten nicht gelesen werden "
+                "(Datenbank nicht erreichbar?); es wurde nichts gesendet. Bitte später erneut "
+                "versuchen."
+            ) from exc
+
+    def _refused(self, scope: ModelScope, reason: str, message: str, engine: Any = None) -> None:
+        """Log a refused call in the audit trail: level, model, location; no personal data.
+        ``engine``: where to record it when the scope brings no database (quota refusals)."""
         log.warning("Modellaufruf abgelehnt (%s, %s): %s", reason, scope.scope or "-", message)
         event = audit.Event(
             kind=REFUSED_EVENT,
@@ -290,10 +333,13 @@ class _Guard:
                 "meldung": message,
             },
         )
-        if scope.session is None and scope.database is not None:
+        if scope.session is None and (scope.database is not None or engine is not None):
             try:
-                with scope.database.session() as session:
+                with (
+                    scope.database.session() if scope.database is not None else Session(engine)
+                ) as session:
                     audit.record(session, event)
+                    session.commit()
             except Exception:  # noqa: BLE001 - the refusal itself must still reach the caller
                 log.exception("Abgelehnter Modellaufruf konnte nicht protokolliert werden")
             return
@@ -361,13 +407,15 @@ class _Guard:
 class GuardedLanguageModel(_Guard):
     """A :class:`~rathaus.ai.llm.LanguageModel` behind the gateway."""
 
-    def _prepare(self, messages: list[ChatMessage]) -> tuple[ModelScope, list, dict | None]:
-        scope = self._admit()
+    def _prepare(
+        self, messages: list[ChatMessage]
+    ) -> tuple[ModelScope, list, dict | None, quota.Ticket]:
+        scope, ticket = self._admit()
         if not self.leaves_process:
-            return scope, messages, None
+            return scope, messages, None, ticket
         texts, mapping = self._pseudonymize(scope, [m.content for m in messages])
         sent = [ChatMessage(m.role, t) for m, t in zip(messages, texts, strict=True)]
-        return scope, _with_note(sent), mapping
+        return scope, _with_note(sent), mapping, ticket
 
     def complete(
         self,
@@ -377,10 +425,15 @@ class GuardedLanguageModel(_Guard):
         temperature: float = 0.0,
         json_mode: bool = False,
     ) -> Completion:
-        scope, sent, mapping = self._prepare(messages)
-        completion = self.inner.complete(
-            sent, max_tokens=max_tokens, temperature=temperature, json_mode=json_mode
-        )
+        scope, sent, mapping, ticket = self._prepare(messages)
+        try:
+            completion = self.inner.complete(
+                sent, max_tokens=max_tokens, temperature=temperature, json_mode=json_mode
+            )
+        except BaseException:
+            ticket.settle(0)  # a failed call uses its request, no tokens
+            raise
+        ticket.settle(_tokens(completion, sent))
         if mapping and scope.may_reidentify:
             completion = dataclasses.replace(completion, text=reidentify(completion.text, mapping))
         return completion
@@ -388,9 +441,13 @@ class GuardedLanguageModel(_Guard):
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
     ) -> Iterator[str]:
-        """Checked and pseudonymised when called (not on the first piece)."""
-        scope, sent, mapping = self._prepare(messages)
-        pieces = self.inner.stream(sent, max_tokens=max_tokens, temperature=temperature)
+        """Checked, counted and pseudonymised when called (not on the first piece)."""
+        scope, sent, mapping, ticket = self._prepare(messages)
+        pieces = quota.settle_stream(
+            ticket,
+            [m.content for m in sent],
+            self.inner.stream(sent, max_tokens=max_tokens, temperature=temperature),
+        )
         if mapping and scope.may_reidentify:
             return reidentified_stream(pieces, mapping)
         return iter(pieces)
@@ -401,7 +458,7 @@ class GuardedEmbedder(_Guard):
     pseudonymised (vectors need no re-identification)."""
 
     def _texts(self, texts: Sequence[str]) -> list[str]:
-        scope = self._admit()
+        scope, _ = self._admit()
         texts = list(texts)
         if not self.leaves_process:
             return texts
@@ -412,6 +469,13 @@ class GuardedEmbedder(_Guard):
 
     def embed_passages(self, texts: Sequence[str]) -> Any:
         return self.inner.embed_passages(self._texts(texts))
+
+
+def _tokens(completion: Completion, sent: list[ChatMessage]) -> int:
+    """Prompt and completion tokens as the server reports them, else estimated."""
+    if completion.prompt_tokens is None and completion.completion_tokens is None:
+        return quota.estimate_tokens([*(m.content for m in sent), completion.text])
+    return (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
 
 
 def guard(model: Any, settings: Settings, kind: policy.Kind) -> Any:

