@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from rathaus.ai.llm import ChatMessage, ModelUnavailableError
 from rathaus.ai.registry import get_embedder, get_language_model
-from rathaus.core import tenants
+from rathaus.core import metrics, tenants
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.core.models import AiSuggestion, AuditEvent, Case
@@ -23,6 +23,7 @@ from rathaus.governance import policy, quota
 from rathaus.governance.gateway import REFUSED_EVENT, model_context
 from tests.factories import build_tenant
 from tests.governance.recording_server import RecordingServer
+from tests.ops_processes import sample
 
 # 30 seconds into a minute: a refusal says "in 30 Sekunden".
 NOW = 1_900_000_000 - 1_900_000_000 % 60 + 30.0
@@ -86,12 +87,20 @@ def refusals(db: Database, tenant_id: int) -> list[AuditEvent]:
         )
 
 
+def _refusals_counted(tenant: str) -> float:
+    body, _ = metrics.exposition()
+    return (
+        sample(body.decode(), "rathaus_quota_refusals_total", tenant=tenant, limit="anfragen") or 0
+    )
+
+
 def test_requests_per_minute_refused_in_german_recorded_and_counted(
     db: Database, server: RecordingServer, two: dict[str, int], fixed_clock: None, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     with db.session() as session:
         tenants.set_quota(session, slug="alpha", requests_per_minute=3)
     model = get_language_model(settings_for(server))
+    refused_before = _refusals_counted("alpha")
     for _ in range(3):
         ask(model, two["alpha"], db)
     for _ in range(2):
@@ -116,6 +125,8 @@ def test_requests_per_minute_refused_in_german_recorded_and_counted(
     recorded = refusals(db, two["alpha"])
     assert len(recorded) == 1 and recorded[0].data["grund"] == "kontingent"
     assert recorded[0].data["meldung"] == message and refusals(db, two["beta"]) == []
+    # … and in the Prometheus metrics, per municipality and limit
+    assert _refusals_counted("alpha") - refused_before == 2
     # The next minute has room again
     monkeypatch.setattr(quota, "clock", lambda: NOW + 60)
     ask(model, two["alpha"], db)

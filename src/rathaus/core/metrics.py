@@ -49,6 +49,7 @@ class _Metrics:
     model_calls: Any
     model_duration: Any
     model_tokens: Any
+    quota_refusals: Any
     jobs: Any
     job_duration: Any
 
@@ -130,6 +131,13 @@ def _build() -> _Metrics:
             ("function", "backend", "kind"),
             registry=registry,
         ),
+        quota_refusals=Counter(
+            "rathaus_quota_refusals",
+            "Wegen des Kontingents abgelehnte Modellaufrufe nach Kommune und Grenze "
+            "(anfragen/tokens).",
+            ("tenant", "limit"),
+            registry=registry,
+        ),
         jobs=Counter(
             "rathaus_jobs",
             "Ausgeführte Hintergrundaufgaben nach Job und Ergebnis (ok/error).",
@@ -186,6 +194,11 @@ def observe_model_call(
         m.model_tokens.labels(function, backend, "prompt").inc(prompt_tokens)
     if completion_tokens:
         m.model_tokens.labels(function, backend, "completion").inc(completion_tokens)
+
+
+def observe_quota_refusal(*, tenant: str, limit: str) -> None:
+    """Count one model call refused by a municipality's quota (requests or tokens per minute)."""
+    metrics().quota_refusals.labels(tenant, limit).inc()
 
 
 def observe_job(*, job: str, outcome: str, seconds: float) -> None:

@@ -58,6 +58,7 @@ from sqlalchemy.schema import CreateTable
 
 from rathaus.core.config import Settings
 from rathaus.core.db import make_engine
+from rathaus.core.metrics import observe_quota_refusal
 from rathaus.core.models import Tenant, TenantSettings, TenantUsage
 from rathaus.governance.policy import ModelRefusedError
 
@@ -436,6 +437,7 @@ def admit(rules: TenantRules, engine: Engine) -> Ticket | Refusal:
     rpm = rules.requests_per_minute
     limit = "anfragen" if rpm is not None and after.requests >= rpm else "tokens"
     retry = max(1, math.ceil(60 - now % 60))
+    observe_quota_refusal(tenant=rules.slug, limit=limit)
     error = QuotaExceededError(
         refusal_message(rules, limit=limit, retry_after_s=retry), retry_after_s=retry, limit=limit
     )

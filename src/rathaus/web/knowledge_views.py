@@ -70,20 +70,20 @@ NOTICES = {
 Text = Annotated[str, Query(max_length=200)]
 
 
-def get_embedder(request: Request) -> Any:
-    """The embedder for re-indexing edited and imported entries: built on first use, once per
-    app (building it is cheap; the model loads when it first embeds)."""
+def get_embedder(request: Request, tenant: CurrentTenant, user: CurrentUser) -> Any:
+    """The embedder for re-indexing edited and imported entries, bound to the editor's
+    municipality (its own model policy, quota and lock apply). The model is built once per app
+    (cheap; it loads when it first embeds)."""
+    from rathaus.governance.gateway import scoped
+
     state = request.app.state
     embedder = getattr(state, "knowledge_embedder", None)
     if embedder is None:
         from rathaus.ai.registry import get_embedder as configured
-        from rathaus.governance.gateway import scoped
 
-        # The knowledge base is the municipality's public information: level oeffentlich.
-        embedder = state.knowledge_embedder = scoped(
-            configured(state.settings), level="oeffentlich", actor="wissen"
-        )
-    return embedder
+        embedder = state.knowledge_embedder = configured(state.settings)
+    # The knowledge base is the municipality's public information: level oeffentlich.
+    return scoped(embedder, level="oeffentlich", tenant_id=tenant.id, actor=user.username)
 
 
 EmbedderDep = Annotated[Any, Depends(get_embedder)]
