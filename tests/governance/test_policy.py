@@ -103,3 +103,42 @@ def test_policy_command_prints_the_matrix_and_fails_for_a_blocked_level(tmp_path
     assert blocked.returncode == 1 and "Traceback" not in blocked.stderr
     assert "„intern“ jedes konfigurierte Modell" in blocked.stderr
     assert "RATHAUS_GOVERNANCE__POLICIES" in blocked.stderr
+
+
+def test_every_server_of_the_routes_is_a_configured_model_with_its_own_location() -> None:
+    settings = load_settings(
+        mode="demo",
+        llm={
+            "backend": "none",
+            "servers": [
+                {"name": "haus", "base_url": "http://10.0.0.5:8000/v1", "model": "qwen",
+                 "location": "eigener_server"},
+                {"name": "cloud", "base_url": "https://llm.example.org/v1", "model": "gross",
+                 "location": "extern"},
+                {"name": "ungenutzt", "base_url": "http://10.0.0.6:8000/v1", "model": "x",
+                 "location": "extern"},
+            ],
+            "routes": {"zusammenfassung": ["haus", "cloud"], "pressemitteilung": ["cloud"]},
+        },
+    )  # fmt: skip
+    models = policy.configured_models(settings)
+    # Only servers a route uses; no single-server model with backend none.
+    assert [(m.key, m.location) for m in models] == [
+        ("llm:haus", "eigener_server"),
+        ("llm:cloud", "extern"),
+        ("embeddings", "lokal"),
+    ]
+    assert models[0].label == "Sprachmodell „haus“"
+    rows = {row.level: row for row in policy.matrix(settings)}
+    assert [(m.key, ok) for m, ok in rows["intern"].models] == [
+        ("llm:haus", True),
+        ("llm:cloud", False),
+        ("embeddings", True),
+    ]
+    # A tenant's own policy replaces the installation's for its levels.
+    own = policy.matrix(settings, {"intern": ["extern"]})
+    assert [(m.key, ok) for m, ok in own[1].models] == [
+        ("llm:haus", False),
+        ("llm:cloud", True),
+        ("embeddings", False),
+    ]

@@ -67,3 +67,18 @@ def test_a_model_server_is_shown_with_its_location_and_blocked_levels(
     assert "extern" in text and "<strong>gesperrt</strong>" in text
     # intern allows only own servers, but both models are elsewhere: a clear warning.
     assert "„intern“ jedes konfigurierte Modell" in text
+
+
+def test_the_page_shows_the_tenants_own_policy(client, worlds, db: Database) -> None:  # type: ignore[no-untyped-def]
+    from rathaus.core import tenants
+
+    with db.session() as session:
+        tenants.set_policy(
+            session, slug="alpha", level="oeffentlich", locations=[], installation={}
+        )
+    login(client, "dsb")
+    text = client.get("/governance/modelle").text
+    # Alpha refuses every model call at level öffentlich: the matrix and a warning say so.
+    assert "<strong>gesperrt</strong>" in text
+    assert "Die Richtlinie der Kommune „alpha“ verbietet" in text
+    assert "rathaus mandanten richtlinie alpha" in text

@@ -122,6 +122,17 @@ def route_of(settings: Settings, function: str | None) -> list[str]:
     return [] if settings.llm.backend == NO_LLM else [DEFAULT_ROUTE]
 
 
+def used_servers(settings: Settings) -> list[str]:
+    """Every server name some function's route uses, in first-use order (``standard`` is the
+    single-server settings)."""
+    names: list[str] = []
+    for function in (None, *MODEL_FUNCTIONS):
+        for name in route_of(settings, function):
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def served_by_server(settings: Settings, function: str | None) -> bool:
     """Whether ``function``'s route has a model server (not only the in-process model): the
     functions whose ``auto`` mode generates only with a capable model ask this."""

@@ -87,13 +87,19 @@ def richtlinien(
     if as_json:
         data = {
             "modelle": [
-                {"funktion": m.kind, "backend": m.backend, "modell": m.model, "ort": m.location}
+                {
+                    "funktion": m.kind,
+                    "server": m.server or None,
+                    "backend": m.backend,
+                    "modell": m.model,
+                    "ort": m.location,
+                }
                 for m in models
             ],
             "richtlinie": {
                 row.level: {
                     "erlaubt": row.allowed,
-                    "modelle": {m.kind: ok for m, ok in row.models},
+                    "modelle": {m.key: ok for m, ok in row.models},
                 }
                 for row in rows
             },
@@ -124,9 +130,6 @@ def _tenant_policies(s: Any, slug: str) -> dict[str, list[str]]:
     """The tenant's own policy levels (``rathaus mandanten richtlinie``)."""
     from rathaus.cli.common import database
     from rathaus.core import tenants
-    from rathaus.core.models import TenantSettings
 
     with database(s).session() as session:
-        tenant = tenants.get(session, slug=slug)
-        row = session.get(TenantSettings, tenant.id)
-        return dict(row.model_policies or {}) if row else {}
+        return tenants.model_policies(session, tenants.get(session, slug=slug).id)

@@ -113,6 +113,12 @@ def require_tenant(
         raise ConfigError(f"{setting}: {exc.message}") from exc
 
 
+def model_policies(session: Session, tenant_id: int) -> dict[str, list[str]]:
+    """The tenant's own model policy per confidentiality level (empty: the installation's)."""
+    row = session.get(TenantSettings, tenant_id)
+    return dict(row.model_policies or {}) if row else {}
+
+
 def list_tenants(session: Session) -> list[TenantOverview]:
     """Every tenant with its counts and quota, by slug."""
     tenants = session.scalars(select(Tenant).order_by(Tenant.slug)).all()

@@ -65,10 +65,18 @@ class ConfiguredModel:
     backend: str
     model: str
     location: str
+    # The named model server (``llm.servers``); empty for the single-server settings.
+    server: str = ""
 
     @property
     def label(self) -> str:
-        return KIND_NAMES[self.kind]
+        name = KIND_NAMES[self.kind]
+        return f"{name} „{self.server}“" if self.server else name
+
+    @property
+    def key(self) -> str:
+        """Unique among the configured models: ``llm``, ``embeddings`` or ``llm:<server>``."""
+        return f"{self.kind}:{self.server}" if self.server else self.kind
 
     @property
     def setting(self) -> str:
@@ -91,14 +99,25 @@ def location_of(settings: Settings, kind: Kind, backend: str | None = None) -> s
 
 
 def configured_models(settings: Settings) -> list[ConfiguredModel]:
-    """The language model (unless ``llm.backend=none``) and the embedder."""
+    """Every model a call can reach: the language models of all routes (the single-server
+    settings unless ``llm.backend=none`` or no route uses them, and each named server a route
+    uses), then the embedder."""
+    from rathaus.ai.registry import used_servers
+
     models = []
-    if settings.llm.backend != "none":
-        models.append(
-            ConfiguredModel(
-                "llm", settings.llm.backend, settings.llm.model, location_of(settings, "llm")
+    servers = {server.name: server for server in settings.llm.servers}
+    for name in used_servers(settings):
+        server = servers.get(name)
+        if server is None:
+            models.append(
+                ConfiguredModel(
+                    "llm", settings.llm.backend, settings.llm.model, location_of(settings, "llm")
+                )
             )
-        )
+        else:
+            models.append(
+                ConfiguredModel("llm", "openai", server.model, server.location, server=name)
+            )
     models.append(
         ConfiguredModel(
             "embeddings",

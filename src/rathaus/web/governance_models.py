@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from rathaus.core import tenants
 from rathaus.core.errors import RathausError
 from rathaus.core.models import AuditEvent
 from rathaus.core.roles import Permission
@@ -35,9 +36,10 @@ def models_page(
     rows: list[policy.PolicyRow] = []
     problems: list[str] = []
     try:
+        overrides = tenants.model_policies(session, tenant.id)
         models = policy.configured_models(settings)
-        rows = policy.matrix(settings)
-        problems = policy.problems(settings)
+        rows = policy.matrix(settings, overrides)
+        problems = policy.problems(settings, overrides, tenant.slug)
         keyring = keys.Keyring.from_settings(settings)
         key_info = {
             "current": keyring.current_id,
@@ -66,5 +68,6 @@ def models_page(
             error=error,
             levels=policy.LEVEL_NAMES,
             locations=policy.LOCATION_NAMES,
+            tenant_slug=tenant.slug,
         ),
     )
