@@ -198,15 +198,17 @@ def test_json_form_has_the_documented_keys():
         "risk_classes", "functions",
     }  # fmt: skip
     entry = data["functions"][0]
+    # model_function, server and fallback came with the model routes (issue 8): new keys, the
+    # meaning of the others unchanged, so format_version stays 1 (docs/ai-register.md)
     assert set(entry) == {
         "key", "name", "area", "purpose", "method", "active", "status", "models", "risk",
         "legal_basis", "legal_basis_note", "owner", "oversight", "data", "quality",
-        "quality_note", "public_summary", "public_decision", "code",
+        "quality_note", "public_summary", "public_decision", "code", "model_function",
     }  # fmt: skip
     assert set(entry["risk"]) == {"class", "label", "reasoning"}
     assert set(entry["models"][0]) == {
         "kind", "name", "version", "file", "sha256", "license", "location", "location_label",
-        "source", "active", "note",
+        "source", "active", "note", "server", "fallback",
     }  # fmt: skip
     quality = next(q for f in data["functions"] for q in f["quality"])
     assert set(quality) == {

@@ -7,11 +7,14 @@ import json
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
+from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.core.models import Tenant, User
 from rathaus.governance.eval_store import save_run
+from rathaus.web.app import create_app
 from tests.web.conftest import login
 
 
@@ -133,3 +136,80 @@ def test_assistant_shows_the_art_50_notice(client, worlds, path):
     else:
         footer = text[text.index('<footer class="pub-footer">') :]
         assert 'href="/transparenz?kommune=alpha"' in footer
+
+
+# -- several model servers (llm.servers, llm.routes) -------------------------------------------
+
+ROUTED_LLM = {
+    "backend": "none",
+    "servers": [
+        {"name": "srv", "base_url": "http://gpu1.kommune.internal:8000/v1",
+         "model": "qwen2.5-14b-instruct", "location": "eigener_server"},
+        {"name": "cloud", "base_url": "https://llm.anbieter.example/v1", "model": "mistral-large",
+         "location": "extern"},
+    ],
+    "routes": {"zusammenfassung": ["srv", "cloud"], "uebersetzung": ["srv"]},
+}  # fmt: skip
+
+
+@pytest.fixture
+def routed(db: Database, worlds, tmp_path):  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        mode="demo",
+        data_dir=tmp_path,
+        database_url=db.url,
+        default_tenant="alpha",
+        queue={"backend": "memory"},
+        llm=ROUTED_LLM,
+    )
+    with TestClient(create_app(settings, database=db), follow_redirects=False) as c:
+        yield c
+
+
+def _section(text: str, key: str) -> str:
+    part = text[text.index(f'id="{key}"') :]
+    return part[: part.index("</section>")]
+
+
+def test_register_page_lists_every_server_of_a_route(routed):
+    login(routed, "dsb")
+    text = routed.get("/governance/ki-register").text
+    summary = _section(text, "texte.zusammenfassung")
+    first = summary.index("Hauptserver „srv“: qwen2.5-14b-instruct, vom Modellserver")
+    second = summary.index("Ausweichserver „cloud“: mistral-large")
+    assert first < second
+    assert "auf einem Server der Kommune" in summary[first:second]
+    assert "bei einem externen Anbieter" in summary[second:]
+    assert "Quelle: http://gpu1.kommune.internal:8000/v1" in summary
+    translation = _section(text, "texte.uebersetzung")
+    assert "Server „srv“: qwen2.5-14b-instruct" in translation and "· aktiv" in translation
+    # no route, no model: named as such, with the settings that would give it one
+    press = _section(text, "texte.pressemitteilung")
+    assert "kein Sprachmodell" in press and "(nicht aktiv)" in press
+    assert "keine Route llm.routes.pressemitteilung oder llm.routes.standard" in press
+
+
+def test_register_downloads_list_every_server_of_a_route(routed):
+    login(routed, "admin")
+    data = json.loads(routed.get("/governance/ki-register.json").text)
+    summary = next(f for f in data["functions"] if f["key"] == "texte.zusammenfassung")
+    llms = [m for m in summary["models"] if m["kind"] == "llm"]
+    assert [(m["server"], m["name"], m["location"], m["fallback"]) for m in llms] == [
+        ("srv", "qwen2.5-14b-instruct", "eigener_server", False),
+        ("cloud", "mistral-large", "extern", True),
+    ]
+    response = routed.get("/governance/ki-register.pdf")
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.content))
+    pdf = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    assert pdf.index("Hauptserver „srv“: qwen2.5-14b-instruct") < pdf.index(
+        "Ausweichserver „cloud“: mistral-large"
+    )
+
+
+def test_transparency_page_follows_the_routes(routed):
+    text = routed.get("/transparenz?kommune=alpha").text
+    # translation runs here: its route has a model server although llm.backend = none
+    assert 'id="texte.uebersetzung"' in text and 'id="texte.zusammenfassung"' in text
+    # the public page names no servers, addresses or model files
+    assert "gpu1.kommune.internal" not in text and "Ausweichserver" not in text

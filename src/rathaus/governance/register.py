@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from rathaus import __version__
 from rathaus.ai.model_files import EMBEDDING_MODEL, LLM_MODEL, SPEECH_MODEL
-from rathaus.core.config import Settings, mask_url
+from rathaus.ai.registry import route_of, served_by_server
+from rathaus.core.config import DEFAULT_ROUTE, MODEL_FUNCTIONS, Settings, mask_url
 from rathaus.core.models import EvalRun, OrgUnit, RoutingModelVersion, Tenant
 
 FORMAT = "rathaus-ki-register"
@@ -216,6 +217,10 @@ class ModelInfo:
     source: str = ""
     active: bool = True
     note: str = ""
+    # A language model's name in its function's route (``standard`` = the llm.backend settings)
+    # and whether it only answers when the servers before it do not (llm.routes).
+    server: str = ""
+    fallback: bool = False
 
 
 @dataclass
@@ -268,6 +273,20 @@ class Entry:
     public_summary: str
     public_decision: str
     code: list[str]
+    model_function: str = ""
+
+    def server_label(self, model: ModelInfo) -> str:
+        """How a page names ``model``'s place in the route: nothing for the single-server
+        settings alone (the register reads as before routes existed), else the server's name,
+        its fallbacks marked."""
+        if not model.server:
+            return ""
+        if model.fallback:
+            return f"Ausweichserver „{model.server}“"
+        several = any(m.fallback for m in self.models)
+        if model.server == DEFAULT_ROUTE and not several:
+            return ""
+        return f"{'Hauptserver' if several else 'Server'} „{model.server}“"
 
 
 @dataclass
@@ -315,6 +334,17 @@ def load_catalogue() -> tuple[dict[str, Any], ...]:
     """The ``[[function]]`` tables of ``ki_register.toml``, checked for known values."""
     text = resources.files("rathaus.governance").joinpath("ki_register.toml").read_text("utf-8")
     functions = tomllib.loads(text)["function"]
+    check_catalogue(functions)
+    return tuple(functions)
+
+
+def check_catalogue(functions: list[dict[str, Any]]) -> None:
+    """Raise :class:`CatalogueError` where a ``[[function]]`` names something the code lacks.
+
+    An entry with a language model must name the model function it runs under (a key of
+    ``llm.routes``): with several model servers its models and status come from that route,
+    and without the key the register would describe the standard route instead.
+    """
     keys: set[str] = set()
     for item in functions:
         key = item["key"]
@@ -332,32 +362,70 @@ def load_catalogue() -> tuple[dict[str, Any], ...]:
             raise CatalogueError(f"{key}: unbekannte Bedingung {sorted(unknown)}")
         if not item["evals"] and not item.get("quality_note"):
             raise CatalogueError(f"{key}: ohne Messung braucht es quality_note")
-    return tuple(functions)
+        function = item.get("model_function")
+        if ("llm" in item["models"]) != (function is not None):
+            raise CatalogueError(f"{key}: model_function genau dann, wenn models llm enthält")
+        if function is not None and function not in MODEL_FUNCTIONS:
+            raise CatalogueError(f"{key}: unbekannte Modellfunktion {function}")
 
 
 # -- configuration ------------------------------------------------------------------------------
 
 
-def _met(requirement: str, settings: Settings) -> tuple[bool, str]:
-    """Whether ``requirement`` holds in ``settings``, and if not, why (German)."""
-    backend = settings.llm.backend
+def _met(requirement: str, settings: Settings, function: str | None = None) -> tuple[bool, str]:
+    """Whether ``requirement`` holds in ``settings`` for the model function ``function`` (its
+    route in ``llm.routes``; None: the standard route), and if not, why (German)."""
     if requirement == "always":
         return True, ""
+    route = route_of(settings, function)
     if requirement == "llm":
-        return backend != "none", "kein Sprachmodell konfiguriert (llm.backend = none)"
+        return bool(route), _no_model(settings, function)
     if requirement == "llm_server":
-        return backend == "openai", (
-            "nur mit einem Sprachmodell auf einem Modellserver (llm.backend = openai)"
-        )
+        return served_by_server(settings, function), _no_server(settings, function)
     if requirement == "reply_llm":
-        if backend == "none":
-            return False, "kein Sprachmodell konfiguriert (llm.backend = none)"
+        if not route:
+            return False, _no_model(settings, function)
         return settings.inbox.llm_reply_drafts, "ausgeschaltet (inbox.llm_reply_drafts = false)"
     if requirement == "answer_generated":
         mode = settings.assistant.answer_mode
-        on = backend != "none" and (mode == "generiert" or (mode == "auto" and backend == "openai"))
-        return on, f"extraktive Antworten (assistant.answer_mode = {mode}, llm.backend = {backend})"
+        on = bool(route) and (
+            mode == "generiert" or (mode == "auto" and served_by_server(settings, function))
+        )
+        where = _route_text(settings, function)
+        return on, f"extraktive Antworten (assistant.answer_mode = {mode}, {where})"
     raise CatalogueError(f"unbekannte Bedingung {requirement}")
+
+
+def _routed(settings: Settings) -> bool:
+    """Whether the installation has model servers or routes beyond the single-server settings
+    (docs/models.md, Mehrere Modellserver); without them the reasons read as they always did."""
+    return bool(settings.llm.servers or settings.llm.routes)
+
+
+def _route_text(settings: Settings, function: str | None) -> str:
+    """The setting that decides ``function``'s route, with its value."""
+    routes = settings.llm.routes
+    for name in (function, DEFAULT_ROUTE):
+        if name is not None and name in routes:
+            return f"llm.routes.{name} = {', '.join(routes[name])}"
+    return f"llm.backend = {settings.llm.backend}"
+
+
+def _no_model(settings: Settings, function: str | None) -> str:
+    if not _routed(settings):
+        return "kein Sprachmodell konfiguriert (llm.backend = none)"
+    routes = " oder ".join(f"llm.routes.{n}" for n in dict.fromkeys((function, DEFAULT_ROUTE)) if n)
+    return f"kein Sprachmodell für diese Funktion (llm.backend = none und keine Route {routes})"
+
+
+def _no_server(settings: Settings, function: str | None) -> str:
+    if not _routed(settings):
+        return "nur mit einem Sprachmodell auf einem Modellserver (llm.backend = openai)"
+    return (
+        "nur mit einem Sprachmodell auf einem Modellserver (llm.backend = openai oder ein Server "
+        f"aus llm.servers in llm.routes.{function or DEFAULT_ROUTE}; eingestellt ist "
+        f"{_route_text(settings, function)})"
+    )
 
 
 def _located(info: ModelInfo, location: str) -> ModelInfo:
@@ -366,7 +434,37 @@ def _located(info: ModelInfo, location: str) -> ModelInfo:
     return info
 
 
+def _llms(settings: Settings, function: str | None) -> list[ModelInfo]:
+    """Every language model of ``function``'s route in the order a call tries them (the first
+    answers, the others are fallbacks), or "kein Sprachmodell" when the route is empty."""
+    route = route_of(settings, function)
+    if not route:
+        note = _no_model(settings, function) if _routed(settings) else ""
+        return [ModelInfo(kind="llm", name="kein Sprachmodell", active=False, note=note)]
+    servers = {server.name: server for server in settings.llm.servers}
+    models = []
+    for position, name in enumerate(route):
+        server = servers.get(name)
+        if server is None:
+            info = _llm(settings)
+        else:
+            info = _located(
+                ModelInfo(
+                    kind="llm",
+                    name=server.model,
+                    version="vom Modellserver bereitgestellt",
+                    source=mask_url(server.base_url),
+                ),
+                server.location,
+            )
+        info.server = name
+        info.fallback = position > 0
+        models.append(info)
+    return models
+
+
 def _llm(settings: Settings) -> ModelInfo:
+    """The model the single-server settings (route member ``standard``) describe."""
     llm = settings.llm
     if llm.backend == "openai":
         return _located(
@@ -487,11 +585,13 @@ def _routing(session: Session | None, tenant: Tenant | None) -> ModelInfo:
 
 def _models(kinds: list[str], item: dict[str, Any], settings: Settings, session: Session | None,
             tenant: Tenant | None) -> list[ModelInfo]:  # fmt: skip
-    models = []
+    models: list[ModelInfo] = []
+    function = item.get("model_function")
     for kind in kinds:
         if kind == "llm":
-            info = _llm(settings)
-        elif kind == "embeddings":
+            models.extend(_conditioned(m, item, settings) for m in _llms(settings, function))
+            continue
+        if kind == "embeddings":
             info = _embeddings(settings)
         elif kind == "speech":
             info = _speech(settings)
@@ -522,14 +622,20 @@ def _models(kinds: list[str], item: dict[str, Any], settings: Settings, session:
                 name="Volltextsuche mit deutscher Stammformbildung",
                 version="SQLite FTS5" if settings.is_sqlite else "PostgreSQL-Volltextindex",
             )
-        condition = item.get("model_requires", {}).get(kind)
-        if condition and info.active:
-            on, why = _met(condition, settings)
-            if not on:
-                info.active = False
-                info.note = why
-        models.append(info)
+        models.append(_conditioned(info, item, settings))
     return models
+
+
+def _conditioned(info: ModelInfo, item: dict[str, Any], settings: Settings) -> ModelInfo:
+    """``info``, marked inactive with the reason where the entry's ``model_requires`` for its
+    kind does not hold."""
+    condition = item.get("model_requires", {}).get(info.kind)
+    if condition and info.active:
+        on, why = _met(condition, settings, item.get("model_function"))
+        if not on:
+            info.active = False
+            info.note = why
+    return info
 
 
 # -- quality ------------------------------------------------------------------------------------
@@ -642,7 +748,7 @@ def build_register(
     auto_units = auto_routing_units(session, tenant) if session and tenant else []
     entries = []
     for item in load_catalogue():
-        active, why = _met(item["requires"], settings)
+        active, why = _met(item["requires"], settings, item.get("model_function"))
         oversight = list(item["oversight"])
         if item["key"] == "posteingang.zuordnung" and session is not None and tenant is not None:
             if auto_units:
@@ -676,6 +782,7 @@ def build_register(
                 public_summary=item["public_summary"],
                 public_decision=item["public_decision"],
                 code=list(item["code"]),
+                model_function=item.get("model_function", ""),
             )
         )
     tenant_info = None

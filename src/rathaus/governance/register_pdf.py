@@ -121,7 +121,8 @@ def _entry(pdf: Any, entry: Entry, text: Any, labelled: Any) -> None:
     labelled("Verfahren", entry.method)
     text("Modelle und Versionen", 9, "B", 0.3)
     for m in entry.models:
-        parts = [m.name]
+        where = entry.server_label(m)
+        parts = [f"{where}: {m.name}" if where else m.name]
         if m.version:
             parts.append(m.version)
         if m.file:
@@ -134,6 +135,8 @@ def _entry(pdf: Any, entry: Entry, text: Any, labelled: Any) -> None:
         text("• " + ", ".join(parts) + (f". {m.note}" if m.note else ""), 9, "", 0.3)
         if m.sha256:
             text(f"  SHA-256 {m.sha256}", 7, "", 0.3)
+        if where and m.source:
+            text(f"  Quelle: {m.source}", 7, "", 0.3)  # tells the route's servers apart
     pdf.ln(1.2)
     labelled(f"Risikoklasse: {entry.risk.label}", entry.risk.reasoning)
     labelled("Rechtsgrundlage", f"{entry.legal_basis}. {entry.legal_basis_note}")
