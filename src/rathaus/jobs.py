@@ -30,7 +30,10 @@ restart of any worker. A job that is *running* when its worker is killed hard (S
 loss) is lost: huey removes a job from the queue when a worker takes it and has no
 acknowledgement. On an orderly stop (SIGTERM, Strg+C, web server shutdown) running jobs get
 ``shutdown_timeout`` seconds to finish; one still running after that is put back into the queue
-(huey's ``SIGNAL_INTERRUPTED``), so it may run again: jobs must be idempotent.
+(huey's ``SIGNAL_INTERRUPTED``), so it may run again: jobs must be idempotent. The triage job
+is more than idempotent: it claims its case in the database first, so it takes effect exactly
+once even when two runs overlap, and the reconcile job re-runs what a killed worker lost
+(:mod:`rathaus.inbox.jobs`, docs/scaling.md).
 
 This module imports no AI library; the job modules import what they need inside their jobs.
 """

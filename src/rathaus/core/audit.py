@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from rathaus.core.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
 STREAM_BATCH = 5000
+# First key of the PostgreSQL advisory locks that serialise appends to a chain ("AUDI").
+CHAIN_LOCK_SPACE = 0x41554449
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,23 @@ def _chain_filter(tenant_id: int | None) -> Any:
     )
 
 
+def _lock_chain(session: Session, tenant_id: int | None) -> None:
+    """Let one transaction at a time append to a chain, until it commits or rolls back.
+
+    Why: two transactions that read the same last hash would both link to it and fork the
+    chain (seen with several job workers on PostgreSQL). There a transaction-scoped advisory
+    lock per chain serialises appends; SQLite lets only one transaction write at a time anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :chain)"),
+            {"space": CHAIN_LOCK_SPACE, "chain": tenant_id or 0},
+        )
+
+
 def record(session: Session, event: Event) -> AuditEvent:
     """Append ``event`` to its tenant's chain (the previous row's hash is part of this one)."""
+    _lock_chain(session, event.tenant_id)
     last = session.scalar(
         select(AuditEvent.hash)
         .where(_chain_filter(event.tenant_id))

@@ -1,8 +1,11 @@
 """Posteingang jobs for the task queue: triage, retraining, and the periodic safety nets.
 
-- :data:`triage_job` triages one stored case (idempotent: a triaged case is left alone).
-- :data:`reconcile_job` (every 2 minutes) triages cases that were stored but never triaged, e.g.
-  because a worker was killed while running their job: no item stays untriaged.
+- :data:`triage_job` triages one stored case, exactly once: it claims the case first
+  (:func:`rathaus.inbox.pipeline.claim_case`), so a second or concurrent run skips it.
+- :data:`reconcile_job` (every ``queue.reconcile_every_min`` minutes, default 2) triages cases
+  stored more than ``queue.reconcile_after_s`` seconds ago (default 120) that were never
+  triaged, e.g. because a worker was killed while running their job (huey loses a running job
+  on SIGKILL) or the queue was unreachable: no item stays untriaged.
 - :data:`retrain_job` trains a new routing model version (gate, see :mod:`training`).
 - :data:`scheduled_retrain_job` (hourly) retrains at ``inbox.retrain_hour`` local time.
 """
@@ -11,18 +14,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from rathaus.core.config import QueueSettings
 from rathaus.core.db import Database
 from rathaus.core.errors import RathausError
 from rathaus.core.models import AiSuggestion, Case, CaseStatus, RoutingModelVersion, Tenant, utcnow
 from rathaus.jobs import job, job_settings
 
+if TYPE_CHECKING:
+    from rathaus.inbox.pipeline import TriageKit
+
 log = logging.getLogger(__name__)
 LOCAL = ZoneInfo("Europe/Berlin")
-STALE_AFTER = dt.timedelta(minutes=2)
+RECONCILE_BATCH = 200
 
 _KITS: dict[tuple[str, str], object] = {}
 
@@ -37,15 +45,23 @@ def _database_and_kit():  # type: ignore[no-untyped-def]
     return _KITS[key]  # type: ignore[return-value]
 
 
+def triage_once(db: Database, kit: TriageKit, case_id: int) -> bool:
+    """Triage one case in its own transaction unless another run did or does; ``True`` if this
+    run triaged it. A run killed midway leaves nothing behind (its transaction is rolled back)."""
+    from rathaus.inbox.pipeline import claim_case, triage_case
+
+    with db.session() as session:
+        case = claim_case(session, case_id)
+        if case is None:
+            return False
+        triage_case(session, case, kit)
+    return True
+
+
 @job(retries=2, retry_delay=10)
 def triage_job(case_id: int) -> None:
-    from rathaus.inbox.pipeline import triage_case
-
     db, kit = _database_and_kit()
-    with db.session() as session:
-        case = session.get(Case, case_id)
-        if case is not None:
-            triage_case(session, case, kit)
+    triage_once(db, kit, case_id)
 
 
 def enqueue_triage(case_ids: list[int]) -> None:
@@ -55,27 +71,39 @@ def enqueue_triage(case_ids: list[int]) -> None:
         triage_job.enqueue(case_id)
 
 
-@job(cron={"minute": "*/2"})
-def reconcile_job() -> int:
-    """Triage every case stored more than two minutes ago that has not been triaged."""
-    from rathaus.inbox.pipeline import triage_case
+def _reconcile_schedule(queue: QueueSettings) -> dict[str, str]:
+    every = queue.reconcile_every_min
+    return {"minute": "0" if every >= 60 else f"*/{every}"}
 
-    db, kit = _database_and_kit()
-    done = 0
+
+def stale_case_ids(db: Database, *, older_than: dt.timedelta, limit: int) -> list[int]:
+    """Cases stored longer than ``older_than`` ago and still not triaged, oldest first."""
     with db.session() as session:
-        stale = session.scalars(
-            select(Case)
-            .where(
-                Case.triaged_at.is_(None),
-                Case.status == CaseStatus.NEU,
-                Case.created_at < utcnow() - STALE_AFTER,
+        return list(
+            session.scalars(
+                select(Case.id)
+                .where(
+                    Case.triaged_at.is_(None),
+                    Case.status == CaseStatus.NEU,
+                    Case.created_at < utcnow() - older_than,
+                )
+                .order_by(Case.id)
+                .limit(limit)
             )
-            .order_by(Case.id)
-            .limit(200)
-        ).all()
-        for case in stale:
-            triage_case(session, case, kit)
-            done += 1
+        )
+
+
+@job(cron=_reconcile_schedule)
+def reconcile_job() -> int:
+    """Triage every case stored longer than ``queue.reconcile_after_s`` ago and not triaged.
+
+    Each case in its own transaction and claimed like in :data:`triage_job`: a case whose job
+    is running right now is waited for and then skipped, never triaged twice."""
+    db, kit = _database_and_kit()
+    after = dt.timedelta(seconds=job_settings().queue.reconcile_after_s)
+    done = 0
+    for case_id in stale_case_ids(db, older_than=after, limit=RECONCILE_BATCH):
+        done += triage_once(db, kit, case_id)
     if done:
         log.info("%d liegengebliebene Eingänge nachträglich vorgeprüft", done)
     return done

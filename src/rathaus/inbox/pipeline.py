@@ -7,7 +7,8 @@ Read :data:`STEPS` top to bottom; each step is a small function of the :class:`T
 
 A step that fails does not stop the others: the case is flagged "needs manual review" with the
 step and the reason (German), and the original stays stored. Triage is idempotent: a case that
-was triaged already is left alone, so a job that runs twice changes nothing.
+was triaged already is left alone, so a job that runs twice changes nothing. Runs that may
+overlap (queue workers, the reconcile job) first take the case with :func:`claim_case`.
 
 Entry points: :func:`ingest` (store + triage, the channels call it), :func:`triage_case` (one
 stored case, also from the queue) and :func:`triage_many` (a batch, embeddings computed once).
@@ -25,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from rathaus.ai.llm import ModelUnavailableError
 from rathaus.core import audit
 from rathaus.core.cases import add_working_days, record_event, transition
 from rathaus.core.config import InboxSettings, Settings
@@ -45,7 +47,6 @@ from rathaus.core.models import (
 from rathaus.core.storage import OriginalStore
 from rathaus.governance import decisions
 from rathaus.governance.gateway import model_context
-from rathaus.governance.policy import ModelRefusedError
 from rathaus.inbox import classify, reply, router, training
 from rathaus.inbox.service import IncomingItem, Received, receive
 from rathaus.inbox.vectors import CASE_INDEX, store_vectors
@@ -79,7 +80,9 @@ class TriageKit:
             embedder = registry.get_embedder(settings)
         if language_model == "auto":
             language_model = (
-                registry.get_language_model(settings) if settings.inbox.llm_reply_drafts else None
+                registry.get_language_model(settings, "antwortentwurf")
+                if settings.inbox.llm_reply_drafts
+                else None
             )
         from rathaus.inbox.documents import Limits
 
@@ -163,11 +166,12 @@ def compose_text(subject: str, bodies: Sequence[str], extracted: Sequence[str]) 
     repeated = subject and any(b.lstrip().startswith(subject) for b in bodies)
     parts = ([] if repeated else [subject]) + [b for b in bodies if b.strip()]
     seen = {" ".join(p.split()) for p in parts}
-    for text in extracted:
-        text = (text or "").strip()
-        flat = " ".join(text.split())  # a document that only repeats a body (other line breaks)
-        if text and flat not in seen:
-            parts.append(text)
+    for document_text in extracted:
+        document_text = (document_text or "").strip()
+        # a document that only repeats a body (other line breaks)
+        flat = " ".join(document_text.split())
+        if document_text and flat not in seen:
+            parts.append(document_text)
             seen.add(flat)
     return "\n\n".join(p for p in parts if p and p.strip())
 
@@ -575,7 +579,8 @@ def draft_reply(t: Triage) -> None:
             version = getattr(t.kit.language_model, "version", "")
         except RathausError as exc:
             log.warning("Antwortentwurf ohne Sprachmodell: %s", exc)
-            if isinstance(exc, ModelRefusedError):  # policy or key: a person should know why
+            # Policy, key or model server down: the draft is the template; a person should know.
+            if isinstance(exc, ModelUnavailableError):
                 t.flag(f"Antwortentwurf ohne Sprachmodell: {exc}")
     t.session.add(
         Message(
@@ -764,6 +769,34 @@ def _finish(t: Triage, failed: list[str], seconds: float) -> None:
         actor=None,
         data={"seconds": round(seconds, 3), "failed_steps": failed, "flags": t.flags},
     )
+
+
+def claim_case(session: Session, case_id: int) -> Case | None:
+    """Take the case for triage in this transaction: the case, or ``None`` when it does not
+    exist or was triaged already. Call it first in a fresh transaction, then triage and commit.
+
+    Why: the same case may be triaged by two runners at once (two workers, a job and the
+    reconcile job, a job delivered twice) or again after a worker was killed mid-job. The case
+    row is locked until the transaction ends: on PostgreSQL with ``SELECT … FOR UPDATE`` (a
+    second runner waits, then sees ``triaged_at`` set and skips), on SQLite by writing first,
+    which takes the database's write lock (SQLite has no row locks). A killed runner's
+    transaction is rolled back by the database, its lock goes with it, and the case is
+    untriaged for the next runner: every case is triaged exactly once.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        # A write that changes nothing (plain SQL, so ``updated_at`` stays as it is).
+        session.execute(
+            text("UPDATE cases SET triaged_at = triaged_at WHERE id = :id"), {"id": case_id}
+        )
+    case = session.scalar(
+        select(Case)
+        .where(Case.id == case_id)
+        .with_for_update(of=Case)
+        .execution_options(populate_existing=True)
+    )
+    if case is None or case.triaged_at is not None:
+        return None
+    return case
 
 
 def triage_case(
