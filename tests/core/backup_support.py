@@ -6,15 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import tarfile
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Text, cast, create_engine, delete, insert, null, select, text
+from sqlalchemy import JSON, Text, cast, delete, insert, null, select
 from sqlalchemy.orm import Session
 
 from rathaus.core import audit
@@ -31,11 +29,9 @@ from rathaus.core.models import (
 )
 from rathaus.core.repo import tenant_by_slug
 from rathaus.core.storage import OriginalStore
+from tests import conftest
 from tests.factories import build_tenant, fast_hash
 
-PG_ADMIN_URL = os.environ.get(
-    "RATHAUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 SECRET = "backup-test-geheimnis-mit-mindestens-32-zeichen"
 # Bytes that no text codec survives: NUL, invalid UTF-8, a PDF header.
@@ -46,24 +42,8 @@ LETTER = "Sehr geehrte Damen und Herren,\nder Gehweg in der Schloßstraße 7 ist
 @contextmanager
 def fresh_pg_database() -> Iterator[str]:
     """A new, empty PostgreSQL database (its URL), dropped afterwards."""
-    name = f"rathaus_backup_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _ = PG_ADMIN_URL.rsplit("/", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with conftest.fresh_pg_database("rathaus_backup") as url:
+        yield url
 
 
 def populate(db: Database, data_dir: Path) -> dict[str, Any]:

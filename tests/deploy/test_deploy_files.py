@@ -26,13 +26,13 @@ import httpx
 import pytest
 import yaml
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from rathaus.core import apikeys
 from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.models import Case
-from tests.conftest import PG_ADMIN_URL, _pg_admin
+from tests.conftest import fresh_pg_database
 from tests.factories import build_tenant
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -166,22 +166,8 @@ def test_systemd_accepts_the_units(tmp_path):
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = f"rathaus_deploy_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _ = PG_ADMIN_URL.rsplit("/", 1)
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"
-            ),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_pg_database("rathaus_deploy") as url:
+        yield url
 
 
 def _free_port() -> int:

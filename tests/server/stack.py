@@ -36,7 +36,7 @@ from rathaus.core.models import (
 )
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.service import IncomingItem, receive
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import fresh_pg_database
 from tests.inbox.history import NAMES, STREETS, TEMPLATES, build_history_world
 
 RATHAUS = [sys.executable, "-m", "rathaus"]
@@ -128,19 +128,10 @@ def with_application_name(url: str, name: str) -> str:
 
 
 @contextmanager
-def own_pg_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+def own_pg_database() -> Iterator[str]:
     """A fresh database on the shared server, dropped afterwards (connections are cut)."""
-    name = f"rathaus_fault_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _ = admin_url.rsplit("/", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database("rathaus_fault") as url:
+        yield url
 
 
 def _pg_bin() -> Path | None:
