@@ -322,6 +322,8 @@ def measure(mode: str, reports: list[str], args: argparse.Namespace) -> dict[str
         result = outcome(db, accepted)
         db.dispose()
         crashed = [p.name for p in inst.processes if p.proc.poll() is not None]
+        errors = sum(ask.errors.values()) + sum(ingest.errors.values())
+        logs = str(inst.keep_logs()) if errors or crashed or result["lost_items"] else None
         return {
             "mode": mode,
             "processes": (
@@ -339,7 +341,7 @@ def measure(mode: str, reports: list[str], args: argparse.Namespace) -> dict[str
             "ingest_p50_s": _round(percentile(ingest.latencies, 50)),
             "ingest_p95_s": _round(percentile(ingest.latencies, 95)),
             "ingest_p99_s": _round(percentile(ingest.latencies, 99)),
-            "errors": sum(ask.errors.values()) + sum(ingest.errors.values()),
+            "errors": errors,
             "error_kinds": {"ask": dict(ask.errors), "ingest": dict(ingest.errors)},
             "error_examples": ask.examples + ingest.examples,
             "backlog_at_end_of_load": backlog,
@@ -347,6 +349,7 @@ def measure(mode: str, reports: list[str], args: argparse.Namespace) -> dict[str
             "drain_s": round(drain_s, 1),
             **result,
             "crashed_processes": crashed,
+            "logs": logs,
             "load_average_before": load_before,
             "load_average_after": load_after,
         }

@@ -5,7 +5,8 @@
 
 One server installation (PostgreSQL database and Redis queue of its own, `rathaus db upgrade`,
 `rathaus demo` with its trained routing model). Each round starts ``k`` worker processes
-(``--threads`` job threads each, default 1, periodic jobs off), warms them up (models loaded,
+(``--threads`` job threads each, default 1, periodic jobs off; ``--omp-threads`` sets
+``OMP_NUM_THREADS``, the embedding model's compute threads, default: one per core), warms them up (models loaded,
 descriptions of units and services embedded: every worker has run a triage), then stores
 ``--items`` real citizen reports (Konstanz Mängelmelder, ``--data``) as new cases, puts their
 triage into the queue at once and measures the time until the last one is triaged. Rounds run
@@ -124,6 +125,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300, help="Eingänge je Runde")
     parser.add_argument("--threads", type=int, default=1, help="Job-Threads je Worker-Prozess")
     parser.add_argument(
+        "--omp-threads",
+        type=int,
+        help="OMP_NUM_THREADS der Worker (Rechenthreads der Einbettung; Standard: alle Kerne)",
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         default=Path("../shared/data/inbox/konstanz_maengelmelder_2020-2022.csv"),
@@ -143,6 +149,8 @@ def main() -> None:
         redis_url=args.redis_url,
         settings={"QUEUE__PERIODIC": "false"},
     )
+    if args.omp_threads:
+        inst.env["OMP_NUM_THREADS"] = str(args.omp_threads)
     rounds = []
     try:
         print("Einrichten (Schema, Demo-Kommune, Training) …", file=sys.stderr)
@@ -163,6 +171,7 @@ def main() -> None:
     }
     result = {
         "threads_per_worker": args.threads,
+        "omp_threads": args.omp_threads,
         "rounds": rounds,
         "items_per_s": {f"{k}_worker": v for k, v in mean.items()},
         "ratio_2_to_1": round(mean[2] / mean[1], 2),

@@ -192,6 +192,13 @@ class Installation:
             process.stop()
         self.processes.clear()
 
+    def keep_logs(self) -> Path:
+        """Copy the processes' logs out of the data directory (removed afterwards)."""
+        target = Path(tempfile.mkdtemp(prefix=f"rathaus-bench-logs-{self.mode}-"))
+        for log in self.data_dir.glob("*.log"):
+            shutil.copy(log, target / log.name)
+        return target
+
     def remove(self) -> None:
         self.stop()
         if self.mode == "server":

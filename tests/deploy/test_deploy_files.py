@@ -84,6 +84,9 @@ def test_compose_runs_the_commands_of_the_systemd_units():
         assert "rathaus-data:/var/lib/rathaus/data" in services[service]["volumes"]
         assert services[service]["environment"]["RATHAUS_QUEUE__BACKEND"] == "redis"
     assert services["worker"]["deploy"]["replicas"] == 2
+    # One core per worker: two workers with default threading are slower than one.
+    assert services["worker"]["environment"]["OMP_NUM_THREADS"] == "1"
+    assert unit_directives("rathaus-worker@.service")["Environment"] == ["OMP_NUM_THREADS=1"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )

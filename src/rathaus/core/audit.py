@@ -95,13 +95,17 @@ def _lock_chain(session: Session, tenant_id: int | None) -> None:
 
     Why: two transactions that read the same last hash would both link to it and fork the
     chain (seen with several job workers on PostgreSQL). There a transaction-scoped advisory
-    lock per chain serialises appends; SQLite lets only one transaction write at a time anyway.
+    lock per chain serialises appends. On SQLite a session's reads may run before its write
+    transaction begins (rathaus.core.sqlite_writers), so a write that changes nothing takes the
+    file's write lock first: the last hash is then read inside it and no one can append between.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_advisory_xact_lock(:space, :chain)"),
             {"space": CHAIN_LOCK_SPACE, "chain": tenant_id or 0},
         )
+    else:
+        session.execute(text("UPDATE tenants SET id = id WHERE id = -1"))
 
 
 def record(session: Session, event: Event) -> AuditEvent:

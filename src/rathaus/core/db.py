@@ -11,13 +11,14 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from rathaus.core import sqlite_writers
 from rathaus.core.config import Settings
 from rathaus.core.errors import DatabaseUnavailableError
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins, so that
-    # SAVEPOINTs (session.begin_nested) work (see _sqlite_begin).
+    # SAVEPOINTs (session.begin_nested) work (see rathaus.core.sqlite_writers).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -25,10 +26,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-
-
-def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -39,7 +36,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        sqlite_writers.install(engine, str(Path(path).resolve()) if path else ":memory:")
         return engine
     return create_engine(
         url,
@@ -65,7 +62,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        bind = (
+            self.engine.execution_options(**{sqlite_writers.LAZY_BEGIN: True})
+            if self.is_sqlite
+            else self.engine
+        )
+        self.sessionmaker = sessionmaker(bind, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
