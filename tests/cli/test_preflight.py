@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from rathaus.core.db import Database
-from tests.factories import build_tenant
+from tests.factories import build_tenant, free_port
 from tests.test_cli import run
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_is_free(port: int) -> bool:
@@ -42,7 +36,7 @@ def _with_tenant(database: Path, slug: str) -> None:
 
 @pytest.mark.postgres
 def test_serve_refuses_an_unreachable_database_before_binding_its_port(tmp_path):
-    port = _free_port()
+    port = free_port()
     result = run(
         ["serve", "--port", str(port)],
         tmp_path,
@@ -56,7 +50,7 @@ def test_serve_refuses_an_unreachable_database_before_binding_its_port(tmp_path)
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path):
-    result = run(["serve", "--port", str(_free_port())], tmp_path)
+    result = run(["serve", "--port", str(free_port())], tmp_path)
     assert result.returncode == 2
     assert "Datenbankschema: Das Datenbankschema ist nicht aktuell" in result.stderr
     assert "rathaus db upgrade" in result.stderr
@@ -65,7 +59,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
 def test_serve_refuses_a_default_tenant_that_does_not_exist(tmp_path, migrated):
     _with_tenant(migrated, "musterstadt")
     result = run(
-        ["serve", "--port", str(_free_port())], tmp_path, RATHAUS_DEFAULT_TENANT="nirgendwo"
+        ["serve", "--port", str(free_port())], tmp_path, RATHAUS_DEFAULT_TENANT="nirgendwo"
     )
     assert result.returncode == 2
     assert (
@@ -77,7 +71,7 @@ def test_serve_refuses_a_default_tenant_that_does_not_exist(tmp_path, migrated):
 def test_serve_names_every_failed_check_at_once(tmp_path, migrated):
     # No municipality at all and a Redis that refuses connections: both are reported.
     result = run(
-        ["serve", "--port", str(_free_port())],
+        ["serve", "--port", str(free_port())],
         tmp_path,
         RATHAUS_QUEUE__BACKEND="redis",
         RATHAUS_QUEUE__REDIS_URL="redis://127.0.0.1:1/0",

@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.models import Case
 from tests.conftest import fresh_pg_database
-from tests.factories import build_tenant
+from tests.factories import build_tenant, free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -173,12 +172,6 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _process_env(tmp_path: Path, pg_url: str, port: int, queue: str) -> dict[str, str]:
     """The example settings, placeholders replaced by this test's database, queue and paths."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
@@ -192,7 +185,7 @@ def _process_env(tmp_path: Path, pg_url: str, port: int, queue: str) -> dict[str
         RATHAUS_DEFAULT_TENANT="deploystadt",
         RATHAUS_PORT=str(port),
         # No model server in this test: triage runs its non-LLM steps (and says so).
-        RATHAUS_LLM__BASE_URL=f"http://127.0.0.1:{_free_port()}/v1",
+        RATHAUS_LLM__BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
     )
     return env
 
@@ -206,7 +199,7 @@ def _argv(command: list[str]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_deployed_processes_migrate_serve_and_triage(tmp_path, pg_url):
-    port = _free_port()
+    port = free_port()
     queue = f"deploy_{uuid.uuid4().hex[:8]}"
     env = _process_env(tmp_path, pg_url, port, queue)
     migrate = subprocess.run(

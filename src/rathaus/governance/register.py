@@ -434,6 +434,19 @@ def _located(info: ModelInfo, location: str) -> ModelInfo:
     return info
 
 
+def _served(kind: str, model: str, base_url: str | None, location: str) -> ModelInfo:
+    """A model on an OpenAI-compatible server: named by the server, address without secrets."""
+    return _located(
+        ModelInfo(
+            kind=kind,
+            name=model,
+            version="vom Modellserver bereitgestellt",
+            source=mask_url(base_url or ""),
+        ),
+        location,
+    )
+
+
 def _llms(settings: Settings, function: str | None) -> list[ModelInfo]:
     """Every language model of ``function``'s route in the order a call tries them (the first
     answers, the others are fallbacks), or "kein Sprachmodell" when the route is empty."""
@@ -448,15 +461,7 @@ def _llms(settings: Settings, function: str | None) -> list[ModelInfo]:
         if server is None:
             info = _llm(settings)
         else:
-            info = _located(
-                ModelInfo(
-                    kind="llm",
-                    name=server.model,
-                    version="vom Modellserver bereitgestellt",
-                    source=mask_url(server.base_url),
-                ),
-                server.location,
-            )
+            info = _served("llm", server.model, server.base_url, server.location)
         info.server = name
         info.fallback = position > 0
         models.append(info)
@@ -467,15 +472,7 @@ def _llm(settings: Settings) -> ModelInfo:
     """The model the single-server settings (route member ``standard``) describe."""
     llm = settings.llm
     if llm.backend == "openai":
-        return _located(
-            ModelInfo(
-                kind="llm",
-                name=llm.model,
-                version="vom Modellserver bereitgestellt",
-                source=mask_url(llm.base_url or ""),
-            ),
-            llm.location,
-        )
+        return _served("llm", llm.model, llm.base_url, llm.location)
     if llm.backend == "none":
         return ModelInfo(kind="llm", name="kein Sprachmodell", active=False)
     if llm.model_path is not None:
@@ -500,15 +497,7 @@ def _llm(settings: Settings) -> ModelInfo:
 def _embeddings(settings: Settings) -> ModelInfo:
     emb = settings.embeddings
     if emb.backend == "openai":
-        return _located(
-            ModelInfo(
-                kind="embeddings",
-                name=emb.model,
-                version="vom Modellserver bereitgestellt",
-                source=mask_url(emb.base_url or ""),
-            ),
-            emb.location,
-        )
+        return _served("embeddings", emb.model, emb.base_url, emb.location)
     assert EMBEDDING_MODEL.package is not None
     return ModelInfo(
         kind="embeddings",
