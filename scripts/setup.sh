@@ -80,6 +80,7 @@ ASSETS=(
     "htmx.org/dist/htmx.min.js:htmx.min.js"
     "swagger-ui-dist/swagger-ui-bundle.js:swagger-ui/swagger-ui-bundle.js"
     "swagger-ui-dist/swagger-ui.css:swagger-ui/swagger-ui.css"
+    "axe-core/axe.min.js:axe-core/axe.min.js"
 )
 assets_present() {
     local asset
