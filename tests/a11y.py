@@ -61,6 +61,7 @@ class PageAudit:
         self.page = page
         self.failures: list[str] = []
         self.checked: list[str] = []
+        self.refusals = 0
 
     def check(self, name: str) -> None:
         self.checked.append(name)
@@ -69,10 +70,28 @@ class PageAudit:
         except AssertionError as exc:
             self.failures.append(str(exc))
 
-    def visit(self, url: str, name: str) -> None:
+    def visit(self, url: str, name: str, status: int = 200) -> None:
+        """Open ``url`` (answered with ``status``: a 4xx page shows a refusal) and check it."""
         response = self.page.goto(url)
-        assert response is not None and response.ok, f"{url}: HTTP {response and response.status}"
+        assert response is not None and response.status == status, (
+            f"{url}: HTTP {response and response.status}, erwartet {status}"
+        )
+        if status >= 400:
+            self.refused()
         self.check(name)
 
+    def refused(self) -> None:
+        """Bad input sent on purpose: the browser may log the refusal (HTTP 4xx) as a console
+        error; ``assert_clean`` accepts one such message per refusal, and nothing else."""
+        self.refusals += 1
+
+    def unexpected_console_errors(self) -> list[str]:
+        errors = list(getattr(self.page, "console_errors", []))
+        refused = [e for e in errors if "the server responded with a status of 4" in e]
+        others = [e for e in errors if e not in refused]
+        return others + (refused if len(refused) > self.refusals else [])
+
     def assert_clean(self) -> None:
+        """No axe violation on any page checked, and no console error (e.g. a CSP violation)."""
         assert not self.failures, "\n\n".join(self.failures)
+        assert not self.unexpected_console_errors(), self.unexpected_console_errors()

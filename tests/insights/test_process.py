@@ -154,6 +154,32 @@ def test_process_map_is_accessible_svg_with_the_same_numbers():
     assert data["counts"] == [1, 3]
 
 
+def test_process_map_node_names_start_with_the_visible_text():
+    """WCAG 2.5.3 (label in name): a speech user says what a box shows, also a shortened name;
+    the count is drawn outside the button (it is in the name as "… Ereignisse")."""
+    long = "Unterlagen beim Antragsteller nachfordern und Frist setzen"
+    word = "Grundstücksverkehrsgenehmigungsverfahren"  # one word, too long for a box
+    renamed = {"Nachfordern": long, "Bescheid": word}
+    log = {k: [(renamed.get(a, a), h, r) for a, h, r in v] for k, v in LOG.items()}
+    text = str(render_map(analyse(arrays(log)), title="Karte")[0])
+    nodes = re.findall(
+        r'<g class="pm-node[^"]*"[^>]*aria-label="([^"]+)">(.*?)</g>'
+        r'<text [^>]*class="pm-node-count" aria-hidden="true">',
+        text,
+    )
+    assert len(nodes) == 4 and "pm-node-count" not in "".join(inside for _, inside in nodes)
+    drawn = {}
+    for label, inside in nodes:
+        shown = re.search(r'class="pm-node-name"([^>]*)>([^<]+)</text>', inside)
+        drawn[label.split(",")[0]] = (shown.group(2), shown.group(1))
+        words = shown.group(2).removesuffix(" …")
+        assert label.startswith(words) and label[len(words)] in " ,", (label, shown.group(2))
+        assert "Ereignisse" in label
+    assert drawn[long][0] == "Unterlagen beim …"  # whole words only, at most 30 characters
+    assert drawn[word][0] == word and "textLength" in drawn[word][1]  # whole, squeezed
+    assert drawn["Prüfen"] == ("Prüfen", "")
+
+
 def test_every_table_exports_with_headers_matching_rows():
     a = analyse(arrays())
     for name in TABLES:

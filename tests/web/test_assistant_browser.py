@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from rathaus.core.models import Case
+from tests.a11y import assert_accessible, axe_violations, describe
 from tests.assistant.test_service import AUSWEIS_URL, EMBEDDER, add_knowledge
 from tests.factories import build_tenant
 from tests.web.test_browser import ARTIFACTS, _serve, page  # noqa: F401 - the page fixture
@@ -65,12 +66,11 @@ def _ask_by_keyboard(page, question: str) -> None:  # noqa: F811 - page is the f
 
 @pytest.mark.browser
 def test_citizen_asks_reads_sources_and_hands_over(assistant_server, page, sqlite_db):  # noqa: F811
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(assistant_server + "/assistent")
     assert (
         page.locator(".ai-label").inner_text().startswith("Sie schreiben mit einem KI-Assistenten")
     )
-    page.screenshot(path=str(ARTIFACTS / "assistent-start.png"), full_page=True)
+    assert_accessible(page, "assistent-start")
 
     # keyboard only: Tab reaches the question field within a few steps, Enter sends
     for _ in range(5):
@@ -89,10 +89,12 @@ def test_citizen_asks_reads_sources_and_hands_over(assistant_server, page, sqlit
     assert cite.inner_text().startswith("[")
     cite.click()  # the citation number jumps to its source
     assert page.evaluate("location.hash").startswith("#quelle-")
-    page.screenshot(path=str(ARTIFACTS / "assistent-antwort.png"), full_page=True)
+    assert_accessible(page, "assistent-antwort")
 
     answer.get_by_role("button", name="Ja, hilfreich").click()
-    expect(answer.locator(".feedback-status")).to_have_text("Vielen Dank für Ihre Rückmeldung.")
+    expect(answer.locator(".feedback-status")).to_have_text(
+        "Vielen Dank für Ihre Rückmeldung.", timeout=30_000
+    )
     expect(answer.get_by_role("button", name="Ja, hilfreich")).to_have_attribute(
         "aria-pressed", "true"
     )
@@ -102,10 +104,12 @@ def test_citizen_asks_reads_sources_and_hands_over(assistant_server, page, sqlit
     abstention = page.locator(".answer").nth(1)
     abstention.locator(".feedback").wait_for(timeout=60_000)
     expect(abstention.locator(".abstain")).to_contain_text("Mitarbeiter")
+    assert_accessible(page, "assistent-enthaltung")
     abstention.get_by_role("link", name="Anliegen an die Verwaltung weitergeben").click()
     handover = page.locator("#weitergabe")
     assert handover.is_visible()
     assert page.evaluate("document.activeElement.id") == "weitergabe-h"
+    assert_accessible(page, "assistent-weitergabe-formular")
     # without consent the browser does not send the form
     handover.get_by_role("button", name="Gespräch weitergeben").click()
     with sqlite_db.session() as session:
@@ -114,9 +118,9 @@ def test_citizen_asks_reads_sources_and_hands_over(assistant_server, page, sqlit
     handover.get_by_label("E-Mail").fill("erika@example.org")
     handover.get_by_role("button", name="Gespräch weitergeben").click()
     status = handover.locator("[data-handover-status]")
-    expect(status).to_contain_text("Aktenzeichen")
+    expect(status).to_contain_text("Aktenzeichen", timeout=30_000)
     expect(status).to_be_focused()
-    page.screenshot(path=str(ARTIFACTS / "assistent-weitergabe.png"), full_page=True)
+    assert_accessible(page, "assistent-weitergabe")
     with sqlite_db.session() as session:
         cases = session.scalars(select(Case).where(Case.channel == "assistent")).all()
         assert len(cases) == 1
@@ -126,13 +130,12 @@ def test_citizen_asks_reads_sources_and_hands_over(assistant_server, page, sqlit
 
     page.set_viewport_size({"width": 375, "height": 740})  # a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    page.screenshot(path=str(ARTIFACTS / "assistent-telefon.png"), full_page=True)
+    assert_accessible(page, "assistent-telefon")
     assert page.console_errors == []  # type: ignore[attr-defined]
 
 
 @pytest.mark.browser
 def test_widget_on_another_site_opens_the_assistant(host_site, page):  # noqa: F811
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(host_site)
     button = page.get_by_role("button", name="Fragen? Bürgerassistent")
     assert button.get_attribute("aria-expanded") == "false"
@@ -153,7 +156,10 @@ def test_widget_on_another_site_opens_the_assistant(host_site, page):  # noqa: F
     _ask_by_keyboard(page, QUESTION)  # the widget put the cursor into the question field
     frame.locator(".answer .feedback").wait_for(timeout=60_000)
     assert frame.locator(".answer .sources a").first.get_attribute("href") == AUSWEIS_URL
-    page.screenshot(path=str(ARTIFACTS / "assistent-widget.png"))
+    assert_accessible(page, "assistent-widget")
+    inner = next(f for f in page.frames if "/assistent/einbetten" in f.url)
+    violations = axe_violations(inner)
+    assert not violations, "axe-core im Widget-Rahmen:\n" + describe(violations)
     page.keyboard.press("Escape")  # closes the widget, the focus returns to its button
     page.wait_for_function(
         "document.querySelector('[data-rathaus-assistent]').getAttribute('aria-expanded')"

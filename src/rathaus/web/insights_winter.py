@@ -131,7 +131,7 @@ def _plan_context(plan: Any, tenant: Any, user: Any) -> dict[str, Any]:
         stats=(plan.solution or {}).get("stats"),
         map_svg=export.svg_map(network, ev, shape),
         layout=shape,
-        colours=export.COLOURS,
+        colour_names=export.COLOUR_NAMES,
         turns=by_vehicle,
         running=plan.status in service.RUNNING,
         poll_seconds=POLL_SECONDS,

@@ -21,7 +21,10 @@ from rathaus.insights.winter.evaluate import Evaluation, Route, fmt_num
 from rathaus.insights.winter.layout import Layout
 from rathaus.insights.winter.network import Network
 
+# One colour per vehicle, the palette of the chart classes .chart-s0 … .chart-s5 in rathaus.css;
+# the names are written next to each swatch, so the colour is never the only key (WCAG 1.4.1).
 COLOURS = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#4b5563")
+COLOUR_NAMES = ("blau", "ocker", "grün", "violett", "rot", "grau")
 TURN_HEADERS = (
     "Fahrzeug",
     "Nr.",
