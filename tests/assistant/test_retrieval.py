@@ -4,6 +4,7 @@ tenant separation."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -177,3 +178,45 @@ def test_a_large_index_is_rebuilt_in_the_background_without_serving_deleted_entr
         index.wait(timeout=60)
         new, stale = index.lookup(session, tenant.id, embedder.model, 384)
         assert not stale and gewerbe not in new.entry_ids
+
+
+def test_whole_entry_vector_is_the_direction_of_its_passages() -> None:
+    vectors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    whole = retrieve._entry_vectors(vectors, np.array([0, 0, 2]), 3)
+    assert np.allclose(whole[0], [2**-0.5, 2**-0.5, 0])
+    assert np.allclose(whole[1], 0)  # an entry without passages scores 0, no division by zero
+    assert np.allclose(whole[2], [0, 0, 1])
+    empty = np.zeros((0, 3), dtype=np.float32)
+    assert retrieve._entry_vectors(empty, np.zeros(0, dtype=np.int64), 0).shape == (0, 3)
+
+
+def test_search_scores_the_whole_entry_next_to_its_best_passage(db, embedder) -> None:
+    """Signal ``eintrag``: the question's cosine with the normalised sum of all of the entry's
+    passage vectors, next to its best passage (``passage``)."""
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+        query = "Personalausweis beantragen"
+        vector = embedder.embed_queries([query])[0]
+        hits = retrieve.search(
+            session, tenant_id=tenant.id, query=query, embedder=embedder, query_vector=vector
+        )
+        idx = retrieve.KNOWLEDGE_INDEX.get(session, tenant.id, embedder.model, 384)
+        assert len(hits) == len(ENTRIES)
+        for hit in hits:
+            passages = session.scalars(
+                select(KnowledgeChunk.id).where(KnowledgeChunk.entry_id == hit.entry_id)
+            ).all()
+            rows = [idx.chunk_pos[c] for c in passages]
+            mean = idx.chunk_vectors[rows].sum(axis=0)
+            expected = float(mean @ vector / np.linalg.norm(mean))
+            assert hit.signals["eintrag"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_rank_metrics_of_the_evaluation() -> None:
+    from rathaus.assistant.evaluation import _rank_metrics
+
+    metrics = _rank_metrics(np.array([1, 3, 0, 6]))  # 0: the right service was not found
+    assert metrics == {"recall@1": 0.25, "recall@5": 0.5, "mrr": 0.375}
+    assert _rank_metrics(np.array([], dtype=int))["mrr"] == 0.0

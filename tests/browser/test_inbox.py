@@ -163,8 +163,8 @@ def test_every_posteingang_page_is_accessible(history_server, page, sign_in, tmp
     assert page.get_by_role("heading", name="Entscheidende Wörter").is_visible()
     assert_accessible(page, "vorgang-mit-modell")
 
-    scanner = tmp_path / "scanner"
-    scanner.mkdir()
+    scanner = tmp_path / "eingang" / "alpha" / "scanner"  # demo root: data_dir/eingang/<Kommune>
+    scanner.mkdir(parents=True)
     page.goto(base + "/posteingang/quellen")
     assert_accessible(page, "posteingang-quellen")
     folder = page.locator("form", has=page.get_by_role("button", name="Ordner einrichten"))

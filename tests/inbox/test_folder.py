@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -40,13 +41,19 @@ class Setup:
     inbox: Path
     tenant_id: int
     source_id: int
+    roots: folder.FolderRoots
 
     def poll(self, max_bytes: int = 10 * 1024 * 1024) -> poll.PollResult:
         with self.db.session() as session:
             source = session.get(InboxSource, self.source_id)
             assert source is not None
             return poll.poll_source(
-                session, source, store=self.store, max_bytes=max_bytes, enqueue=lambda ids: None
+                session,
+                source,
+                store=self.store,
+                max_bytes=max_bytes,
+                enqueue=lambda ids: None,
+                folder_roots=self.roots,
             )
 
     def cases(self) -> list[Case]:
@@ -64,8 +71,10 @@ class Setup:
 
 @pytest.fixture
 def setup(db: Database, tmp_path: Path) -> Setup:
-    inbox = tmp_path / "scanner"
-    inbox.mkdir()
+    # The root allowed for folder sources is tmp_path/wurzel; alpha may watch below .../alpha.
+    roots = folder.FolderRoots(roots=(tmp_path / "wurzel",))
+    inbox = tmp_path / "wurzel" / "alpha" / "scanner"
+    inbox.mkdir(parents=True)
     with db.session() as session:
         world = build_tenant(session, "alpha")
         source = poll.create_source(
@@ -74,9 +83,10 @@ def setup(db: Database, tmp_path: Path) -> Setup:
             kind="folder",
             name="Scanner",
             settings={"path": str(inbox)},
+            folder_roots=roots,
         )
         ids = (world.tenant.id, source.id)
-    return Setup(db, OriginalStore(tmp_path / "originals"), inbox, *ids)
+    return Setup(db, OriginalStore(tmp_path / "originals"), inbox, *ids, roots)
 
 
 def test_files_become_cases_once_and_are_moved(setup: Setup):
@@ -169,7 +179,8 @@ db = Database(sys.argv[1])
 with db.session() as session:
     source = session.get(InboxSource, int(sys.argv[2]))
     poll.poll_source(session, source, store=OriginalStore(Path(sys.argv[3])),
-                     max_bytes=10**7, enqueue=lambda ids: None)
+                     max_bytes=10**7, enqueue=lambda ids: None,
+                     folder_roots=folder.FolderRoots(roots=(Path(sys.argv[4]),)))
 """
 
 
@@ -184,6 +195,7 @@ def test_process_killed_before_the_move_does_not_duplicate(setup: Setup):
             setup.db.url,
             str(setup.source_id),
             str(setup.store.root),
+            str(setup.roots.roots[0]),
         ],
         capture_output=True,
         text=True,
@@ -259,31 +271,52 @@ def test_big_file_is_kept_unread_with_a_german_reason(setup: Setup):
 
 
 def test_settings_are_checked(db: Database, tmp_path: Path):
-    inbox = tmp_path / "eingang"
-    inbox.mkdir()
+    roots = folder.FolderRoots(roots=(tmp_path,))
+    area = tmp_path / "alpha"
+    inbox = area / "eingang"
+    inbox.mkdir(parents=True)
+
+    def check(settings: dict) -> dict:
+        return folder.check_settings(settings, roots=roots, tenant_slug="alpha")
+
     with pytest.raises(SourceSettingsError, match="absoluter Pfad"):
-        folder.check_settings({"path": "relativ/eingang"})
+        check({"path": "relativ/eingang"})
     with pytest.raises(SourceSettingsError, match="gibt es nicht"):
-        folder.check_settings({"path": str(tmp_path / "fehlt")})
+        check({"path": str(area / "fehlt")})
     with pytest.raises(SourceSettingsError, match="nicht der beobachtete Ordner selbst"):
-        folder.check_settings({"path": str(inbox), "done_dir": "."})
+        check({"path": str(inbox), "done_dir": "."})
     with pytest.raises(SourceSettingsError, match="nicht der beobachtete Ordner selbst"):
-        folder.check_settings({"path": str(inbox), "done_dir": str(tmp_path)})
-    checked = folder.check_settings({"path": str(inbox) + "/"})
+        check({"path": str(inbox), "done_dir": str(area)})
+    checked = check({"path": str(inbox) + "/"})
     assert checked["done_dir"] == str(inbox / "erledigt")
     with db.session() as session:
         a = build_tenant(session, "alpha").tenant
         b = build_tenant(session, "beta").tenant
         poll.create_source(
-            session, tenant=a, kind="folder", name="Scan", settings={"path": str(inbox)}
+            session,
+            tenant=a,
+            kind="folder",
+            name="Scan",
+            settings={"path": str(inbox)},
+            folder_roots=roots,
         )
-        with pytest.raises(SourceSettingsError, match="schon von der Quelle"):
+        with pytest.raises(SourceSettingsError, match="nicht in einem für die Kommune beta"):
             poll.create_source(
-                session, tenant=b, kind="folder", name="Scan", settings={"path": str(inbox)}
+                session,
+                tenant=b,
+                kind="folder",
+                name="Scan",
+                settings={"path": str(inbox)},
+                folder_roots=roots,
             )
         with pytest.raises(SourceSettingsError, match="gibt es in der Kommune alpha schon"):
             poll.create_source(
-                session, tenant=a, kind="folder", name="Scan", settings={"path": str(tmp_path)}
+                session,
+                tenant=a,
+                kind="folder",
+                name="Scan",
+                settings={"path": str(area)},
+                folder_roots=roots,
             )
 
 
@@ -295,7 +328,7 @@ def test_periodic_job_polls_due_sources_and_queues_triage(setup: Setup, tmp_path
         data_dir=tmp_path / "data",
         database_url=setup.db.url,
         queue={"backend": "sqlite"},
-        inbox={"poll_interval_s": 300},
+        inbox={"poll_interval_s": 300, "folder_roots": [str(setup.roots.roots[0])]},
     )
     huey = jobs.get_huey(settings)
     try:
@@ -346,9 +379,10 @@ def test_cli_folder_source(setup: Setup, tmp_path: Path):
         "RATHAUS_DATABASE_URL": setup.db.url,
         "RATHAUS_QUEUE__BACKEND": "sqlite",
         "RATHAUS_DEFAULT_TENANT": "alpha",
+        "RATHAUS_INBOX__FOLDER_ROOTS": json.dumps([str(setup.roots.roots[0])]),
     }
     runner = CliRunner()
-    second = tmp_path / "post"
+    second = setup.inbox.parent / "post"
     second.mkdir()
     created = runner.invoke(app, ["quelle-ordner", "Post", "--pfad", str(second)], env=env)
     assert created.exit_code == 0, created.output

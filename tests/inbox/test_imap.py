@@ -43,6 +43,9 @@ pytestmark = pytest.mark.skipif(
 )
 PASSWORD = "imap-test-passwort"
 ENV = "RATHAUS_IMAP_ALPHA_POSTSTELLE"
+# The test's Dovecot listens on the loopback address, which the SSRF guard refuses unless the
+# administration allows it (network.allowed_networks): these tests allow it explicitly.
+LOCAL = ["127.0.0.1/32", "::1/128"]
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -241,6 +244,7 @@ class Setup:
                 store=self.store,
                 max_bytes=max_bytes,
                 enqueue=self.queued.append,
+                allowed_networks=LOCAL,
             )
 
     def cases(self) -> list[Case]:
@@ -272,7 +276,12 @@ def make_source(db, dovecot, tmp_path, monkeypatch, **settings) -> Setup:  # typ
             **settings,
         }
         source = poll.create_source(
-            session, tenant=world.tenant, kind="imap", name="Poststelle", settings=values
+            session,
+            tenant=world.tenant,
+            kind="imap",
+            name="Poststelle",
+            settings=values,
+            allowed_networks=LOCAL,
         )
         ids = (world.tenant.id, source.id)
     return Setup(db, OriginalStore(tmp_path / "originals"), ids[0], ids[1], user, [])
@@ -305,7 +314,12 @@ def test_new_mails_become_cases_exactly_once(db, dovecot, tmp_path, monkeypatch)
     with db.session() as session:
         source = session.get(InboxSource, setup.source_id)
         first = poll.poll_source(
-            session, source, store=setup.store, max_bytes=10**7, enqueue=enqueue
+            session,
+            source,
+            store=setup.store,
+            max_bytes=10**7,
+            enqueue=enqueue,
+            allowed_networks=LOCAL,
         )
     assert first.errors == [] and len(first.new_case_ids) == 3
     assert sorted(seen_by_enqueue) == sorted(first.new_case_ids)
@@ -365,7 +379,8 @@ db = Database(sys.argv[1])
 with db.session() as session:
     source = session.get(InboxSource, int(sys.argv[2]))
     poll.poll_source(session, source, store=OriginalStore(Path(sys.argv[3])),
-                     max_bytes=10**7, enqueue=lambda ids: None)
+                     max_bytes=10**7, enqueue=lambda ids: None,
+                     allowed_networks=["127.0.0.1/32", "::1/128"])
 """
 
 
@@ -498,8 +513,11 @@ def test_wrong_password_gives_german_error_and_other_sources_continue(
                 "username": good_user,
                 "password_env": "RATHAUS_IMAP_ALPHA_ZWEITE",
             },
+            allowed_networks=LOCAL,
         )
-    settings = load_settings(mode="demo", data_dir=tmp_path, database_url=db.url)
+    settings = load_settings(
+        mode="demo", data_dir=tmp_path, database_url=db.url, network={"allowed_networks": LOCAL}
+    )
     queued: list[list[int]] = []
     assert poll.poll_due_sources(db, settings, enqueue=queued.append) == 2
 
@@ -601,7 +619,9 @@ def test_plaintext_allowed_only_locally_or_explicitly():
     base = {"username": "p", "password_env": "RATHAUS_IMAP_ALPHA_P", "tls": "none"}
     assert imap.check_settings({**base, "host": "localhost"}, tenant_slug="alpha")["port"] == 143
     checked = imap.check_settings(
-        {**base, "host": "10.0.0.5", "allow_plaintext": True}, tenant_slug="alpha"
+        {**base, "host": "10.0.0.5", "allow_plaintext": True},
+        tenant_slug="alpha",
+        allowed_networks=["10.0.0.0/8"],
     )
     assert checked["allow_plaintext"] is True and checked["host"] == "10.0.0.5"
 
@@ -632,6 +652,7 @@ def test_cli_sets_up_lists_and_polls_a_mailbox(db, dovecot, tmp_path, monkeypatc
         "RATHAUS_QUEUE__BACKEND": "sqlite",
         "RATHAUS_DEFAULT_TENANT": "alpha",
         "RATHAUS_IMAP_ALPHA_POSTSTELLE": PASSWORD,
+        "RATHAUS_NETWORK__ALLOWED_NETWORKS": '["127.0.0.1/32"]',
     }
     runner = CliRunner()
     args = ["quelle-imap", "Poststelle", "--host", "127.0.0.1", "--port", str(dovecot.port)]

@@ -84,11 +84,15 @@ LOGIN_ONLY: dict[tuple[str, str], str] = {
     ("GET", "/governance/ki-register"): "KI-Register: für alle Beschäftigten (Transparenz)",
     ("GET", "/governance/ki-register.json"): "KI-Register als JSON",
     ("GET", "/governance/ki-register.pdf"): "KI-Register als PDF",
+    ("GET", "/konto/sitzungen"): "nur die eigenen Sitzungen (user_id der Sitzung)",
+    ("POST", "/konto/sitzungen/abmelden"): "beendet nur eine eigene Sitzung",
+    ("POST", "/konto/sitzungen/andere-abmelden"): "beendet nur eigene andere Sitzungen",
 }
 # Allowed roles are not called here (the route itself is tested elsewhere): too slow or it
 # would end the session the other calls need. Denied roles and anonymous are still checked.
 NOT_CALLED_WHEN_ALLOWED: dict[tuple[str, str], str] = {
     ("POST", "/logout"): "beendet die Sitzung (tests/web/test_auth.py)",
+    ("POST", "/konto/sitzungen/andere-abmelden"): "beendet Sitzungen (tests/security)",
     ("POST", "/system/modelle/pruefen"): "lädt die Modelle (tests/web/test_system.py)",
     ("POST", "/posteingang/modelle/trainieren"): "trainiert ein Modell (tests/inbox)",
 }

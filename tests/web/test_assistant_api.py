@@ -15,6 +15,7 @@ from rathaus.assistant.answer import AssistantKit
 from rathaus.assistant.ratelimit import SlidingWindowLimiter, client_key
 from rathaus.core.config import AssistantSettings
 from rathaus.core.models import AssistantConversation, AssistantTurn, Case, Tenant
+from rathaus.web.limits import RateLimiter
 from tests.assistant.test_service import AUSWEIS_URL, EMBEDDER, add_knowledge
 
 ASK = "/api/v1/assistant/ask"
@@ -185,8 +186,10 @@ def test_feedback_and_hand_over(assistant, client, db):
         assert turn.feedback == -1 and turn.feedback_comment == "x"
 
 
-def test_rate_limit_answers_429_with_retry_after(assistant, client):
-    assistant.state.assistant_limiter = SlidingWindowLimiter(2, 60.0)
+def test_rate_limit_answers_429_with_retry_after(assistant, client, db):
+    assistant.state.settings.assistant.rate_limit_per_minute = 2
+    # the installation's shared counter, in one fixed minute (no window ends mid-test)
+    assistant.state.rate_limiter = RateLimiter(db.engine, "geheim", clock=lambda: 6e8 + 1)
     for _ in range(2):
         assert client.post(ASK, json={"question": ""}).status_code == 422
     limited = client.post(ASK, json={"question": "Was kostet ein Personalausweis?"})

@@ -22,8 +22,10 @@ def _source(db, name: str) -> InboxSource:  # type: ignore[no-untyped-def]
 
 
 def test_admin_adds_polls_pauses_and_removes_a_folder(client, worlds, db, tmp_path) -> None:
-    inbox = tmp_path / "scanner"
-    inbox.mkdir()
+    # The app of tests/web/conftest.py runs in demo mode with data_dir=tmp_path: folder sources
+    # are allowed below tmp_path/eingang/<Kommune> (inbox.folder_roots left empty).
+    inbox = tmp_path / "eingang" / "alpha" / "scanner"
+    inbox.mkdir(parents=True)
     login(client, "admin")
     page = client.get("/posteingang/quellen")
     assert page.status_code == 200 and "Noch keine Quelle eingerichtet." in page.text
@@ -89,7 +91,11 @@ def test_sources_are_for_administrators_of_the_own_municipality(
     client, worlds, db, tmp_path
 ) -> None:
     login(client, "admin", tenant="beta")
-    client.post("/posteingang/quellen/ordner", data=_form(client, name="Beta", pfad=str(tmp_path)))
+    beta_inbox = tmp_path / "eingang" / "beta" / "scanner"
+    beta_inbox.mkdir(parents=True)
+    client.post(
+        "/posteingang/quellen/ordner", data=_form(client, name="Beta", pfad=str(beta_inbox))
+    )
     beta = _source(db, "Beta")
     client.post("/logout", data=_form(client))
 

@@ -26,6 +26,9 @@ from rathaus.writing.oparl import (
 
 MEETINGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "council" / "meetings.jsonl"
 T = "https://schema.oparl.org/1.1/"
+# The test server listens on the loopback address, which the SSRF guard refuses for addresses
+# that staff enter unless the administration allows it (network.allowed_networks).
+LOCAL = ["127.0.0.1/32"]
 
 
 def _pages(base: str) -> dict[str, object]:
@@ -147,7 +150,7 @@ def server() -> Iterator[str]:
 
 
 def test_meeting_list_follows_pages_and_skips_deleted(server):
-    with OParlClient(timeout_s=5, max_pages=10) as client:
+    with OParlClient(timeout_s=5, max_pages=10, allowed_networks=LOCAL) as client:
         found = client.meetings(f"{server}/system")
     assert [m.name for m in found.meetings] == [
         "Gemeinderat",
@@ -161,14 +164,14 @@ def test_meeting_list_follows_pages_and_skips_deleted(server):
 
 
 def test_meeting_list_stops_at_max_pages(server):
-    with OParlClient(timeout_s=5, max_pages=2) as client:
+    with OParlClient(timeout_s=5, max_pages=2, allowed_networks=LOCAL) as client:
         found = client.meetings(f"{server}/body/1/meetings")
     assert found.pages == 2 and found.truncated
     assert len(found.meetings) == 2
 
 
 def test_meeting_import_keeps_partial_results(server):
-    with OParlClient(timeout_s=5, max_pages=5) as client:
+    with OParlClient(timeout_s=5, max_pages=5, allowed_networks=LOCAL) as client:
         meeting = client.meeting(f"{server}/m/1")
     assert [(a.number, a.name) for a in meeting.agenda] == [
         ("1", "Eröffnung"),
@@ -188,14 +191,17 @@ def test_meeting_import_keeps_partial_results(server):
 
 
 def test_slow_server_gives_a_german_timeout_message(server):
-    with OParlClient(timeout_s=0.5) as client, pytest.raises(OParlError) as caught:
+    with (
+        OParlClient(timeout_s=0.5, allowed_networks=LOCAL) as client,
+        pytest.raises(OParlError) as caught,
+    ):
         client.get(f"{server}/slow")
     message = caught.value.message
     assert "127.0.0.1" in message and "0.5 Sekunden" in message and "geantwortet" in message
 
 
 def test_broken_json_and_http_errors_are_german(server):
-    with OParlClient(timeout_s=5) as client:
+    with OParlClient(timeout_s=5, allowed_networks=LOCAL) as client:
         with pytest.raises(OParlError, match="kein gültiges JSON"):
             client.get(f"{server}/broken")
         with pytest.raises(OParlError, match="HTTP-Status 404"):
@@ -203,7 +209,10 @@ def test_broken_json_and_http_errors_are_german(server):
 
 
 def test_unreachable_server():
-    with OParlClient(timeout_s=2) as client, pytest.raises(OParlError, match="nicht erreichbar"):
+    with (
+        OParlClient(timeout_s=2, allowed_networks=LOCAL) as client,
+        pytest.raises(OParlError, match="nicht erreichbar"),
+    ):
         client.get("http://127.0.0.1:9/oparl")
 
 

@@ -125,6 +125,7 @@ class OpenAICompatibleEmbedder:
         passage_prefix: str = "",
         send_input_type: bool = True,
         breaker: CircuitBreaker | None = None,
+        allowed_networks: Sequence[str] = (),
     ) -> None:
         self.http = HTTPBackend(
             base_url,
@@ -134,6 +135,7 @@ class OpenAICompatibleEmbedder:
             timeout_s=timeout_s,
             max_retries=max_retries,
             breaker=breaker,
+            allowed_networks=allowed_networks,
         )
         self.base_url = self.http.base_url
         self.model = model

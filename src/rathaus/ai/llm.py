@@ -6,7 +6,7 @@ import errno
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from rathaus.ai.breaker import CircuitBreaker
+from rathaus.core import netguard
 from rathaus.core.errors import ConfigError, RathausError
 
 Role = Literal["system", "user", "assistant"]
@@ -128,6 +129,9 @@ class HTTPBackend:
     Each request asks the server's ``breaker`` first (refused at once while it is open) and
     reports its outcome to it: network errors, time-outs, 5xx and 429 count as failures, any
     other answer shows the server is up. ``limit`` bounds parallel requests of this process.
+
+    Connections obey the model-server policy of :mod:`rathaus.core.netguard` (own networks yes,
+    link-local such as cloud metadata no) plus ``allowed_networks`` (``network.allowed_networks``).
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class HTTPBackend:
         server: str | None = None,
         breaker: CircuitBreaker | None = None,
         limit: threading.BoundedSemaphore | None = None,
+        allowed_networks: Sequence[str] = (),
     ) -> None:
         self.prefix = setting_prefix
         self.server = server
@@ -153,7 +158,9 @@ class HTTPBackend:
         self.breaker = breaker
         self.limit = limit
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+        self._client = netguard.http_client(
+            netguard.for_model_servers(allowed_networks), timeout=timeout_s, headers=headers
+        )
 
     def _setting(self, field: str) -> str:
         if self.server is None:
@@ -189,6 +196,12 @@ class HTTPBackend:
             f"{self.what} unter {self.base_url} hat die Anfrage abgelehnt "
             f"(HTTP {response.status_code}: {detail}). {hint}",
             reason=f"HTTP {response.status_code}",
+        )
+
+    def _blocked(self, exc: netguard.NetGuardError) -> ModelUnavailableError:
+        self._outcome("Adresse gesperrt")
+        return ModelUnavailableError(
+            f"{self.what} unter {self.base_url}: {exc.message}", reason="Adresse gesperrt"
         )
 
     def _retryable(self, response: httpx.Response) -> bool:
@@ -240,6 +253,8 @@ class HTTPBackend:
                 self._admit()
                 try:
                     response = self._client.post(url, json=payload)
+                except netguard.NetGuardError as exc:
+                    raise self._blocked(exc) from None
                 except httpx.HTTPError as exc:
                     reason = _reason(exc, self.timeout_s)
                     self._outcome(reason)
@@ -291,6 +306,9 @@ class HTTPBackend:
                                 started = True
                                 yield line.removeprefix("data:").strip()
                         return
+                except netguard.NetGuardError as exc:
+                    reported = True
+                    raise self._blocked(exc) from None
                 except httpx.HTTPError as exc:
                     reason = _reason(exc, self.timeout_s)
                     self._outcome(reason)
@@ -346,6 +364,7 @@ class OpenAICompatibleModel:
         server: str | None = None,
         breaker: CircuitBreaker | None = None,
         limit: threading.BoundedSemaphore | None = None,
+        allowed_networks: Sequence[str] = (),
     ) -> None:
         self.http = HTTPBackend(
             base_url,
@@ -357,6 +376,7 @@ class OpenAICompatibleModel:
             server=server,
             breaker=breaker,
             limit=limit,
+            allowed_networks=allowed_networks,
         )
         self.server = server
         self.breaker = breaker

@@ -172,6 +172,7 @@ def _server_model(settings: Settings, name: str, function: str) -> Any:
         server=server.name,
         breaker=_breaker(settings, key),
         limit=limit_for(key, server.max_concurrency) if server.max_concurrency else None,
+        allowed_networks=_allowed_networks(settings),
     )
     return _guarded(model, _as_single_server(settings, server), "llm", function)
 
@@ -225,6 +226,11 @@ def get_embedder(settings: Settings) -> Embedder:
     return _guarded(factory(settings), settings, "embeddings", EMBEDDING_FUNCTION)
 
 
+def _allowed_networks(settings: Settings) -> list[str]:
+    """``network.allowed_networks``: what the model-server SSRF policy lets through besides."""
+    return list(settings.network.allowed_networks)
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -259,6 +265,7 @@ def _openai_llm(settings: Settings) -> LanguageModel:
         timeout_s=settings.llm.timeout_s,
         max_retries=settings.llm.max_retries,
         breaker=_breaker(settings, server_key("llm", DEFAULT_ROUTE, base_url)),
+        allowed_networks=_allowed_networks(settings),
     )
 
 
@@ -277,6 +284,7 @@ def _openai_embedder(settings: Settings) -> Embedder:
         timeout_s=config.timeout_s,
         query_prefix=getattr(config, "query_prefix", ""),
         passage_prefix=getattr(config, "passage_prefix", ""),
+        allowed_networks=_allowed_networks(settings),
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 from rathaus.assistant.entries import FACTS, LIST_FACTS, EntryData
 from rathaus.core.errors import RathausError
+from rathaus.core.parsing import ParseProblem, decode_utf16, is_utf16, parse_json
 
 FORMATS: dict[str, str] = {
     "muenchen": "Münchner Dienstleistungskatalog (JSON)",
@@ -233,13 +233,18 @@ def _read_bytes(path: Path) -> bytes:
 def _decode(path: Path, report: ReadReport | None = None) -> str:
     """UTF-8 (with or without BOM); Windows-1252 as a fallback, with a note."""
     data = _read_bytes(path)
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if b"\x00" in data[:8192] and not is_utf16(data):
         raise KnowledgeImportError(
             f"Die Datei „{path.name}“ ist keine Textdatei (sie enthält Binärdaten). Bitte "
             "prüfen, ob die Dateiendung stimmt."
         )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16").lstrip("\ufeff")
+    if is_utf16(data):
+        try:
+            return decode_utf16(data)
+        except ParseProblem as exc:
+            raise KnowledgeImportError(
+                f"„{path.name}“: {exc.message}. Bitte als UTF-8 speichern und erneut importieren."
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -259,29 +264,15 @@ def _decode(path: Path, report: ReadReport | None = None) -> str:
     return text
 
 
-_JSON_MESSAGES = {
-    "Expecting ',' delimiter": "fehlt ein Komma",
-    "Expecting ':' delimiter": "fehlt ein Doppelpunkt",
-    "Expecting value": "fehlt ein Wert, oder er ist ungültig",
-    "Expecting property name enclosed in double quotes": (
-        "muss ein Name in doppelten Anführungszeichen stehen (oder ein Komma ist zu viel)"
-    ),
-    "Unterminated string starting at": "beginnt eine Zeichenkette, die nicht geschlossen wird",
-    "Extra data": "folgt nach dem Ende der Daten weiterer Text",
-    "Invalid control character at": "enthält eine Zeichenkette ein Steuerzeichen",
-}
-
-
 def _load_json(path: Path, report: ReadReport | None = None) -> Any:
     text = _decode(path, report)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        what = _JSON_MESSAGES.get(exc.msg, "ist die Schreibweise fehlerhaft")
+        return parse_json(text)
+    except ParseProblem as exc:
         raise KnowledgeImportError(
-            f"Die Datei „{path.name}“ ist kein gültiges JSON: In Zeile {exc.lineno}, Spalte "
-            f"{exc.colno} {what}. Bitte die Stelle korrigieren und erneut importieren."
-        ) from exc
+            f"Die Datei „{path.name}“ ist kein gültiges JSON: {exc.message}. Bitte die Stelle "
+            "korrigieren und erneut importieren."
+        ) from None
 
 
 # --- text helpers ------------------------------------------------------------------------------

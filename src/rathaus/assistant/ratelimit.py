@@ -1,9 +1,10 @@
-"""Rate limiting of the public assistant: a sliding window of requests per client, in process.
+"""Rate limiting in one process: a sliding window of requests per client, and client keys.
 
-The window lives in the memory of one process. With several web workers (``uvicorn
---workers N`` or several containers) each keeps its own window, so a client may make up to
-N times the limit; the limit is a brake against floods and scripted abuse, not an exact quota.
-Put a shared limit in front (reverse proxy) where that matters.
+The public endpoints count in counters every web process shares (:mod:`rathaus.web.limits`);
+this window in the memory of one process is their fallback where nothing can be shared (an
+in-memory database in tests) or the shared counters cannot be written (database down). With
+several web workers each process then keeps its own window, so a client may make up to N
+times the limit: still a brake against floods, not an exact quota.
 """
 
 from __future__ import annotations
@@ -57,6 +58,29 @@ class SlidingWindowLimiter:
                 return max(1, math.ceil(hits[0] + self.window_s - now))
             hits.append(now)
             return 0
+
+    def wait(self, key: str) -> int:
+        """Seconds until ``key`` may go on (0: now), without counting a request."""
+        with self._lock:
+            now = self._clock()
+            hits = self._hits.get(key)
+            while hits and hits[0] <= now - self.window_s:
+                hits.popleft()
+            if not hits or len(hits) < self.limit:
+                return 0
+            return max(1, math.ceil(hits[0] + self.window_s - now))
+
+    def record(self, key: str) -> None:
+        """Count one event of ``key`` whatever the limit (a failed login, say)."""
+        with self._lock:
+            now = self._clock()
+            self._calls += 1
+            if self._calls % self._sweep_every == 0:
+                self._sweep(now)
+            hits = self._hits.setdefault(key, deque())
+            hits.append(now)
+            while len(hits) > self.limit or hits[0] <= now - self.window_s:
+                hits.popleft()
 
     def _sweep(self, now: float) -> None:
         quiet = [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window_s]

@@ -149,7 +149,8 @@ def source_imap(
     """IMAP-Postfach als Eingangsquelle einrichten (das Passwort steht nur in der Umgebung)."""
     from rathaus.inbox.channels import imap, poll
 
-    with database().session() as session:
+    s = settings()
+    with database(s).session() as session:
         tenant = tenant_by_slug(session, _slug(kommune))
         variable = passwort_variable or imap.default_password_env(tenant.slug, name)
         values: dict[str, object] = {
@@ -167,7 +168,14 @@ def source_imap(
             values["allow_plaintext"] = True
         if ca_datei:
             values["ca_file"] = ca_datei
-        source = poll.create_source(session, tenant=tenant, kind="imap", name=name, settings=values)
+        source = poll.create_source(
+            session,
+            tenant=tenant,
+            kind="imap",
+            name=name,
+            settings=values,
+            allowed_networks=s.network.allowed_networks,
+        )
         typer.echo(f"Eingerichtet: {source.name} – {poll.describe(source)}")
     typer.echo(
         f"Bitte das Passwort in der Umgebungsvariablen {variable} des Workers setzen; "
@@ -185,12 +193,19 @@ def source_folder(
 ) -> None:
     """Ordner als Eingangsquelle einrichten (z. B. Zielordner eines Scanners)."""
     from rathaus.inbox.channels import poll
+    from rathaus.inbox.channels.folder import FolderRoots
 
+    s = settings()
     values = {"path": pfad, **({"done_dir": ablage} if ablage else {})}
-    with database().session() as session:
+    with database(s).session() as session:
         tenant = tenant_by_slug(session, _slug(kommune))
         source = poll.create_source(
-            session, tenant=tenant, kind="folder", name=name, settings=values
+            session,
+            tenant=tenant,
+            kind="folder",
+            name=name,
+            settings=values,
+            folder_roots=FolderRoots.from_settings(s),
         )
         typer.echo(f"Eingerichtet: {source.name} – {poll.describe(source)}")
 
@@ -216,6 +231,7 @@ def fetch(
     from rathaus import jobs
     from rathaus.core.storage import OriginalStore
     from rathaus.inbox.channels import poll
+    from rathaus.inbox.channels.folder import FolderRoots
 
     s = settings()
     jobs.get_huey(s)  # new cases are queued for triage with these settings
@@ -230,7 +246,14 @@ def fetch(
         if not sources:
             typer.echo("Keine aktiven Eingangsquellen eingerichtet.")
         results = [
-            poll.poll_source(session, source, store=store, max_bytes=max_bytes)
+            poll.poll_source(
+                session,
+                source,
+                store=store,
+                max_bytes=max_bytes,
+                allowed_networks=s.network.allowed_networks,
+                folder_roots=FolderRoots.from_settings(s),
+            )
             for source in sources
         ]
     failed = False

@@ -39,7 +39,8 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     @app.command("prozess-import")
     def prozess_import(
         datei: Path = typer.Argument(
-            ..., help="Ereignisprotokoll: .csv/.xlsx, .xes oder OCEL 2.0 (.jsonocel/.json)."
+            ...,
+            help="Ereignisprotokoll: .csv/.xlsx, .xes oder OCEL 2.0 als JSON, XML oder SQLite.",
         ),
         format: str | None = typer.Option(  # noqa: A002 - the option's name
             None, "--format", help="csv, xes oder ocel; Standard: an Endung und Inhalt erkannt."

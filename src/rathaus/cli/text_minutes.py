@@ -110,7 +110,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         elif oparl_url:
             s = settings()
             with oparl.OParlClient(
-                timeout_s=s.writing.oparl_timeout_s, max_pages=s.writing.oparl_max_pages
+                timeout_s=s.writing.oparl_timeout_s,
+                max_pages=s.writing.oparl_max_pages,
+                allowed_networks=s.network.allowed_networks,
             ) as client:
                 meeting = client.meeting(oparl_url)
         elif oparl_datei is not None:
@@ -164,7 +166,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         else:
             s = settings()
             with oparl.OParlClient(
-                timeout_s=s.writing.oparl_timeout_s, max_pages=s.writing.oparl_max_pages
+                timeout_s=s.writing.oparl_timeout_s,
+                max_pages=s.writing.oparl_max_pages,
+                allowed_networks=s.network.allowed_networks,
             ) as client:
                 listed = client.meetings(quelle)
             found, truncated = listed.meetings, listed.truncated

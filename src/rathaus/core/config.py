@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -242,9 +243,58 @@ class InboxSettings(BaseModel):
     gate_tolerance: float = Field(default=0.01, ge=0, le=0.2)
     max_upload_mb: int = Field(default=50, ge=1, le=2048)
     max_files_per_upload: int = Field(default=20, ge=1, le=500)
+    max_request_mb: int = Field(
+        default=200,
+        ge=1,
+        le=20000,
+        description=(
+            "Größte Anfrage eines Uploads (alle Dateien zusammen); größere werden abgewiesen, "
+            "bevor etwas gelesen wird. Mindestens so groß wie max_upload_mb."
+        ),
+    )
+    max_pdf_pages: int = Field(
+        default=200, ge=1, le=10000, description="Seiten je PDF, die gelesen werden."
+    )
+    max_attachments: int = Field(
+        default=20, ge=1, le=1000, description="Anhänge je E-Mail, die gelesen werden."
+    )
     poll_interval_s: int = Field(default=60, ge=5)
+    folder_roots: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Freigegebene Wurzelordner für Ordner-Quellen; jede Kommune darf nur unter "
+            "<Wurzel>/<Kommune> beobachten. Leer: im Demo-Betrieb data_dir/eingang, sonst keine."
+        ),
+    )
     duplicate_similarity: float = Field(default=0.97, gt=0, le=1)
     related_similarity: float = Field(default=0.88, gt=0, le=1)
+
+    @field_validator("folder_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        roots = [Path(os.path.normpath(str(root))) for root in value]
+        for root in roots:
+            if not root.is_absolute() or root == Path("/"):
+                raise ValueError(
+                    f"„{root}“ ist kein absoluter Ordner (und nicht /), z. B. /srv/rathaus/eingang"
+                )
+        for root in roots:
+            for other in roots:
+                if root != other and root.is_relative_to(other):
+                    raise ValueError(
+                        f"„{root}“ liegt in „{other}“: Wurzelordner dürfen nicht ineinander liegen"
+                    )
+        return roots
+
+    @model_validator(mode="after")
+    def _request_holds_a_file(self) -> InboxSettings:
+        if self.max_request_mb < self.max_upload_mb:
+            raise ValueError(
+                f"max_request_mb ({self.max_request_mb}) ist kleiner als max_upload_mb "
+                f"({self.max_upload_mb}): eine Datei der erlaubten Größe käme nie an. Bitte "
+                "max_request_mb mindestens auf max_upload_mb setzen."
+            )
+        return self
 
 
 class AssistantSettings(BaseModel):
@@ -374,6 +424,67 @@ class GovernanceSettings(BaseModel):
         return {**_default_policies(), **value}
 
 
+class NetworkSettings(BaseModel):
+    """Outgoing connections to hosts that staff enter (OParl, IMAP) and to model servers."""
+
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Interne Netze/Adressen, die eingetragene OParl- und IMAP-Server erreichen dürfen "
+            "(sonst nur öffentliche Adressen), z. B. 10.20.0.0/16; gilt auch für Modellserver."
+        ),
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from rathaus.core.netguard import parse_networks
+
+        parse_networks(value)
+        return [item.strip() for item in value]
+
+
+class LimitsSettings(BaseModel):
+    """Bounds against floods and abuse: request sizes and requests per minute (docs/limits.md)."""
+
+    max_request_mb: int = Field(
+        default=32,
+        ge=1,
+        le=20000,
+        description="Größte Anfrage an Seiten und APIs ohne eigene Grenze (Formulare, JSON).",
+    )
+    login_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Fehlgeschlagene Anmeldungen je Minute und Adresse; danach 429 bis Minutenende.",
+    )
+    login_failures_per_account: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Fehlversuche je Konto, nach denen es für login_lock_minutes gesperrt ist.",
+    )
+    login_lock_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=60,
+        description="Zeitfenster (Minuten) der Fehlversuche je Konto und Dauer der Sperre.",
+    )
+    open311_per_minute: int = Field(
+        default=60,
+        ge=1,
+        le=100000,
+        description="Open311-Anfragen (Lesen und Melden) je Minute und Adresse.",
+    )
+    api_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100000,
+        description="Anfragen an die Eingangs-API je Minute und API-Schlüssel.",
+    )
+
+
 class OIDCSettings(BaseModel):
     """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
 
@@ -407,6 +518,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     web_workers: int = Field(default=1, ge=1, le=64)
     session_max_age_s: int = Field(default=8 * 3600, ge=300)
+    session_idle_s: int = Field(
+        default=3600,
+        ge=300,
+        description="Sitzung endet nach so vielen Sekunden ohne Anfrage (zusätzlich zur Laufzeit).",
+    )
     cookie_secure: bool | None = Field(
         default=None, description="Leer: nur im Demo-Betrieb ohne HTTPS-Pflicht."
     )
@@ -423,6 +539,8 @@ class Settings(BaseSettings):
     writing: WritingSettings = WritingSettings()
     oidc: OIDCSettings = OIDCSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    network: NetworkSettings = NetworkSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _without_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _params_without_nul(parameters: Any) -> Any:
+    """The same parameters (a mapping, a row tuple or a list of either) without NUL."""
+    if isinstance(parameters, Mapping):
+        return {key: _without_nul(value) for key, value in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        return type(parameters)(
+            _params_without_nul(value)
+            if isinstance(value, Mapping | list | tuple)
+            else _without_nul(value)
+            for value in parameters
+        )
+    return parameters
+
+
+def _replace_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    # PostgreSQL text cannot hold U+0000 (SQLite can): a NUL in a letter, a form field or an
+    # extracted text would fail the whole write. It becomes U+FFFD, the replacement character;
+    # the original file is kept byte for byte in the file store.
+    return statement, _params_without_nul(parameters)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
@@ -38,13 +65,15 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         sqlite_writers.install(engine, str(Path(path).resolve()) if path else ":memory:")
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         connect_args={"connect_timeout": 5},
     )
+    event.listen(engine, "before_cursor_execute", _replace_nul, retval=True)
+    return engine
 
 
 def describe_url(url: str) -> str:

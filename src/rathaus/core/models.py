@@ -222,6 +222,8 @@ class WebSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    # The last request, written at most once a minute (idle timeout, security.check_session).
+    last_seen_at: Mapped[dt.datetime | None]
 
 
 class CaseStatus(enum.StrEnum):
@@ -953,6 +955,24 @@ class TenantUsage(Base):
     tenant_id: Mapped[int] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RateLimitUsage(Base):
+    """Requests of one client of a public endpoint in one window (``minute`` = the window's
+    first minute, Unix time // 60), shared by every web process (:mod:`rathaus.web.limits`).
+
+    ``bucket`` is a keyed hash of the rule and the client (address, account or API key): no
+    address or user name is stored. Rows older than an hour are deleted as new ones arrive.
+    The columns are those of ``tenant_usage``, so both are counted by the same code
+    (:class:`rathaus.governance.quota.UsageCounter`); ``tokens`` stays 0.
+    """
+
+    __tablename__ = "rate_limit_usage"
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     minute: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(Integer, default=0)

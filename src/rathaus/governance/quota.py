@@ -221,11 +221,15 @@ class Usage:
 
 
 class UsageCounter:
-    """Atomic per-tenant, per-minute counters in ``table`` of ``engine`` (own transactions)."""
+    """Atomic per-key, per-minute counters in ``table`` of ``engine`` (own transactions).
 
-    def __init__(self, engine: Engine, table: Table) -> None:
+    The key is the column ``key_column``: a tenant's id for the quotas here, a hashed client
+    for the rate limits of public endpoints (:mod:`rathaus.web.limits`)."""
+
+    def __init__(self, engine: Engine, table: Table, key_column: str = "tenant_id") -> None:
         self.engine = engine
         self.table = table
+        self.key = table.c[key_column]
         self.postgres = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self.postgres else sqlite_insert
 
@@ -240,7 +244,7 @@ class UsageCounter:
 
     def _upsert(self, tenant_id: int, minute: int, **first: int) -> Any:
         t = self.table
-        values = {"tenant_id": tenant_id, "minute": minute, "requests": 0, "tokens": 0,
+        values = {self.key.name: tenant_id, "minute": minute, "requests": 0, "tokens": 0,
                   "refused": 0} | first  # fmt: skip
         return self._insert(t).values(**values)
 
@@ -256,7 +260,7 @@ class UsageCounter:
             *([t.c.tokens < tokens] if tokens is not None else []),
         ]
         stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.tenant_id, t.c.minute],
+            index_elements=[self.key, t.c.minute],
             set_={"requests": t.c.requests + 1},
             where=and_(*below) if below else None,
         ).returning(t.c.requests, t.c.tokens, t.c.refused)
@@ -265,7 +269,7 @@ class UsageCounter:
             if row is not None and row.requests == 1:
                 # The tenant's first call in this minute: drop its rows older than a day.
                 conn.execute(
-                    delete(t).where(t.c.tenant_id == tenant_id, t.c.minute < minute - KEEP_MINUTES)
+                    delete(t).where(self.key == tenant_id, t.c.minute < minute - KEEP_MINUTES)
                 )
         return None if row is None else Usage(row.requests, row.tokens, row.refused)
 
@@ -275,7 +279,7 @@ class UsageCounter:
         stmt = (
             self._upsert(tenant_id, minute, refused=1)
             .on_conflict_do_update(
-                index_elements=[t.c.tenant_id, t.c.minute], set_={"refused": t.c.refused + 1}
+                index_elements=[self.key, t.c.minute], set_={"refused": t.c.refused + 1}
             )
             .returning(t.c.requests, t.c.tokens, t.c.refused)
         )
@@ -288,7 +292,7 @@ class UsageCounter:
         with self._write() as conn:
             conn.execute(
                 update(t)
-                .where(t.c.tenant_id == tenant_id, t.c.minute == minute)
+                .where(self.key == tenant_id, t.c.minute == minute)
                 .values(tokens=t.c.tokens + tokens)
             )
 
@@ -297,7 +301,7 @@ class UsageCounter:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.c.requests, t.c.tokens, t.c.refused).where(
-                    t.c.tenant_id == tenant_id, t.c.minute == minute
+                    self.key == tenant_id, t.c.minute == minute
                 )
             ).one_or_none()
         return Usage() if row is None else Usage(row.requests, row.tokens, row.refused)
@@ -311,7 +315,7 @@ class UsageCounter:
                     func.coalesce(func.sum(t.c.requests), 0),
                     func.coalesce(func.sum(t.c.tokens), 0),
                     func.coalesce(func.sum(t.c.refused), 0),
-                ).where(t.c.tenant_id == tenant_id, t.c.minute >= first_minute)
+                ).where(self.key == tenant_id, t.c.minute >= first_minute)
             ).one()
         return Usage(int(row[0]), int(row[1]), int(row[2]))
 
@@ -333,15 +337,26 @@ def _sidecar_engine(database_file: Path) -> Engine:
     return _SIDECARS.get(f"sqlite:///{sidecar_path(database_file).resolve()}")
 
 
-def counter_for(engine: Engine) -> UsageCounter | None:
-    """The counters that belong to the database of ``engine``; ``None`` for an in-memory
-    SQLite database (tests), which no other process could share anyway."""
+def shared_engine(engine: Engine) -> Engine | None:
+    """Where counters beside the database of ``engine`` live: PostgreSQL itself, the sidecar
+    file of a SQLite file; ``None`` for an in-memory SQLite database (tests), which no other
+    process could share anyway."""
     if engine.dialect.name == "postgresql":
-        return UsageCounter(engine, TenantUsage.__table__)  # type: ignore[arg-type]
+        return engine
     database = engine.url.database
     if not database or database == ":memory:":
         return None
-    return UsageCounter(_sidecar_engine(Path(database)), SIDECAR_USAGE)
+    return _sidecar_engine(Path(database))
+
+
+def counter_for(engine: Engine) -> UsageCounter | None:
+    """The counters that belong to the database of ``engine`` (see :func:`shared_engine`)."""
+    shared = shared_engine(engine)
+    if shared is None:
+        return None
+    if shared is engine:
+        return UsageCounter(engine, TenantUsage.__table__)  # type: ignore[arg-type]
+    return UsageCounter(shared, SIDECAR_USAGE)
 
 
 # -- admission ----------------------------------------------------------------------------------

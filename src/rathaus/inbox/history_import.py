@@ -64,6 +64,7 @@ from rathaus.core.models import (
     Tenant,
     utcnow,
 )
+from rathaus.core.parsing import ParseProblem, csv_problem, decode_utf16, is_utf16
 from rathaus.inbox.classify import REQUEST_TYPES
 
 LOCAL = ZoneInfo("Europe/Berlin")
@@ -190,13 +191,25 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str, str | No
     if encoding:
         try:
             return data.decode(encoding).lstrip("\ufeff"), encoding, None
-        except (LookupError, UnicodeDecodeError) as exc:
+        except LookupError:
             raise HistoryImportError(
-                f"Die Datei lässt sich nicht als {encoding} lesen ({exc}). Bitte die Kodierung "
-                "prüfen oder weglassen (dann wird sie erkannt)."
-            ) from exc
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16").lstrip("\ufeff"), "utf-16", None
+                f"Die Kodierung „{encoding}“ ist unbekannt. Bitte z. B. utf-8 oder cp1252 angeben "
+                "oder die Angabe weglassen (dann wird sie erkannt)."
+            ) from None
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise HistoryImportError(
+                f"Die Datei lässt sich nicht als {encoding} lesen (unlesbares Zeichen in Zeile "
+                f"{line}). Bitte die Kodierung prüfen oder weglassen (dann wird sie erkannt)."
+            ) from None
+    if is_utf16(data):
+        try:
+            return decode_utf16(data), "utf-16", None
+        except ParseProblem as exc:
+            raise HistoryImportError(
+                f"{exc.message}. Bitte in Excel bzw. LibreOffice als „CSV UTF-8“ speichern und "
+                "erneut importieren."
+            ) from None
     try:
         return data.decode("utf-8-sig"), "utf-8", None
     except UnicodeDecodeError as exc:
@@ -247,8 +260,8 @@ def _rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
             start = reader.line_num + 1
     except csv.Error as exc:
         raise HistoryImportError(
-            f"Die CSV-Datei ist ab Zeile {start} nicht lesbar ({exc}). Bitte Anführungszeichen "
-            "und Trennzeichen prüfen."
+            f"Die CSV-Datei ist ab Zeile {start} nicht lesbar: {csv_problem(exc)}. Bitte "
+            "Anführungszeichen und Trennzeichen prüfen."
         ) from exc
 
 
@@ -278,7 +291,10 @@ def parse_date(value: str) -> dt.datetime | None:
         raise ValueError(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=LOCAL)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01 in Berlin lies before the first UTC moment
+        raise ValueError(value) from None
 
 
 def _request_type(value: str) -> str | None:

@@ -93,7 +93,11 @@ class TriageKit:
             inbox=settings.inbox,
             embedder=embedder,
             language_model=language_model,
-            limits=Limits(max_bytes=settings.inbox.max_upload_mb * 1024 * 1024),
+            limits=Limits(
+                max_bytes=settings.inbox.max_upload_mb * 1024 * 1024,
+                max_pdf_pages=settings.inbox.max_pdf_pages,
+                max_attachments=settings.inbox.max_attachments,
+            ),
         )
 
 
@@ -184,7 +188,7 @@ def case_text_parts(case: Case) -> tuple[list[str], list[str]]:
 
 def read_text(t: Triage) -> None:
     """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body."""
-    from rathaus.inbox.documents import extract
+    from rathaus.inbox.documents import Limits, extract
 
     for document in t.case.documents:
         if document.extraction_status != "ausstehend":
@@ -205,6 +209,8 @@ def read_text(t: Triage) -> None:
             problems = [e for e in [result.error, *_attachment_errors(result)] if e]
             more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
             t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
+        for note in _cut_short(result, t.kit.limits or Limits()):
+            t.flag(f"{note} – bitte den Rest im Original ansehen.")
         _take_mail_headers(t.case, result)
     bodies, extracted = case_text_parts(t.case)
     t.text = compose_text(t.case.subject, bodies, extracted)
@@ -219,6 +225,23 @@ def _with_attachments(result: Any) -> str:
         if attachment.text.strip():
             parts.append(f"--- Anhang: {attachment.filename} ---\n{_with_attachments(attachment)}")
     return "\n\n".join(p for p in parts if p.strip())
+
+
+def _cut_short(result: Any, limits: Any) -> list[str]:
+    """Where a limit stopped the reading (PDF pages, text length), also in attachments: the
+    text is partial, so a person must read the rest (docs/limits.md)."""
+    notes = []
+    if "pdf" in result.media_type and result.pages > limits.max_pdf_pages:
+        notes.append(
+            f"{result.filename}: nur die ersten {limits.max_pdf_pages} von {result.pages} "
+            "Seiten gelesen"
+        )
+    if len(result.text) >= limits.max_text_chars:
+        chars = f"{limits.max_text_chars:,}".replace(",", ".")
+        notes.append(f"{result.filename}: Text nach {chars} Zeichen gekürzt")
+    for attachment in result.attachments:
+        notes += _cut_short(attachment, limits)
+    return notes
 
 
 def _attachment_errors(result: Any) -> list[str]:

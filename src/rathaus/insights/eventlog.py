@@ -1,4 +1,5 @@
-"""Reading event logs for process mining: CSV with chosen columns, XES and OCEL 2.0 (JSON).
+"""Reading event logs for process mining: CSV with chosen columns, XES and OCEL 2.0 (JSON; XML
+and SQLite in :mod:`rathaus.insights.ocel`).
 
 Every reader returns a :class:`ParsedLog`: plain :class:`Event` records (case, activity, UTC
 timestamp, resource, further attributes) in file order plus German notes. Nothing here touches
@@ -18,14 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
+import math
 import re
 import xml.etree.ElementTree as ET
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rathaus.core.parsing import ParseProblem, parse_json, xml_problem
 from rathaus.insights.tabular import (
     FieldSpec,
     Table,
@@ -159,18 +160,26 @@ def _finish(log: ParsedLog) -> ParsedLog:
     return log
 
 
+_OCEL_XML_SECTIONS = re.compile(rb"<(?:\w+:)?(?:object-types|event-types|objects|events)\b")
+
+
 def detect_format(data: bytes, filename: str = "") -> str:
-    """``csv``, ``xes`` or ``ocel`` from the file name, else from the first bytes."""
+    """``csv``, ``xes`` or ``ocel`` from the file name, else from the first bytes. OCEL 2.0
+    comes as JSON, XML (root ``<log>`` like XES, but with ``<object-types>`` …) or SQLite."""
     name = filename.lower()
     if name.endswith((".xes", ".xes.xml")):
         return "xes"
-    if name.endswith((".jsonocel", ".ocel", ".json")) or "ocel" in name and name.endswith(".xml"):
+    if name.endswith((".jsonocel", ".xmlocel", ".sqliteocel", ".ocel", ".json", ".sqlite")):
         return "ocel"
-    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if "ocel" in name and name.endswith((".xml", ".db", ".sqlite3")):
+        return "ocel"
+    if data.startswith(b"SQLite format 3\x00"):
+        return "ocel"
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
         return "ocel"
     if head.startswith(b"<"):
-        return "ocel" if b"<log" not in head and b"<ocel" in head.lower() else "xes"
+        return "ocel" if _OCEL_XML_SECTIONS.search(head) or b"<ocel" in head.lower() else "xes"
     return "csv"
 
 
@@ -182,14 +191,15 @@ def parse_event_log(
     mapping: Mapping[str, str] | None = None,
     object_type: str | None = None,
 ) -> ParsedLog:
-    """Read an event log in ``fmt`` (``csv``, ``xes``, ``ocel``; detected when ``None``)."""
+    """Read an event log in ``fmt`` (``csv``, ``xes``, ``ocel`` in any OCEL 2.0 serialisation;
+    detected when ``None``)."""
     fmt = (fmt or detect_format(data, filename)).lower()
     if fmt == "csv":
         return parse_csv(data, filename, mapping=mapping)
     if fmt == "xes":
         return parse_xes(data)
     if fmt in ("ocel", "ocel2", "jsonocel"):
-        return parse_ocel(data, object_type=object_type)
+        return parse_ocel(data, object_type=object_type, filename=filename)
     raise TableError(f"Unbekanntes Format „{fmt}“. Erlaubt sind: csv, xes, ocel.")
 
 
@@ -270,9 +280,8 @@ def _iterparse(data: bytes) -> Iterable[tuple[str, ET.Element]]:
         # DOCTYPE and ENTITY were refused above; expat resolves no external entities.
         yield from ET.iterparse(io.BytesIO(data), events=("start", "end"))  # noqa: S314
     except ET.ParseError as exc:
-        line = getattr(exc, "position", (0, 0))[0]
         raise TableError(
-            f"Die XML-Datei ist fehlerhaft (Zeile {line}): {exc}. Bitte den Export prüfen."
+            f"Die XML-Datei ist fehlerhaft: {xml_problem(exc)}. Bitte den Export prüfen."
         ) from exc
 
 
@@ -289,9 +298,10 @@ def _xes_value(kind: str, value: str) -> Any:
             return value
     if kind == "float":
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return value
+        return number if math.isfinite(number) else value  # NaN is no JSON: keep the text
     if kind == "boolean":
         return value.strip().lower() == "true"
     return value
@@ -372,20 +382,32 @@ def _ocel_time(value: Any, where: str) -> dt.datetime:
         raise TableError(f"{where}: „{str(value)[:40]}“ ist kein Zeitpunkt.") from None
 
 
-def parse_ocel(data: bytes, *, object_type: str | None = None) -> ParsedLog:
-    """OCEL 2.0 as JSON. Process mining needs one *case notion*: the events are flattened onto
-    the objects of ``object_type`` (an event related to two orders becomes an event of each).
-    Without ``object_type`` the type with the most event relations is chosen (with a note)."""
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list; anything else (a string, a number, an object) counts as none."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def parse_ocel(data: bytes, *, object_type: str | None = None, filename: str = "") -> ParsedLog:
+    """OCEL 2.0 in any of its serialisations: JSON here, XML and SQLite (recognised by their
+    first bytes) in :mod:`rathaus.insights.ocel`. Process mining needs one *case notion*: the
+    events are flattened onto the objects of ``object_type`` (see :func:`~rathaus.insights.
+    ocel.flatten`); without it the type with the most event relations is chosen (with a note).
+    A ``filename`` ending in ``.sqlite``/``.xml`` … picks that reader even when the content does
+    not fit, so the error says what is wrong with the file."""
+    from rathaus.insights import ocel
+
+    name = filename.lower()
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped.startswith(b"<"):
-        raise TableError(
-            "OCEL 2.0 als XML wird noch nicht gelesen. Bitte als OCEL-2.0-JSON (.jsonocel) "
-            "exportieren."
-        )
+    if stripped.startswith(b"<") or name.endswith(ocel.XML_SUFFIXES):
+        return ocel.parse_ocel_xml(data, object_type=object_type)
+    if ocel.is_sqlite(data) or name.endswith(ocel.SQLITE_SUFFIXES):
+        return ocel.parse_ocel_sqlite(data, object_type=object_type)
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TableError(f"Die OCEL-Datei ist kein gültiges JSON: {exc}.") from exc
+        doc = parse_json(data)
+    except ParseProblem as exc:
+        raise TableError(
+            f"Die OCEL-Datei ist kein gültiges JSON: {exc.message}. Bitte den Export prüfen."
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise TableError("Die Datei ist kein OCEL 2.0: das Feld „events“ fehlt.")
     objects = doc.get("objects") or []
@@ -396,73 +418,26 @@ def parse_ocel(data: bytes, *, object_type: str | None = None) -> ParsedLog:
         if not isinstance(obj, dict) or "id" not in obj or "type" not in obj:
             raise TableError(f"Objekt {number}: „id“ oder „type“ fehlt.")
         type_of[str(obj["id"])] = str(obj["type"])
-    relations: Counter[str] = Counter()
-    for event in doc["events"]:
-        for rel in (event.get("relationships") or []) if isinstance(event, dict) else []:
-            oid = str(rel.get("objectId", ""))
-            if oid in type_of:
-                relations[type_of[oid]] += 1
-    if not relations:
-        raise TableError("Die OCEL-Datei enthält keine Ereignisse mit Bezug zu Objekten.")
-    notes: list[str] = []
-    if object_type:
-        if object_type not in relations:
-            raise TableError(
-                f"Den Objekttyp „{object_type}“ gibt es in der Datei nicht (oder ohne "
-                f"Ereignisse). Vorhanden: {', '.join(sorted(relations))}."
-            )
-        chosen = object_type
-    else:
-        chosen = relations.most_common(1)[0][0]
-        if len(relations) > 1:
-            others = ", ".join(sorted(t for t in relations if t != chosen))
-            notes.append(
-                f"Als Fall dient der Objekttyp „{chosen}“ (die meisten Ereignisbezüge); "
-                f"ebenfalls möglich: {others}."
-            )
-    events: list[Event] = []
+    raw: list[ocel.RawEvent] = []
     for number, event in enumerate(doc["events"], start=1):
         if not isinstance(event, dict):
             raise TableError(f"Ereignis {number}: kein JSON-Objekt.")
         eid = str(event.get("id", number))
-        where = f"Ereignis {number} („{eid[:40]}“)"
-        activity = _clip(str(event.get("type", "")), "Aktivität", where)
-        if not activity:
-            raise TableError(f"{where}: Der Ereignistyp (Aktivität) fehlt.")
-        stamp = _ocel_time(event.get("time"), where)
-        attrs = {
-            str(a.get("name")): a.get("value")
-            for a in event.get("attributes") or []
-            if isinstance(a, dict) and a.get("name")
-        }
-        resource = next((str(attrs.pop(k)) for k in RESOURCE_ATTRIBUTES if k in attrs), "")
-        rels = [
-            {
-                "id": str(r.get("objectId", "")),
-                "type": type_of.get(str(r.get("objectId", "")), ""),
-                "qualifier": str(r.get("qualifier", "")),
-            }
-            for r in event.get("relationships") or []
-            if isinstance(r, dict)
-        ]
-        for rel in rels:
-            if rel["type"] != chosen:
-                continue
-            events.append(
-                Event(
-                    position=len(events),
-                    case_key=_clip(rel["id"], "Fall-ID", where),
-                    activity=activity,
-                    timestamp=stamp,
-                    resource=_clip(resource, "Ressource", where),
-                    data={"ocel": {"id": eid, "objects": rels}, **attrs},
-                )
+        raw.append(
+            ocel.RawEvent(
+                where=f"Ereignis {number} („{eid[:40]}“)",
+                type=str(event.get("type", "")),
+                time=event.get("time"),
+                attributes={
+                    str(a.get("name")): a.get("value")
+                    for a in _dicts(event.get("attributes"))
+                    if a.get("name")
+                },
+                relationships=[
+                    (str(r.get("objectId", "")), str(r.get("qualifier", "")))
+                    for r in _dicts(event.get("relationships"))
+                ],
+                id=eid,
             )
-    object_types = sorted(set(type_of.values()))
-    log = ParsedLog(
-        "ocel",
-        events,
-        notes=notes,
-        mapping={"format": "ocel", "object_type": chosen, "object_types": object_types},
-    )
-    return _finish(log)
+        )
+    return ocel.flatten(raw, type_of, object_type, "json")

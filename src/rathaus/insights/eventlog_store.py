@@ -189,7 +189,11 @@ def load_dataset(session: Session, tenant_id: int, dataset_id: int) -> EventArra
             ProcessEvent.resource,
             ProcessEvent.position,
             ProcessEvent.data,
-        ).where(ProcessEvent.dataset_id == dataset.id, ProcessEvent.tenant_id == tenant_id)
+        )
+        .where(ProcessEvent.dataset_id == dataset.id, ProcessEvent.tenant_id == tenant_id)
+        # file order: without it PostgreSQL may return the rows in any order, and sums of
+        # waiting times (shares, means) would differ in the last digit between equal logs
+        .order_by(ProcessEvent.id)
     ).all()
     resources = [r[3] or "" for r in rows]
     groups = [str((r[5] or {}).get("group", "")) for r in rows]

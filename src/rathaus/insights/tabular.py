@@ -21,10 +21,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rathaus.core.errors import RathausError
+from rathaus.core.parsing import csv_problem
+from rathaus.core.zipguard import MB, ZipBounds, bomb_reason
 
 DELIMITERS = (";", ",", "\t", "|")
 XLSX_MAGIC = b"PK\x03\x04"
 XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+# An XLSX is a ZIP archive: a million rows unpack to a few hundred MB of XML at most; a
+# repetitive sheet compresses well, so the ratio is looser than for letters (DOCX).
+XLSX_BOUNDS = ZipBounds(max_members=10_000, max_unzipped_bytes=512 * MB, max_ratio=250.0)
 
 
 class TableError(RathausError):
@@ -122,8 +127,8 @@ def read_table(data: bytes, filename: str = "", *, max_rows: int | None = None) 
                 raise TableError(f"Die Datei hat mehr als {max_rows:,} Zeilen.".replace(",", "."))
     except csv.Error as exc:
         raise TableError(
-            f"Die CSV-Datei ist fehlerhaft in Zeile {reader.line_num}: {exc}. Bitte "
-            "Anführungszeichen und Trennzeichen prüfen."
+            f"Die CSV-Datei ist fehlerhaft in Zeile {reader.line_num}: {csv_problem(exc)}. "
+            "Bitte Anführungszeichen und Trennzeichen prüfen."
         ) from exc
     headers = [_clean_header(h) for h in header]
     table = Table(headers=headers, rows=rows, encoding=encoding, delimiter=delimiter)
@@ -134,12 +139,21 @@ def read_table(data: bytes, filename: str = "", *, max_rows: int | None = None) 
 
 def _read_xlsx(data: bytes, *, max_rows: int | None) -> Table:
     import zipfile
+    import zlib
 
     from openpyxl import load_workbook
 
     try:
+        # Checked before openpyxl unpacks anything: it reads shared strings into memory.
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            reason = bomb_reason(archive, XLSX_BOUNDS)
+        if reason is not None:
+            raise TableError(
+                f"Die Excel-Datei wurde nicht geöffnet: {reason} (mögliche ZIP-Bombe). Bitte als "
+                "CSV speichern oder in kleinere Dateien teilen."
+            )
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, zlib.error) as exc:
         raise TableError(
             "Die Excel-Datei ist beschädigt oder keine .xlsx-Datei und kann nicht gelesen werden."
         ) from exc
@@ -157,6 +171,14 @@ def _read_xlsx(data: bytes, *, max_rows: int | None) -> Table:
             rows.append(row)
             if max_rows is not None and len(rows) > max_rows:
                 raise TableError(f"Die Datei hat mehr als {max_rows:,} Zeilen.".replace(",", "."))
+    except TableError:
+        raise
+    except Exception as exc:  # the sheet is unpacked while reading: zlib, XML and openpyxl
+        # errors of a damaged file come only now, in many types; all mean "cannot read"
+        raise TableError(
+            "Die Excel-Datei ist beschädigt und kann nicht gelesen werden (Tabellenblatt nicht "
+            "lesbar). Bitte die Datei neu speichern oder als CSV hochladen."
+        ) from exc
     finally:
         workbook.close()
     headers = [_clean_header(_cell_text(h)) for h in header]
@@ -319,6 +341,13 @@ def parse_datetime(
         )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
+    try:
+        parsed.astimezone(dt.UTC)  # 0001-01-01 +01:00 lies before the first UTC moment
+    except OverflowError:
+        raise TableError(
+            f"{_where(row, label)}: „{text[:40]}“ liegt außerhalb des Zeitraums, den Rathaus "
+            "speichern kann (Jahr 1 bis 9999)."
+        ) from None
     return parsed
 
 

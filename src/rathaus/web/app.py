@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rathaus
@@ -19,7 +20,9 @@ from rathaus.core.config import Settings, load_settings
 from rathaus.core.db import Database
 from rathaus.core.errors import NotFoundError, PermissionDeniedError, RathausError
 from rathaus.core.logging import REQUEST_ID_HEADER, current_request_id
+from rathaus.core.security import EXPIRED, IDLE, SESSION_COOKIE
 from rathaus.web import (
+    account_sessions,
     api,
     assistant_api,
     assistant_views,
@@ -40,6 +43,7 @@ from rathaus.web import (
     insights_views,
     insights_winter,
     knowledge_views,
+    limits,
     observability,
     oidc,
     open311,
@@ -77,13 +81,23 @@ def _error(request: Request, status: int, message: str) -> Response:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
-    async def login_required(request: Request, _exc: LoginRequired) -> Response:
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        idle = exc.reason == IDLE
+        response: Response
         if _wants_json(request):
-            return JSONResponse({"detail": "Bitte melden Sie sich an."}, status_code=401)
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        from urllib.parse import quote
+            detail = auth_views.IDLE_MESSAGE if idle else "Bitte melden Sie sich an."
+            response = JSONResponse({"detail": detail}, status_code=401)
+        else:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            from urllib.parse import quote
 
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            extra = "&grund=inaktiv" if idle else ""
+            response = RedirectResponse(
+                f"/login?next={quote(target, safe='')}{extra}", status_code=303
+            )
+        if exc.reason in (IDLE, EXPIRED):
+            response.delete_cookie(SESSION_COOKIE)
+        return response
 
     @app.exception_handler(WritingUnauthorized)
     async def writing_unauthorized(_request: Request, exc: WritingUnauthorized) -> Response:
@@ -133,9 +147,23 @@ def _install_error_handlers(app: FastAPI) -> None:
             404: "Diese Seite gibt es nicht.",
             405: "Diese Aktion ist hier nicht möglich.",
         }
-        return _error(request, exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+        message = messages.get(exc.status_code) or german_detail(str(exc.detail))
+        response = _error(request, exc.status_code, message)
+        response.headers.update(exc.headers or {})  # Retry-After of a 429, Allow of a 405
+        return response
 
     db_outage.install(app, _error)  # a database outage is a German 503, not a 500
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, _exc: Exception) -> Response:
+        # A number the database cannot store (an id like 10**30): bad input, not a fault.
+        return _error(
+            request,
+            400,
+            "Die Anfrage enthält eine Zahl oder einen Wert, den die Datenbank nicht speichern "
+            "kann. Bitte die Eingabe prüfen.",
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -150,30 +178,77 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
         if request_id:  # this response bypasses the request-id middleware (observability.py)
             response.headers[REQUEST_ID_HEADER] = request_id
+        set_security_headers(request, response, request.app.state.settings)  # and that one too
         return response
+
+
+# What FastAPI and Starlette say in English about a malformed body (by the start of the text).
+_FRAMEWORK_DETAILS = (
+    ("There was an error parsing the body", "Der Inhalt der Anfrage ist kein gültiges JSON."),
+    ("Too many files", "Die Anfrage enthält zu viele Dateien."),
+    ("Too many fields", "Das Formular enthält zu viele Felder."),
+    ("Field exceeded maximum size", "Ein Formularfeld ist zu lang."),
+    ("Part exceeded maximum size", "Ein Teil des Formulars ist zu groß."),
+    ("Missing boundary", "Das Formular ist fehlerhaft (multipart ohne Trennzeile)."),
+    ("Invalid multipart data", "Das Formular ist fehlerhaft (multipart nicht lesbar)."),
+    ('The Content-Disposition header field "name"', "Einem Formularfeld fehlt der Name."),
+)
+
+
+def german_detail(detail: str) -> str:
+    """The framework's English text for a malformed request in German, with what to do."""
+    for start, german in _FRAMEWORK_DETAILS:
+        if detail.startswith(start):
+            return f"{german} Bitte die Anfrage prüfen und erneut senden."
+    return detail
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "type": e["type"]} for e in exc.errors()]
 
 
+def _personal(request: Request) -> bool:
+    """Whether the response may hold what only this caller may see: the request carried a login
+    session or an API key (ASVS 8.1.1). Static files never do."""
+    if request.url.path.startswith("/static/"):
+        return False
+    headers = request.headers
+    return (
+        SESSION_COOKIE in request.cookies
+        or "authorization" in headers
+        or "x-api-key" in headers
+        or getattr(request.state, "auth", None) is not None
+    )
+
+
+def set_security_headers(request: Request, response: Response, settings: Settings) -> None:
+    """The security headers of every response (unless the route set its own).
+
+    Every response to a signed-in person or an API key is ``Cache-Control: no-store`` (pages,
+    JSON, downloads, errors, redirects): neither the browser nor a proxy keeps a copy for the
+    next user of the computer. A route's own value stays only if it already says ``no-store``."""
+    if _personal(request) and "no-store" not in response.headers.get("Cache-Control", ""):
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if "frame-ancestors *" not in response.headers.get("Content-Security-Policy", ""):
+        # Only the assistant's embed page may be framed (its own CSP says so).
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.url.path != "/docs":
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+        )
+    if settings.secure_cookies:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
+
 def _security_headers(app: FastAPI, settings: Settings) -> None:
     @app.middleware("http")
     async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if "frame-ancestors *" not in response.headers.get("Content-Security-Policy", ""):
-            # Only the assistant's embed page may be framed (its own CSP says so).
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.url.path != "/docs":
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
-            )
-        if settings.secure_cookies:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        set_security_headers(request, response, settings)
         return response
 
 
@@ -235,6 +310,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for router in (
         health.router,
         auth_views.router,
+        account_sessions.router,
         pages.router,
         api.router,
         system.router,
@@ -265,6 +341,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.include_router(router)
     app.include_router(oidc.router)  # optional SSO; its routes answer 404 unless oidc.enabled
     _install_error_handlers(app)
+    # Inside the security headers, so a refused body gets them too (docs/limits.md).
+    app.add_middleware(limits.BodyLimitMiddleware, settings=settings, render_error=_error)
     _security_headers(app, settings)
     observability.install(app)  # last, so outermost: request ids and metrics for everything
     return app

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from rathaus.assistant import service
 from rathaus.assistant.answer import AssistantKit, QuestionRejected
-from rathaus.assistant.ratelimit import SlidingWindowLimiter, client_key
 from rathaus.core.config import Settings
 from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import Tenant
 from rathaus.core.storage import OriginalStore
 from rathaus.web.deps import DatabaseDep, SessionDep, SettingsDep
 from rathaus.web.inbox_views import queue_triage
+from rathaus.web.limits import client_address, rate_limiter, rule_for, too_many_message
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +50,11 @@ def get_kit(app: FastAPI) -> AssistantKit:
     return kit
 
 
-def get_limiter(app: FastAPI) -> SlidingWindowLimiter:
-    limiter = getattr(app.state, "assistant_limiter", None)
-    if limiter is None:
-        with _lock:
-            limiter = getattr(app.state, "assistant_limiter", None)
-            if limiter is None:
-                per_minute = app.state.settings.assistant.rate_limit_per_minute
-                limiter = SlidingWindowLimiter(per_minute, 60.0)
-                app.state.assistant_limiter = limiter
-    return limiter
-
-
 def retry_after(request: Request, scope: str) -> int:
     """0 if the client may go on, else seconds to wait (``scope`` keeps asking and
-    feedback/hand-over apart, so asking a lot never blocks the hand-over)."""
-    host = request.client.host if request.client else None
-    return get_limiter(request.app).hit(f"{scope}:{client_key(host)}")
-
-
-def too_many_message(seconds: int) -> str:
-    unit = "Sekunde" if seconds == 1 else "Sekunden"
-    return (
-        "Sie haben in kurzer Zeit sehr viele Anfragen gestellt. Bitte warten Sie "
-        f"{seconds} {unit} und versuchen Sie es dann erneut."
-    )
+    feedback/hand-over apart, so asking a lot never blocks the hand-over). Counted for the
+    whole installation (:mod:`rathaus.web.limits`)."""
+    return rate_limiter(request.app).hit(rule_for(request, scope), client_address(request))
 
 
 def public_tenant(session: Session, settings: Settings, slug: str | None) -> Tenant:

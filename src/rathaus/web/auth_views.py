@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import hmac
+import logging
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -21,11 +24,27 @@ from rathaus.core.security import (
     verify_password,
 )
 from rathaus.web.deps import AuthDep, CsrfDep, SessionDep, SettingsDep
+from rathaus.web.limits import client_address, rate_limiter, rule_for, seconds_text
 from rathaus.web.templating import render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 LOGIN_FAILED = "Benutzername oder Passwort ist falsch, oder das Konto ist gesperrt."
+IDLE_MESSAGE = (
+    "Ihre Sitzung ist wegen Inaktivität abgelaufen. Bitte melden Sie sich erneut an; "
+    "nicht gespeicherte Eingaben müssen Sie neu eingeben."
+)
+NOTICES = {"inaktiv": IDLE_MESSAGE}
+
+
+def login_blocked_message(seconds: int) -> str:
+    return (
+        "Zu viele fehlgeschlagene Anmeldeversuche. Zum Schutz Ihres Kontos ist die Anmeldung "
+        f"für {seconds_text(seconds)} gesperrt; bitte versuchen Sie es danach erneut. Haben "
+        "Sie Ihr Passwort vergessen, wenden Sie sich an die Administration Ihrer Kommune."
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -44,6 +63,7 @@ def login_page(
     username: str = "",
     next_url: str = "/",
     status_code: int = 200,
+    notice: str = "",
 ) -> Response:
     token = new_login_csrf()
     tenants = session.scalars(select(Tenant).where(Tenant.is_active).order_by(Tenant.name)).all()
@@ -53,6 +73,7 @@ def login_page(
         {
             "login_csrf": token,
             "error": error,
+            "notice": notice,
             "username": username,
             "next_url": safe_next(next_url),
             "tenants": tenants,
@@ -82,7 +103,11 @@ def signed_in(
     next_url: str,
     audit_kind: str,
 ) -> RedirectResponse:
-    """Start a session for ``user`` (password or OIDC), audit it and redirect to ``next_url``."""
+    """Start a session for ``user`` (password or OIDC), audit it and redirect to ``next_url``.
+
+    A session the browser still carried is ended first: a login never keeps a token that
+    existed before it (session fixation, ASVS 3.2.1)."""
+    end_session(session, request.cookies.get(SESSION_COOKIE))
     token, _ = create_session(
         session,
         user,
@@ -104,13 +129,55 @@ def signed_in(
     return response
 
 
+def pseudonym(settings: Any, value: str) -> str:
+    """A keyed hash of an account name or address for the audit trail: the same value gives the
+    same pseudonym (repeated attacks can be told apart), but the name is not stored."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"anmeldeschutz\0{value}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _audit_lockout(
+    session: Any,
+    settings: Any,
+    scope: str,
+    seconds: int,
+    user: User | None,
+    tenant: Tenant | None,
+    account: str,
+    address: str,
+) -> None:
+    """A lock-out after too many failed logins as an audit event (``login_locked``).
+
+    Never the password; an existing account by its user id, anything else (a mistyped or
+    made-up name, the address) only as a pseudonym."""
+    if scope == "konto":
+        subject = f"user:{user.id}" if user is not None else f"konto:{pseudonym(settings, account)}"
+    else:
+        subject = f"adresse:{pseudonym(settings, address)}"
+    log.warning("Anmeldung gesperrt (%s, %s s): %s", scope, seconds, subject)
+    audit.record(
+        session,
+        audit.Event(
+            kind="login_locked",
+            actor="anmeldeschutz",
+            tenant_id=tenant.id if tenant is not None else None,
+            subject=subject,
+            data={"sperre": scope, "sekunden": seconds},
+        ),
+    )
+
+
 @router.get("/login")
 def login_form(
-    request: Request, session: SessionDep, settings: SettingsDep, next: str = "/"
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    next: str = "/",
+    grund: str = "",
 ) -> Response:
-    if lookup_session(session, request.cookies.get(SESSION_COOKIE)):
+    if lookup_session(session, request.cookies.get(SESSION_COOKIE), idle_s=settings.session_idle_s):
         return RedirectResponse(safe_next(next), status_code=303)
-    return login_page(request, session, settings, next_url=next)
+    return login_page(request, session, settings, next_url=next, notice=NOTICES.get(grund, ""))
 
 
 @router.post("/login")
@@ -134,6 +201,25 @@ def login(
             next_url=next,
             status_code=403,
         )
+    # Brute force: failed logins count per address and per account (docs/limits.md); while
+    # either is over its limit no password is checked, whether it is right or not.
+    limiter, address = rate_limiter(request.app), client_address(request)
+    account = f"{(kommune or settings.default_tenant).strip()}:{username.strip().casefold()}"
+    by_address, by_account = rule_for(request, "anmeldung"), rule_for(request, "anmeldung-konto")
+    wait = max(limiter.wait(by_address, address), limiter.wait(by_account, account))
+    if wait:
+        log.warning("Anmeldung gesperrt nach Fehlversuchen (noch %s s)", wait)
+        response = login_page(
+            request,
+            session,
+            settings,
+            error=login_blocked_message(wait),
+            username=username,
+            next_url=next,
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     tenant = session.scalar(
         select(Tenant).where(Tenant.slug == (kommune or settings.default_tenant))
     )
@@ -153,6 +239,13 @@ def login(
                 data={"ip": request.client.host if request.client else ""},
             ),
         )
+        locked = {
+            "adresse": limiter.record(by_address, address),
+            "konto": limiter.record(by_account, account),
+        }
+        for scope, seconds in locked.items():
+            if seconds:  # this failure reached the limit: the lock-out begins now
+                _audit_lockout(session, settings, scope, seconds, user, tenant, account, address)
         return login_page(
             request,
             session,

@@ -12,11 +12,18 @@ from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.roles import Permission, permissions_of
-from rathaus.core.security import SESSION_COOKIE, lookup_session, tokens_match
+from rathaus.core.security import SESSION_COOKIE, check_session, tokens_match
 
 
 class LoginRequired(Exception):
-    """No valid session: the UI redirects to the login page, the API answers 401."""
+    """No valid session: the UI redirects to the login page, the API answers 401.
+
+    ``reason`` is :data:`rathaus.core.security.IDLE` when the session ended for inactivity
+    (the login page then says so), else why else there is none."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Forbidden(Exception):
@@ -53,9 +60,14 @@ def get_web_session(request: Request, session: SessionDep) -> tuple[WebSession, 
     cached = getattr(request.state, "auth", None)
     if cached is not None:
         return cached
-    found = lookup_session(session, request.cookies.get(SESSION_COOKIE))
+    checked = check_session(
+        session,
+        request.cookies.get(SESSION_COOKIE),
+        idle_s=request.app.state.settings.session_idle_s,
+    )
+    found = checked.found
     if found is None:
-        raise LoginRequired()
+        raise LoginRequired(checked.reason)
     # Detach the loaded user so a rollback of this request (e.g. after a refused action)
     # does not expire it before the error page is rendered with the user's name.
     for obj in found:

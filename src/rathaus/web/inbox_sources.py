@@ -20,7 +20,15 @@ from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import InboxSource, InboxSourceItem, Tenant, User
 from rathaus.core.roles import Permission
 from rathaus.core.storage import OriginalStore
-from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
+from rathaus.web.deps import (
+    CsrfDep,
+    CurrentTenant,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    get_settings,
+    require,
+)
 from rathaus.web.templating import render
 
 router = APIRouter(
@@ -78,9 +86,17 @@ def _page(
             "poll": poll,
             "tls_choices": TLS_CHOICES,
             "env_prefix": imap.env_prefix(tenant.slug),
+            # Where this municipality may watch folders (the demo root's area is created).
+            "folder_areas": _folder_roots(get_settings(request)).areas(tenant.slug, create=True),
         },
         status_code=status_code,
     )
+
+
+def _folder_roots(settings: Any) -> Any:
+    from rathaus.inbox.channels.folder import FolderRoots
+
+    return FolderRoots.from_settings(settings)
 
 
 def _source(session: SessionDep, tenant: Tenant, source_id: int) -> InboxSource:
@@ -126,7 +142,13 @@ def _create(
 
     try:
         source = polling.create_source(
-            session, tenant=tenant, kind=kind, name=name, settings=values
+            session,
+            tenant=tenant,
+            kind=kind,
+            name=name,
+            settings=values,
+            allowed_networks=get_settings(request).network.allowed_networks,
+            folder_roots=_folder_roots(get_settings(request)),
         )
     except RathausError as exc:
         session.rollback()
@@ -232,5 +254,7 @@ async def poll_now(
         source,
         store=OriginalStore(settings.originals_dir),
         max_bytes=settings.inbox.max_upload_mb * 1024 * 1024,
+        allowed_networks=settings.network.allowed_networks,
+        folder_roots=_folder_roots(settings),
     )
     return _page(request, session, tenant, poll=result)

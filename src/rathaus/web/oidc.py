@@ -365,7 +365,7 @@ def start(
     request: Request, session: SessionDep, settings: SettingsDep, next: str = "/"
 ) -> Response:
     """Send the browser to the provider's login page (authorization request with PKCE)."""
-    if lookup_session(session, request.cookies.get(SESSION_COOKIE)):
+    if lookup_session(session, request.cookies.get(SESSION_COOKIE), idle_s=settings.session_idle_s):
         return RedirectResponse(safe_next(next), status_code=303)
     try:
         provider = _provider(settings)

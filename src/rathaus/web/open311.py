@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,8 +17,15 @@ from rathaus.inbox.channels import open311
 from rathaus.inbox.channels.open311 import Open311Error
 from rathaus.web.deps import SessionDep, SettingsDep
 from rathaus.web.inbox_views import queue_triage
+from rathaus.web.limits import limit_by_address
 
-router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+# Public: every request counts against the client address's limit (limits.open311_per_minute).
+router = APIRouter(
+    prefix="/open311/v2",
+    tags=["Open311 GeoReport v2"],
+    dependencies=[Depends(limit_by_address("open311"))],
+    responses={429: {"description": "Zu viele Anfragen; `Retry-After` nennt die Sekunden"}},
+)
 
 FORMATS = ("json", "xml")
 MAX_FORM_BYTES = 64 * 1024

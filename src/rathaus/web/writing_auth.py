@@ -79,7 +79,11 @@ def writing_caller(
         # would lock SQLite against the call's own records, which use a session of their own.
         session.commit()
         return WritingCaller(tenant, None, actor)
-    login = lookup_session(session, request.cookies.get(SESSION_COOKIE))
+    login = lookup_session(
+        session,
+        request.cookies.get(SESSION_COOKIE),
+        idle_s=request.app.state.settings.session_idle_s,
+    )
     if login is None:
         raise WritingUnauthorized(NO_CREDENTIALS)
     web_session, user = login

@@ -11,7 +11,6 @@ caller's tenant: another tenant's Niederschrift answers 404.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
@@ -107,22 +106,7 @@ def transcript_as_text(segments: list[dict[str, Any]]) -> str:
 
 
 def _uploaded_oparl(data: bytes, meeting_id: str) -> oparl.ImportedMeeting:
-    text = data.decode("utf-8-sig", errors="replace").strip()
-    try:
-        parsed: Any = json.loads(text)
-    except json.JSONDecodeError:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise oparl.OParlError(
-                    f"Die hochgeladene Datei ist weder JSON noch JSONL (Zeile {number})."
-                ) from None
-        parsed = rows
-    return oparl.meeting_from_json(parsed, meeting_id or None)
+    return oparl.meeting_from_json(oparl.parse_upload(data), meeting_id or None)
 
 
 def _detail(
@@ -335,7 +319,9 @@ async def create_page(
 
 def _fetch_meeting(settings: Settings, url: str) -> oparl.ImportedMeeting:
     with oparl.OParlClient(
-        timeout_s=settings.writing.oparl_timeout_s, max_pages=settings.writing.oparl_max_pages
+        timeout_s=settings.writing.oparl_timeout_s,
+        max_pages=settings.writing.oparl_max_pages,
+        allowed_networks=settings.network.allowed_networks,
     ) as client:
         return client.meeting(url)
 

@@ -9,9 +9,8 @@ some agenda items cannot be fetched the rest is imported and the failures are li
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rathaus.core import netguard
 from rathaus.core.errors import RathausError
+from rathaus.core.parsing import ParseProblem, parse_json
 from rathaus.writing.minutes import AgendaItem
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
@@ -115,10 +116,15 @@ def location_text(value: Any) -> str:
     return ", ".join(unique)[:300]
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON list as it is; anything else where a list belongs (a number, a text) as none."""
+    return value if isinstance(value, list) else []
+
+
 def body_name_of(meeting: dict[str, Any]) -> str:
     """The Gremium: an embedded organization's name, else the meeting name without the
     „(öffentlich/nicht öffentlich)“ and date parts."""
-    for org in meeting.get("organization") or []:
+    for org in _list(meeting.get("organization")):
         if isinstance(org, dict) and _text(org.get("name")):
             return _text(org.get("name"), 300)
     name = _text(meeting.get("name"), 300)
@@ -153,7 +159,7 @@ def summary_of(obj: dict[str, Any]) -> MeetingSummary:
 
 def _participants(values: Any) -> list[dict[str, Any]]:
     rows = []
-    for person in values or []:
+    for person in _list(values):
         if isinstance(person, dict) and not _is_deleted(person):
             name = _text(person.get("name"), 120) or " ".join(
                 p for p in (_text(person.get("givenName")), _text(person.get("familyName"))) if p
@@ -183,23 +189,28 @@ def validate_url(url: str) -> str:
 
 
 class OParlClient:
-    """Reads one OParl server; every failure is an :class:`OParlError` in German."""
+    """Reads one OParl server; every failure is an :class:`OParlError` in German.
+
+    The server address is entered by staff: every connection, redirects included, goes only to
+    public addresses or to the networks in ``allowed_networks`` (``network.allowed_networks``,
+    see :mod:`rathaus.core.netguard`).
+    """
 
     def __init__(
         self,
         *,
         timeout_s: float = 20.0,
         max_pages: int = 50,
-        transport: httpx.BaseTransport | None = None,
+        allowed_networks: Sequence[str] = (),
     ) -> None:
         self.timeout_s = timeout_s
         self.max_pages = max_pages
-        self._http = httpx.Client(
+        self._http = netguard.http_client(
+            netguard.for_entered_hosts("Der OParl-Server", allowed_networks),
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=True,
             max_redirects=5,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            transport=transport,
         )
 
     def __enter__(self) -> OParlClient:
@@ -244,13 +255,14 @@ class OParlClient:
                 f"Der OParl-Server {server} ist nicht erreichbar ({type(exc).__name__}). Bitte "
                 "die Adresse und die Netzverbindung prüfen."
             ) from None
+        except netguard.NetGuardError as exc:
+            raise OParlError(exc.message) from None
         try:
-            data = json.loads(bytes(body).decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = parse_json(bytes(body))
+        except ParseProblem as exc:
             raise OParlError(
                 f"Die Antwort des OParl-Servers {server} auf {url} ist kein gültiges JSON "
-                f"(Fehler an Stelle {getattr(exc, 'pos', 0)}). Ist das wirklich eine "
-                "OParl-Schnittstelle?"
+                f"({exc.message}). Ist das wirklich eine OParl-Schnittstelle?"
             ) from None
         if not isinstance(data, dict):
             raise OParlError(
@@ -283,7 +295,7 @@ class OParlClient:
             data = page.get("data")
             if data is None and _type(page):  # a single object, not a list
                 data = [page]
-            for obj in data or []:
+            for obj in _list(data):
                 if isinstance(obj, dict) and not _is_deleted(obj):
                     objects.append(obj)
         return objects, count, self._more
@@ -411,7 +423,7 @@ def meeting_from_object(
         if fetched and _text(fetched.get("name")):
             body_name = _text(fetched.get("name"), 300)
     participants = _participants(obj.get("participant"))
-    urls = [p for p in obj.get("participant") or [] if isinstance(p, str)]
+    urls = [p for p in _list(obj.get("participant")) if isinstance(p, str)]
     if urls and fetch is not None:
         for person_url in urls[:MAX_PARTICIPANT_FETCHES]:
             person, why = fetch(person_url)
@@ -440,6 +452,16 @@ def read_meetings_file(path: Path) -> Iterator[dict[str, Any]]:
     ``data``) or a JSONL file (one object a line); deleted ones are skipped."""
     if not path.is_file():
         raise OParlError(f"Die Datei „{path}“ gibt es nicht.")
+    try:
+        yield from _read_meetings(path)
+    except UnicodeDecodeError as exc:
+        raise OParlError(
+            f"Die Datei „{path.name}“ ist nicht UTF-8-kodiert (unlesbares Byte an Stelle "
+            f"{exc.start + 1}). Bitte als UTF-8 speichern."
+        ) from None
+
+
+def _read_meetings(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8-sig") as handle:
         head = handle.read(1)
         handle.seek(0)
@@ -451,8 +473,8 @@ def read_meetings_file(path: Path) -> Iterator[dict[str, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
+                    obj = parse_json(line)
+                except ParseProblem:
                     raise OParlError(
                         f"Zeile {number} der Datei „{path.name}“ ist kein gültiges JSON."
                     ) from None
@@ -460,10 +482,10 @@ def read_meetings_file(path: Path) -> Iterator[dict[str, Any]]:
                     yield obj
             return
         try:
-            data = json.load(handle)
-        except json.JSONDecodeError as exc:
+            data = parse_json(handle.read())
+        except ParseProblem as exc:
             raise OParlError(
-                f"Die Datei „{path.name}“ ist kein gültiges JSON (Zeile {exc.lineno}). Erwartet "
+                f"Die Datei „{path.name}“ ist kein gültiges JSON ({exc.message}). Erwartet "
                 "wird eine OParl-Sitzung, eine Liste von Sitzungen oder eine Datei mit einer "
                 "Sitzung je Zeile (JSONL)."
             ) from None
@@ -484,10 +506,31 @@ def objects_of(data: Any) -> Iterator[dict[str, Any]]:
 
 def _is_complete_json(line: str) -> bool:
     try:
-        json.loads(line)
-    except json.JSONDecodeError:
+        parse_json(line)
+    except ParseProblem:
         return False
     return True
+
+
+def parse_upload(data: bytes) -> Any:
+    """An uploaded OParl export (JSON, or JSONL: one object a line) as data for
+    :func:`meeting_from_json`."""
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    try:
+        return parse_json(text)
+    except ParseProblem:
+        pass
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(parse_json(line))
+        except ParseProblem:
+            raise OParlError(
+                f"Die hochgeladene Datei ist weder JSON noch JSONL (Zeile {number})."
+            ) from None
+    return rows
 
 
 def _matches(obj: dict[str, Any], meeting_id: str) -> bool:

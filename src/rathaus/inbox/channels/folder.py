@@ -6,6 +6,16 @@ Settings of an ``InboxSource(kind="folder")`` (checked by :func:`check_settings`
 - ``done_dir``: where taken files go (default ``<path>/erledigt``); ``oversize_dir``: where files
   too large to read go (default ``<path>/zu-gross``). Relative values are below ``path``.
 
+Which folders may be watched (ASVS 12.3, :class:`FolderRoots`): the administration of the
+installation allows root folders (``inbox.folder_roots``; in demo mode without it
+``<data_dir>/eingang``). A municipality may only use folders inside ``<root>/<its slug>`` (its
+area), so two municipalities can never watch, or drop files into, each other's folders. All
+three folders are resolved (``realpath``: symbolic links and ``..``) and must lie in an area of
+the source's municipality, never in ``data_dir`` (outside ``<data_dir>/eingang``) or
+``models_dir``. The check runs when a source is created and again at every poll, so a folder
+swapped for a link later or a root withdrawn from the settings stops the source with a German
+message.
+
 Which files are taken: regular files directly in the folder that are not hidden (``.name``,
 ``~$name``), have no ``.part``/``.tmp``/``.crdownload`` suffix and were not modified in the last
 two seconds (a scanner may still be writing). Subfolders are not read. Symbolic links are refused
@@ -52,11 +62,94 @@ CHUNK = 1024 * 1024
 MAX_NAME_IN_KEY = 200
 
 
+DEFAULT_ROOT_NAME = "eingang"  # <data_dir>/eingang: the root in demo mode without folder_roots
+ROOTS_SETTING = "inbox.folder_roots (RATHAUS_INBOX__FOLDER_ROOTS)"
+
+
 @dataclass(frozen=True)
 class FolderConfig:
     path: Path
     done_dir: Path
     oversize_dir: Path
+
+
+def _real(path: Path | str) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+@dataclass(frozen=True)
+class FolderRoots:
+    """The root folders the installation allows for folder sources (see the module text)."""
+
+    roots: tuple[Path, ...] = ()
+    data_dir: Path | None = None
+    models_dir: Path | None = None
+    default_root: Path | None = None  # the demo root, created on demand
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FolderRoots:
+        configured = tuple(Path(root) for root in settings.inbox.folder_roots)
+        default = None
+        if not configured and settings.is_demo:
+            default = Path(settings.data_dir).absolute() / DEFAULT_ROOT_NAME
+            configured = (default,)
+        return cls(
+            roots=configured,
+            data_dir=Path(settings.data_dir).absolute(),
+            models_dir=Path(settings.models_dir).absolute(),
+            default_root=default,
+        )
+
+    def areas(self, tenant_slug: str, *, create: bool = False) -> list[Path]:
+        """The folders below which ``tenant_slug`` may watch (resolved), one per root.
+
+        ``create``: make the area of the demo root if it is missing (never a configured one)."""
+        if create and self.default_root is not None:
+            with contextlib.suppress(OSError):
+                (self.default_root / tenant_slug).mkdir(parents=True, exist_ok=True)
+        return [_real(root) / tenant_slug for root in self.roots]
+
+    def _forbidden(self, target: Path) -> str | None:
+        """Why ``target`` (resolved) may never be a folder of a source, or ``None``."""
+        if self.models_dir is not None and _overlap(target, _real(self.models_dir)):
+            return "er überschneidet sich mit dem Modellordner (models_dir)"
+        if self.data_dir is not None:
+            data = _real(self.data_dir)
+            if target == data or data.is_relative_to(target):
+                return "er ist das Datenverzeichnis (data_dir) oder enthält es"
+            if target.is_relative_to(data) and not target.is_relative_to(data / DEFAULT_ROOT_NAME):
+                return (
+                    "er liegt im Datenverzeichnis (data_dir) mit Datenbank und Originalen; dort "
+                    f"ist nur {data / DEFAULT_ROOT_NAME} erlaubt"
+                )
+        return None
+
+    def check(self, target: Path, tenant_slug: str, label: str, shown: str) -> None:
+        """Refuse ``target`` (resolved) outside the areas of ``tenant_slug`` (German)."""
+        if not self.roots:
+            raise SourceSettingsError(
+                "Ordner-Quellen sind in dieser Installation nicht freigegeben. Die Administration "
+                f"der Installation kann Wurzelordner mit {ROOTS_SETTING} freigeben; jede Kommune "
+                "darf dann Ordner unter <Wurzelordner>/<Kommune> beobachten."
+            )
+        areas = self.areas(tenant_slug)
+        if not any(target == area or target.is_relative_to(area) for area in areas):
+            raise SourceSettingsError(
+                f"Der {label} „{shown[:200]}“ liegt nicht in einem für die Kommune {tenant_slug} "
+                f"freigegebenen Ordner (auch nicht über Verknüpfungen oder „..“). Erlaubt sind "
+                f"nur Ordner unter: {', '.join(str(a) for a in areas)}. Weitere Wurzelordner "
+                f"gibt die Administration der Installation mit {ROOTS_SETTING} frei."
+            )
+        reason = self._forbidden(target)
+        if reason is not None:
+            raise SourceSettingsError(
+                f"Der {label} {target} ist nicht erlaubt: {reason}. Bitte einen anderen Ordner "
+                "wählen."
+            )
 
 
 def _below(base: Path, value: Any, default: str) -> Path:
@@ -65,8 +158,14 @@ def _below(base: Path, value: Any, default: str) -> Path:
     return candidate if candidate.is_absolute() else base / candidate
 
 
-def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Validated settings of a folder source with resolved paths; German error otherwise."""
+def check_settings(
+    settings: dict[str, Any], *, roots: FolderRoots | None, tenant_slug: str
+) -> dict[str, Any]:
+    """Validated settings of a folder source with resolved paths; German error otherwise.
+
+    Every folder must lie in an area of ``tenant_slug`` below ``roots``; nothing is said about
+    whether a folder outside exists (that would let anyone probe the server's paths)."""
+    roots = roots or FolderRoots()
     unknown = sorted(set(settings) - {"path", "done_dir", "oversize_dir"})
     if unknown:
         raise SourceSettingsError(
@@ -77,17 +176,23 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not raw or not Path(raw).is_absolute():
         raise SourceSettingsError(
             f"Der Ordner „{raw[:200]}“ muss als absoluter Pfad angegeben werden, z. B. "
-            "/srv/rathaus/scanner."
+            "/srv/rathaus/eingang/<Kommune>/scanner."
         )
-    path = Path(os.path.realpath(raw))
+    path = _real(raw)
+    roots.check(path, tenant_slug, "Ordner", raw)
     if not path.is_dir():
         raise SourceSettingsError(
             f"Den Ordner {path} gibt es nicht. Bitte anlegen und dem Dienstkonto von Rathaus "
             "Lese- und Schreibrechte geben."
         )
-    done = Path(os.path.realpath(_below(path, settings.get("done_dir"), "erledigt")))
-    oversize = Path(os.path.realpath(_below(path, settings.get("oversize_dir"), "zu-gross")))
-    for label, target in (("Ablageordner", done), ("Ordner für zu große Dateien", oversize)):
+    done_raw = _below(path, settings.get("done_dir"), "erledigt")
+    oversize_raw = _below(path, settings.get("oversize_dir"), "zu-gross")
+    done, oversize = _real(done_raw), _real(oversize_raw)
+    for label, target, shown in (
+        ("Ablageordner", done, done_raw),
+        ("Ordner für zu große Dateien", oversize, oversize_raw),
+    ):
+        roots.check(target, tenant_slug, label, str(shown))
         if target == path or path.is_relative_to(target):
             raise SourceSettingsError(
                 f"Der {label} {target} darf nicht der beobachtete Ordner selbst oder ihm "
@@ -96,15 +201,18 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {"path": str(path), "done_dir": str(done), "oversize_dir": str(oversize)}
 
 
-def config_of(source: InboxSource) -> FolderConfig:
+def config_of(source: InboxSource, *, roots: FolderRoots | None, tenant_slug: str) -> FolderConfig:
+    """The folders of ``source``, checked again now (links swapped in, roots withdrawn)."""
     stored = dict(source.settings or {})
-    checked = check_settings(stored)
-    if checked["path"] != stored.get("path"):
-        raise ChannelError(
-            f"Der Ordner {stored.get('path')} ist inzwischen eine Verknüpfung nach "
-            f"{checked['path']} und wird deshalb nicht gelesen. Bitte die Quelle mit dem "
-            "wirklichen Ordner neu anlegen."
-        )
+    for key in ("path", "done_dir", "oversize_dir"):
+        value = str(stored.get(key) or "")
+        if value and str(_real(value)) != value:
+            raise ChannelError(
+                f"Der Ordner {value} ist inzwischen eine Verknüpfung (oder liegt in einer) und "
+                "wird deshalb nicht benutzt. Bitte die Verknüpfung entfernen oder die Quelle mit dem "
+                "wirklichen Ordner neu anlegen."
+            )
+    checked = check_settings(stored, roots=roots, tenant_slug=tenant_slug)
     return FolderConfig(
         Path(checked["path"]), Path(checked["done_dir"]), Path(checked["oversize_dir"])
     )
@@ -216,9 +324,13 @@ def poll(
     store: OriginalStore,
     max_bytes: int,
     result: PollResult,
+    roots: FolderRoots | None = None,
 ) -> None:
-    """Take every finished file in the folder (at most 200 per poll), then move it away."""
-    cfg = config_of(source)
+    """Take every finished file in the folder (at most 200 per poll), then move it away.
+
+    ``roots``: the allowed root folders (:meth:`FolderRoots.from_settings`); without them the
+    source is refused, as it is when its folders left the municipality's area."""
+    cfg = config_of(source, roots=roots, tenant_slug=tenant.slug)
     try:
         entries = sorted(os.scandir(cfg.path), key=lambda e: e.name)
     except OSError as exc:

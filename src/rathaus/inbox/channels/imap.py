@@ -13,9 +13,11 @@ Settings of an ``InboxSource(kind="imap")`` (checked by :func:`check_settings`):
   a source can read neither other secrets of the process nor another municipality's password.
 
 Against server-side request forgery the host is resolved once per poll and every address is
-checked (no link-local such as cloud metadata 169.254.169.254, multicast, unspecified or
-reserved addresses); the connection goes to the checked address, so a changing DNS answer
-cannot redirect it. TLS certificates are verified against the host name.
+checked with the policy for hosts that staff enter (:mod:`rathaus.core.netguard`: public
+addresses only, plus the networks in ``network.allowed_networks``; never link-local such as
+cloud metadata 169.254.169.254, multicast, unspecified or reserved addresses); the connection
+goes to the checked address, so a changing DNS answer cannot redirect it. TLS certificates are
+verified against the host name.
 
 A mail is identified by ``UIDVALIDITY:UID``; see :mod:`rathaus.inbox.channels.poll` for the
 ledger that makes taking it exactly once. Mails are read with ``BODY.PEEK[]`` (flags untouched)
@@ -38,7 +40,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -47,6 +49,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rathaus.core import netguard
 from rathaus.core.models import InboxSource, Tenant
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.channels.poll import (
@@ -85,6 +88,7 @@ class ImapConfig:
     move_to: str | None = None
     allow_plaintext: bool = False
     ca_file: str | None = None
+    allowed_networks: tuple[str, ...] = ()  # network.allowed_networks (not stored per source)
 
 
 def env_prefix(tenant_slug: str) -> str:
@@ -101,8 +105,13 @@ def default_password_env(tenant_slug: str, source_name: str) -> str:
     return env_prefix(tenant_slug) + re.sub(r"[^A-Z0-9]", "_", name)
 
 
-def check_host(host: str) -> str:
-    """The host name or IP address, or a German :class:`ChannelError` (URLs, paths, junk)."""
+def _policy(allowed_networks: Sequence[str]) -> netguard.NetPolicy:
+    return netguard.for_entered_hosts("Der IMAP-Server", allowed_networks)
+
+
+def check_host(host: str, allowed_networks: Sequence[str] = ()) -> str:
+    """The host name or IP address, or a German :class:`ChannelError` (URLs, paths, junk, an
+    IP address the SSRF policy refuses; names are checked when they are resolved)."""
     host = (host or "").strip()
     if not host or "://" in host or any(c in host for c in "/@?#\\ "):
         raise SourceSettingsError(
@@ -120,32 +129,24 @@ def check_host(host: str) -> str:
                 "IMAP-Servers angeben, z. B. imap.kommune.de (den Port mit --port)."
             ) from None
         return candidate.lower().rstrip(".")
-    _check_address(address, host)
+    try:
+        _policy(allowed_networks).check_address(address, host)
+    except netguard.NetGuardError as exc:
+        raise SourceSettingsError(exc.message) from None
     return str(address)
-
-
-def _check_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if (
-        address.is_link_local
-        or address.is_multicast
-        or address.is_unspecified
-        or address.is_reserved
-    ):
-        raise SourceSettingsError(
-            f"Der IMAP-Server „{host}“ zeigt auf die Adresse {address}, die nicht erlaubt ist "
-            "(Link-Local wie Cloud-Metadaten, Multicast oder reserviert). Bitte den richtigen "
-            "Servernamen angeben."
-        )
 
 
 def _is_local(host: str) -> bool:
     return host in LOCAL_HOSTS
 
 
-def check_settings(settings: dict[str, Any], *, tenant_slug: str) -> dict[str, Any]:
-    """Validated, normalised settings of an IMAP source; raises a German :class:`ChannelError`."""
+def check_settings(
+    settings: dict[str, Any], *, tenant_slug: str, allowed_networks: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Validated, normalised settings of an IMAP source; raises a German :class:`ChannelError`.
+
+    ``allowed_networks`` (``network.allowed_networks``) are the internal networks a host may
+    be in; without them only public addresses are allowed (:mod:`rathaus.core.netguard`)."""
     known = {
         "host",
         "port",
@@ -167,7 +168,7 @@ def check_settings(settings: dict[str, Any], *, tenant_slug: str) -> dict[str, A
         raise SourceSettingsError(
             f"Unbekannte Einstellung(en) {', '.join(unknown)}; erlaubt sind {', '.join(sorted(known))}."
         )
-    host = check_host(str(settings.get("host") or ""))
+    host = check_host(str(settings.get("host") or ""), allowed_networks)
     tls = str(settings.get("tls") or "ssl").lower()
     if tls not in TLS_MODES:
         raise SourceSettingsError(
@@ -233,8 +234,13 @@ def check_settings(settings: dict[str, Any], *, tenant_slug: str) -> dict[str, A
     return checked
 
 
-def config_of(source: InboxSource, tenant: Tenant) -> ImapConfig:
-    return ImapConfig(**check_settings(dict(source.settings or {}), tenant_slug=tenant.slug))
+def config_of(
+    source: InboxSource, tenant: Tenant, allowed_networks: Sequence[str] = ()
+) -> ImapConfig:
+    checked = check_settings(
+        dict(source.settings or {}), tenant_slug=tenant.slug, allowed_networks=allowed_networks
+    )
+    return ImapConfig(**checked, allowed_networks=tuple(allowed_networks))
 
 
 # --- connecting -------------------------------------------------------------------------------
@@ -265,23 +271,24 @@ class _PinnedIMAP4SSL(imaplib.IMAP4_SSL):
 
 def _addresses(cfg: ImapConfig) -> list[str]:
     try:
-        infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM)
+        addresses = _policy(cfg.allowed_networks).resolve(cfg.host, cfg.port)
     except socket.gaierror as exc:
         raise ChannelError(
             f"Der IMAP-Server „{cfg.host}“ ist unbekannt (Namensauflösung: {exc.strerror}). "
             "Bitte den Servernamen prüfen."
         ) from exc
-    addresses: list[str] = []
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        _check_address(address, cfg.host)
-        if cfg.tls == "none" and not cfg.allow_plaintext and not address.is_loopback:
+    except netguard.NetGuardError as exc:
+        raise ChannelError(exc.message) from None
+    for address in addresses:
+        if (
+            cfg.tls == "none"
+            and not cfg.allow_plaintext
+            and not ipaddress.ip_address(address).is_loopback
+        ):
             raise ChannelError(
                 f"„{cfg.host}“ ist nicht der eigene Rechner ({address}); unverschlüsseltes IMAP "
                 "ist nur dorthin erlaubt. Bitte tls ssl oder starttls wählen."
             )
-        if str(address) not in addresses:
-            addresses.append(str(address))
     return addresses
 
 
@@ -529,9 +536,10 @@ def poll(
     max_bytes: int,
     result: PollResult,
     password: str | None = None,
+    allowed_networks: Sequence[str] = (),
 ) -> None:
     """Take every mail of the mailbox that is not in the ledger yet (at most 200 per poll)."""
-    cfg = config_of(source, tenant)
+    cfg = config_of(source, tenant, allowed_networks)
     if password is None:
         password = os.environ.get(cfg.password_env)
     if not password:

@@ -25,9 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +46,9 @@ from rathaus.core.models import (
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.service import IncomingItem, receive
 from rathaus.jobs import job, job_settings
+
+if TYPE_CHECKING:
+    from rathaus.inbox.channels.folder import FolderRoots
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +216,15 @@ def poll_source(
     max_bytes: int,
     enqueue: Enqueue | None = None,
     now: dt.datetime | None = None,
+    allowed_networks: Sequence[str] = (),
+    folder_roots: FolderRoots | None = None,
 ) -> PollResult:
     """Poll one source now: take every new item exactly once, then hand new cases to triage.
+
+    ``allowed_networks`` (``network.allowed_networks``) are the internal networks an IMAP host
+    may be in; without them only public addresses are reached (:mod:`rathaus.core.netguard`).
+    ``folder_roots`` (:meth:`FolderRoots.from_settings`) are the folders a folder source may
+    read; without them a folder source is refused.
 
     Never raises for a source that cannot be polled: the German reason is in the result and in
     ``source.last_error`` (cleared after a clean poll). Commits per item and at the end.
@@ -232,11 +243,27 @@ def poll_source(
         if source.kind == "imap":
             from rathaus.inbox.channels import imap
 
-            imap.poll(session, source, tenant, store=store, max_bytes=max_bytes, result=result)
+            imap.poll(
+                session,
+                source,
+                tenant,
+                store=store,
+                max_bytes=max_bytes,
+                result=result,
+                allowed_networks=allowed_networks,
+            )
         elif source.kind == "folder":
             from rathaus.inbox.channels import folder
 
-            folder.poll(session, source, tenant, store=store, max_bytes=max_bytes, result=result)
+            folder.poll(
+                session,
+                source,
+                tenant,
+                store=store,
+                max_bytes=max_bytes,
+                result=result,
+                roots=folder_roots,
+            )
         else:
             raise ChannelError(
                 f"Die Quelle „{source.name}“ hat die unbekannte Art „{source.kind}“; "
@@ -280,11 +307,21 @@ def poll_tenant(
     store: OriginalStore,
     max_bytes: int,
     enqueue: Enqueue | None = None,
+    allowed_networks: Sequence[str] = (),
+    folder_roots: FolderRoots | None = None,
 ) -> list[PollResult]:
     """Poll every active source of ``tenant`` now (``rathaus inbox abrufen``)."""
     sources = list_sources(session, tenant=tenant, active_only=True)
     return [
-        poll_source(session, source, store=store, max_bytes=max_bytes, enqueue=enqueue)
+        poll_source(
+            session,
+            source,
+            store=store,
+            max_bytes=max_bytes,
+            enqueue=enqueue,
+            allowed_networks=allowed_networks,
+            folder_roots=folder_roots,
+        )
         for source in sources
     ]
 
@@ -320,6 +357,9 @@ def _database(settings: Any) -> Any:
 
 def poll_due_sources(db: Any, settings: Any, *, enqueue: Enqueue | None = None) -> int:
     """Poll every active source of every active tenant that is due; returns how many."""
+    from rathaus.inbox.channels.folder import FolderRoots
+
+    folder_roots = FolderRoots.from_settings(settings)
     now = utcnow()
     store = OriginalStore(settings.originals_dir)
     max_bytes = settings.inbox.max_upload_mb * 1024 * 1024
@@ -340,7 +380,15 @@ def poll_due_sources(db: Any, settings: Any, *, enqueue: Enqueue | None = None) 
             source = session.get(InboxSource, source_id)
             if source is None:
                 continue
-            poll_source(session, source, store=store, max_bytes=max_bytes, enqueue=enqueue)
+            poll_source(
+                session,
+                source,
+                store=store,
+                max_bytes=max_bytes,
+                enqueue=enqueue,
+                allowed_networks=settings.network.allowed_networks,
+                folder_roots=folder_roots,
+            )
             polled += 1
     return polled
 
@@ -377,9 +425,19 @@ def get_source(session: Session, *, tenant: Tenant, name: str) -> InboxSource:
 
 
 def create_source(
-    session: Session, *, tenant: Tenant, kind: str, name: str, settings: dict[str, Any]
+    session: Session,
+    *,
+    tenant: Tenant,
+    kind: str,
+    name: str,
+    settings: dict[str, Any],
+    allowed_networks: Sequence[str] = (),
+    folder_roots: FolderRoots | None = None,
 ) -> InboxSource:
-    """Add a source after checking its settings (without connecting); German error otherwise."""
+    """Add a source after checking its settings (without connecting); German error otherwise.
+
+    ``allowed_networks``: as for :func:`poll_source` (an IMAP host given as IP address is
+    checked now, a name when it is resolved at polling). ``folder_roots``: as there."""
     name = name.strip()
     if not _NAME.match(name):
         raise SourceSettingsError(
@@ -389,12 +447,14 @@ def create_source(
     if kind == "imap":
         from rathaus.inbox.channels import imap
 
-        checked = imap.check_settings(settings, tenant_slug=tenant.slug)
+        checked = imap.check_settings(
+            settings, tenant_slug=tenant.slug, allowed_networks=allowed_networks
+        )
     elif kind == "folder":
         from rathaus.inbox.channels import folder
 
-        checked = folder.check_settings(settings)
-        _refuse_shared_folder(session, checked["path"])
+        checked = folder.check_settings(settings, roots=folder_roots, tenant_slug=tenant.slug)
+        _refuse_shared_folder(session, tenant, checked)
     else:
         raise SourceSettingsError(
             f"Unbekannte Quellenart „{kind}“; erlaubt sind {', '.join(KINDS)}."
@@ -412,13 +472,33 @@ def create_source(
     return source
 
 
-def _refuse_shared_folder(session: Session, path: str) -> None:
-    # One folder, one source: otherwise files of one municipality could land in another.
+def _refuse_shared_folder(session: Session, tenant: Tenant, checked: dict[str, Any]) -> None:
+    """One folder, one source; and no folder of one municipality inside another's.
+
+    The areas ``<root>/<slug>`` already keep municipalities apart; this also holds when roots
+    were configured inside each other through links, and stops a source from watching the
+    folder into which another source moves its files."""
+    path = Path(checked["path"])
+    mine = [Path(checked[key]) for key in ("path", "done_dir", "oversize_dir")]
     for other in session.scalars(select(InboxSource).where(InboxSource.kind == "folder")):
-        if (other.settings or {}).get("path") == path:
+        stored = other.settings or {}
+        if stored.get("path") == str(path):
             raise SourceSettingsError(
                 f"Der Ordner {path} wird schon von der Quelle „{other.name}“ beobachtet. Jede "
                 "Quelle braucht einen eigenen Ordner."
+            )
+        theirs = [Path(v) for k in ("path", "done_dir", "oversize_dir") if (v := stored.get(k))]
+        if other.tenant_id != tenant.id:
+            clash = any(
+                a == b or a.is_relative_to(b) or b.is_relative_to(a) for a in mine for b in theirs
+            )
+        else:
+            clash = path in theirs[1:] or Path(stored.get("path", "")) in mine[1:]
+        if clash:
+            raise SourceSettingsError(
+                f"Der Ordner {path} (oder sein Ablageordner) überschneidet sich mit den Ordnern "
+                "einer anderen Quelle. Jede Quelle braucht eigene Ordner, und die Ordner "
+                "verschiedener Kommunen dürfen nicht ineinander liegen."
             )
 
 

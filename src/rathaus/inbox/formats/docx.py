@@ -9,6 +9,7 @@ import zipfile
 import zlib
 from io import BytesIO
 
+from rathaus.core.zipguard import ZipBounds, bomb_reason
 from rathaus.inbox.formats.base import KEPT, Extraction, Limits
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -93,22 +94,14 @@ class _Budget:
 
 
 def _check_archive(archive: zipfile.ZipFile, limits: Limits) -> _Budget:
-    infos = archive.infolist()
-    if len(infos) > limits.max_zip_members:
+    bounds = ZipBounds(limits.max_zip_members, limits.max_unzipped_bytes, limits.max_zip_ratio)
+    if bomb_reason(archive, bounds) is not None:
         raise _Refused(BOMB)
-    declared = sum(i.file_size for i in infos)
-    if declared > limits.max_unzipped_bytes:
-        raise _Refused(BOMB)
-    for info in infos:
-        if info.flag_bits & 0x1:
-            raise _Refused(
-                "Die Word-Datei ist mit einem Passwort geschützt und kann nicht gelesen werden. "
-                f"{KEPT}; bitte eine ungeschützte Fassung anfordern."
-            )
-        if info.file_size > 1024 * 1024 and info.file_size > limits.max_zip_ratio * max(
-            1, info.compress_size
-        ):
-            raise _Refused(BOMB)
+    if any(info.flag_bits & 0x1 for info in archive.infolist()):
+        raise _Refused(
+            "Die Word-Datei ist mit einem Passwort geschützt und kann nicht gelesen werden. "
+            f"{KEPT}; bitte eine ungeschützte Fassung anfordern."
+        )
     return _Budget(limits.max_unzipped_bytes)
 
 
