@@ -234,7 +234,11 @@ def login(
             session,
             audit.Event(
                 kind="login_failed",
-                actor=username.strip()[:100] or "unbekannt",
+                # An existing account by name; a name without an account (a typo, a pasted
+                # password) only as a pseudonym, as for the lock-out below.
+                actor=user.username
+                if user is not None
+                else f"konto:{pseudonym(settings, account)}",
                 tenant_id=tenant.id if tenant else None,
                 data={"ip": request.client.host if request.client else ""},
             ),
