@@ -286,3 +286,15 @@ def test_case_index_follows_added_replaced_and_removed_vectors_per_tenant(db: Da
             (4, pytest.approx(0.7071, abs=1e-4))
         ]
         assert near(beta, a) == [(3, 1.0)]
+        # Many added one by one (the buffer grows behind the rows already searched).
+        rng = np.random.default_rng(0)
+        added = {}
+        for owner in range(100, 180):
+            added[owner] = unit(*rng.normal(size=3))
+            store_vectors(session, beta, [owner], added[owner][None, :], "m", [str(owner)])
+            _, score = index.nearest(session, beta, "m", added[owner], k=1)[0]
+            assert score == pytest.approx(1.0, abs=1e-5)
+        every = index.nearest(session, beta, "m", a, k=500)
+        assert sorted(cid for cid, _ in every) == [3, *added]
+        for cid, score in every:
+            assert score == pytest.approx(float(added.get(cid, a) @ a), abs=1e-5)

@@ -24,6 +24,7 @@ import html
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,15 +382,32 @@ def model() -> Any:
 
 def classifier_score(text: str) -> tuple[float, str]:
     """The highest attack probability over the sentences of every view, and that sentence."""
+    return classifier_scores([text])[0]
+
+
+def _pieces(text: str) -> list[str]:
     pieces: list[str] = []
     for view in views(text):
         pieces.extend(sentences(view))
-    pieces = list(dict.fromkeys(pieces))
-    if not pieces:
-        return 0.0, ""
-    probabilities = model().predict_proba(pieces)[:, 1]
-    best = int(probabilities.argmax())
-    return float(probabilities[best]), pieces[best]
+    return list(dict.fromkeys(pieces))
+
+
+def classifier_scores(texts: Sequence[str]) -> list[tuple[float, str]]:
+    """:func:`classifier_score` of several texts with one call of the model: the same numbers
+    (each sentence is scored on its own), without the fixed cost of a call per text."""
+    pieces = [_pieces(text) for text in texts]
+    unique = list(dict.fromkeys(p for each in pieces for p in each))
+    if not unique:
+        return [(0.0, "")] * len(texts)
+    score = dict(zip(unique, model().predict_proba(unique)[:, 1], strict=True))
+    result = []
+    for each in pieces:
+        if not each:
+            result.append((0.0, ""))
+            continue
+        best = max(each, key=score.__getitem__)  # the first of equals, as before
+        result.append((float(score[best]), best))
+    return result
 
 
 # -- screening ----------------------------------------------------------------------------------
@@ -401,8 +419,24 @@ def _snippet(text: str, start: int, end: int) -> str:
 
 def screen(text: str, *, use_classifier: bool = True) -> Screening:
     """Screen ``text`` for prompt injection (rules on every view, then the classifier)."""
-    if not text or not text.strip():
-        return Screening(False, 0.0)
+    return screen_many([text], use_classifier=use_classifier)[0]
+
+
+def screen_many(texts: Sequence[str], *, use_classifier: bool = True) -> list[Screening]:
+    """:func:`screen` for a batch of texts (the classifier is called once for all)."""
+    readable = [i for i, text in enumerate(texts) if text and text.strip()]
+    scores = (
+        classifier_scores([texts[i] for i in readable])
+        if use_classifier
+        else [(0.0, "")] * len(readable)
+    )
+    result = [Screening(False, 0.0)] * len(texts)
+    for i, (score, sentence) in zip(readable, scores, strict=True):
+        result[i] = _screen(texts[i], score, sentence)
+    return result
+
+
+def _screen(text: str, score: float, sentence: str) -> Screening:
     matched: dict[str, str] = {}
     snippets: list[str] = []
     # The raw text too: invisible characters are gone from every view.
@@ -416,7 +450,6 @@ def screen(text: str, *, use_classifier: bool = True) -> Screening:
             snippet = _snippet(view, m.start(), m.end())
             if snippet not in snippets and len(snippets) < MAX_SNIPPETS:
                 snippets.append(snippet)
-    score, sentence = classifier_score(text) if use_classifier else (0.0, "")
     by_model = score >= THRESHOLD
     fresh = sentence and not any(sentence[:60] in s for s in snippets)
     if by_model and fresh and len(snippets) < MAX_SNIPPETS:

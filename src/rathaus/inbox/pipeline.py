@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from rathaus.ai.llm import ModelUnavailableError
 from rathaus.core import audit
@@ -120,6 +120,11 @@ class Triage:
     vector_error: RathausError | None = None
     # Model outputs computed for a whole batch in advance (see triage_many), by task.
     predictions: dict[str, list[Any]] = field(default_factory=dict)
+    # Also computed for the batch in advance: the injection screening, the routing rules and
+    # the word overlap with the unit and service profiles (router.lexical_scores).
+    screening: Any = None
+    rules: list[Any] | None = None
+    lexical: np.ndarray | None = None
 
     def predict(self, task: str, k: int) -> list[Any]:
         """Top-``k`` suggestions of the live model for ``task`` ("unit", "service", …)."""
@@ -284,7 +289,7 @@ def check_instructions_to_ai(t: Triage) -> None:
     language model (see :func:`draft_reply`); the finding is kept on the case."""
     from rathaus.governance import injection
 
-    screening = injection.screen(t.text)
+    screening = t.screening if t.screening is not None else injection.screen(t.text)
     t.case.fields = {**(t.case.fields or {}), "injection": screening.as_dict()}
     if screening.found:
         t.flag(injection.flag_message(screening))
@@ -455,7 +460,8 @@ def route(t: Triage) -> None:
     rule_hits: list[router.Candidate] = []
     rule_name = None
     reasons: list[str] = []
-    for rule in router.active_rules(t.session, t.tenant.id):
+    rules = t.rules if t.rules is not None else router.active_rules(t.session, t.tenant.id)
+    for rule in rules:
         words = router.rule_matches(
             rule,
             text=t.text,
@@ -503,6 +509,7 @@ def route(t: Triage) -> None:
         text_vector=t.vector,
         profile_vectors=_profile_vectors(t),
         k=len(t.directory.units),
+        lexical=t.lexical,
     )
     model_hits = router.order_by_evidence(model_hits, similar)
     candidates = router.merge_candidates(rule_hits, model_hits, similar)
@@ -844,6 +851,49 @@ def triage_case(
     return case
 
 
+def _load_contents(session: Session, cases: Sequence[Case]) -> None:
+    """Messages and documents of a batch of cases in two queries, not two per case (the steps
+    read them; collections that are loaded already stay as they are)."""
+    ids = [c.id for c in cases if c.id is not None]
+    if ids:
+        session.scalars(
+            select(Case)
+            .where(Case.id.in_(ids))
+            .options(selectinload(Case.messages), selectinload(Case.documents))
+        ).all()
+
+
+def _screen_group(group: list[Triage]) -> None:
+    """Per batch, what the steps would otherwise compute one item at a time: the screening for
+    instructions to the AI (one classifier call) and the word overlap with the profiles of
+    units and services (per tenant). Where that fails, each item computes it in its own step
+    (and fails there with the reason)."""
+    from rathaus.governance import injection
+
+    try:
+        screenings = injection.screen_many([t.text for t in group])
+    except Exception:  # noqa: BLE001 - the step repeats it per item and reports the reason
+        log.exception(
+            "Prüfung auf Anweisungen an die KI für %d Eingänge fehlgeschlagen", len(group)
+        )
+    else:
+        for t, screening in zip(group, screenings, strict=True):
+            t.screening = screening
+    by_directory: dict[int, list[Triage]] = {}
+    for t in group:
+        by_directory.setdefault(id(t.directory), []).append(t)
+    for items in by_directory.values():
+        if not router.profile_texts(items[0].directory)[0]:
+            continue
+        try:
+            scores = router.lexical_scores(items[0].directory, [t.text for t in items])
+        except Exception:  # noqa: BLE001 - as above
+            log.exception("Wortvergleich mit Ämtern für %d Eingänge fehlgeschlagen", len(items))
+            continue
+        for t, row in zip(items, scores, strict=True):
+            t.lexical = row
+
+
 def _predict_group(group: list[Triage]) -> None:
     """Run the live model once for all readable items of a batch (per tenant and task)."""
     by_live: dict[int, list[Triage]] = {}
@@ -868,18 +918,25 @@ def triage_many(
     """Triage several cases of one or more tenants. The directory and live model are loaded
     once per tenant, and the texts are embedded in batches (much faster than one by one)."""
     todo = [c for c in cases if c.triaged_at is None]
-    shared: dict[int, tuple[router.Directory, training.LiveModel | None, str | None]] = {}
+    shared: dict[int, tuple[router.Directory, training.LiveModel | None, str | None, list]] = {}
     for start in range(0, len(todo), batch):
         started = time.perf_counter()
         group = []
+        _load_contents(session, todo[start : start + batch])
         for case in todo[start : start + batch]:
             if case.tenant_id not in shared:
                 tenant = session.get(Tenant, case.tenant_id)
                 assert tenant is not None
                 live, problem = load_live_model(session, tenant, kit)
-                shared[case.tenant_id] = (router.Directory.load(session, tenant.id), live, problem)
-            directory, live, problem = shared[case.tenant_id]
+                shared[case.tenant_id] = (
+                    router.Directory.load(session, tenant.id),
+                    live,
+                    problem,
+                    router.active_rules(session, tenant.id),
+                )
+            directory, live, problem, rules = shared[case.tenant_id]
             t = _prepare(session, case, kit, directory, live)
+            t.rules = rules
             if problem:
                 t.flag(problem)
             failed: list[str] = []
@@ -899,6 +956,7 @@ def triage_many(
                     for t, vector in zip(readable, vectors, strict=True):
                         t.vector = vector
         _predict_group([t for t, _ in group])
+        _screen_group([t for t, _ in group])
         each = (time.perf_counter() - started) / max(1, len(group))
         for t, failed in group:
             step_start = time.perf_counter()

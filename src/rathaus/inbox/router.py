@@ -291,17 +291,19 @@ def similarity_candidates(
     text_vector: np.ndarray | None = None,
     profile_vectors: np.ndarray | None = None,
     k: int = 3,
+    lexical: np.ndarray | None = None,
 ) -> list[Candidate]:
     """Day-one suggestions: text similarity to unit and service profiles (not calibrated).
 
     Word overlap (TF-IDF over word starts) is always used; embeddings, when given, are averaged
     in. The score is a softmax over the profiles, so it orders but does not promise accuracy.
+    ``lexical``: the text's row of :func:`lexical_scores`, where a batch computed it already.
     """
-    owners, texts = profile_texts(directory)
+    owners, _ = profile_texts(directory)
     if not owners:
         return []
-    vectorizer, profiles = _lexical_profiles(texts, profile_key(directory))
-    lexical = (profiles @ vectorizer.transform([text]).T).toarray().ravel()
+    if lexical is None:
+        lexical = lexical_scores(directory, [text])[0]
     score = lexical / (lexical.max() or 1.0)
     if text_vector is not None and profile_vectors is not None and len(profile_vectors):
         dense = profile_vectors @ np.asarray(text_vector, dtype=np.float32)
@@ -320,6 +322,14 @@ def similarity_candidates(
         if len(result) == k:
             break
     return result
+
+
+def lexical_scores(directory: Directory, texts: Sequence[str]) -> np.ndarray:
+    """Word overlap of each text with each profile (rows: texts, columns: profiles), for a
+    whole batch in one call; each row is the same as for the text alone."""
+    _, profile = profile_texts(directory)
+    vectorizer, profiles = _lexical_profiles(profile, profile_key(directory))
+    return (profiles @ vectorizer.transform(list(texts)).T).toarray().T
 
 
 _LEXICAL: dict[str, tuple[Any, Any]] = {}

@@ -133,9 +133,40 @@ class _TenantVectors:
     last_id: int
     case_ids: np.ndarray
     matrix: np.ndarray
+    # Per row: whether it is the newest row of its case (a case whose text changed has an older
+    # row too; the newest counts). Kept with the rows, not recomputed per search.
+    newest: np.ndarray
+    # ``matrix`` is the start of this buffer: new rows are written behind it, and it grows by
+    # doubling, so items arriving one by one do not copy all vectors each time.
+    buffer: np.ndarray | None = None
 
 
-_EMPTY = _TenantVectors(0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+_EMPTY = _TenantVectors(
+    0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
+)
+
+
+def _newest_rows(case_ids: np.ndarray) -> np.ndarray:
+    """True for the last row of each case id (rows are in the order they were stored)."""
+    newest = np.zeros(len(case_ids), dtype=bool)
+    if len(case_ids):
+        _, first_from_end = np.unique(case_ids[::-1], return_index=True)
+        newest[len(case_ids) - 1 - first_from_end] = True
+    return newest
+
+
+def _append(current: _TenantVectors, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``current`` followed by ``new``, and the buffer they lie in. Rows already
+    handed out (``current.matrix``) are never written to."""
+    count = len(current.case_ids)
+    total = count + len(new)
+    buffer = current.buffer
+    if buffer is None or buffer.shape[0] < total or buffer.shape[1] != new.shape[1]:
+        buffer = np.empty((max(total, 2 * count, 64), new.shape[1]), dtype=np.float32)
+        if count:
+            buffer[:count] = current.matrix
+    buffer[count:total] = new
+    return buffer[:total], buffer
 
 
 class CaseIndex:
@@ -172,9 +203,10 @@ class CaseIndex:
             if rows:
                 new = np.stack([from_bytes(raw, dim) for _, _, dim, raw in rows])
                 ids = np.array([owner for _, owner, _, _ in rows], dtype=np.int64)
-                matrix = new if current.matrix.size == 0 else np.vstack([current.matrix, new])
+                matrix, buffer = _append(current, new)
+                case_ids = np.concatenate([current.case_ids, ids])
                 current = _TenantVectors(
-                    rows[-1][0], np.concatenate([current.case_ids, ids]), matrix
+                    rows[-1][0], case_ids, matrix, _newest_rows(case_ids), buffer
                 )
             self._data[key] = current
             return current
@@ -194,13 +226,11 @@ class CaseIndex:
         if data.matrix.size == 0:
             return []
         scores = data.matrix @ np.asarray(vector, dtype=np.float32)
-        # A case whose text changed has an older row too; the newest row counts.
-        newest = {int(cid): i for i, cid in enumerate(data.case_ids)}
         skip = exclude or set()
         result: list[tuple[int, float]] = []
         for i in np.argsort(-scores):
             cid = int(data.case_ids[i])
-            if cid in skip or newest[cid] != i:
+            if cid in skip or not data.newest[i]:
                 continue
             result.append((cid, float(scores[i])))
             if len(result) == k:
