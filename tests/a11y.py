@@ -7,12 +7,27 @@ Use ``assert_accessible(page, "inbox-queue")`` after the page (or an HTMX swap) 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = ROOT / "src" / "rathaus" / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def wait_for_js(target, expression: str, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the JavaScript ``expression`` is truthy in ``target`` (a page or a frame).
+
+    Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the page,
+    which our CSP (``script-src 'self'``, no ``unsafe-eval``) refuses now and then (a race in
+    Chromium, microsoft/playwright#36982). ``evaluate`` goes through the DevTools protocol and
+    is not subject to the CSP, so this polls with it."""
+    deadline = time.monotonic() + timeout_s
+    while not target.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Nach {timeout_s:.0f} s noch nicht erfüllt: {expression}")
+        time.sleep(0.05)
 
 
 def axe_violations(page) -> list[dict]:  # type: ignore[no-untyped-def]

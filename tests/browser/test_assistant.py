@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from rathaus.core.models import Case
-from tests.a11y import assert_accessible, axe_violations, describe
+from tests.a11y import assert_accessible, axe_violations, describe, wait_for_js
 from tests.assistant.test_service import AUSWEIS_URL
 from tests.browser.keyboard import focused, press_on, tab_to
 from tests.web.test_assistant_browser import QUESTION, assistant_server, host_site  # noqa: F401
@@ -82,7 +82,7 @@ def test_widget_by_keyboard_alone_and_accessible(host_site, page):  # type: igno
     field = frame_locator.get_by_label("Ihre Frage")
     field.wait_for()
     frame = next(f for f in page.frames if "/assistent/einbetten" in f.url)
-    frame.wait_for_function("document.activeElement && document.activeElement.id === 'frage'")
+    wait_for_js(frame, "document.activeElement && document.activeElement.id === 'frage'")
     page.keyboard.type(QUESTION)
     page.keyboard.press("Enter")
     frame_locator.locator(".answer .feedback").wait_for(timeout=60_000)
@@ -97,7 +97,7 @@ def test_widget_by_keyboard_alone_and_accessible(host_site, page):  # type: igno
     assert focused(page)["name"] == "Fragen? Bürgerassistent"
     # open again and close with the visible close button
     page.keyboard.press("Enter")
-    frame.wait_for_function("document.activeElement && document.activeElement.id === 'frage'")
+    wait_for_js(frame, "document.activeElement && document.activeElement.id === 'frage'")
     press_on(page, "Bürgerassistent schließen", exact=True, back=True)
     expect(page.get_by_role("dialog")).to_be_hidden()
     assert focused(page)["name"] == "Fragen? Bürgerassistent"

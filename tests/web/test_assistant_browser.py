@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from rathaus.core.models import Case
-from tests.a11y import assert_accessible, axe_violations, describe
+from tests.a11y import assert_accessible, axe_violations, describe, wait_for_js
 from tests.assistant.test_service import AUSWEIS_URL, EMBEDDER, add_knowledge
 from tests.factories import build_tenant
 from tests.web.test_browser import ARTIFACTS, _serve, page  # noqa: F401 - the page fixture
@@ -148,7 +148,7 @@ def test_widget_on_another_site_opens_the_assistant(host_site, page):  # noqa: F
     field = frame.get_by_label("Ihre Frage")
     field.wait_for()
     assert "Sie schreiben mit einem KI-Assistenten" in frame.locator(".ai-label").inner_text()
-    page.wait_for_function("document.activeElement && document.activeElement.tagName === 'IFRAME'")
+    wait_for_js(page, "document.activeElement && document.activeElement.tagName === 'IFRAME'")
     for _ in range(50):  # the widget asks the frame to focus its field once it has loaded
         if field.evaluate("el => el === document.activeElement"):
             break
@@ -161,9 +161,10 @@ def test_widget_on_another_site_opens_the_assistant(host_site, page):  # noqa: F
     violations = axe_violations(inner)
     assert not violations, "axe-core im Widget-Rahmen:\n" + describe(violations)
     page.keyboard.press("Escape")  # closes the widget, the focus returns to its button
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "document.querySelector('[data-rathaus-assistent]').getAttribute('aria-expanded')"
-        " === 'false'"
+        " === 'false'",
     )
     assert not dialog.is_visible()
     assert page.evaluate("document.activeElement.textContent") == "Fragen? Bürgerassistent"
