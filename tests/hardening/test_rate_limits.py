@@ -300,3 +300,24 @@ def test_question_length_on_api_and_page(app, worlds):  # type: ignore[no-untype
         page = client.post("/assistent", data={"question": long})
         assert page.status_code == 422
         assert "höchstens 1.000 Zeichen" in page.text and "lange lange" in page.text
+
+
+@pytest.mark.postgres
+def test_counting_never_waits_for_a_connection_of_the_request_pool(migrated_pg):  # type: ignore[no-untyped-def]
+    """Under load every connection of a web process's pool can be held by requests that are
+    about to count. The counter must not need one of them (it has a small pool of its own):
+    here the whole request pool is checked out, and counting still reaches PostgreSQL."""
+    from rathaus.core.models import RateLimitUsage
+
+    engine = migrated_pg.engine
+    limiter = RateLimiter(engine, "geheim")
+    held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    try:
+        rule = Rule("voller-pool", 5)
+        assert [limiter.hit(rule, ADDRESS) for _ in range(2)] == [0, 0]
+    finally:
+        for conn in held:
+            conn.close()
+    with migrated_pg.session() as session:
+        rows = session.scalars(select(RateLimitUsage)).all()
+    assert sum(row.requests for row in rows) == 2  # counted in the database, not per process

@@ -55,8 +55,9 @@ def _replace_nul(
     return statement, _params_without_nul(parameters)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout. The pool
+    size applies to PostgreSQL (up to ``pool_size + max_overflow`` connections)."""
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -68,8 +69,8 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         connect_args={"connect_timeout": 5},
     )
     event.listen(engine, "before_cursor_execute", _replace_nul, retval=True)

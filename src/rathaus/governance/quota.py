@@ -140,16 +140,19 @@ class _Engines:
 
     LIMIT = 8
 
-    def __init__(self, prepare: Callable[[Engine], None] = lambda engine: None) -> None:
+    def __init__(
+        self, prepare: Callable[[Engine], None] = lambda engine: None, **pool: int
+    ) -> None:
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self._prepare = prepare
+        self._pool = pool
 
     def get(self, url: str) -> Engine:
         with self._lock:
             engine = self._engines.get(url)
             if engine is None:
-                engine = make_engine(url)
+                engine = make_engine(url, **self._pool)
                 self._prepare(engine)
                 self._engines[url] = engine
                 while len(self._engines) > self.LIMIT:
@@ -337,12 +340,20 @@ def _sidecar_engine(database_file: Path) -> Engine:
     return _SIDECARS.get(f"sqlite:///{sidecar_path(database_file).resolve()}")
 
 
+# The counters' own small pool on PostgreSQL. A request holds a connection of the main pool
+# while it counts; if counting took a second connection from that same pool, a burst of
+# requests would hold every connection while each waits for one more (a pool deadlock, seen
+# under load as 30-second waits and 503s). Counting is one short statement, so a few
+# connections per process suffice.
+_COUNTER_POOLS = _Engines(pool_size=1, max_overflow=4)
+
+
 def shared_engine(engine: Engine) -> Engine | None:
-    """Where counters beside the database of ``engine`` live: PostgreSQL itself, the sidecar
-    file of a SQLite file; ``None`` for an in-memory SQLite database (tests), which no other
-    process could share anyway."""
+    """Where counters beside the database of ``engine`` live: PostgreSQL itself (through a
+    small pool of its own), the sidecar file of a SQLite file; ``None`` for an in-memory SQLite
+    database (tests), which no other process could share anyway."""
     if engine.dialect.name == "postgresql":
-        return engine
+        return _COUNTER_POOLS.get(engine.url.render_as_string(hide_password=False))
     database = engine.url.database
     if not database or database == ":memory:":
         return None
@@ -354,8 +365,8 @@ def counter_for(engine: Engine) -> UsageCounter | None:
     shared = shared_engine(engine)
     if shared is None:
         return None
-    if shared is engine:
-        return UsageCounter(engine, TenantUsage.__table__)  # type: ignore[arg-type]
+    if shared.dialect.name == "postgresql":
+        return UsageCounter(shared, TenantUsage.__table__)  # type: ignore[arg-type]
     return UsageCounter(shared, SIDECAR_USAGE)
 
 

@@ -308,8 +308,9 @@ class RateLimiter:
         self.counter: UsageCounter | None = None
         shared = shared_engine(engine) if engine is not None else None
         if shared is not None:
-            table = SIDECAR_RATES if shared is not engine else RateLimitUsage.__table__
-            if shared is not engine:
+            sidecar = shared.dialect.name == "sqlite"
+            table = SIDECAR_RATES if sidecar else RateLimitUsage.__table__
+            if sidecar:
                 with shared.begin() as conn:
                     conn.execute(CreateTable(SIDECAR_RATES, if_not_exists=True))
             self.counter = UsageCounter(shared, table, key_column="bucket")  # type: ignore[arg-type]
