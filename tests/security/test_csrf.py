@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from rathaus.web.app import all_routes
 from tests.web.conftest import login
-from tests.web.tenant_data import plan_routes, seed
+from tests.web.tenant_data import into_session, plan_routes, seed
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 VOCABULARY = {"fmt": "json", "ext": "txt", "tabelle": "eingang", "name": "aktivitaeten"}
@@ -47,11 +47,7 @@ def embedder():  # type: ignore[no-untyped-def]
 def values(db, app, worlds, embedder) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Alpha's own object ids for every path parameter, so no route stops at a 404 first."""
     with db.session() as session:
-        world = worlds["a"]
-        world.tenant = session.merge(world.tenant)
-        world.units = {k: session.merge(v) for k, v in world.units.items()}
-        world.users = {k: session.merge(v) for k, v in world.users.items()}
-        world.cases = {k: session.merge(v) for k, v in world.cases.items()}
+        world = into_session(session, worlds["a"])
         marks = seed(
             session,
             world,

@@ -19,7 +19,7 @@ from rathaus.core.models import Case, User
 from rathaus.core.storage import OriginalStore, StorageError
 from rathaus.web.app import all_routes
 from tests.web.conftest import login
-from tests.web.tenant_data import plan_routes, seed
+from tests.web.tenant_data import into_session, plan_routes, seed
 
 ALPHA, BETA = "Alphamarke", "Betamarke"
 PAYLOADS = (
@@ -46,11 +46,7 @@ def seeded(db, app, worlds, embedder):  # type: ignore[no-untyped-def]
     with db.session() as session:
         marked = {}
         for key, mark in (("a", ALPHA), ("b", BETA)):
-            world = worlds[key]
-            world.tenant = session.merge(world.tenant)
-            world.units = {k: session.merge(v) for k, v in world.units.items()}
-            world.users = {k: session.merge(v) for k, v in world.users.items()}
-            world.cases = {k: session.merge(v) for k, v in world.cases.items()}
+            world = into_session(session, worlds[key])
             marked[key] = seed(session, world, mark=mark, originals=originals, embedder=embedder)
     for marks in marked.values():
         plan_routes(db, marks)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from rathaus.web.app import all_routes
 from tests.web.conftest import csrf_of, login
-from tests.web.tenant_data import plan_routes, seed
+from tests.web.tenant_data import into_session, plan_routes, seed
 
 # Short enough for every seeded column (the conversation id has 40 characters in PostgreSQL).
 MARKUP = "<svg onload=alert(1)>"
@@ -44,11 +44,7 @@ def embedder():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def hostile(db, app, worlds, embedder) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with db.session() as session:
-        world = worlds["a"]
-        world.tenant = session.merge(world.tenant)
-        world.units = {k: session.merge(v) for k, v in world.units.items()}
-        world.users = {k: session.merge(v) for k, v in world.users.items()}
-        world.cases = {k: session.merge(v) for k, v in world.cases.items()}
+        world = into_session(session, worlds["a"])
         marks = seed(
             session,
             world,

@@ -56,6 +56,16 @@ class Seeded:
     api_key: str = ""
 
 
+def into_session(session: Session, world: Any) -> Any:
+    """The world of a tenant (built by the ``worlds`` fixture in another session) merged into
+    ``session``, so ``seed`` can attach new objects to it."""
+    world.tenant = session.merge(world.tenant)
+    world.units = {k: session.merge(v) for k, v in world.units.items()}
+    world.users = {k: session.merge(v) for k, v in world.users.items()}
+    world.cases = {k: session.merge(v) for k, v in world.cases.items()}
+    return world
+
+
 def seed(session: Session, world: World, *, mark: str, originals: Path, embedder: Any) -> Seeded:
     """Mark the world's cases and add one object of every other kind; ``mark`` is e.g.
     ``Betamarke``."""

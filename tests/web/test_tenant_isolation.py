@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from rathaus.web.app import all_routes
 from tests.web.conftest import csrf_of, login
-from tests.web.tenant_data import plan_routes, seed
+from tests.web.tenant_data import into_session, plan_routes, seed
 
 
 def _routes_with_case_id(app):
@@ -95,11 +95,7 @@ def seeded(db, app, worlds, embedder):  # type: ignore[no-untyped-def]
     with db.session() as session:
         marked = {}
         for key, mark in (("a", ALPHA), ("b", BETA)):
-            world = worlds[key]
-            world.tenant = session.merge(world.tenant)
-            world.units = {k: session.merge(v) for k, v in world.units.items()}
-            world.users = {k: session.merge(v) for k, v in world.users.items()}
-            world.cases = {k: session.merge(v) for k, v in world.cases.items()}
+            world = into_session(session, worlds[key])
             marked[key] = seed(session, world, mark=mark, originals=originals, embedder=embedder)
     for marks in marked.values():
         plan_routes(db, marks)
