@@ -72,6 +72,7 @@ def test_demo_installation_serves_and_logs_in(tmp_path):
                 time.sleep(0.2)
         body = health.json()
         assert health.status_code == 200
+        assert "server" not in health.headers  # no product banner (ASVS 14.3.3)
         assert (
             body["database"]["ok"] and body["queue"]["ok"] and body["queue"]["backend"] == "sqlite"
         )

@@ -214,7 +214,7 @@ def test_idle_session_ends_with_a_german_notice(app, client, db, worlds):  # typ
 
 
 def test_last_seen_is_written_at_most_once_a_minute(client, db, worlds):  # type: ignore[no-untyped-def]
-    from sqlalchemy import event
+    from sqlalchemy import Engine, event
 
     login(client, "sb")
     writes: list[str] = []
@@ -223,7 +223,8 @@ def test_last_seen_is_written_at_most_once_a_minute(client, db, worlds):  # type
         if statement.lstrip().upper().startswith("UPDATE WEB_SESSIONS"):
             writes.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", count)
+    # Every engine: on PostgreSQL the write goes through a small pool of its own.
+    event.listen(Engine, "before_cursor_execute", count)
     try:
         for _ in range(5):
             assert client.get("/api/v1/me").status_code == 200
@@ -234,7 +235,35 @@ def test_last_seen_is_written_at_most_once_a_minute(client, db, worlds):  # type
             assert client.get("/api/v1/me").status_code == 200
         assert len(writes) == 1
     finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def test_last_seen_never_waits_for_a_connection_of_the_request_pool(client, db, worlds):  # type: ignore[no-untyped-def]
+    """Under load every connection of the request pool can be held by requests; the "last
+    seen" write must not need one more of them (it has a small pool of its own)."""
+    from rathaus.core.security import _write_apart
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite schreibt über die Schreibsperre der Datei, nicht über einen Pool")
+    login(client, "sb")
+    engine = db.engine
+    with db.session() as session:
+        row = session.scalars(select(WebSession)).one()
+        held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow - 1)]
+        try:
+            moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+            _write_apart(
+                session,
+                WebSession.__table__.update()
+                .where(WebSession.id == row.id)
+                .values(last_seen_at=moment),
+            )
+        finally:
+            for conn in held:
+                conn.close()
+    with db.session() as session:
+        seen = session.scalars(select(WebSession.last_seen_at)).one()
+    assert seen.replace(tzinfo=dt.UTC) == moment
 
 
 def test_idle_timeout_is_a_setting_with_a_german_error():  # type: ignore[no-untyped-def]

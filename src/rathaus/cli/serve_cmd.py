@@ -39,4 +39,5 @@ def serve(
         log_config=uvicorn_log_config(s),
         access_log=False,
         proxy_headers=True,
+        server_header=False,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,33 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
     )
     event.listen(engine, "before_cursor_execute", _replace_nul, retval=True)
     return engine
+
+
+class EngineCache:
+    """Engines by URL with pool settings of their own, built once per process (a small pool for
+    short side writes, a sidecar file). A process normally needs one or two; the bound keeps a
+    long test run, which opens a database per test, from holding every file open."""
+
+    LIMIT = 8
+
+    def __init__(
+        self, prepare: Callable[[Engine], None] = lambda engine: None, **pool: int
+    ) -> None:
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+        self._prepare = prepare
+        self._pool = pool
+
+    def get(self, url: str) -> Engine:
+        with self._lock:
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = make_engine(url, **self._pool)
+                self._prepare(engine)
+                self._engines[url] = engine
+                while len(self._engines) > self.LIMIT:
+                    self._engines.pop(next(iter(self._engines))).dispose()
+            return engine
 
 
 def describe_url(url: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from rathaus.core.db import EngineCache
 from rathaus.core.models import User, WebSession, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,24 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+# Side writes (a session's "last seen") on PostgreSQL, see _write_apart.
+_APART_POOLS = EngineCache(pool_size=1, max_overflow=2)
+
+
 def _write_apart(session: Session, statement: Any) -> None:
     """Run one small write in a short transaction of its own, committed at once.
 
     The request's own transaction may be rolled back (a refused login, an error page) and may
     last long (a model call); holding SQLite's write lock through it for a "last seen" would
-    block every other writer. A failure is logged, never the request's problem."""
+    block every other writer. On PostgreSQL the write takes a connection from a small pool of
+    its own: taken from the request's pool, every connection could be held by a request waiting
+    for one more (the deadlock the rate-limit counters once had under load). A failure is
+    logged, never the request's problem."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        bind = _APART_POOLS.get(bind.engine.url.render_as_string(hide_password=False))
     try:
-        with Session(session.get_bind()) as own, own.begin():
+        with Session(bind) as own, own.begin():
             own.execute(statement)
     except SQLAlchemyError:
         log.warning("Sitzungsdaten konnten nicht geschrieben werden", exc_info=True)

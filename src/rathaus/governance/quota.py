@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -57,7 +56,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
 from rathaus.core.config import Settings
-from rathaus.core.db import make_engine
+from rathaus.core.db import EngineCache
 from rathaus.core.metrics import observe_quota_refusal
 from rathaus.core.models import Tenant, TenantSettings, TenantUsage
 from rathaus.governance.policy import ModelRefusedError
@@ -134,33 +133,7 @@ def tenant_rules(session: Session, tenant_id: int) -> TenantRules | None:
     )
 
 
-class _Engines:
-    """Engines by URL, built once per process. A process normally needs one or two; the bound
-    keeps a long test run, which opens a database per test, from holding every file open."""
-
-    LIMIT = 8
-
-    def __init__(
-        self, prepare: Callable[[Engine], None] = lambda engine: None, **pool: int
-    ) -> None:
-        self._engines: dict[str, Engine] = {}
-        self._lock = threading.Lock()
-        self._prepare = prepare
-        self._pool = pool
-
-    def get(self, url: str) -> Engine:
-        with self._lock:
-            engine = self._engines.get(url)
-            if engine is None:
-                engine = make_engine(url, **self._pool)
-                self._prepare(engine)
-                self._engines[url] = engine
-                while len(self._engines) > self.LIMIT:
-                    self._engines.pop(next(iter(self._engines))).dispose()
-            return engine
-
-
-_SETTINGS_ENGINES = _Engines()
+_SETTINGS_ENGINES = EngineCache()
 
 
 def _settings_engine(settings: Settings) -> Engine | None:
@@ -328,7 +301,7 @@ def _create_usage_table(engine: Engine) -> None:
         conn.execute(CreateTable(SIDECAR_USAGE, if_not_exists=True))
 
 
-_SIDECARS = _Engines(_create_usage_table)
+_SIDECARS = EngineCache(_create_usage_table)
 
 
 def sidecar_path(database_file: Path) -> Path:
@@ -345,7 +318,7 @@ def _sidecar_engine(database_file: Path) -> Engine:
 # requests would hold every connection while each waits for one more (a pool deadlock, seen
 # under load as 30-second waits and 503s). Counting is one short statement, so a few
 # connections per process suffice.
-_COUNTER_POOLS = _Engines(pool_size=1, max_overflow=4)
+_COUNTER_POOLS = EngineCache(pool_size=1, max_overflow=4)
 
 
 def shared_engine(engine: Engine) -> Engine | None:
