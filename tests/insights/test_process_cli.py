@@ -79,3 +79,26 @@ def test_bad_input_is_a_german_error_and_writes_nothing(cli, db, tmp_path):  # t
     with db.session() as session:
         assert session.scalar(select(func.count(ProcessEvent.id))) == 0
     assert "gibt es nicht" in str(cli("prozess", "42").exception)
+
+
+def test_analysis_in_business_hours(cli, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "log.csv"
+    path.write_text(LOG, encoding="utf-8")
+    columns = ["--spalte", "case=Vorgang", "--spalte", "activity=Schritt"]
+    done = cli("prozess-import", str(path), *columns, "--spalte", "timestamp=Wann", "--json")
+    dataset_id = str(json.loads(done.output)["id"])
+    # Times without a zone are UTC (09:00 → 11:00 and 09:00 → 13:00 in Berlin). 1 January is
+    # a public holiday (no office time), 2 January a Tuesday: 4 office hours.
+    text = cli("prozess", dataset_id, "--zeit", "arbeitszeit")
+    assert text.exit_code == 0, text.output
+    assert "Zeitbasis: Arbeitszeit: Mo–Fr 08:00–16:00 Uhr" in text.output
+    assert "Eingang → Prüfung: 2, 2,0 Std. / 3,6 Std." in text.output
+    short = cli("prozess", dataset_id, "--zeit", "arbeitszeit", "--von", "10:00", "--bis", "12:00")
+    data = json.loads(cli("prozess", dataset_id, "--zeit", "arbeitszeit", "--json").output)
+    assert data["time_basis"]["mode"] == "arbeitszeit"
+    assert data["edges"][0]["median_s"] == 2 * 3600
+    assert "Eingang → Prüfung: 2, 1,0 Std." in short.output  # 0 h and 10–12 h: 2 h
+    csv = cli("prozess", dataset_id, "--zeit", "arbeitszeit", "--export", "uebergaenge").output
+    assert "Wartezeit Median (Arbeitsstd.)" in csv.splitlines()[0]
+    bad = cli("prozess", dataset_id, "--zeit", "arbeitszeit", "--von", "17:00")
+    assert bad.exit_code != 0 and "Beginn muss vor dem Ende" in str(bad.exception)

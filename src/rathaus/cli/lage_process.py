@@ -112,6 +112,14 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             help="Eine Tabelle als CSV auf die Standardausgabe (aktivitaeten, uebergaenge, "
             "varianten, engpaesse, uebergaben, nacharbeit, durchlaufzeit).",
         ),
+        zeit: str = typer.Option(
+            "kalender",
+            "--zeit",
+            help="Zeitbasis der Warte- und Durchlaufzeiten: kalender oder arbeitszeit (Mo–Fr, "
+            "ohne Feiertage des Landes der Kommune).",
+        ),
+        von: str = typer.Option("08:00", "--von", help="Arbeitszeit: Beginn (HH:MM)."),
+        bis: str = typer.Option("16:00", "--bis", help="Arbeitszeit: Ende (HH:MM)."),
         kommune: str | None = TenantOpt,
         as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
     ) -> None:
@@ -120,14 +128,17 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         from rathaus.core.repo import tenant_by_slug
         from rathaus.insights.eventlog_store import load_source
         from rathaus.insights.export import to_csv
-        from rathaus.insights.process import analyse, format_duration
+        from rathaus.insights.process import analyse
+        from rathaus.insights.process_hours import working_hours
         from rathaus.insights.process_tables import table
 
         s = settings()
         with database(s).session() as session:
             tenant = tenant_by_slug(session, kommune or s.default_tenant)
+            hours = working_hours(zeit, von, bis, land=tenant.land)
             log, title = load_source(session, tenant.id, quelle)
-        result = analyse(log, min_edge_count=min_kante, top_variants=varianten)
+        result = analyse(log, min_edge_count=min_kante, top_variants=varianten, hours=hours)
+        format_duration = result.time_basis.fmt
         if tabelle:
             headers, rows = table(result, tabelle)
             typer.echo(to_csv(headers, rows).decode("utf-8-sig"), nl=False)
@@ -143,6 +154,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f"{len(result.activities)} Aktivitäten, {result.variants_total} Varianten. "
             f"Durchlaufzeit Median {format_duration(t.median_s)}, P90 {format_duration(t.p90_s)}."
         )
+        typer.echo(f"Zeitbasis: {result.time_basis.label}.")
         for note in result.notes:
             typer.echo(f"Hinweis: {note}")
         typer.echo("\nÜbergänge (Anzahl, Wartezeit Median / P90):")

@@ -11,6 +11,11 @@ handovers, rework loops and the throughput-time distribution.
 The numbers for the receipt log equal pm4py's ``discover_dfg`` / ``discover_performance_dfg``
 (see ``tests/insights/test_process_pm4py.py``); medians are numpy medians (mean of the two
 middle values for an even count), p90 is numpy's linear percentile.
+
+Waiting and throughput times are calendar time by default; with ``hours`` (a
+:class:`~rathaus.insights.process_hours.WorkingHours`) they are office time on working days of
+the Land (:func:`~rathaus.insights.process_hours.work_clock`): the events are still ordered by
+their real time, only the clock the waits are measured on changes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from rathaus.insights.process_hours import WorkingHours, work_clock_outside
 
 US = 1_000_000  # microseconds per second
 
@@ -183,22 +190,26 @@ class DirectlyFollows:
     wait: np.ndarray  # seconds between the two events of each pair
     wait_us: np.ndarray  # the same in microseconds (int64)
     edges: GroupStats  # keys are source * n_activities + target
+    clock: np.ndarray  # per event: the time waits are measured on (µs; calendar or office time)
+    outside_hours: int = 0  # events outside the office hours (business hours only)
 
     def edge_pairs(self) -> list[tuple[int, int]]:
         n = len(self.log.activity_names)
         return [(int(k) // n, int(k) % n) for k in self.edges.keys]
 
 
-def directly_follows(log: EventArrays) -> DirectlyFollows:
-    """The directly-follows graph with edge frequencies and waiting times (the fast core)."""
+def directly_follows(log: EventArrays, hours: WorkingHours | None = None) -> DirectlyFollows:
+    """The directly-follows graph with edge frequencies and waiting times (the fast core);
+    waits in calendar time, or in office time when ``hours`` is given."""
     log = sort_events(log)
     n_act = max(len(log.activity_names), 1)
+    clock, outside = (log.time_us, 0) if hours is None else work_clock_outside(log.time_us, hours)
     same = log.case[1:] == log.case[:-1]
     source = log.activity[:-1][same]
     target = log.activity[1:][same]
-    wait_us = np.diff(log.time_us)[same]
+    wait_us = np.diff(clock)[same]
     edges = group_stats(source * n_act + target, wait_us, US)
-    return DirectlyFollows(log, same, source, target, wait_us / US, wait_us, edges)
+    return DirectlyFollows(log, same, source, target, wait_us / US, wait_us, edges, clock, outside)
 
 
 # -- the full analysis -------------------------------------------------------------------------
@@ -268,6 +279,46 @@ class Throughput:
 
 
 @dataclass
+class TimeBasis:
+    """Which clock the waiting and throughput times of an analysis were measured on."""
+
+    mode: str = "kalender"  # kalender or arbeitszeit
+    label: str = "Kalenderzeit: alle Stunden, auch Nächte, Wochenenden und Feiertage"
+    day_s: float = 86400.0  # one day of this clock (an office day in business hours)
+    land: str | None = None
+    start: str | None = None
+    end: str | None = None
+
+    @classmethod
+    def of(cls, hours: WorkingHours | None) -> TimeBasis:
+        if hours is None:
+            return cls()
+        return cls(
+            mode="arbeitszeit",
+            label=hours.label,
+            day_s=hours.day_s,
+            land=hours.land,
+            start=hours.start,
+            end=hours.end,
+        )
+
+    @property
+    def business(self) -> bool:
+        return self.mode == "arbeitszeit"
+
+    @property
+    def office_day(self) -> str:
+        """The length of one day of this clock in German, e.g. ``8 Std.`` or ``7,5 Std.``."""
+        return f"{round(self.day_s / 3600, 2):g}".replace(".", ",") + " Std."
+
+    def fmt(self, seconds: float | None) -> str:
+        """A duration in German; in business hours a day is an office day (``Arbeitstage``)."""
+        if self.business:
+            return format_duration(seconds, day_s=self.day_s, day_unit="Arbeitstage")
+        return format_duration(seconds)
+
+
+@dataclass
 class ProcessAnalysis:
     events: int
     cases: int
@@ -288,6 +339,7 @@ class ProcessAnalysis:
     depth: dict[str, int]
     filters: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    time_basis: TimeBasis = field(default_factory=TimeBasis)
 
     def edge(self, source: str, target: str) -> EdgeRow | None:
         return next((e for e in self.edges if e.source == source and e.target == target), None)
@@ -354,10 +406,12 @@ def analyse(
     min_edge_count: int = 1,
     top_variants: int | None = None,
     variants_shown: int = 20,
+    hours: WorkingHours | None = None,
 ) -> ProcessAnalysis:
     """Everything the process page shows. ``top_variants`` keeps only the cases of the *k*
     most frequent variants; ``min_edge_count`` drops rarer edges from the edge list (the
-    statistics of the remaining edges do not change)."""
+    statistics of the remaining edges do not change); ``hours`` measures waiting and
+    throughput times in office time instead of calendar time."""
     log = sort_events(log)
     notes: list[str] = []
     n_act = len(log.activity_names)
@@ -395,15 +449,25 @@ def analyse(
             resource_label=log.resource_label,
             is_sorted=True,
         )
-        result = analyse(sub, min_edge_count=min_edge_count, variants_shown=variants_shown)
+        result = analyse(
+            sub, min_edge_count=min_edge_count, variants_shown=variants_shown, hours=hours
+        )
         result.notes = notes + result.notes
         result.filters["top_variants"] = top_variants
         result.variants_total = variants_total
         return result
 
-    dfg = directly_follows(log)
+    dfg = directly_follows(log, hours)
+    if hours is not None and dfg.outside_hours:
+        notes.append(
+            f"{dfg.outside_hours} von {len(log)} Ereignissen "
+            f"({round(100 * dfg.outside_hours / len(log))} %) liegen außerhalb der Arbeitszeit (abends, "
+            "am Wochenende oder an Feiertagen); die Zeit bis zum nächsten Arbeitsbeginn zählt "
+            "für sie nicht. Sind es viele, passt die gewählte Arbeitszeit nicht – oder die "
+            "Zeitpunkte wurden ohne Zeitzone exportiert und gelten als UTC."
+        )
     n_cases = int(first.size)
-    through = (log.time_us[last] - log.time_us[first]) / US
+    through = (dfg.clock[last] - dfg.clock[first]) / US
     case_through = dict(zip(range(n_cases), through.tolist(), strict=True))
 
     # activities
@@ -566,11 +630,15 @@ def analyse(
         depth={names[i]: depth[i] for i in range(n_act)},
         filters={"min_edge_count": min_edge_count, "top_variants": top_variants},
         notes=notes,
+        time_basis=TimeBasis.of(hours),
     )
 
 
-def format_duration(seconds: float | None) -> str:
-    """German short form: ``45 s``, ``12 min``, ``3,5 Std.``, ``4,2 Tage``."""
+def format_duration(
+    seconds: float | None, *, day_s: float = 86400.0, day_unit: str = "Tage"
+) -> str:
+    """German short form: ``45 s``, ``12 min``, ``3,5 Std.``, ``4,2 Tage`` (a day is ``day_s``
+    seconds, e.g. ``2,5 Arbeitstage`` of 8 hours)."""
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "–"
     s = abs(seconds)
@@ -578,8 +646,8 @@ def format_duration(seconds: float | None) -> str:
         text = f"{s:.0f} s"
     elif s < 3600:
         text = f"{s / 60:.0f} min"
-    elif s < 86400:
+    elif s < day_s:
         text = f"{s / 3600:.1f} Std.".replace(".", ",", 1)
     else:
-        text = f"{s / 86400:.1f} Tage".replace(".", ",", 1)
+        text = f"{s / day_s:.1f} {day_unit}".replace(".", ",", 1)
     return ("-" if seconds < 0 else "") + text

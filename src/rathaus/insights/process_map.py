@@ -5,7 +5,8 @@ once the back-edges are set aside); within a layer, activities are ordered by th
 of their predecessors (one barycentre sweep), which keeps the main path straight. Forward edges
 run downwards; back-edges (rework) and edges within a layer run as curves on the right; a
 self-loop is a small loop on the node. Edge thickness grows with the logarithm of the
-frequency; every label shows frequency and median waiting time.
+frequency; every label shows frequency and median waiting time, in the analysis's time basis
+(calendar or office time, named in the SVG's description and in the JSON).
 
 The SVG works without JavaScript. ``static/process-map.js`` adds the frequency slider and the
 node details; it reads the same numbers from the JSON returned by :func:`map_data`.
@@ -21,7 +22,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from rathaus.insights.process import ProcessAnalysis, format_duration
+from rathaus.insights.process import ProcessAnalysis
 
 MAX_NODES = 60
 NODE_W, NODE_H = 220, 46
@@ -152,10 +153,10 @@ def _edge_path(a: _Node, b: _Node, lane: int) -> tuple[str, float, float]:
     return path, xc - bend * 0.25, (y1 + y2) / 2 + 4
 
 
-def _edge_label(e: _Edge) -> str:
+def _edge_label(e: _Edge, fmt: Any) -> str:
     if e.median_s is None:
         return f"{e.count}"
-    return f"{e.count} · {format_duration(e.median_s)}"
+    return f"{e.count} · {fmt(e.median_s)}"
 
 
 def render_map(
@@ -167,10 +168,11 @@ def render_map(
     by_index = {n.index: n for n in nodes}
     uid = f"pm{next(_ids)}"
     top = max((e.count for e in edges), default=1)
+    fmt = analysis.time_basis.fmt
     desc = (
         f"{analysis.cases} Fälle, {analysis.events} Ereignisse, {len(nodes) - 2} Aktivitäten, "
-        f"{len([e for e in edges if e.source >= 0 and e.target >= 0])} Übergänge. Die Tabelle "
-        "„Übergänge“ enthält dieselben Zahlen."
+        f"{len([e for e in edges if e.source >= 0 and e.target >= 0])} Übergänge. Wartezeiten "
+        f"in {analysis.time_basis.label}. Die Tabelle „Übergänge“ enthält dieselben Zahlen."
     )
     parts = [
         f'<svg class="pm-svg" id="{uid}" viewBox="0 0 {width:.0f} {height:.0f}" '
@@ -192,14 +194,12 @@ def render_map(
             lanes[a.layer] = lane + 1
         path, lx, ly = _edge_path(a, b, lane % 6)
         stroke = 1 + 7 * math.log1p(e.count) / math.log1p(top)
-        label = _edge_label(e)
+        label = _edge_label(e, fmt)
         name_a = "Start" if e.source == START else a.name
         name_b = "Ende" if e.target == END else b.name
         tip = f"{name_a} → {name_b}: {e.count}-mal"
         if e.median_s is not None:
-            tip += (
-                f", Wartezeit Median {format_duration(e.median_s)}, P90 {format_duration(e.p90_s)}"
-            )
+            tip += f", Wartezeit Median {fmt(e.median_s)}, P90 {fmt(e.p90_s)}"
         parts.append(
             f'<g class="pm-edge pm-kind-{html.escape(e.kind)}" data-source="{e.source}" '
             f'data-target="{e.target}" data-count="{e.count}">'
@@ -249,6 +249,7 @@ def render_map(
 def map_data(analysis: ProcessAnalysis) -> dict[str, Any]:
     """The numbers behind the map for ``process-map.js`` (details panel, slider)."""
     nodes, edges, _ = _graph(analysis)
+    fmt = analysis.time_basis.fmt
     rows = {a.name: a for a in analysis.activities}
     data_nodes = []
     for n in nodes:
@@ -263,7 +264,7 @@ def map_data(analysis: ProcessAnalysis) -> dict[str, Any]:
                 "cases": a.cases,
                 "start": a.start,
                 "end": a.end,
-                "wait_median": format_duration(a.wait_median_s),
+                "wait_median": fmt(a.wait_median_s),
             }
         )
     names = {n.index: n.name for n in nodes}
@@ -274,10 +275,15 @@ def map_data(analysis: ProcessAnalysis) -> dict[str, Any]:
             "sourceName": names[e.source],
             "targetName": names[e.target],
             "count": e.count,
-            "median": format_duration(e.median_s) if e.median_s is not None else "",
-            "p90": format_duration(e.p90_s) if e.p90_s is not None else "",
+            "median": fmt(e.median_s) if e.median_s is not None else "",
+            "p90": fmt(e.p90_s) if e.p90_s is not None else "",
         }
         for e in edges
     ]
     counts = sorted({e.count for e in edges if e.source >= 0 and e.target >= 0})
-    return {"nodes": data_nodes, "edges": data_edges, "counts": counts or [1]}
+    return {
+        "nodes": data_nodes,
+        "edges": data_edges,
+        "counts": counts or [1],
+        "timeBasis": analysis.time_basis.label,
+    }

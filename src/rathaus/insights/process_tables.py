@@ -1,5 +1,6 @@
 """The tables of a process analysis, for CSV/XLSX export and the command line: one place that
-says which columns each table has (the page shows the same numbers)."""
+says which columns each table has (the page shows the same numbers). Durations are hours
+(``Std.``); in business hours office hours (``Arbeitsstd.``), and the throughput in office days."""
 
 from __future__ import annotations
 
@@ -153,15 +154,17 @@ def rework(a: ProcessAnalysis) -> Rows:
 
 
 def throughput(a: ProcessAnalysis) -> Rows:
-    t = a.throughput
+    t, basis = a.throughput, a.time_basis
+    day = basis.day_s
+    unit = f"Arbeitstage à {basis.office_day}" if basis.business else "Tage"
     return (
-        ["Kennzahl", "Wert (Tage)"],
+        ["Kennzahl", f"Wert ({unit})"],
         [
-            ["Median", round(t.median_s / 86400, 4)],
-            ["P90", round(t.p90_s / 86400, 4)],
-            ["Mittelwert", round(t.mean_s / 86400, 4)],
-            ["Minimum", round(t.min_s / 86400, 4)],
-            ["Maximum", round(t.max_s / 86400, 4)],
+            ["Median", round(t.median_s / day, 4)],
+            ["P90", round(t.p90_s / day, 4)],
+            ["Mittelwert", round(t.mean_s / day, 4)],
+            ["Minimum", round(t.min_s / day, 4)],
+            ["Maximum", round(t.max_s / day, 4)],
         ],
     )
 
@@ -182,4 +185,7 @@ def table(analysis: ProcessAnalysis, name: str) -> Rows:
         raise NotFoundError(
             f"Die Tabelle „{name}“ gibt es nicht. Erlaubt sind: {', '.join(TABLES)}."
         )
-    return TABLES[name][1](analysis)
+    headers, rows = TABLES[name][1](analysis)
+    if analysis.time_basis.business:
+        headers = [h.replace("(Std.)", "(Arbeitsstd.)") for h in headers]
+    return headers, rows

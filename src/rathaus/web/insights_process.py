@@ -6,6 +6,10 @@ export of every table, OCEL 2.0 download), where ``quelle`` is a data set number
 JSON API under ``/api/v1/lagebild/prozesse`` for a staff session (like the other Lagebild
 APIs): viewing needs ``VIEW_INSIGHTS``, importing and deleting ``MANAGE_INSIGHTS`` and the CSRF
 token (form field, or ``X-CSRF-Token`` header for the API).
+
+Waiting and throughput times are calendar time unless the query asks for office time
+(``zeit=arbeitszeit&von=08:00&bis=16:00`` on the pages, ``time_mode=arbeitszeit&work_start=…
+&work_end=…`` in the API), with the public holidays of the tenant's Land.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from rathaus.insights import eventlog_store as store
 from rathaus.insights.charts import bar_chart, histogram_bins
 from rathaus.insights.eventlog import FORMATS
 from rathaus.insights.export import table_response
-from rathaus.insights.process import ProcessAnalysis, analyse, format_duration
+from rathaus.insights.process import ProcessAnalysis, analyse
+from rathaus.insights.process_hours import DEFAULT_END, DEFAULT_START, working_hours
 from rathaus.insights.process_map import map_data, render_map
 from rathaus.insights.process_tables import TABLES, table
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
@@ -61,10 +66,18 @@ def _sources(session: Any, tenant_id: int) -> dict[str, Any]:
 
 
 def _analysis(
-    session: Any, tenant_id: int, source: str, min_count: int, top_variants: int | None
+    session: Any,
+    tenant: Any,
+    source: str,
+    min_count: int,
+    top_variants: int | None,
+    time: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> tuple[ProcessAnalysis, str]:
-    log, title = store.load_source(session, tenant_id, source)
-    return analyse(log, min_edge_count=min_count, top_variants=top_variants), title
+    """The analysis of ``source``; ``time`` is (mode, start, end) of the time basis (checked
+    before the log is loaded, so a bad time fails fast with a German message)."""
+    hours = working_hours(*time, land=tenant.land)
+    log, title = store.load_source(session, tenant.id, source)
+    return analyse(log, min_edge_count=min_count, top_variants=top_variants, hours=hours), title
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -166,12 +179,25 @@ def detail(
     session: SessionDep,
     min: str | None = None,  # noqa: A002 - the query parameter's German-neutral name
     varianten: str | None = None,
+    zeit: str | None = None,
+    von: str | None = None,
+    bis: str | None = None,
 ) -> Response:
     min_count = _int_or_none(min) or 1
     top = _int_or_none(varianten)
-    analysis, title = _analysis(session, tenant.id, source, min_count, top)
+    time_error, requested = None, (zeit or "").strip().lower()
+    try:
+        working_hours(zeit, von, bis, land=tenant.land)
+    except RathausError as exc:  # show calendar time, keep the typed values, say why
+        time_error = f"{exc.message} Angezeigt wird deshalb Kalenderzeit."
+        zeit = None
+    analysis, title = _analysis(session, tenant, source, min_count, top, (zeit, von, bis))
+    basis = analysis.time_basis
     svg, map_notes = render_map(analysis, title=f"Prozesslandkarte: {title}")
-    labels, counts = histogram_bins([v / 86400 for v in analysis.throughput.values_s], bins=12)
+    day_unit = "Arbeitstage" if basis.business else "Tage"
+    labels, counts = histogram_bins(
+        [v / basis.day_s for v in analysis.throughput.values_s], bins=12
+    )
     dataset = (
         None if source == store.OWN_LOG else store.get_dataset(session, tenant.id, int(source))
     )
@@ -185,7 +211,7 @@ def detail(
         map_json=map_data(analysis),
         notes=[*(dataset.summary.get("notes", []) if dataset else []), *analysis.notes, *map_notes],
         histogram=bar_chart(
-            labels, counts, title="Durchlaufzeiten der Fälle (Tage)", unit=" Fälle"
+            labels, counts, title=f"Durchlaufzeiten der Fälle ({day_unit})", unit=" Fälle"
         ),
         activity_chart=bar_chart(
             [a.name for a in analysis.activities[:15]],
@@ -193,7 +219,12 @@ def detail(
             title="Häufigste Aktivitäten",
         ),
         tables=TABLES,
-        fmt=format_duration,
+        fmt=basis.fmt,
+        basis=basis,
+        work_start=basis.start or von or DEFAULT_START,
+        work_end=basis.end or bis or DEFAULT_END,
+        time_error=time_error,
+        chosen_mode="arbeitszeit" if requested == "arbeitszeit" else "kalender",
         min_count=min_count,
         top_variants=top,
         can_manage=_can_manage(user),
@@ -212,12 +243,21 @@ def export_table(
     format: str = "csv",  # noqa: A002 - the query parameter
     min: str | None = None,  # noqa: A002
     varianten: str | None = None,
+    zeit: str | None = None,
+    von: str | None = None,
+    bis: str | None = None,
 ) -> Response:
     analysis, _ = _analysis(
-        session, tenant.id, source, _int_or_none(min) or 1, _int_or_none(varianten)
+        session,
+        tenant,
+        source,
+        _int_or_none(min) or 1,
+        _int_or_none(varianten),
+        (zeit, von, bis),
     )
     headers, rows = table(analysis, name)
-    return table_response(format, f"prozess-{source}-{name}", headers, rows)
+    suffix = "-arbeitszeit" if analysis.time_basis.business else ""
+    return table_response(format, f"prozess-{source}-{name}{suffix}", headers, rows)
 
 
 def _ocel_response(session: Any, tenant_id: int, source: str) -> Response:
@@ -317,8 +357,18 @@ def api_analysis(
     session: SessionDep,
     min_edge_count: int = Query(1, ge=1, description="Übergänge seltener als das weglassen"),
     top_variants: int | None = Query(None, ge=1, description="Nur die k häufigsten Varianten"),
+    time_mode: str = Query(
+        "kalender",
+        description="Zeitbasis der Warte- und Durchlaufzeiten: kalender oder arbeitszeit "
+        "(Mo–Fr, ohne Feiertage des Landes der Kommune)",
+    ),
+    work_start: str = Query(DEFAULT_START, description="Beginn der Arbeitszeit (HH:MM)"),
+    work_end: str = Query(DEFAULT_END, description="Ende der Arbeitszeit (HH:MM)"),
 ) -> dict[str, Any]:
-    analysis, title = _analysis(session, tenant.id, source, min_edge_count, top_variants)
+    """A bad ``time_mode`` or time answers 400 with a German ``detail``."""
+    analysis, title = _analysis(
+        session, tenant, source, min_edge_count, top_variants, (time_mode, work_start, work_end)
+    )
     return {"source": source, "title": title, **analysis.to_dict()}
 
 
