@@ -69,6 +69,22 @@ def codes(text: str) -> set[str]:
         ("schweres_wort", "Die Infrastruktur ist relevant.", "Die Straßen sind wichtig."),
         ("sonderzeichen", "Die Gebühr steigt um 5 %.", "Die Gebühr steigt ein wenig."),
         ("sonderzeichen", "Kommen Sie (mit Ausweis) vorbei.", "Kommen Sie mit Ausweis vorbei."),
+        ("genitiv", "Das ist das Ende der Straße.", "Das ist das Ende von der Straße."),
+        ("fuerwort", "Er bringt den Antrag morgen.", "Herr Berger bringt den Antrag morgen."),
+        ("fuerwort", "Die Kinder spielen mit ihren Freunden.", "Die Kinder spielen mit Freunden."),
+        # the polite "Sie"/"Ihr" is no pronoun to replace
+        ("fuerwort", "Die Schule ist neu. Wir zeigen sie Ihnen.", "Bringen Sie Ihren Ausweis mit."),
+        ("vergangenheit", "Die Stadt gab allen Kindern Geld.", "Die Stadt hat allen Geld gegeben."),
+        ("vergangenheit", "Das Amt war zu.", "Wir warten auf die bekannte Frau mit roten Haaren."),
+        # capitalised inside a sentence it is a noun; after "ist" "entstanden" is the perfect
+        ("vergangenheit", "Sie kamen mit dem Bus.", "Die Schiffe bringen Waren aus aller Welt."),
+        ("vergangenheit", "Dort entstanden neue Häuser.", "Dort ist ein Park entstanden."),
+        ("gehobenes_wort", "Der Antrag ist bereits da.", "Der Antrag ist schon da."),
+        (
+            "mehrere_aussagen",
+            "Seitdem die Straße offen ist, kommen mehr Gäste.",
+            "Seitdem ist die Straße offen.",
+        ),
     ],
 )
 def test_rule_positive_and_negative(code, bad, good):
@@ -113,6 +129,48 @@ def test_sentence_split_knows_abbreviations_and_ordinals():
         "Ausweis",
         "Foto",
     ]
+
+
+def test_a_period_without_space_still_ends_a_sentence():
+    text = (
+        "Das ist neu (seit 2020).Immer mehr Menschen kommen.Die Stadt hilft. Siehe www.rathaus.de."
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "Das ist neu (seit 2020).",
+        "Immer mehr Menschen kommen.",
+        "Die Stadt hilft.",
+        "Siehe www.rathaus.de.",
+    ]
+
+
+def test_new_rules_explain_in_german_with_a_suggestion():
+    report = check("Er ging bereits nach Hause.")
+    found = {f.code: f for s in report.sentences for f in s.findings}
+    assert set(found) == {"fuerwort", "vergangenheit", "gehobenes_wort"}
+    assert found["vergangenheit"].suggestion == "Im Perfekt schreiben: „ist gegangen“."
+    assert "schon" in (found["gehobenes_wort"].suggestion or "")
+    assert found["fuerwort"].label == "Fürwort" and "Nomen" in found["fuerwort"].explanation
+
+
+def test_text_severity_counts_the_hardest_sentence_per_rule():
+    from rathaus.writing.plain_language import PER_SYLLABLE, PER_SYLLABLE_PER_WORD
+
+    text = "Sie könnten z. B. morgen kommen. Es wäre gut. Das Amt ist offen."
+    report = check(text)
+    worst = {"konjunktiv": 1, "abkuerzung": 1}
+    weights = {f.code: f.weight for s in report.sentences for f in s.findings}
+    syllables = [s.syllables for s in report.sentences]
+    words = sum(s.letter_words for s in report.sentences)
+    expected = (
+        sum(weights[c] * n for c, n in worst.items())
+        + PER_SYLLABLE * max(syllables)
+        + PER_SYLLABLE_PER_WORD * sum(syllables) / words
+    )
+    assert report.severity == pytest.approx(expected)
+    # one hard sentence is not averaged away by plain ones after it
+    hard = "Aufgrund der Sanierung wäre eine Vorsprache nur nach vorheriger Terminvereinbarung möglich."
+    plain = " Das Amt ist offen. Sie können kommen. Wir helfen Ihnen."
+    assert check(hard + plain).severity > check(hard).severity - 1.0
 
 
 def test_compound_splitter_suggests_mediopunkt():
@@ -275,9 +333,9 @@ def test_sari_rewards_the_reference_and_punishes_copying():
 def test_checker_ranks_deplain_simplifications_as_simpler():
     result = evaluate_checker(DATA, with_readability=False)
     assert result["pairs"] == 767
-    # Measured 0.799 (all), 0.802 tuning half, 0.797 held-out half; target 0.85 not reached.
-    assert result["pairwise"] >= 0.78
-    assert result["pairwise_detail"]["held_out_half"]["share"] >= 0.77
+    # Measured 0.827 (all), 0.823 tuning half, 0.830 held-out half; target 0.85 not reached.
+    assert result["pairwise"] >= 0.82
+    assert result["pairwise_detail"]["held_out_half"]["share"] >= 0.815
     assert result["pairwise"] > result["baseline_naive"]
     v = result["violations_per_sentence"]
     assert v["simplification"]["violations_per_sentence"] < v["original"]["violations_per_sentence"]

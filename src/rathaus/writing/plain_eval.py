@@ -121,6 +121,7 @@ def evaluate_checker(path: Path, *, with_readability: bool = True) -> dict[str, 
         "baseline_naive": pairwise(pairs, naive_score)["share"],
         "baseline_naive_detail": {
             "all": pairwise(pairs, naive_score),
+            "tuning_half": pairwise(halves["tuning"], naive_score),
             "held_out_half": pairwise(halves["held_out"], naive_score),
         },
         "violations_per_sentence": {

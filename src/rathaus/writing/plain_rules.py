@@ -118,6 +118,13 @@ SUBORDINATORS = _words(
 )
 RELATIVES = _words("der die das dem den deren dessen denen welche welcher welches welchem welchen")
 COORDINATORS = _words("aber sondern denn doch jedoch")
+# These also work as adverbs or question words: "Seitdem ist Deutschland vereint." is one
+# statement. At the start of a sentence and followed straight by a verb they open no clause.
+ALSO_ADVERBS = _words("seitdem damit weshalb weswegen wodurch wobei")
+CLAUSE_SUBJECTS = _words(
+    "ich du er sie es wir ihr man der die das den dem ein eine einen einem einer jemand niemand "
+    "alle viele"
+)
 PRONOUNS = _words("ich du er sie es wir ihr man")
 AND_OR = _words("und oder")
 
@@ -130,6 +137,8 @@ def _statements(sentence: Sentence, config: RuleConfig) -> list[Hit]:
         low = tok.lower
         before = text[: tok.start].rstrip()
         after_comma = before.endswith((",", "–", "-", ";"))
+        if low in SUBORDINATORS and i == 0 and _opens_main_clause(tokens):
+            continue
         if low in SUBORDINATORS and (i > 0 or low != "wenn"):
             hits.append(Hit(tok.start, tok.end, "Nebensatz: als eigenen Satz schreiben."))
         elif after_comma and low in RELATIVES and i > 0:
@@ -152,6 +161,14 @@ def _statements(sentence: Sentence, config: RuleConfig) -> list[Hit]:
     for m in re.finditer(r",\s+(um|ohne|statt|anstatt)\b", text, re.IGNORECASE):
         hits.append(Hit(m.start(1), m.end(1), "Infinitivsatz: als eigenen Satz schreiben."))
     return hits
+
+
+def _opens_main_clause(tokens: tuple[Token, ...]) -> bool:
+    """ "Damit werden …", "Seitdem ist …": adverb plus verb, no subordinate clause."""
+    if tokens[0].lower not in ALSO_ADVERBS or len(tokens) < 2:
+        return False
+    following = tokens[1].text
+    return following[0].islower() and following.lower() not in CLAUSE_SUBJECTS
 
 
 # -- passive -----------------------------------------------------------------------------------
@@ -222,10 +239,18 @@ GENITIVE_RE = re.compile(
 )
 
 
+# "die Öffnung der Mauer", "die Hälfte der Menschen": a noun, "der", maybe adjectives, a noun
+# (feminine and plural genitive; a relative "der" follows a comma and is not matched).
+NOUN_DER_NOUN_RE = re.compile(r"(?<=[a-zäöüß] )der\s+(?:[a-zäöüß]+e[nr]?\s+)*[A-ZÄÖÜ][a-zäöüß]+\b")
+_NOUN_BEFORE = re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+ $")
+
+
 def _genitive(sentence: Sentence, config: RuleConfig) -> list[Hit]:
-    hits = [
-        Hit(m.start(), m.end(), "Mit „von“ schreiben.") for m in GENITIVE_RE.finditer(sentence.text)
-    ]
+    text = sentence.text
+    hits = [Hit(m.start(), m.end(), "Mit „von“ schreiben.") for m in GENITIVE_RE.finditer(text)]
+    for m in NOUN_DER_NOUN_RE.finditer(text):
+        if _NOUN_BEFORE.search(text, 0, m.start()):
+            hits.append(Hit(m.start(), m.end(), "Mit „von“ schreiben: „von der …“."))
     for tok in sentence.tokens:
         if tok.lower in GENITIVE_PREPOSITIONS:
             hits.append(
@@ -460,6 +485,12 @@ COMMON_FOREIGN = _words(
 )
 
 
+def _is_hard(low: str) -> bool:
+    return low in HARD_WORDS or (
+        len(low) >= 7 and low.endswith(FOREIGN_SUFFIXES) and low not in COMMON_FOREIGN
+    )
+
+
 def _hard_word(sentence: Sentence, config: RuleConfig) -> list[Hit]:
     hits = []
     for tok in sentence.tokens:
@@ -473,6 +504,107 @@ def _hard_word(sentence: Sentence, config: RuleConfig) -> list[Hit]:
                 Hit(tok.start, tok.end, "Fremdwort: erklären oder ein einfaches Wort nehmen.")
             )
     return hits
+
+
+# -- pronouns ----------------------------------------------------------------------------------
+
+THIRD_PERSON = _words("er ihm ihn sein seine seinen seinem seiner seines dessen deren")
+# Capitalised, these are the polite "Sie", "Ihnen", "Ihr …": only the lower-case forms count.
+THIRD_PERSON_LOWER = frozenset(_words("sie ihnen ihr ihre ihren ihrem ihrer ihres"))
+
+
+def _pronoun(sentence: Sentence, config: RuleConfig) -> list[Hit]:
+    hits = []
+    text = sentence.text
+    for i, tok in enumerate(sentence.tokens):
+        if tok.lower in THIRD_PERSON or (i > 0 and tok.text in THIRD_PERSON_LOWER):
+            if tok.lower == "sein" and re.match(r"\s*(?:[,.;:!?]|$)", text[tok.end :]):
+                continue  # the verb: "… wird bald fertig sein."
+            hits.append(Hit(tok.start, tok.end, "Das Nomen wiederholen: sagen, wer gemeint ist."))
+    return hits
+
+
+# -- simple past -------------------------------------------------------------------------------
+
+# Strong and irregular verbs in the simple past, with the perfect to suggest (the first person
+# singular and the third person are the same form). "wurde" is left to the passive rule, the modal
+# verbs (konnte, musste …) keep their simple past in Leichte Sprache too.
+SIMPLE_PAST = {
+    "war": "ist gewesen", "waren": "sind gewesen", "hatte": "hat gehabt",
+    "hatten": "haben gehabt", "kam": "ist gekommen", "kamen": "sind gekommen",
+    "ging": "ist gegangen", "gingen": "sind gegangen", "gab": "hat gegeben",
+    "gaben": "haben gegeben", "sah": "hat gesehen", "sahen": "haben gesehen",
+    "stand": "hat gestanden", "standen": "haben gestanden", "lag": "hat gelegen",
+    "lagen": "haben gelegen", "fand": "hat gefunden", "fanden": "haben gefunden",
+    "nahm": "hat genommen", "nahmen": "haben genommen", "blieb": "ist geblieben",
+    "blieben": "sind geblieben", "fiel": "ist gefallen", "fielen": "sind gefallen",
+    "hielt": "hat gehalten", "hielten": "haben gehalten", "rief": "hat gerufen",
+    "riefen": "haben gerufen", "lief": "ist gelaufen", "liefen": "sind gelaufen",
+    "schrieb": "hat geschrieben", "schrieben": "haben geschrieben", "sprach": "hat gesprochen",
+    "sprachen": "haben gesprochen", "trug": "hat getragen", "trugen": "haben getragen",
+    "zog": "ist gezogen", "zogen": "sind gezogen", "wusste": "hat gewusst",
+    "wussten": "haben gewusst", "brachte": "hat gebracht", "brachten": "haben gebracht",
+    "dachte": "hat gedacht", "dachten": "haben gedacht", "kannte": "hat gekannt",
+    "kannten": "haben gekannt", "nannte": "hat genannt", "nannten": "haben genannt",
+    "saß": "hat gesessen", "saßen": "haben gesessen", "begann": "hat begonnen",
+    "begannen": "haben begonnen", "entstand": "ist entstanden", "entstanden": "sind entstanden",
+    "bekam": "hat bekommen", "bekamen": "haben bekommen", "erhielt": "hat erhalten",
+    "erhielten": "haben erhalten", "fuhr": "ist gefahren", "fuhren": "sind gefahren",
+    "flog": "ist geflogen", "flogen": "sind geflogen", "wuchs": "ist gewachsen",
+    "wuchsen": "sind gewachsen", "stieg": "ist gestiegen", "stiegen": "sind gestiegen",
+    "traf": "hat getroffen", "trafen": "haben getroffen", "half": "hat geholfen",
+    "halfen": "haben geholfen", "starb": "ist gestorben", "starben": "sind gestorben",
+    "verlor": "hat verloren", "gewann": "hat gewonnen", "schien": "hat geschienen",
+    "trat": "ist getreten", "traten": "sind getreten", "aß": "hat gegessen",
+    "trank": "hat getrunken", "schlief": "hat geschlafen", "sang": "hat gesungen",
+}  # fmt: skip
+# "entstanden" is also the participle: after "ist", "sind" … it is already the perfect.
+SEIN = _words("bin bist ist sind seid war waren")
+
+
+def _simple_past(sentence: Sentence, config: RuleConfig) -> list[Hit]:
+    """A verb of ``SIMPLE_PAST`` in lower case or first in the sentence (capitalised inside a
+    sentence, "Waren", "Sprachen", "Stand" are nouns). Regular verbs ("sagte", "baute") are not
+    recognised: without a dictionary "-te" cannot be told from an adjective ("die bekannte") or
+    a noun ("die Rente")."""
+    hits = []
+    tokens = sentence.tokens
+    for i, tok in enumerate(tokens):
+        perfect = SIMPLE_PAST.get(tok.lower)
+        if not perfect or (i > 0 and tok.text[0].isupper()):
+            continue
+        if tok.lower == "entstanden" and any(t.lower in SEIN for t in tokens[:i]):
+            continue
+        hits.append(Hit(tok.start, tok.end, f"Im Perfekt schreiben: „{perfect}“."))
+    return hits
+
+
+# -- written-register words --------------------------------------------------------------------
+
+WRITTEN_REGISTER = {
+    "jedoch": "aber", "allerdings": "aber", "hingegen": "aber", "wiederum": "aber",
+    "zudem": "außerdem", "ferner": "außerdem", "sowie": "und", "bereits": "schon",
+    "somit": "also", "demnach": "also", "folglich": "deshalb", "daher": "deshalb",
+    "dennoch": "trotzdem", "ebenfalls": "auch", "lediglich": "nur", "zunächst": "zuerst",
+    "anschließend": "danach", "stets": "immer", "ohnehin": "sowieso", "derzeit": "jetzt",
+    "mittlerweile": "jetzt", "inzwischen": "jetzt", "bislang": "bis jetzt",
+    "überwiegend": "meistens", "vielerorts": "an vielen Orten", "zahlreiche": "viele",
+    "zahlreichen": "vielen", "insgesamt": "zusammen", "etwa": "ungefähr oder zum Beispiel",
+    "jedenfalls": "auf jeden Fall", "womöglich": "vielleicht", "vermutlich": "vielleicht",
+    "keineswegs": "gar nicht", "beziehungsweise": "oder", "nämlich": "weglassen oder „denn“",
+    "zwar": "weglassen und zwei Sätze schreiben", "sogenannte": "weglassen und das Wort erklären",
+    "sogenannten": "weglassen und das Wort erklären",
+    "sogenannter": "weglassen und das Wort erklären",
+    "sogenanntes": "weglassen und das Wort erklären",
+}  # fmt: skip
+
+
+def _written_register(sentence: Sentence, config: RuleConfig) -> list[Hit]:
+    return [
+        Hit(t.start, t.end, f"Einfacher: „{WRITTEN_REGISTER[t.lower]}“.")
+        for t in sentence.tokens
+        if t.lower in WRITTEN_REGISTER
+    ]
 
 
 # -- special characters ------------------------------------------------------------------------
@@ -492,15 +624,18 @@ def _special(sentence: Sentence, config: RuleConfig) -> list[Hit]:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("satzlaenge", "Satz zu lang", "Kurze Sätze: höchstens 15 Wörter, besser 8 bis 10.", 1.0, _length),
+    Rule("satzlaenge", "Satz zu lang", "Kurze Sätze: höchstens 15 Wörter, besser 8 bis 10.", 0.5, _length),
     Rule("mehrere_aussagen", "Mehr als eine Aussage", "Jeder Satz enthält nur eine Aussage – keine Nebensätze, keine verbundenen Hauptsätze.", 1.0, _statements),
-    Rule("passiv", "Passiv", "Aktiv schreiben: sagen, wer etwas tut.", 0.5, _passive),
-    Rule("verneinung", "Verneinung", "Verneinungen sind schwer zu verstehen; wenn möglich positiv formulieren.", 0.75, _negation),
-    Rule("genitiv", "Genitiv", "Keinen Genitiv verwenden: „das Haus von meinem Bruder“ statt „das Haus meines Bruders“.", 0.5, _genitive),
+    Rule("passiv", "Passiv", "Aktiv schreiben: sagen, wer etwas tut.", 0.25, _passive),
+    Rule("verneinung", "Verneinung", "Verneinungen sind schwer zu verstehen; wenn möglich positiv formulieren.", 0.25, _negation),
+    Rule("genitiv", "Genitiv", "Keinen Genitiv verwenden: „das Haus von meinem Bruder“ statt „das Haus meines Bruders“.", 0.25, _genitive),
     Rule("konjunktiv", "Konjunktiv", "Keine Möglichkeitsform (wäre, hätte, könnte …): klar sagen, was gilt.", 1.5, _subjunctive),
-    Rule("abkuerzung", "Abkürzung", "Abkürzungen ausschreiben oder beim ersten Mal erklären.", 1.0, _abbreviation),
-    Rule("zahlwort", "Zahl als Wort", "Zahlen als Ziffern schreiben: 7 statt „sieben“.", 1.5, _number_word),
-    Rule("langes_wort", "Langes Wort", "Lange zusammengesetzte Wörter mit dem Mediopunkt trennen: Bürger·amt.", 0.25, _long_word),
-    Rule("schweres_wort", "Schweres Wort", "Fachwörter, Behördendeutsch und Fremdwörter erklären oder ersetzen.", 0.75, _hard_word),
-    Rule("sonderzeichen", "Sonderzeichen oder Prozent", "Keine Sonderzeichen (Klammern, Schrägstrich, Anführungszeichen, Semikolon); Prozentangaben vermeiden.", 1.0, _special),
+    Rule("abkuerzung", "Abkürzung", "Abkürzungen ausschreiben oder beim ersten Mal erklären.", 1.75, _abbreviation),
+    Rule("zahlwort", "Zahl als Wort", "Zahlen als Ziffern schreiben: 7 statt „sieben“.", 0.75, _number_word),
+    Rule("langes_wort", "Langes Wort", "Lange zusammengesetzte Wörter mit dem Mediopunkt trennen: Bürger·amt.", 0.5, _long_word),
+    Rule("schweres_wort", "Schweres Wort", "Fachwörter, Behördendeutsch und Fremdwörter erklären oder ersetzen.", 1.25, _hard_word),
+    Rule("fuerwort", "Fürwort", "Fürwörter wie er, sie, ihm, sein: besser das Nomen wiederholen, damit klar ist, wer gemeint ist.", 1.0, _pronoun),
+    Rule("vergangenheit", "Präteritum", "Vergangenes im Perfekt sagen: „hat gesagt“ statt „sagte“, „ist gegangen“ statt „ging“.", 0.25, _simple_past),
+    Rule("gehobenes_wort", "Gehobenes Wort", "Wörter der Schriftsprache (jedoch, bereits, zudem, sogenannt …) durch Alltagswörter ersetzen: aber, schon, außerdem.", 2.0, _written_register),
+    Rule("sonderzeichen", "Sonderzeichen oder Prozent", "Keine Sonderzeichen (Klammern, Schrägstrich, Anführungszeichen, Semikolon); Prozentangaben vermeiden.", 1.75, _special),
 )  # fmt: skip
