@@ -183,3 +183,66 @@ def test_payment_days_after_a_same_day_batch_is_flagged_but_the_batch_is_not():
     found = near_duplicates([*batches, late], CFG)
     assert [9999 in f.payment_ids for f in found] == [True]
     assert len(found[0].payment_ids) == 2  # the odd payment and one partner, not the batch
+
+
+def _town_list(seed=5):  # type: ignore[no-untyped-def]
+    """A small but real-looking list: 12 suppliers over two years, mostly 500–3.000 €, few
+    payments in the band just under 5.000 € (as in a real list)."""
+    rng = random.Random(seed)
+    rows = []
+    for s in range(12):
+        for k in range(25):
+            cents = rng.randint(50_000, 300_000) if k % 25 else rng.randint(380_000, 495_000)
+            rows.append(pay(5000 + 100 * s + k, f"Firma {s}", cents, D + dt.timedelta(days=29 * k)))
+    return rows
+
+
+SPLIT_5000 = CheckConfig(split_thresholds_cents=(500_000,))
+
+
+def test_split_at_a_supplier_with_few_payments_is_found_by_the_blended_rate():
+    # Klein Bau: four payments in two years, one of them once in the band 3.750–5.000 €
+    klein = [
+        pay(1, "Klein Bau GmbH", 62_000, D),
+        pay(2, "Klein Bau GmbH", 420_000, D + dt.timedelta(days=200)),
+        pay(3, "Klein Bau GmbH", 71_000, D + dt.timedelta(days=400)),
+        pay(4, "Klein Bau GmbH", 58_000, D + dt.timedelta(days=700)),
+    ]
+    split = [
+        pay(11, "Klein Bau GmbH", 440_000, D + dt.timedelta(days=500)),
+        pay(12, "Klein Bau GmbH", 470_000, D + dt.timedelta(days=505)),
+    ]
+    payments = [*_town_list(), *klein, *split]
+    found = split_orders(payments, SPLIT_5000)
+    assert [f.payment_ids for f in found] == [[11, 12]]
+    # its own rate alone (one band payment in four) says too little to flag anything
+    own_only = CheckConfig(split_thresholds_cents=(500_000,), split_prior_weight=0)
+    assert split_orders(payments, own_only) == []
+    text = found[0].explanation
+    assert "Von seinen übrigen Zahlungen liegen 1 in diesem Betragsband (25,0 %)" in text
+    assert "in der ganzen Liste" in text and "9.100,00 €" in text
+    details = found[0].details
+    assert details["own_share"] == 0.25 and details["blended_share"] < 0.1
+    assert details["chance"] < SPLIT_5000.split_p
+
+
+def test_regular_band_payments_and_a_busy_month_are_not_split_orders():
+    # a fortnightly service fee of 4.500 € for two years: two or three in every 30 days
+    fee = [
+        pay(100 + k, "Wartung AG", 450_000, D + dt.timedelta(days=14 * k), ref=f"W{k}")
+        for k in range(52)
+    ]
+    # a building project: 30 payments in one month, a fifth of them in the band, as all year
+    rng = random.Random(9)
+    project = [
+        pay(
+            300 + k,
+            "Hochbau KG",
+            rng.randint(380_000, 490_000) if k % 5 == 0 else rng.randint(60_000, 300_000),
+            D + dt.timedelta(days=(k if k < 30 else 30 * (k - 29))),
+        )
+        for k in range(50)
+    ]
+    payments = [*_town_list(), *fee, *project]
+    found = split_orders(payments, SPLIT_5000)
+    assert [f.supplier for f in found] == []

@@ -68,7 +68,8 @@ class CheckConfig:
     split_thresholds_cents: tuple[int, ...] = (1_000_00, 5_000_00, 25_000_00, 100_000_00)
     split_days: int = 30
     split_band: float = 0.75
-    split_p: float = 0.003
+    split_p: float = 0.025
+    split_prior_weight: float = 50.0
     # Benford first digits per supplier
     benford_min_payments: int = 100
     benford_min_amount_cents: int = 10_00
@@ -176,12 +177,14 @@ def poisson_tail(k: int, lam: float) -> float:
     return max(0.0, 1.0 - below)
 
 
-def _surprise(extra: int, similar_elsewhere: int, window_days: int, active_days: int) -> float:
-    """How unlikely ``extra`` further similar payments within ``window_days`` are, if the
-    supplier's ``similar_elsewhere`` other similar payments were spread evenly over its
-    ``active_days``: a Poisson tail probability (small is surprising)."""
-    rate = max(similar_elsewhere, 0) * window_days / max(active_days, 30)
-    return poisson_tail(extra, rate)
+def binomial_tail(k: int, n: int, share: float) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, share)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    share = min(max(share, 0.0), 1.0)
+    return sum(math.comb(n, i) * share**i * (1 - share) ** (n - i) for i in range(k, n + 1))
 
 
 def _ids_key(kind: str, payments: Iterable[Pay]) -> str:
@@ -461,15 +464,84 @@ def _band(amount: int, config: CheckConfig) -> int | None:
     return None
 
 
+def _band_counts(groups: dict[str, list[Pay]], config: CheckConfig) -> tuple[dict[int, int], int]:
+    """For each threshold, how many payments (all suppliers) lie in its band; and all payments."""
+    counts: dict[int, int] = defaultdict(int)
+    total = 0
+    for group in groups.values():
+        for p in group:
+            total += 1
+            threshold = _band(p.amount_cents, config)
+            if threshold is not None:
+                counts[threshold] += 1
+    return counts, total
+
+
+@dataclass
+class _SplitChance:
+    """How usual ``len(window)`` band payments within ``split_days`` are for a supplier."""
+
+    share: float  # blended share of the supplier's payments in the band
+    own_share: float | None  # the supplier's own share (None without other payments)
+    list_share: float  # share in the whole list
+    nearby: int  # the supplier's payments (any amount) in the window's days
+    expected: float  # band payments expected in ``split_days + 1`` days
+    chance: float
+
+
+def _split_chance(
+    window: Sequence[Pay],
+    group: Sequence[Pay],
+    band_count: int,
+    list_counts: tuple[int, int],
+    active: int,
+    config: CheckConfig,
+) -> _SplitChance:
+    """The supplier's share of payments in the band, outside the window, blended with the
+    share in the rest of the list (empirical Bayes: the list's share counts like
+    ``split_prior_weight`` payments, so a supplier with few payments gets about the list's
+    share and one with many its own). Two tests, and the larger probability counts:
+
+    - over time: so many band payments within ``split_days + 1`` days, if the supplier's
+      payments came evenly over its active days with the blended share in the band (Poisson);
+    - within the window: so many of the supplier's payments in these days in the band, if
+      each were in it with the blended share (binomial). A supplier paid often in a busy month
+      (a building project) is then not flagged for the band payments of that month alone."""
+    others = band_count - len(window)
+    paid = len(group) - len(window)
+    # the list's share without the payments under test (in a short list they would count)
+    in_band, listed = list_counts
+    list_share = (in_band - len(window)) / (listed - len(window)) if listed > len(window) else 0.0
+    weight = config.split_prior_weight
+    share = (others + weight * list_share) / (paid + weight) if paid + weight > 0 else 0.0
+    days = config.split_days + 1
+    expected = share * paid * days / max(active, 30)
+    end = window[0].booked_on + dt.timedelta(days=config.split_days)
+    nearby = sum(1 for p in group if window[0].booked_on <= p.booked_on <= end)
+    chance = max(poisson_tail(len(window) - 1, expected), binomial_tail(len(window), nearby, share))
+    return _SplitChance(
+        share=share,
+        own_share=others / paid if paid else None,
+        list_share=list_share,
+        nearby=nearby,
+        expected=expected,
+        chance=chance,
+    )
+
+
 def split_orders(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
     """Several payments to one supplier within ``split_days`` days, each just under a
     procurement threshold (at least ``split_band`` of it), together at or above it.
 
     A supplier regularly paid amounts in that band (weekly agency invoices) reaches the sum by
     routine: a group is only flagged when so many band payments in so few days are unlikely
-    under the supplier's own rhythm (Poisson tail below ``split_p``)."""
+    for this supplier (see :func:`_split_chance`; probability below ``split_p``). A supplier
+    with few payments says little about its own habits, so its share of band payments is
+    blended with the share in the whole list."""
     findings = []
-    for group in _by_supplier(payments, config).values():
+    groups = _by_supplier(payments, config)
+    counts, listed = _band_counts(groups, config)
+    for group in groups.values():
         banded: dict[int, list[Pay]] = defaultdict(list)
         for p in group:
             threshold = _band(p.amount_cents, config)
@@ -490,43 +562,79 @@ def split_orders(payments: Sequence[Pay], config: CheckConfig) -> list[Finding]:
                     j += 1
                 window = items[i : j + 1]
                 total = sum(p.amount_cents for p in window)
-                chance = _surprise(
-                    len(window) - 1, len(items) - len(window), config.split_days + 1, active
+                if len(window) < 2 or total < threshold:
+                    i += 1
+                    continue
+                odds = _split_chance(
+                    window, group, len(items), (counts[threshold], listed), active, config
                 )
-                if len(window) >= 2 and total >= threshold and chance < config.split_p:
-                    span = (window[-1].booked_on - window[0].booked_on).days
+                if odds.chance < config.split_p:
                     findings.append(
-                        Finding(
-                            kind="splitting",
-                            key=_ids_key("splitting", window),
-                            supplier=window[0].supplier,
-                            payment_ids=sorted(p.id for p in window),
-                            score=round(min(1.0, 0.5 + 0.1 * len(window) - 0.005 * span), 3),
-                            explanation=(
-                                f"{len(window)} Zahlungen an {window[0].supplier} innerhalb von "
-                                f"{span} Tagen liegen jede knapp unter der Wertgrenze von "
-                                f"{money(threshold, config.currency)}, zusammen aber bei "
-                                f"{money(total, config.currency)}: "
-                                + _listing(window, config.currency)
-                                + ". Das kann eine Aufteilung eines Auftrags sein, um die "
-                                "Wertgrenze zu unterschreiten – oder es sind unabhängige "
-                                "Aufträge. Bitte die Vergabeunterlagen ansehen."
-                            ),
-                            details={
-                                "threshold_cents": threshold,
-                                "total_cents": total,
-                                "span_days": span,
-                                "window_days": config.split_days,
-                                "band_payments": len(items),
-                                "active_days": active,
-                                "chance": round(chance, 5),
-                            },
-                        )
+                        _split_finding(window, threshold, len(items), active, odds, config)
                     )
                     i = j + 1
                 else:
                     i += 1
     return findings
+
+
+def _split_finding(
+    window: Sequence[Pay],
+    threshold: int,
+    band_count: int,
+    active: int,
+    odds: _SplitChance,
+    config: CheckConfig,
+) -> Finding:
+    span = (window[-1].booked_on - window[0].booked_on).days
+    total = sum(p.amount_cents for p in window)
+    others = band_count - len(window)
+    if odds.own_share is None:
+        own = "Sonst erhält dieser Lieferant keine Zahlungen"
+    elif others == 0:
+        own = "Keine seiner übrigen Zahlungen liegt in diesem Betragsband"
+    else:
+        own = (
+            f"Von seinen übrigen Zahlungen liegen {others} in diesem Betragsband "
+            f"({_num(100 * odds.own_share)} %)"
+        )
+    habit = (
+        f"{own}, in der ganzen Liste {_num(100 * odds.list_share)} % der Zahlungen; gewichtet "
+        f"nach der Zahl seiner Zahlungen {_num(100 * odds.share)} %. Danach wären in "
+        f"{config.split_days + 1} Tagen {_num(odds.expected, 2)} solche Zahlungen zu erwarten; "
+        f"hier sind es {len(window)} von {odds.nearby} Zahlungen an ihn in diesen Tagen "
+        f"(Wahrscheinlichkeit {_num(100 * odds.chance)} %)"
+    )
+    return Finding(
+        kind="splitting",
+        key=_ids_key("splitting", window),
+        supplier=window[0].supplier,
+        payment_ids=sorted(p.id for p in window),
+        score=round(min(1.0, 0.5 + 0.1 * len(window) - 0.005 * span), 3),
+        explanation=(
+            f"{len(window)} Zahlungen an {window[0].supplier} innerhalb von {span} Tagen liegen "
+            f"jede knapp unter der Wertgrenze von {money(threshold, config.currency)}, zusammen "
+            f"aber bei {money(total, config.currency)}: "
+            + _listing(window, config.currency)
+            + f". {habit}. Das kann eine Aufteilung eines Auftrags sein, um die Wertgrenze zu "
+            "unterschreiten – oder es sind unabhängige Aufträge. Bitte die Vergabeunterlagen "
+            "ansehen."
+        ),
+        details={
+            "threshold_cents": threshold,
+            "total_cents": total,
+            "span_days": span,
+            "window_days": config.split_days,
+            "band_payments": band_count,
+            "active_days": active,
+            "nearby_payments": odds.nearby,
+            "own_share": None if odds.own_share is None else round(odds.own_share, 5),
+            "list_share": round(odds.list_share, 5),
+            "blended_share": round(odds.share, 5),
+            "expected": round(odds.expected, 4),
+            "chance": round(odds.chance, 5),
+        },
+    )
 
 
 def first_digit(cents: int) -> int | None:
