@@ -23,6 +23,11 @@ validate 2021, and train 2020 + first half of 2021 → validate second half of 2
   2 km. Model: the stacked ensemble of :class:`RoutingModel` (text SVM, text + location SVM,
   vote of the 10 most similar earlier reports by embedding, combined by a logistic regression
   on out-of-fold scores). The citizen-chosen category is *not* used.
+- Unit as the product sees an Open311 report (``unit_open311``): the citizen picks a service
+  (``service_code``) when filing, and the Open311 channel writes its name into the subject
+  (``"<Leistung>: <Beschreibung>"``). Here the ``Kategorie`` plays that part
+  (:func:`open311_text`); text and embeddings of that text only, no location, exactly what the
+  live model is trained on and predicts from. The same stacked :class:`RoutingModel`.
 Embeddings can be cached in a folder (one ``.npy`` per text, named by the SHA-256 of the text).
 """
 
@@ -99,6 +104,16 @@ def location_features(row: dict[str, str]) -> dict[str, Any]:
         features["zelle_500m"] = f"{round(lat / 0.0045)}_{round(lon / 0.0067)}"
         features["zelle_2km"] = f"{round(lat / 0.018)}_{round(lon / 0.027)}"
     return features
+
+
+def open311_text(category: str, description: str) -> str:
+    """The text the inbox learns from and predicts on for a report filed over Open311 with
+    ``category`` as its service: the channel makes the subject ``"<name>: <first 120
+    characters>"`` (:func:`rathaus.inbox.channels.open311.submit`) and the training set joins
+    subject and message (:func:`rathaus.inbox.training.training_set`)."""
+    description = description or ""
+    subject = f"{category}: {description[:120]}" if description else category
+    return f"{subject}\n{description}"
 
 
 def cached_embeddings(texts: Sequence[str], embedder: Any, cache_dir: Path | None) -> np.ndarray:
@@ -202,7 +217,7 @@ def evaluate_inbox(
     cache_dir: str | Path | None = None,
     folds: int = 5,
 ) -> dict[str, Any]:
-    """Train on 2020–2021, test on 2022; ``{"unit": {...}, "category": {...}, "setup": {...}}``.
+    """Train on 2020–2021, test on 2022; ``{"unit", "category", "unit_open311", "setup"}``.
 
     ``embedder`` (an :class:`rathaus.ai.embeddings.Embedder`) adds sentence embeddings to the
     text features; without it only TF-IDF is used. ``folds`` is the k of the cross-validation on
@@ -225,6 +240,14 @@ def evaluate_inbox(
         both = cached_embeddings(train_texts + test_texts, embedder, cache)
         vectors = (both[: len(train)], both[len(train) :])
     places = ([location_features(r) for r in train], [location_features(r) for r in test])
+    intake = (
+        [open311_text(r["Kategorie"].strip(), r["Text"] or "") for r in train],
+        [open311_text(r["Kategorie"].strip(), r["Text"] or "") for r in test],
+    )
+    intake_vectors: tuple[Any, Any] = (None, None)
+    if embedder is not None:
+        both = cached_embeddings(intake[0] + intake[1], embedder, cache)
+        intake_vectors = (both[: len(train)], both[len(train) :])
     months = [f"{r['Jahr'].strip()}-{(r.get('Monat') or '').strip()}" for r in train]
 
     unit = _task(
@@ -234,6 +257,15 @@ def evaluate_inbox(
         np.array([r["Gruppe"].strip() for r in test]),
         extra=places,
         vectors=vectors,
+        folds=folds,
+        groups=months,
+    )
+    unit_open311 = _task(
+        intake[0],
+        np.array([r["Gruppe"].strip() for r in train]),
+        intake[1],
+        np.array([r["Gruppe"].strip() for r in test]),
+        vectors=intake_vectors,
         folds=folds,
         groups=months,
     )
@@ -251,12 +283,15 @@ def evaluate_inbox(
     return {
         "unit": unit,
         "category": category,
+        "unit_open311": unit_open311,
         "setup": {
             "split": "train Jahr 2020-2021, test Jahr 2022",
             "unit_features": text + "+location(stadtteil,strasse,plz,grid)",
             "unit_model": "stacked: svm(text), svm(text+location)"
             + (", knn(embeddings)" if embedder is not None else "")
             + " -> logistic regression",
+            "unit_open311_features": text
+            + " of the text as filed over Open311: category name as subject + report",
             "category_features": text,
             "category_model": "svm(text), platt-calibrated",
             "threshold_chosen_on": (
