@@ -101,7 +101,11 @@ def inbox(
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         record_run("inbox", result, data)
         return
-    for task, name in (("unit", "Organisationseinheit"), ("category", "Kategorie")):
+    for task, name in (
+        ("unit", "Organisationseinheit (Text + Ort)"),
+        ("unit_open311", "Organisationseinheit (wie über Open311 gemeldet: Leistung + Text)"),
+        ("category", "Kategorie"),
+    ):
         r = result[task]
         typer.echo(
             f"{name}: Genauigkeit {r['accuracy']:.3f}, Makro-F1 {r['macro_f1']:.3f}, "
