@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
 import csv
 import json
 import os
@@ -56,7 +57,14 @@ def main() -> None:
         type=Path,
         default=Path("../shared/data/inbox/konstanz_maengelmelder_2020-2022.csv"),
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="cProfile of the pipeline part only (pstats file), to see what it spends beyond "
+        "the embedding",
+    )
     args = parser.parse_args()
+    profiler = cProfile.Profile() if args.profile else None
     texts = read_texts(args.data, args.items)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +107,8 @@ def main() -> None:
             embedding_s += time.perf_counter() - started
 
             started = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
             with db.session() as session:
                 tenant = session.get(Tenant, tenant_id)
                 assert tenant is not None
@@ -118,6 +128,8 @@ def main() -> None:
                     for text in batch
                 ]
                 triage_many(session, cases, kit, batch=BATCH)
+            if profiler is not None:
+                profiler.disable()
             pipeline_s += time.perf_counter() - started
 
         with db.session() as session:
@@ -132,6 +144,8 @@ def main() -> None:
             )
             failed = sum(1 for c in triaged if "fehlgeschlagen" in (c.needs_review_reason or ""))
     load_after = os.getloadavg()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
 
     result = {
         "items": len(texts),

@@ -47,3 +47,32 @@ def test_delete_removes_only_that_tenants_original(tmp_path):
     assert store.delete(1, one.sha256) is False
     with pytest.raises(StorageError, match="Ungültiger Dateischlüssel"):
         store.delete(1, "../../etc/passwd")
+
+
+def test_a_non_durable_put_is_synced_by_make_durable(tmp_path, monkeypatch):
+    from rathaus.core import storage
+
+    synced = []
+    real = storage._fsync
+    monkeypatch.setattr(storage, "_fsync", lambda p: (real(p), synced.append(p)))
+    store = OriginalStore(tmp_path)
+    stored = store.put(3, b"Antrag auf Parkausweis", durable=False)
+    assert synced == [] and store.get(3, stored.sha256) == b"Antrag auf Parkausweis"
+    store.make_durable([stored.relative_path])
+    path = tmp_path / stored.relative_path
+    assert set(synced) == {path, path.parent, path.parent.parent}
+    with pytest.raises(StorageError, match="nicht gespeichert"):
+        store.make_durable(["3/00/" + "0" * 64])
+
+
+def test_a_left_over_file_with_other_bytes_is_written_again(tmp_path):
+    # e.g. written without fsync right before a crash: the size may be there, the bytes not
+    store = OriginalStore(tmp_path)
+    data = b"Widerspruch vom 3. Mai"
+    first = store.put(5, data)
+    path = tmp_path / first.relative_path
+    os.chmod(path, 0o640)
+    path.write_bytes(b"\x00" * len(data))
+    again = store.put(5, data)
+    assert again.already_present is False and store.get(5, again.sha256) == data
+    assert store.put(5, data).already_present is True

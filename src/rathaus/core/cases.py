@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import holidays
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rathaus.core.errors import InvalidTransitionError
@@ -77,12 +77,18 @@ def working_days_between(start: dt.date, end: dt.date, land: str) -> int:
 
 
 def next_reference(session: Session, *, tenant_id: int, prefix: str, year: int) -> str:
-    """The next free Aktenzeichen ``PREFIX-YEAR-000001`` of the tenant."""
+    """The next free Aktenzeichen ``PREFIX-YEAR-000001`` of the tenant (the highest one so far
+    plus one; a parallel writer taking the same number fails on the unique constraint and
+    tries again, see the channels)."""
     stem = f"{prefix}-{year}-"
+    # The highest reference first along the (tenant, reference) index, stopping at the first
+    # that matches: a few index entries instead of all of the tenant's cases (MAX with LIKE
+    # reads them all, as LIKE cannot narrow the index range).
     last = session.scalar(
-        select(func.max(Case.reference)).where(
-            Case.tenant_id == tenant_id, Case.reference.like(f"{stem}%")
-        )
+        select(Case.reference)
+        .where(Case.tenant_id == tenant_id, Case.reference.like(f"{stem}%"))
+        .order_by(Case.reference.desc())
+        .limit(1)
     )
     number = int(last.removeprefix(stem)) + 1 if last else 1
     return f"{stem}{number:06d}"

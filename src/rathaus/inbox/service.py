@@ -1,7 +1,9 @@
 """Receiving items: every channel hands over the exact bytes it got; one item is one case.
 
 The original is stored unchanged (content hash); the same bytes received again are recognised
-as a duplicate of the existing case, never a second case.
+as a duplicate of the existing case, never a second case. The original is on disk for good
+(``fsync``) before the transaction that records its case commits: :func:`receive` writes it and
+the session syncs all originals of the transaction at once, right before the commit.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from rathaus.core.cases import add_working_days, next_reference, record_event
 from rathaus.core.models import Case, CaseStatus, Document, Message, Service, Tenant, utcnow
@@ -49,7 +51,8 @@ def receive(
     session: Session, *, tenant: Tenant, item: IncomingItem, store: OriginalStore
 ) -> Received:
     """Store the original and create the case (status ``neu``), or find the existing one."""
-    stored = store.put(tenant.id, item.original)
+    stored = store.put(tenant.id, item.original, durable=False)
+    sync_before_commit(session, store, stored.relative_path)
     existing = session.scalar(
         select(Document).where(Document.tenant_id == tenant.id, Document.sha256 == stored.sha256)
     )
@@ -111,3 +114,33 @@ def receive(
     )
     session.flush()
     return Received(case=case, document=document, duplicate=False)
+
+
+_UNSYNCED = "rathaus_unsynced_originals"
+
+
+def sync_before_commit(session: Session, store: OriginalStore, relative_path: str) -> None:
+    """Have ``session`` make the stored original durable before its transaction commits (all
+    originals of the transaction together, see :meth:`OriginalStore.make_durable`). If that
+    fails, the commit fails with the German :class:`StorageError` and records nothing."""
+    pending: dict[str, tuple[OriginalStore, set[str]]] = session.info.setdefault(_UNSYNCED, {})
+    pending.setdefault(str(store.root), (store, set()))[1].add(relative_path)
+    if not event.contains(session, "before_commit", _sync_originals):
+        event.listen(session, "before_commit", _sync_originals)
+        event.listen(session, "after_soft_rollback", _forget_originals)
+
+
+def _sync_originals(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # releasing a savepoint: the transaction commits later
+    pending = session.info.get(_UNSYNCED) or {}
+    for store, paths in pending.values():
+        store.make_durable(paths)
+    session.info.pop(_UNSYNCED, None)
+
+
+def _forget_originals(session: Session, previous: SessionTransaction) -> None:
+    # Only when the whole transaction is rolled back was nothing recorded (then its files need
+    # no sync, and may be gone); after a savepoint, the rest of the transaction still counts.
+    if previous.parent is None:
+        session.info.pop(_UNSYNCED, None)

@@ -2,19 +2,21 @@
 
 :func:`case_vectors` returns the vectors of cases, computing and storing the missing ones.
 :class:`CaseIndex` keeps one tenant's vectors in memory and only reads rows added since the last
-search, so finding similar cases stays cheap while items arrive.
+search, so finding similar cases stays cheap while items arrive: per search, one query for new
+rows and one matrix product; all rows are counted once per transaction, never sorted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from rathaus.core.models import Embedding
 
@@ -51,7 +53,9 @@ def delete_vectors(
     ]
     if model is not None:
         condition.append(Embedding.model == model)
-    session.execute(delete(Embedding).where(*condition))
+    result = session.execute(delete(Embedding).where(*condition))
+    if owner == OWNER and result.rowcount:  # type: ignore[attr-defined]
+        _note_removal()
 
 
 def store_vectors(
@@ -139,20 +143,40 @@ class _TenantVectors:
     # ``matrix`` is the start of this buffer: new rows are written behind it, and it grows by
     # doubling, so items arriving one by one do not copy all vectors each time.
     buffer: np.ndarray | None = None
+    # Case id -> row of its newest vector, so that new rows update ``newest`` without looking
+    # at the old ones (changed only under the index's lock).
+    last_row: dict[int, int] = field(default_factory=dict)
+    # The transaction in which the rows were last counted or read, and the number of
+    # removals in this process at that time (see CaseIndex._refresh).
+    transaction: weakref.ref[SessionTransaction] | None = None
+    removals: int = -1
 
 
 _EMPTY = _TenantVectors(
     0, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
 )
+# Removals of case vectors (and rollbacks of transactions that searched) in this process: an
+# index entry made before the last one counts its rows again.
+_removals = 0
 
 
-def _newest_rows(case_ids: np.ndarray) -> np.ndarray:
-    """True for the last row of each case id (rows are in the order they were stored)."""
-    newest = np.zeros(len(case_ids), dtype=bool)
-    if len(case_ids):
-        _, first_from_end = np.unique(case_ids[::-1], return_index=True)
-        newest[len(case_ids) - 1 - first_from_end] = True
-    return newest
+def _note_removal(*_: object) -> None:
+    global _removals
+    _removals += 1
+
+
+def _newest_after(current: _TenantVectors, ids: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """``newest`` and ``last_row`` once rows for ``ids`` follow the rows of ``current``: only
+    the cases of the new rows change."""
+    count = len(current.case_ids)
+    newest = np.concatenate([current.newest, np.ones(len(ids), dtype=bool)])
+    last_row = current.last_row if count else {}
+    for row, case_id in enumerate(ids.tolist(), start=count):
+        previous = last_row.get(case_id)
+        if previous is not None:
+            newest[previous] = False
+        last_row[case_id] = row
+    return newest, last_row
 
 
 def _append(current: _TenantVectors, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,8 +201,11 @@ class CaseIndex:
         self._lock = threading.Lock()
 
     def _refresh(self, session: Session, tenant_id: int, model: str) -> _TenantVectors:
-        """Read rows added since the last search; everything again if rows were replaced or
-        removed (the count no longer adds up)."""
+        """Read rows added since the last search. Everything is read again if rows were
+        replaced or removed, which a count of the rows shows; the count (which reads every
+        row's index entry) is skipped while the same transaction searches again and nothing was
+        removed in between: then only its own additions can have come (a worker's batch).
+        Rows another process removes meanwhile are noticed in the next transaction."""
         key = (str(session.get_bind().url), tenant_id, model)
         where = (
             Embedding.tenant_id == tenant_id,
@@ -186,28 +213,52 @@ class CaseIndex:
             Embedding.model == model,
         )
         with self._lock:
-            total = session.scalar(select(func.count(Embedding.id)).where(*where)) or 0
             current = self._data.get(key) or _EMPTY
             rows = session.execute(
                 select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
                 .where(*where, Embedding.id > current.last_id)
                 .order_by(Embedding.id)
             ).all()
-            if len(current.case_ids) + len(rows) != total:
-                current = _EMPTY
-                rows = session.execute(
-                    select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
-                    .where(*where)
-                    .order_by(Embedding.id)
-                ).all()
+            transaction = session.get_transaction()
+            same = (
+                current.transaction is not None
+                and transaction is not None
+                and current.transaction() is transaction
+                and current.removals == _removals
+            )
+            removals = _removals
+            if not same:
+                if not event.contains(session, "after_soft_rollback", _note_removal):
+                    # Rows this session added and the index read may be rolled back.
+                    event.listen(session, "after_soft_rollback", _note_removal)
+                total = session.scalar(select(func.count(Embedding.id)).where(*where)) or 0
+                if len(current.case_ids) + len(rows) != total:
+                    current = _EMPTY
+                    rows = session.execute(
+                        select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
+                        .where(*where)
+                        .order_by(Embedding.id)
+                    ).all()
+            marker = weakref.ref(transaction) if transaction is not None else None
             if rows:
                 new = np.stack([from_bytes(raw, dim) for _, _, dim, raw in rows])
                 ids = np.array([owner for _, owner, _, _ in rows], dtype=np.int64)
                 matrix, buffer = _append(current, new)
-                case_ids = np.concatenate([current.case_ids, ids])
+                newest, last_row = _newest_after(current, ids)
                 current = _TenantVectors(
-                    rows[-1][0], case_ids, matrix, _newest_rows(case_ids), buffer
+                    rows[-1][0],
+                    np.concatenate([current.case_ids, ids]),
+                    matrix,
+                    newest,
+                    buffer,
+                    last_row,
+                    marker,
+                    removals,
                 )
+            else:
+                if current is _EMPTY:  # shared: a tenant without vectors gets its own
+                    current = replace(_EMPTY, last_row={})
+                current.transaction, current.removals = marker, removals
             self._data[key] = current
             return current
 
@@ -221,21 +272,21 @@ class CaseIndex:
         k: int = 5,
         exclude: set[int] | None = None,
     ) -> list[tuple[int, float]]:
-        """Up to ``k`` (case id, cosine similarity) pairs, most similar first."""
+        """Up to ``k`` (case id, cosine similarity) pairs, most similar first (equal scores:
+        the earlier stored first)."""
         data = self._refresh(session, tenant_id, model)
-        if data.matrix.size == 0:
+        if data.matrix.size == 0 or k <= 0:
             return []
         scores = data.matrix @ np.asarray(vector, dtype=np.float32)
-        skip = exclude or set()
-        result: list[tuple[int, float]] = []
-        for i in np.argsort(-scores):
-            cid = int(data.case_ids[i])
-            if cid in skip or not data.newest[i]:
-                continue
-            result.append((cid, float(scores[i])))
-            if len(result) == k:
-                break
-        return result
+        allowed = data.newest
+        if exclude:
+            allowed = allowed & ~np.isin(data.case_ids, list(exclude))
+        rows = np.flatnonzero(allowed)
+        if len(rows) > k:
+            # The k best without sorting all rows (linear in the number of cases).
+            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+        rows = rows[np.lexsort((rows, -scores[rows]))]
+        return [(int(data.case_ids[i]), float(scores[i])) for i in rows]
 
     def clear(self) -> None:
         with self._lock:
