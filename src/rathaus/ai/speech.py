@@ -29,6 +29,14 @@ ProgressCallback = Callable[[float, float], None]
 
 # PyAV reports container durations in microseconds (FFmpeg's AV_TIME_BASE).
 _AV_TIME_BASE = 1_000_000
+# Whisper hears 16 kHz mono. A recording is decoded and transcribed in windows of about
+# WINDOW_S seconds, each cut at the quietest QUIET_S stretch of the CUT_SEARCH_S seconds after
+# it, so no word is split and memory stays that of one window however long the recording is
+# (faster-whisper's VAD and features grow with the audio they get; docs/speech.md has figures).
+SAMPLE_RATE = 16_000
+WINDOW_S = 600.0
+CUT_SEARCH_S = 30.0
+QUIET_S = 0.4
 
 
 class AudioError(RathausError):
@@ -159,6 +167,108 @@ def _decoded_duration(path: Path, label: str) -> float:
     return samples / rate
 
 
+def _quiet_cut(samples: Any, start: int, stop: int, rate: int = SAMPLE_RATE) -> int:
+    """The sample index in ``[start, stop)`` in the middle of the quietest ``QUIET_S`` stretch
+    (lowest mean energy), where a window can end without cutting a word."""
+    import numpy as np
+
+    step = max(1, rate // 20)  # energy per 50 ms
+    region = samples[start:stop].astype(np.float32)
+    count = len(region) // step
+    if count == 0:
+        return stop
+    energy = np.square(region[: count * step]).reshape(count, step).mean(axis=1)
+    width = max(1, min(count, round(QUIET_S * rate / step)))
+    smoothed = np.convolve(energy, np.ones(width) / width, mode="valid")
+    best = int(np.argmin(smoothed))
+    return start + (best + width // 2) * step
+
+
+def _decoded_blocks(path: Path, label: str, rate: int) -> Iterator[Any]:
+    """The recording as 16-bit mono blocks of about ten seconds at ``rate`` (numpy int16),
+    decoded only as they are needed. A packet FFmpeg calls invalid data is skipped (as a player
+    does); a file that cannot be read raises :class:`AudioError`."""
+    import av
+
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        raise _not_audio(label) from None
+    with container:
+        if not container.streams.audio:
+            raise _not_audio(label)
+        stream = container.streams.audio[0]
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=rate)
+        fifo = av.audio.fifo.AudioFifo()
+
+        def resampled(frame: Any) -> Iterator[Any]:
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().reshape(-1)
+
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for frame in frames:
+                    frame.pts = None  # the FIFO checks timestamps; gaps in them do not matter
+                    fifo.write(frame)
+                if fifo.samples >= (stream.codec_context.sample_rate or 48_000) * 10:
+                    yield from resampled(fifo.read())
+        except av.FFmpegError:
+            raise _not_audio(label) from None
+        if fifo.samples:
+            yield from resampled(fifo.read())
+        yield from resampled(None)  # what the resampler still holds
+
+
+def audio_windows(
+    path: Path,
+    *,
+    label: str | None = None,
+    window_s: float = WINDOW_S,
+    search_s: float = CUT_SEARCH_S,
+    rate: int = SAMPLE_RATE,
+) -> Iterator[tuple[float, Any]]:
+    """``(start in seconds, float32 samples)`` windows of the recording at 16 kHz mono.
+
+    Each window is ``window_s`` to ``window_s + search_s`` long and ends in the quietest moment
+    of its last ``search_s`` seconds (:func:`_quiet_cut`); the next one starts exactly there, so
+    the windows cover the recording without gap or overlap. Only one window (plus the blocks
+    decoded for the search) is held in memory at a time.
+    """
+    import numpy as np
+
+    label = label or path.name
+    target = int((window_s + search_s) * rate)
+    pending: list[Any] = []
+    held = 0
+    start = 0  # samples already handed out
+
+    def as_float(samples: Any) -> Any:
+        window = samples.astype(np.float32)
+        window *= 1 / 32768  # in place: one float copy of the window, not two
+        return window
+
+    for block in _decoded_blocks(path, label, rate):
+        pending.append(block)
+        held += len(block)
+        while held >= target:
+            joined = np.concatenate(pending)
+            pending.clear()
+            cut = _quiet_cut(joined, int(window_s * rate), target, rate)
+            window = as_float(joined[:cut])
+            rest = joined[cut:].copy()
+            del joined  # only the float window is held while the caller transcribes it
+            offset, start = start / rate, start + cut
+            pending, held = [rest], len(rest)
+            yield offset, window
+            del window
+    if held:
+        yield start / rate, as_float(np.concatenate(pending))
+
+
 class WhisperTranscriber:
     """Whisper through faster-whisper (CTranslate2, int8, CPU); the model loads on first use.
 
@@ -176,8 +286,10 @@ class WhisperTranscriber:
         beam_size: int = 5,
         vad_filter: bool = True,
         name: str = "whisper-base",
+        window_s: float = WINDOW_S,
     ) -> None:
         self.model_path = Path(model_path)
+        self.window_s = window_s
         self.threads = threads
         self.beam_size = beam_size
         self.vad_filter = vad_filter
@@ -218,28 +330,31 @@ class WhisperTranscriber:
     def transcribe(
         self, path: Path, *, language: str = "de", on_progress: ProgressCallback | None = None
     ) -> Iterator[Segment]:
+        """Segments of the whole recording, decoded and transcribed window by window
+        (:func:`audio_windows`): times count from the start of the recording, memory stays that
+        of one window. Each window starts without a prompt: handing the previous window's last
+        words on as ``initial_prompt`` made Whisper base write fewer, much longer segments."""
         model = self._loaded()
-        try:
-            segments, info = model.transcribe(
-                str(path),
+        total = probe_audio(path).duration
+        for offset, samples in audio_windows(path, window_s=self.window_s):
+            found, _ = model.transcribe(
+                samples,
                 language=language or None,
                 beam_size=self.beam_size,
                 vad_filter=self.vad_filter,
             )
-        except (ValueError, OSError) as exc:
-            raise _not_audio(path.name) from exc
-        except Exception as exc:  # PyAV's errors while decoding (av.FFmpegError and others)
-            if type(exc).__module__.startswith("av"):
-                raise _not_audio(path.name) from exc
-            raise
-        total = float(info.duration or 0.0)
-        for found in segments:
-            text = found.text.strip()
-            end = min(float(found.end), total) if total else float(found.end)
+            window_end = offset + len(samples) / SAMPLE_RATE
+            del samples
+            for segment in found:
+                text = segment.text.strip()
+                start = offset + float(segment.start)
+                end = min(offset + float(segment.end), window_end, total or window_end)
+                if on_progress is not None:
+                    on_progress(end, total)
+                if text:
+                    yield Segment(round(start, 2), round(max(start, end), 2), text)
             if on_progress is not None:
-                on_progress(end, total)
-            if text:
-                yield Segment(round(float(found.start), 2), round(end, 2), text)
+                on_progress(min(window_end, total or window_end), total)
 
 
 _CACHE: dict[tuple[str, int], WhisperTranscriber] = {}

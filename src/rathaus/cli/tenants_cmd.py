@@ -10,9 +10,11 @@ import typer
 from rathaus.cli.common import database, settings
 from rathaus.core import tenants
 from rathaus.core.errors import RathausError
+from rathaus.writing import bank
 
 app = typer.Typer(
-    help="Kommunen (Mandanten) verwalten: anlegen, sperren, Kontingente und Modellrichtlinien.",
+    help="Kommunen (Mandanten) verwalten: anlegen, sperren, Kontingente, Modellrichtlinien und "
+    "Bankverbindung für Briefe.",
     no_args_is_help=True,
 )
 
@@ -144,6 +146,8 @@ def zeigen(
             },
             "hinweise": found.warnings,
         }
+        details = bank.get(session, tenant_id=t.id)
+        data["bankverbindung"] = details.footer() if details else ""
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -170,6 +174,7 @@ def zeigen(
     for level, allowed in effective.items():
         own = "  (eigene Richtlinie der Kommune)" if level in found.policies else ""
         typer.echo(f"    {level:<12} {', '.join(allowed) or 'keine Modelle'}{own}")
+    typer.echo(f"  Bankverbindung: {data['bankverbindung'] or '–'}")
     for warning in found.warnings:
         typer.secho(f"Hinweis: {warning}", fg=typer.colors.YELLOW)
 
@@ -254,3 +259,32 @@ def richtlinie(
         typer.echo(f"{slug}, Stufe {stufe}: erlaubt {', '.join(allowed) or 'keine Modelle'}.")
     for note in change.notes:
         typer.secho(note, fg=typer.colors.YELLOW)
+
+
+@app.command("bankverbindung")
+def bankverbindung(
+    slug: str = SlugArg,
+    kreditinstitut: str | None = typer.Option(
+        None, "--kreditinstitut", help="z. B. „Sparkasse Musterstadt“"
+    ),
+    iban: str | None = typer.Option(None, "--iban", help="wird mit den Prüfziffern geprüft"),
+    bic: str = typer.Option("", "--bic", help="optional, 8 oder 11 Zeichen"),
+    entfernen: bool = typer.Option(
+        False, "--entfernen", help="Gespeicherte Bankverbindung löschen"
+    ),
+) -> None:
+    """Bankverbindung der Kommune für die Fußzeile ihrer Briefe (ein Brief kann eine andere angeben)."""
+    if entfernen == (kreditinstitut is not None or iban is not None):
+        raise bank.BankDetailsError(
+            "Bitte entweder --kreditinstitut … --iban … [--bic …] oder --entfernen angeben."
+        )
+    details = None if entfernen else bank.make(
+        institute=kreditinstitut or "", iban=iban or "", bic=bic
+    )  # fmt: skip
+    with database().session() as session:
+        tenant = tenants.get(session, slug=slug)
+        bank.save(session, tenant=tenant, details=details, actor="cli")
+    if details is None:
+        typer.echo(f"{slug}: Bankverbindung entfernt.")
+    else:
+        typer.echo(f"{slug}: Bankverbindung gespeichert: {details.footer()}")

@@ -89,7 +89,11 @@ def pressemitteilung(
     mit_modell: bool = typer.Option(
         False, "--mit-modell", help="Zusätzlich vom eingestellten Sprachmodell formulieren lassen."
     ),
-    docx: Path | None = typer.Option(None, "--docx", help="Zusammengesetzte Fassung als DOCX."),
+    docx: Path | None = typer.Option(
+        None,
+        "--docx",
+        help="Als DOCX: die Fassung des Modells, wenn es eine schrieb, sonst die zusammengesetzte.",
+    ),
     kommune: str | None = TenantOpt,
 ) -> None:
     """Pressemitteilung aus Stichpunkten (Entwurf; ohne neue Fakten)."""
@@ -109,7 +113,7 @@ def pressemitteilung(
         else:
             generated, _ = press.generate(points, model, place=place)
     if docx is not None:
-        _write(docx, press.to_docx(assembled))
+        _write(docx, press.to_docx(generated or assembled))
     if as_json:
         out = {"zusammengesetzt": assembled.as_dict()}
         if generated is not None:

@@ -933,8 +933,9 @@ class EvalRun(Base):
 
 class TenantSettings(Base):
     """What the provider set for one tenant: language-model calls and tokens per minute
-    (``None``: no limit) and model policy overrides per confidentiality level (level →
-    allowed locations), which replace the installation's policy for that level."""
+    (``None``: no limit), model policy overrides per confidentiality level (level →
+    allowed locations), which replace the installation's policy for that level, and the
+    settings of its letters (bank details)."""
 
     __tablename__ = "tenant_settings"
     tenant_id: Mapped[int] = mapped_column(
@@ -943,6 +944,8 @@ class TenantSettings(Base):
     requests_per_minute: Mapped[int | None] = mapped_column(Integer)
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     model_policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the tenant's letters carry, e.g. ``{"bankverbindung": {...}}`` (rathaus.writing.bank).
+    letter_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_by: Mapped[str] = mapped_column(String(120), default="system")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -33,6 +33,7 @@ from rathaus.web.deps import (
 )
 from rathaus.web.templating import render
 from rathaus.web.writing_auth import AUTH_RESPONSES, WritingCaller, WritingCallerDep
+from rathaus.writing import bank as bank_details
 from rathaus.writing import letters, press, translate
 from rathaus.writing import templates as tb
 
@@ -110,14 +111,15 @@ def _record_suggestion(
     text: str,
     case_id: int | None = None,
     **meta: Any,
-) -> None:
+) -> int:
     """A text the model wrote (press release, translation) goes into the decision record:
     input hash over ``source``, the text (shortened) and a few facts about it. Written in its
-    own transaction, like the model call records (the model calls wrote through the database)."""
+    own transaction, like the model call records (the model calls wrote through the database).
+    Returns the suggestion's id."""
     from rathaus.governance import decisions
 
     with request.app.state.db.session() as session:
-        decisions.suggest(
+        row = decisions.suggest(
             session,
             tenant_id=tenant_id,
             function=function,
@@ -127,12 +129,14 @@ def _record_suggestion(
             case_id=case_id,
             output={"text": text[: decisions.MAX_OUTPUT_CHARS], **meta},
         )
+        session.flush()
+        return int(row.id)
 
 
 def _record_press(
     request: Request, tenant_id: int, backend: str, points: press.KeyPoints, r: press.PressRelease
-) -> None:
-    _record_suggestion(
+) -> int:
+    return _record_suggestion(
         request,
         tenant_id=tenant_id,
         function="pressemitteilung",
@@ -394,6 +398,7 @@ def _letter_page(
         {
             "tenant": tenant,
             "templates": _letter_templates(session, user),
+            "tenant_bank": bank_details.get(session, tenant_id=tenant.id),
             "form": form,
             "letter": letter,
             "error": error,
@@ -548,10 +553,21 @@ def _press_page(
         "model_is_local": backend == "local",
         "result": None,
         "generated": None,
+        "edited": None,
+        "suggestion": None,
         "error": "",
+        "form_values": press.form_values,
+        "press_fields": PRESS_FIELDS,
+        "social_limit": press.SOCIAL_LIMIT,
     }
     context.update(extra)
     return render(request, "writing_press.html", context, status_code=extra.get("status", 200))
+
+
+def _press_download(release: press.PressRelease, kind: str) -> Response:
+    if kind == "txt":
+        return _download(release.text().encode("utf-8"), "Pressemitteilung.txt", "txt")
+    return _download(press.to_docx(release), "Pressemitteilung.docx", "docx")
 
 
 @router.get("/texte/pressemitteilung", dependencies=[USE], include_in_schema=False)
@@ -569,6 +585,8 @@ async def press_make(
     tenant: CurrentTenant,
     settings: SettingsDep,
 ) -> Response:
+    """Both versions on the page; with ``format`` txt or docx the download at once: the
+    model's version when the model wrote one, else the assembled one."""
     raw = await request.form()
     form = {k: str(raw.get(k) or "")[: press.MAX_FIELD * 3] for k in PRESS_FIELDS}
     wanted = str(raw.get("format") or "vorschau")
@@ -578,11 +596,8 @@ async def press_make(
         assembled = press.from_key_points(points, place=tenant.city)
     except RathausError as exc:
         return _press_page(request, tenant, settings, form, error=exc.message, status=422)
-    if wanted == "txt":
-        return _download(assembled.text().encode("utf-8"), "Pressemitteilung.txt", "txt")
-    if wanted == "docx":
-        return _download(press.to_docx(assembled), "Pressemitteilung.docx", "docx")
     generated = None
+    suggestion = None
     error = ""
     if with_model:
         from starlette.concurrency import run_in_threadpool
@@ -604,12 +619,100 @@ async def press_make(
             except (ModelUnavailableError, RathausError) as exc:
                 error = exc.message
             else:
-                _record_press(
+                suggestion = _record_press(
                     request, tenant.id, _backend(settings, "pressemitteilung"), points, generated
                 )
+    if wanted in ("txt", "docx"):
+        return _press_download(generated or assembled, wanted)
     return _press_page(
-        request, tenant, settings, form, result=assembled, generated=generated, error=error
+        request,
+        tenant,
+        settings,
+        form,
+        result=assembled,
+        generated=generated,
+        suggestion=suggestion,
+        error=error,
     )
+
+
+def _decide_press(
+    session: Session,
+    *,
+    tenant: Tenant,
+    user: User,
+    suggestion_id: str,
+    version: str,
+    release: press.PressRelease,
+) -> None:
+    """The person downloads a version: for the model's suggestion that is a decision
+    (``angenommen`` unchanged, ``bearbeitet`` with the diff, ``korrigiert`` when the assembled
+    version was taken instead). A suggestion of another tenant or function is ignored."""
+    from rathaus.core.models import AiSuggestion
+    from rathaus.governance import decisions
+
+    if not suggestion_id.strip().isdigit():
+        return
+    row = session.get(AiSuggestion, int(suggestion_id))
+    if row is None or row.tenant_id != tenant.id or row.function != "pressemitteilung":
+        return
+    original = str((row.output or {}).get("text") or "")
+    edited = release.text()
+    if version == "modell" and edited == original:
+        decisions.decide(session, row, decision="angenommen", user=user)
+        return
+    decisions.decide(
+        session,
+        row,
+        decision="bearbeitet" if version == "modell" else "korrigiert",
+        user=user,
+        final={"fassung": "sprachmodell" if version == "modell" else "zusammengesetzt"},
+        original_text=original,
+        edited_text=edited,
+    )
+
+
+@router.post(
+    "/texte/pressemitteilung/herunterladen", dependencies=[USE, CsrfDep], include_in_schema=False
+)
+async def press_download(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    settings: SettingsDep,
+    session: SessionDep,
+) -> Response:
+    """Download exactly the version on the page, as the person edited it (TXT or DOCX)."""
+    raw = await request.form()
+    data = {k: str(raw.get(k) or "")[: press.MAX_BODY + 1] for k in press.FORM_FIELDS}
+    form = {k: str(raw.get(k) or "")[: press.MAX_FIELD * 3] for k in PRESS_FIELDS}
+    wanted = "txt" if raw.get("format") == "txt" else "docx"
+    version = "modell" if raw.get("fassung") == "modell" else "zusammengesetzt"
+    suggestion = str(raw.get("vorschlag") or "")[:20]
+    try:
+        release = press.release_from_form(data)
+    except RathausError as exc:
+        edited = press.release_from_form(data, check=False)
+        return _press_page(
+            request,
+            tenant,
+            settings,
+            form,
+            edited=edited,
+            edited_version=version,
+            suggestion=suggestion if suggestion.isdigit() else None,
+            error=exc.message,
+            status=422,
+        )
+    _decide_press(
+        session,
+        tenant=tenant,
+        user=user,
+        suggestion_id=suggestion,
+        version=version,
+        release=release,
+    )
+    return _press_download(release, wanted)
 
 
 # -- Übersetzung ---------------------------------------------------------------------------------
@@ -845,6 +948,11 @@ class PressIn(BaseModel):
     ort: str = Field(default="", max_length=200)
     datum: dt.date | None = None
     mit_modell: bool = Field(default=False, description="Zusätzlich vom Sprachmodell schreiben")
+    format: Literal["json", "txt", "docx"] = Field(
+        default="json",
+        description="txt oder docx: die Datei der Fassung des Sprachmodells, wenn es eine "
+        "geschrieben hat, sonst der zusammengesetzten (mit Kurzfassung für soziale Medien)",
+    )
 
 
 class PressPublic(BaseModel):
@@ -890,7 +998,7 @@ def api_press(
     from rathaus.ai.llm import ModelUnavailableError
 
     def work() -> Any:
-        data = body.model_dump(exclude={"mit_modell", "datum"})
+        data = body.model_dump(exclude={"mit_modell", "datum", "format"})
         points = press.key_points_from_mapping(data)
         points.datum = body.datum
         assembled = press.from_key_points(points, place=caller.tenant.city)
@@ -910,6 +1018,8 @@ def api_press(
                 else:
                     backend = _backend(request.app.state.settings, "pressemitteilung")
                     _record_press(request, caller.tenant.id, backend, points, generated)
+        if body.format != "json":
+            return _press_download(generated or assembled, body.format)
         return PressOut(
             zusammengesetzt=PressPublic.of(assembled),
             erzeugt=PressPublic.of(generated) if generated else None,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rathaus.core.errors import RathausError
 from rathaus.core.models import Case, OrgUnit, Tenant, TextTemplate, User
+from rathaus.writing.bank import check_line, footer_for
 from rathaus.writing.templates import (
     Rendered,
     gap,
@@ -132,15 +133,10 @@ class Letter:
             )
             if p
         )
-        third = " · ".join(
-            p
-            for p in (
-                f"Öffnungszeiten: {s.opening_hours}" if s.opening_hours else "",
-                f"Bankverbindung: {s.bank}" if s.bank else "",
-            )
-            if p
-        )
-        return [line for line in (first, second, third) if line]
+        third = f"Öffnungszeiten: {s.opening_hours}" if s.opening_hours else ""
+        # A line of its own: institute, IBAN and BIC do not fit beside the opening hours.
+        fourth = f"Bankverbindung: {s.bank}" if s.bank else ""
+        return [line for line in (first, second, third, fourth) if line]
 
     def plain_text(self) -> str:
         """The letter as plain text (for previews and the JSON API)."""
@@ -200,7 +196,8 @@ def letter_from_case(
     """A letter from ``template`` filled with the fields of ``case``.
 
     The recipient is the citizen who wrote (name and address from the triage, or as given); the
-    sender is ``tenant`` with the case's unit.
+    sender is ``tenant`` with the case's unit. ``bank`` replaces the tenant's stored bank
+    details in the footer for this letter (an IBAN in it must be valid).
     """
     values = values_for_case(case, tenant, user=user, today=today)
     citizen = sender_of(case)
@@ -213,7 +210,7 @@ def letter_from_case(
         values,
         template.subject or "{{betreff}}",
         template.body,
-        SenderInfo.of(tenant, case.org_unit, bank=bank),
+        SenderInfo.of(tenant, case.org_unit, bank=footer_for(tenant, check_line(bank))),
         _recipient_lines(name, address),
         today=today,
         user=user,
@@ -253,7 +250,7 @@ def letter_from_fields(
         filled,
         subject,
         body,
-        SenderInfo.of(tenant, unit, bank=bank),
+        SenderInfo.of(tenant, unit, bank=footer_for(tenant, check_line(bank))),
         _recipient_lines(recipient_name, recipient_address),
         today=today,
         user=user,
@@ -442,12 +439,91 @@ def _field(paragraph, instruction: str) -> None:  # type: ignore[no-untyped-def]
         run._r.append(element)
 
 
+# Marks at the left edge of the sheet, as in the PDF: x from MARK_X, fold marks MARK_LEN long,
+# the punch mark PUNCH_LEN; 1 mm = 36,000 EMU (the unit of DrawingML positions).
+MARK_X, MARK_LEN, PUNCH_LEN, MARK_LINE_MM = 3.0, 5.0, 7.0, 0.2
+EMU_PER_MM = 36_000
+_NS_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_NS_WP = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
+_NS_A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+_NS_WPS = "http://schemas.microsoft.com/office/word/2010/wordprocessingShape"
+
+
+def docx_marks() -> list[tuple[str, float, float]]:
+    """(name, y, length) in mm of the marks on the first page: fold marks and punch mark."""
+    folds = [(f"Falzmarke {i}", y, MARK_LEN) for i, y in enumerate(FOLD_MARKS, start=1)]
+    return [*folds, ("Lochmarke", PUNCH_MARK, PUNCH_LEN)]
+
+
+def _mark_run(name: str, y_mm: float, length_mm: float, shape_id: int):  # type: ignore[no-untyped-def]
+    """A run holding a horizontal line anchored to the page (not to the text): a DrawingML
+    shape at ``y_mm`` from the top edge, from MARK_X to MARK_X + ``length_mm``, behind the text.
+    Word and LibreOffice place it exactly there, whatever the header holds."""
+    from docx.oxml import parse_xml
+
+    x, y = round(MARK_X * EMU_PER_MM), round(y_mm * EMU_PER_MM)
+    cx, width = round(length_mm * EMU_PER_MM), round(MARK_LINE_MM * EMU_PER_MM)
+    return parse_xml(
+        f'<w:r xmlns:w="{_NS_W}" xmlns:wp="{_NS_WP}" xmlns:a="{_NS_A}" xmlns:wps="{_NS_WPS}">'
+        "<w:drawing>"
+        '<wp:anchor distT="0" distB="0" distL="0" distR="0" simplePos="0" '
+        f'relativeHeight="{shape_id}" behindDoc="1" locked="1" layoutInCell="1" '
+        'allowOverlap="1">'
+        '<wp:simplePos x="0" y="0"/>'
+        f'<wp:positionH relativeFrom="page"><wp:posOffset>{x}</wp:posOffset></wp:positionH>'
+        f'<wp:positionV relativeFrom="page"><wp:posOffset>{y}</wp:posOffset></wp:positionV>'
+        f'<wp:extent cx="{cx}" cy="0"/>'
+        '<wp:effectExtent l="0" t="0" r="0" b="0"/>'
+        "<wp:wrapNone/>"
+        f'<wp:docPr id="{shape_id}" name="{name}"/>'
+        "<wp:cNvGraphicFramePr/>"
+        f'<a:graphic><a:graphicData uri="{_NS_WPS}">'
+        "<wps:wsp><wps:cNvCnPr/><wps:spPr>"
+        f'<a:xfrm><a:off x="0" y="0"/><a:ext cx="{cx}" cy="0"/></a:xfrm>'
+        '<a:prstGeom prst="line"><a:avLst/></a:prstGeom>'
+        f'<a:ln w="{width}"><a:solidFill><a:srgbClr val="000000"/></a:solidFill></a:ln>'
+        "</wps:spPr><wps:bodyPr/></wps:wsp>"
+        "</a:graphicData></a:graphic>"
+        "</wp:anchor></w:drawing></w:r>"
+    )
+
+
+def _letterhead(header, letter: Letter, *, marks: bool) -> None:  # type: ignore[no-untyped-def]
+    from docx.shared import Pt
+
+    paragraph = header.paragraphs[0]
+    run = paragraph.add_run(letter.sender.name)
+    run.bold = True
+    run.font.size = Pt(16)
+    if letter.sender.unit:
+        paragraph.add_run("\n" + letter.sender.unit).font.size = Pt(11)
+    if marks:
+        for shape_id, (name, y, length) in enumerate(docx_marks(), start=9001):
+            paragraph._p.append(_mark_run(name, y, length, shape_id))
+
+
+def _footer(footer, letter: Letter) -> None:  # type: ignore[no-untyped-def]
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.shared import Pt
+
+    first = footer.paragraphs[0]
+    for i, line in enumerate(letter.footer_lines()):
+        paragraph = first if i == 0 else footer.add_paragraph()
+        paragraph.add_run(line).font.size = Pt(7)
+    numbers = footer.add_paragraph()
+    numbers.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    numbers.add_run("Seite ").font.size = Pt(8)
+    _field(numbers, "PAGE")
+    numbers.add_run(" von ").font.size = Pt(8)
+    _field(numbers, "NUMPAGES")
+
+
 def to_docx(letter: Letter) -> bytes:
     """The letter as a Word document: letterhead and footer, a table for the address field and
-    the information block at the Form B positions. (Fold marks exist only in the PDF.)"""
+    the information block at the Form B positions, and on the first page the fold marks (105
+    and 210 mm) and the punch mark (148.5 mm) as lines anchored to the page in its header."""
     from docx import Document
     from docx.enum.table import WD_ROW_HEIGHT_RULE
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Mm, Pt
 
     doc = Document()
@@ -463,25 +539,12 @@ def to_docx(letter: Letter) -> bytes:
     section.bottom_margin = Mm(FOOTER_H + 6)
     section.header_distance = Mm(12)
     section.footer_distance = Mm(8)
-
-    header = section.header.paragraphs[0]
-    run = header.add_run(letter.sender.name)
-    run.bold = True
-    run.font.size = Pt(16)
-    if letter.sender.unit:
-        header.add_run("\n" + letter.sender.unit).font.size = Pt(11)
-
-    footer = section.footer
-    first = footer.paragraphs[0]
-    for i, line in enumerate(letter.footer_lines()):
-        paragraph = first if i == 0 else footer.add_paragraph()
-        paragraph.add_run(line).font.size = Pt(7)
-    numbers = footer.add_paragraph()
-    numbers.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    numbers.add_run("Seite ").font.size = Pt(8)
-    _field(numbers, "PAGE")
-    numbers.add_run(" von ").font.size = Pt(8)
-    _field(numbers, "NUMPAGES")
+    # The marks belong on the first sheet only (as in the PDF): a header of its own.
+    section.different_first_page_header_footer = True
+    _letterhead(section.first_page_header, letter, marks=True)
+    _letterhead(section.header, letter, marks=False)
+    _footer(section.first_page_footer, letter)
+    _footer(section.footer, letter)
 
     table = doc.add_table(rows=1, cols=2)
     table.autofit = False

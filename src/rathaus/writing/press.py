@@ -5,6 +5,10 @@ sections without a language model and without adding anything; :func:`generate` 
 configured model write the text and then checks it with :func:`_new_facts`: every number, date,
 amount and name in the output must occur in the key points, otherwise the generated text is
 flagged and the assembled version stays the one to use.
+
+What the person downloads is the version on the page as they edited it: :func:`form_values`
+puts a version into the page's fields, :func:`release_from_form` reads it back for
+:func:`to_docx` and :meth:`PressRelease.text`.
 """
 
 from __future__ import annotations
@@ -89,8 +93,19 @@ class PressRelease:
     hints: list[str] = field(default_factory=list)
     new_facts: list[str] = field(default_factory=list)
 
+    def warning(self) -> str:
+        """The note on new facts that goes into every export of a generated version."""
+        if not self.new_facts:
+            return ""
+        return (
+            "Achtung: Angaben, die nicht in den Stichpunkten stehen: "
+            + ", ".join(self.new_facts)
+            + ". Bitte vor der Veröffentlichung prüfen."
+        )
+
     def text(self) -> str:
-        parts = [self.label, "", self.headline, "", f"{self.dateline} {self.lead}".strip()]
+        parts = [self.label, *([self.warning()] if self.new_facts else [])]
+        parts += ["", self.headline, "", f"{self.dateline} {self.lead}".strip()]
         parts += ["", *(p for para in self.body for p in (para, ""))]
         if self.quote:
             parts += [self.quote, ""]
@@ -430,10 +445,74 @@ def generate(
     return generated, assembled
 
 
+# -- the version the user downloads -------------------------------------------------------------
+
+# Form fields of an (edited) version on the page and the PressRelease attribute each fills.
+# (Names differ from the key points' fields, which the same form carries along.)
+FORM_FIELDS = {
+    "kennzeichnung": "label", "ueberschrift": "headline", "ortszeile": "dateline",
+    "vorspann": "lead", "absaetze": "body", "zitatzeile": "quote", "pressekontakt": "contact",
+    "kurzfassung": "social", "modell": "model", "neue_fakten": "new_facts",
+}  # fmt: skip
+MAX_BODY = 5 * MAX_FIELD
+
+
+def form_values(release: PressRelease) -> dict[str, str]:
+    """The release as the fields of the page's download form (paragraphs by blank lines)."""
+    values = {name: getattr(release, attr) for name, attr in FORM_FIELDS.items()}
+    values["absaetze"] = "\n\n".join(release.body)
+    values["neue_fakten"] = "\n".join(release.new_facts)
+    return values
+
+
+def release_from_form(data: Any, *, check: bool = True) -> PressRelease:
+    """The version as the person sees and edited it on the page (:func:`form_values`), for the
+    download. Paragraphs of the text are separated by blank lines. Facts the model added stay
+    flagged only while they are still in the text. Raises :class:`PressInputError` (German)
+    without a headline or with a post longer than :data:`SOCIAL_LIMIT` (with ``check=False``
+    the version is returned anyway, to show it again with the message)."""
+
+    def value(name: str) -> str:
+        text = str(data.get(name) or "").replace("\r\n", "\n").replace("\r", "\n")
+        return text.strip()
+
+    errors = []
+    for name in FORM_FIELDS:
+        limit = MAX_BODY if name == "absaetze" else MAX_FIELD
+        if len(value(name)) > limit:
+            errors.append(f"Das Feld „{name}“ ist zu lang (höchstens {limit} Zeichen).")
+    if not value("ueberschrift"):
+        errors.append("Bitte eine Überschrift angeben.")
+    social = value("kurzfassung")
+    if len(social) > SOCIAL_LIMIT:
+        errors.append(
+            f"Die Kurzfassung für soziale Medien hat {len(social)} Zeichen, höchstens "
+            f"{SOCIAL_LIMIT} passen in einen Beitrag. Bitte kürzen."
+        )
+    if errors and check:
+        raise PressInputError("Die Fassung lässt sich so nicht herunterladen: " + " ".join(errors))
+    release = PressRelease(
+        headline=value("ueberschrift"),
+        dateline=value("ortszeile"),
+        lead=value("vorspann"),
+        body=[p.strip() for p in re.split(r"\n\s*\n", value("absaetze")) if p.strip()],
+        quote=value("zitatzeile"),
+        contact=value("pressekontakt"),
+        social=social,
+        label=value("kennzeichnung") or "Entwurf",
+        model=value("modell"),
+    )
+    flagged = [f.strip() for f in value("neue_fakten").splitlines() if f.strip()]
+    shown = release.text()
+    release.new_facts = [f for f in flagged if f in shown]
+    return release
+
+
 # -- export ------------------------------------------------------------------------------------
 
 
 def to_docx(release: PressRelease) -> bytes:
+    """The release as a Word document, section by section, with the post for social media."""
     from docx import Document
     from docx.shared import Pt
 
@@ -442,6 +521,8 @@ def to_docx(release: PressRelease) -> bytes:
     doc.styles["Normal"].font.size = Pt(11)
     label = doc.add_paragraph()
     label.add_run(release.label).italic = True
+    if release.new_facts:
+        doc.add_paragraph().add_run(release.warning()).bold = True
     doc.add_paragraph("Pressemitteilung").runs[0].bold = True
     doc.add_heading(release.headline, level=1)
     lead = doc.add_paragraph()
