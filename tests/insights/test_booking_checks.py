@@ -246,3 +246,50 @@ def test_regular_band_payments_and_a_busy_month_are_not_split_orders():
     payments = [*_town_list(), *fee, *project]
     found = split_orders(payments, SPLIT_5000)
     assert [f.supplier for f in found] == []
+
+
+def _weekly_runs():  # type: ignore[no-untyped-def]
+    """A wholesaler paid in a Tuesday run for 60 weeks, three invoices a run, each one of ten
+    usual amounts; week 10 has an invoice over 612,40 €, week 11 none."""
+    rng = random.Random(4)
+    amounts = [61_240, 18_990, 33_500, 120_000, 7_450, 45_015, 99_900, 27_300, 54_120, 80_080]
+    rows = []
+    for week in range(60):
+        for k in range(3):
+            cents = rng.choice(amounts[1:] if week == 11 else amounts)
+            if (week, k) == (10, 0):
+                cents = 61_240  # the invoice copied below
+            on = D + dt.timedelta(days=7 * week)
+            rows.append(pay(10 * week + k, "Baustoff Großhandel", cents, on, ref=f"G{week}-{k}"))
+    return rows
+
+
+def test_second_payment_off_the_payment_run_day_is_a_near_duplicate():
+    runs = _weekly_runs()
+    original = runs[30]  # week 10, 612,40 €
+    monday = pay(9999, "Baustoff Großhandel", 61_240, D + dt.timedelta(days=76), ref="X1")
+    # six days after a Tuesday is "about a week": without weekdays, the rhythm explains it
+    assert near_duplicates([*runs, monday], CheckConfig(near_weekday_weight=0)) == []
+    weekdays = CheckConfig(near_weekday_weight=20)
+    found = near_duplicates([*runs, monday], weekdays)
+    assert [f.payment_ids for f in found] == [[original.id, 9999]]
+    text = found[0].explanation
+    assert "liegt außerhalb der üblichen Zahltage: an einem Montag" in text
+    assert "an diesen Lieferanten sonst 0,0 %" in text
+    off = found[0].details["off_day"]
+    assert off["payment_id"] == 9999 and off["weekday"] == "Montag" and off["factor"] < 0.1
+    # the same copy in the next Tuesday run is the supplier's routine
+    tuesday = pay(9999, "Baustoff Großhandel", 61_240, D + dt.timedelta(days=77), ref="X1")
+    assert near_duplicates([*runs, tuesday], weekdays) == []
+
+
+def test_weekdays_change_nothing_for_a_supplier_paid_on_every_working_day():
+    rng = random.Random(3)
+    spread = [
+        pay(i, "Bäckerei Huber", rng.choice((1_250, 1_300, 1_350)) * 100, D + dt.timedelta(days=d))
+        for i, d in enumerate(d for d in range(0, 200) if (D + dt.timedelta(days=d)).weekday() < 5)
+    ]
+    plain = near_duplicates(spread, CheckConfig(near_weekday_weight=0))
+    with_days = near_duplicates(spread, CheckConfig(near_weekday_weight=20))
+    assert [f.key for f in with_days] == [f.key for f in plain]
+    assert all(f.details["off_day"] is None for f in with_days)

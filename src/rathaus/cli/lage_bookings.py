@@ -258,13 +258,20 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         seed: int = typer.Option(2024, "--seed", help="Startwert der Zufallsauswahl."),
         anzahl: int = typer.Option(50, "--anzahl", min=1, max=1000, help="Anomalien je Art."),
         limit: int | None = typer.Option(None, "--limit", help="Nur die ersten N Zeilen."),
+        seeds: int = typer.Option(
+            1,
+            "--seeds",
+            min=1,
+            max=200,
+            help="Anzahl Startwerte (--seed, --seed+1, …): Mittel und Streuung der Trefferquote.",
+        ),
     ) -> None:
         """Bekannte Anomalien in echte Zahlungen einstreuen: Trefferquote und Hinweise je 1000."""
         from rathaus.cli.eval_cmd import record_run
         from rathaus.insights.booking_eval import evaluate_bookings
 
         try:
-            result = evaluate_bookings(data, seed=seed, per_kind=anzahl, limit=limit)
+            result = evaluate_bookings(data, seed=seed, per_kind=anzahl, limit=limit, seeds=seeds)
         except RathausError as exc:
             _fail(exc)
         if as_json:
@@ -277,4 +284,15 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f"eingestreute Anomalien: Trefferquote {result['recall']:.1%} ({kinds}); "
             f"{result['flags_per_1000']} Hinweise je 1000 echte Zahlungen."
         )
+        if "multi_seed" in result:
+            multi = result["multi_seed"]
+            recall = multi["recall"]
+            kinds = ", ".join(f"{k} {v['mean']:.1%}" for k, v in multi["recall_by_kind"].items())
+            typer.echo(
+                f"Über {len(multi['seeds'])} Startwerte ({multi['seeds'][0]}–"
+                f"{multi['seeds'][-1]}): Trefferquote im Mittel {recall['mean']:.1%} "
+                f"(95-%-Intervall {recall['ci95'][0]:.1%}–{recall['ci95'][1]:.1%}, "
+                f"Spanne {recall['min']:.1%}–{recall['max']:.1%}; {kinds}); "
+                f"{multi['flags_per_1000']['mean']} Hinweise je 1000 echte Zahlungen."
+            )
         record_run("bookings", result, data)

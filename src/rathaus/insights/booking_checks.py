@@ -60,10 +60,14 @@ class CheckConfig:
     near_tolerance_pct: float = 1.0
     near_tolerance_cents: int = 100
     near_max_group: int = 4
-    near_p: float = 0.02
+    near_p: float = 0.0175
     near_gap_width: float = 1.5
     near_prior_weight: float = 1.0
     near_class_pct: float = 0.1
+    # a pair with a payment on a weekday the supplier is rarely paid on (off its payment
+    # run) counts as less routine; the list's weekday shares count like this many payments
+    # (0 = weekdays ignored)
+    near_weekday_weight: float = 20.0
     # split orders: each payment in [band × threshold, threshold), within days, sum ≥ threshold
     split_thresholds_cents: tuple[int, ...] = (1_000_00, 5_000_00, 25_000_00, 100_000_00)
     split_days: int = 30
@@ -310,6 +314,19 @@ def _timing(payments: Sequence[Pay]) -> Callable[[float, float], float]:
 
 
 @dataclass
+class _OffDay:
+    """A payment of a pair on a weekday the supplier is rarely paid on: its own share of
+    payments on that weekday (without the pair), the list's, the blend and the factor
+    (``blended × 5``, at most 1: no effect when payments spread evenly over the working days)."""
+
+    payment: Pay
+    own_share: float | None
+    list_share: float
+    share: float
+    factor: float
+
+
+@dataclass
 class _Rhythm:
     """How usual a gap of ``gap`` days between two payments of about one amount is for a
     supplier: ``usual`` of ``others`` further payments of that amount have their nearest
@@ -320,6 +337,7 @@ class _Rhythm:
     usual: int
     chance: float
     typical_gap: float | None
+    off_day: _OffDay | None = None
 
 
 def _rhythm(
@@ -356,104 +374,184 @@ def near_duplicates(payments: Sequence[Pay], config: CheckConfig) -> list[Findin
     rhythm for that amount (see :func:`_rhythm`): among its other payments of about that amount
     (within the pair's own difference), how many have their nearest neighbour of another
     document about as many days away as the pair? A pair is flagged only when that share is
-    below ``near_p``; groups of more than ``near_max_group`` payments are batches."""
+    below ``near_p``; groups of more than ``near_max_group`` payments are batches. A pair with
+    a payment on a weekday the supplier is rarely paid on (off its payment run, see
+    :func:`_off_day`) has that share lowered, as such a second payment is rarely routine."""
+    groups = _by_supplier(payments, config)
+    listed = [0] * 7
+    for group in groups.values():
+        for p in group:
+            listed[p.booked_on.weekday()] += 1
+    total = max(sum(listed), 1)
+    list_weekdays = [c / total for c in listed]
     findings = []
-    for group in _by_supplier(payments, config).values():
-        if len(group) < 2:
-            continue
-        ordered = sorted((p for p in group if p.amount_cents > 0), key=lambda p: p.amount_cents)
-        stems = {p.id: reference_stem(p.reference) for p in ordered}
-        amounts = [p.amount_cents for p in ordered]
-        by_id = {p.id: p for p in ordered}
-        active = _active_days(group)
-        timing = _timing(ordered)
-        components = _Components()
-        rhythms: dict[int, _Rhythm] = {}
-        pairs: list[tuple[float, int, int]] = []
-        for i, a in enumerate(ordered):
-            tol = max(config.near_tolerance_cents, a.amount_cents * config.near_tolerance_pct / 100)
-            for b in ordered[i + 1 :]:
-                if b.amount_cents - a.amount_cents > tol:
-                    break
-                if abs((b.booked_on - a.booked_on).days) > config.near_days:
-                    continue
-                if stems[a.id] == stems[b.id]:
-                    continue  # same document: an exact duplicate or positions of one booking
-                rhythm = _rhythm(a, b, ordered, amounts, stems, timing, config)
-                if rhythm.chance >= config.near_p:
-                    continue  # the supplier's usual rhythm for this amount
-                components.union(a.id, b.id)
-                pairs.append((rhythm.chance, a.id, b.id))
-                for p in (a, b):
-                    if p.id not in rhythms or rhythms[p.id].chance > rhythm.chance:
-                        rhythms[p.id] = rhythm
-        clusters: dict[int, list[Pay]] = defaultdict(list)
-        for pid in components.parent:
-            clusters[components.find(pid)].append(by_id[pid])
-        for root, cluster in list(clusters.items()):
-            if len(cluster) > config.near_max_group:
-                del clusters[root]  # a chain of similar payments: its closest pairs instead
-                used: set[int] = set()
-                members = {p.id for p in cluster}
-                for _chance, aid, bid in sorted(p for p in pairs if p[1] in members):
-                    if aid not in used and bid not in used:
-                        used.update((aid, bid))
-                        clusters[-aid] = [by_id[aid], by_id[bid]]
-        for cluster in clusters.values():
-            if len(cluster) < 2:
+    for group in groups.values():
+        findings.extend(_near_in_group(group, config, list_weekdays))
+    return findings
+
+
+def _off_day(
+    a: Pay, b: Pay, counts: list[int], n: int, list_weekdays: list[float], config: CheckConfig
+) -> _OffDay | None:
+    """The payment of the pair on the weekday least usual for the supplier, when that weekday
+    is rarer than an even spread over five working days (see ``near_weekday_weight``).
+
+    Most lists are paid in runs (Oxford: 89 % on Tuesdays); a second payment of the same
+    amount outside the run is a manual or urgent payment and so less likely routine."""
+    weight = config.near_weekday_weight
+    if weight <= 0:
+        return None
+    rarest: _OffDay | None = None
+    for p in (a, b):
+        w = p.booked_on.weekday()
+        own = counts[w] - sum(1 for q in (a, b) if q.booked_on.weekday() == w)
+        rest = n - 2
+        share = (own + weight * list_weekdays[w]) / (rest + weight)
+        factor = min(1.0, 5 * share)
+        if factor < 1.0 and (rarest is None or factor < rarest.factor):
+            own_share = own / rest if rest > 0 else None
+            rarest = _OffDay(p, own_share, list_weekdays[w], share, factor)
+    return rarest
+
+
+def _off_day_text(off: _OffDay | None) -> str:
+    if off is None:
+        return ""
+    weekday = WEEKDAYS[off.payment.booked_on.weekday()]
+    own = (
+        ""
+        if off.own_share is None
+        else f"an diesen Lieferanten sonst {_num(100 * off.own_share)} %, "
+    )
+    return (
+        f". Die Zahlung am {day(off.payment.booked_on)} liegt außerhalb der üblichen Zahltage: "
+        f"an einem {weekday} gehen {own}in der ganzen Liste {_num(100 * off.list_share)} % der "
+        f"Zahlungen (gewichtet {_num(100 * off.share)} %); eine zweite Zahlung außerhalb des "
+        "Zahllaufs ist seltener Routine"
+    )
+
+
+def _off_day_details(off: _OffDay | None) -> dict[str, Any] | None:
+    if off is None:
+        return None
+    return {
+        "payment_id": off.payment.id,
+        "weekday": WEEKDAYS[off.payment.booked_on.weekday()],
+        "own_share": None if off.own_share is None else round(off.own_share, 4),
+        "list_share": round(off.list_share, 4),
+        "blended_share": round(off.share, 4),
+        "factor": round(off.factor, 4),
+    }
+
+
+def _near_in_group(
+    group: Sequence[Pay], config: CheckConfig, list_weekdays: list[float]
+) -> list[Finding]:
+    """The near duplicates among one supplier's payments (see :func:`near_duplicates`)."""
+    findings: list[Finding] = []
+    if len(group) < 2:
+        return findings
+    ordered = sorted((p for p in group if p.amount_cents > 0), key=lambda p: p.amount_cents)
+    wcounts = [0] * 7
+    for p in ordered:
+        wcounts[p.booked_on.weekday()] += 1
+    stems = {p.id: reference_stem(p.reference) for p in ordered}
+    amounts = [p.amount_cents for p in ordered]
+    by_id = {p.id: p for p in ordered}
+    active = _active_days(group)
+    timing = _timing(ordered)
+    components = _Components()
+    rhythms: dict[int, _Rhythm] = {}
+    pairs: list[tuple[float, int, int]] = []
+    for i, a in enumerate(ordered):
+        tol = max(config.near_tolerance_cents, a.amount_cents * config.near_tolerance_pct / 100)
+        for b in ordered[i + 1 :]:
+            if b.amount_cents - a.amount_cents > tol:
+                break
+            if abs((b.booked_on - a.booked_on).days) > config.near_days:
                 continue
-            rhythm = min((rhythms[p.id] for p in cluster), key=lambda r: r.chance)
-            amounts_c = [p.amount_cents for p in cluster]
-            dates = [p.booked_on for p in cluster]
-            span = (max(dates) - min(dates)).days
-            spread = max(amounts_c) - min(amounts_c)
-            same = spread == 0
-            if rhythm.others == 0:
-                usual = "Sonst erhält dieser Lieferant keinen solchen Betrag"
-            else:
-                usual = (
-                    f"Sonst erhält dieser Lieferant einen solchen Betrag {rhythm.others}-mal in "
-                    f"{active} Tagen"
-                    + (
-                        f", üblich im Abstand von {_num(rhythm.typical_gap, 0)} Tagen"
-                        if rhythm.typical_gap is not None
-                        else ""
-                    )
-                    + (
-                        "; keine davon liegt so dicht an einer weiteren"
-                        if rhythm.usual == 0
-                        else f"; nur {rhythm.usual}-mal liegt eine solche so dicht an einer weiteren"
-                    )
+            if stems[a.id] == stems[b.id]:
+                continue  # same document: an exact duplicate or positions of one booking
+            rhythm = _rhythm(a, b, ordered, amounts, stems, timing, config)
+            rhythm.off_day = _off_day(a, b, wcounts, len(ordered), list_weekdays, config)
+            if rhythm.off_day is not None:
+                rhythm.chance *= rhythm.off_day.factor
+            if rhythm.chance >= config.near_p:
+                continue  # the supplier's usual rhythm for this amount
+            components.union(a.id, b.id)
+            pairs.append((rhythm.chance, a.id, b.id))
+            for p in (a, b):
+                if p.id not in rhythms or rhythms[p.id].chance > rhythm.chance:
+                    rhythms[p.id] = rhythm
+    clusters: dict[int, list[Pay]] = defaultdict(list)
+    for pid in components.parent:
+        clusters[components.find(pid)].append(by_id[pid])
+    for root, cluster in list(clusters.items()):
+        if len(cluster) > config.near_max_group:
+            del clusters[root]  # a chain of similar payments: its closest pairs instead
+            used: set[int] = set()
+            members = {p.id for p in cluster}
+            for _chance, aid, bid in sorted(p for p in pairs if p[1] in members):
+                if aid not in used and bid not in used:
+                    used.update((aid, bid))
+                    clusters[-aid] = [by_id[aid], by_id[bid]]
+    for cluster in clusters.values():
+        if len(cluster) < 2:
+            continue
+        rhythm = min((rhythms[p.id] for p in cluster), key=lambda r: r.chance)
+        amounts_c = [p.amount_cents for p in cluster]
+        dates = [p.booked_on for p in cluster]
+        span = (max(dates) - min(dates)).days
+        spread = max(amounts_c) - min(amounts_c)
+        same = spread == 0
+        if rhythm.others == 0:
+            usual = "Sonst erhält dieser Lieferant keinen solchen Betrag"
+        else:
+            usual = (
+                f"Sonst erhält dieser Lieferant einen solchen Betrag {rhythm.others}-mal in "
+                f"{active} Tagen"
+                + (
+                    f", üblich im Abstand von {_num(rhythm.typical_gap, 0)} Tagen"
+                    if rhythm.typical_gap is not None
+                    else ""
                 )
-            findings.append(
-                Finding(
-                    kind="aehnlich",
-                    key=_ids_key("aehnlich", cluster),
-                    supplier=cluster[0].supplier,
-                    payment_ids=sorted(p.id for p in cluster),
-                    score=round(max(0.1, min(0.95, 1 - rhythm.chance) - 0.02 * span), 3),
-                    explanation=(
-                        f"{len(cluster)} Zahlungen an {cluster[0].supplier} mit "
-                        + ("gleichem Betrag" if same else "fast gleichem Betrag")
-                        + f" innerhalb von {span} Tagen, aber verschiedenen Belegnummern: "
-                        + _listing(cluster, config.currency)
-                        + f". {usual}. Das kann eine doppelt bezahlte Rechnung sein (z. B. "
-                        "Rechnung und Mahnung) – oder zwei echte Rechnungen über denselben "
-                        "Betrag. Bitte die Belege vergleichen."
-                    ),
-                    details={
-                        "span_days": span,
-                        "amount_spread_cents": spread,
-                        "similar_payments": rhythm.others,
-                        "similar_as_close": rhythm.usual,
-                        "active_days": active,
-                        "typical_gap_days": rhythm.typical_gap,
-                        "chance": round(rhythm.chance, 5),
-                        "tolerance_pct": config.near_tolerance_pct,
-                        "window_days": config.near_days,
-                    },
+                + (
+                    "; keine davon liegt so dicht an einer weiteren"
+                    if rhythm.usual == 0
+                    else f"; nur {rhythm.usual}-mal liegt eine solche so dicht an einer weiteren"
                 )
             )
+        findings.append(
+            Finding(
+                kind="aehnlich",
+                key=_ids_key("aehnlich", cluster),
+                supplier=cluster[0].supplier,
+                payment_ids=sorted(p.id for p in cluster),
+                score=round(max(0.1, min(0.95, 1 - rhythm.chance) - 0.02 * span), 3),
+                explanation=(
+                    f"{len(cluster)} Zahlungen an {cluster[0].supplier} mit "
+                    + ("gleichem Betrag" if same else "fast gleichem Betrag")
+                    + f" innerhalb von {span} Tagen, aber verschiedenen Belegnummern: "
+                    + _listing(cluster, config.currency)
+                    + f". {usual}{_off_day_text(rhythm.off_day)}. Das kann eine doppelt bezahlte "
+                    "Rechnung sein (z. B. "
+                    "Rechnung und Mahnung) – oder zwei echte Rechnungen über denselben "
+                    "Betrag. Bitte die Belege vergleichen."
+                ),
+                details={
+                    "span_days": span,
+                    "amount_spread_cents": spread,
+                    "similar_payments": rhythm.others,
+                    "similar_as_close": rhythm.usual,
+                    "active_days": active,
+                    "typical_gap_days": rhythm.typical_gap,
+                    "off_day": _off_day_details(rhythm.off_day),
+                    "chance": round(rhythm.chance, 5),
+                    "tolerance_pct": config.near_tolerance_pct,
+                    "window_days": config.near_days,
+                },
+            )
+        )
     return findings
 
 
