@@ -144,6 +144,11 @@ def source_imap(
     ca_datei: str | None = typer.Option(
         None, "--ca-datei", help="Zusätzliche Zertifizierungsstelle (PEM-Datei, absoluter Pfad)."
     ),
+    idle: bool = typer.Option(
+        False,
+        "--idle",
+        help="Neue E-Mails sofort per IMAP IDLE empfangen (läuft mit `rathaus inbox lauschen`).",
+    ),
     kommune: str | None = TenantOpt,
 ) -> None:
     """IMAP-Postfach als Eingangsquelle einrichten (das Passwort steht nur in der Umgebung)."""
@@ -168,6 +173,8 @@ def source_imap(
             values["allow_plaintext"] = True
         if ca_datei:
             values["ca_file"] = ca_datei
+        if idle:
+            values["idle"] = True
         source = poll.create_source(
             session,
             tenant=tenant,
@@ -268,6 +275,102 @@ def fetch(
         raise typer.Exit(1)
 
 
+def source_idle(
+    name: str = typer.Argument(..., help="Name der IMAP-Quelle."),
+    aus: bool = typer.Option(False, "--aus", help="IDLE wieder ausschalten (nur Abruf)."),
+    kommune: str | None = TenantOpt,
+) -> None:
+    """IMAP IDLE für ein Postfach ein- oder ausschalten (der Abruf bleibt als Sicherheitsnetz)."""
+    from rathaus.inbox.channels import poll
+
+    with database().session() as session:
+        tenant = tenant_by_slug(session, _slug(kommune))
+        source = poll.get_source(session, tenant=tenant, name=name)
+        if source.kind != "imap":
+            raise poll.SourceSettingsError(
+                f"„{name}“ ist kein IMAP-Postfach; IDLE gibt es nur für IMAP-Quellen."
+            )
+        values = {k: v for k, v in (source.settings or {}).items() if k != "idle"}
+        if not aus:
+            values["idle"] = True
+        source.settings = values
+    if aus:
+        typer.echo(f"{name}: IDLE aus; das Postfach wird regelmäßig abgerufen.")
+    else:
+        typer.echo(
+            f"{name}: IDLE an. `rathaus inbox lauschen` muss laufen (z. B. als eigener Dienst "
+            "neben dem Worker); bis dahin wird das Postfach weiter regelmäßig abgerufen."
+        )
+
+
+def listen(
+    kommune: str | None = typer.Option(
+        None, "--kommune", help="Nur diese Kommune (Kürzel); Standard: alle aktiven Kommunen."
+    ),
+    erneuern_nach: int = typer.Option(
+        1500,
+        "--erneuern-nach",
+        min=10,
+        max=1740,
+        help="Sekunden, nach denen IDLE neu begonnen wird (höchstens 1740 = 29 Minuten).",
+    ),
+    hoechste_pause: int = typer.Option(
+        300,
+        "--hoechste-pause",
+        min=1,
+        max=3600,
+        help="Längste Pause in Sekunden zwischen zwei Verbindungsversuchen nach Fehlern.",
+    ),
+) -> None:
+    """Neue E-Mails per IMAP IDLE sofort erfassen (läuft, bis SIGTERM oder Strg+C kommt)."""
+    import signal
+    import threading
+
+    from rathaus import jobs
+    from rathaus.core.logging import configure_logging
+    from rathaus.core.storage import OriginalStore
+    from rathaus.inbox.channels import idle
+
+    s = settings()
+    configure_logging(s)
+    jobs.get_huey(s)  # new cases are queued for triage with these settings
+    db = database(s)
+    tenant_id = None
+    if kommune:
+        with db.session() as session:
+            tenant_id = tenant_by_slug(session, kommune).id
+    options = idle.ListenOptions(
+        store=OriginalStore(s.originals_dir),
+        max_bytes=s.inbox.max_upload_mb * 1024 * 1024,
+        allowed_networks=s.network.allowed_networks,
+        renew_s=erneuern_nach,
+        backoff_max_s=hoechste_pause,
+        poll_interval_s=s.inbox.poll_interval_s,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def on_change(listeners: dict[int, idle.MailboxListener]) -> None:
+        if listeners:
+            typer.echo(f"Lausche per IMAP IDLE auf {len(listeners)} Postfach/Postfächer.")
+        else:
+            typer.echo(
+                "Keine aktive IMAP-Quelle mit IDLE; `rathaus inbox quelle-idle NAME` schaltet "
+                "es ein. Die Liste wird jede Minute neu gelesen."
+            )
+
+    with db.session() as session:
+        if not idle.idle_sources(session, tenant_id=tenant_id):
+            on_change({})
+    idle.listen(db, options, stop=stop, tenant_id=tenant_id, on_change=on_change)
+    typer.echo("IMAP IDLE beendet.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app`` (mounted as ``rathaus inbox``)."""
     app.command("import-csv")(import_csv)
@@ -276,3 +379,5 @@ def register(app: typer.Typer) -> None:
     app.command("quelle-ordner")(source_folder)
     app.command("quelle-entfernen")(source_remove)
     app.command("abrufen")(fetch)
+    app.command("quelle-idle")(source_idle)
+    app.command("lauschen")(listen)

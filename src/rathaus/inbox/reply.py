@@ -3,7 +3,9 @@
 A draft is always only a draft (:class:`Message` with ``status="entwurf"``): a person edits and
 approves it. With ``inbox.llm_reply_drafts`` and a configured language model, the template draft
 is rewritten by the model, restricted to the facts given; if the model fails, the template draft
-stays.
+stays. The model's text is checked before it is used (:func:`invented_facts`): an amount, date,
+number or Aktenzeichen that is neither in the template draft nor in the facts makes the
+pipeline keep the template draft and flag the case (:class:`DraftCheckError`).
 
 Placeholders (``{name}``) that a template may use are listed in :data:`PLACEHOLDERS`; unknown
 ones are left visible as ``[name?]`` so a reviewer sees what is missing.
@@ -12,10 +14,26 @@ ones are left visible as ``[name?]`` so a reviewer sees what is missing.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 from typing import Any
 
+from rathaus.ai.llm import ModelUnavailableError
 from rathaus.core.models import Case, OrgUnit, Service, Tenant
+
+MAX_TOKENS = 600  # a reply letter (the bundled model wrote about 110 tokens for one in tests)
+_ECHOED_FENCE = re.compile(
+    r"<<<\s*(?:ENTWURF|BRIEF|ANTWORT)\s*\n(?P<body>.*?)(?:\n\s*(?:ENTWURF|BRIEF|ANTWORT)\s*>>>|$)",
+    re.DOTALL,
+)
+_DELIMITER = re.compile(r"^\s*(?:<<<\s*[A-ZÄÖÜ]+|[A-ZÄÖÜ]+\s*>>>)\s*$\n?", re.MULTILINE)
+_REFERENCE = re.compile(r"\b[A-ZÄÖÜ]{1,10}-\d{4}-\d{3,}\b")
+
+
+class DraftCheckError(ModelUnavailableError):
+    """The model's draft names facts that the case does not contain; the template draft is used
+    and the case flagged (the pipeline treats it like an unusable model answer)."""
+
 
 PLACEHOLDERS = {
     "anrede": "Anrede mit Namen, z. B. „Sehr geehrte/r Frau/Herr …“ oder „Guten Tag“",
@@ -169,6 +187,49 @@ def improve_with_model(model: Any, draft: str, facts: dict[str, str]) -> str:
             "Verbessere den Entwurf.",
         ),
     ]
-    completion = model.complete(messages, max_tokens=600, temperature=0.2)
-    text = completion.text.strip()
-    return text or draft
+    completion = model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.2)
+    text = letter_of(completion.text)
+    if not text:
+        return draft
+    invented = invented_facts(text, draft=draft, facts=facts)
+    if invented:
+        raise DraftCheckError(
+            "Der Entwurf des Sprachmodells nannte Angaben, die nicht im Vorgang stehen ("
+            + ", ".join(invented[:5])
+            + "); verwendet wird der Entwurf aus der Vorlage."
+        )
+    return text
+
+
+def letter_of(answer: str) -> str:
+    """The letter in a model's answer, without the prompt's delimiters and the remarks around.
+
+    Small models often repeat the fence they were given (``<<<ENTWURF`` … ``ENTWURF>>>``) and
+    add a remark after it ("Diese Version ist korrekt und verständlich."): only what is inside
+    is the letter. Stray delimiters of the prompt never reach the draft."""
+    text = answer.strip()
+    match = _ECHOED_FENCE.search(text)
+    if match:
+        text = match.group("body")
+    text = _DELIMITER.sub("", text)
+    return text.strip()
+
+
+def invented_facts(text: str, *, draft: str, facts: dict[str, str]) -> list[str]:
+    """Amounts, dates, numbers and Aktenzeichen in ``text`` that neither ``draft`` nor the
+    ``facts`` contain, as German labels ("Datum 12.12.2026"); empty when nothing was added.
+
+    Names are not checked here: a polished letter uses words the template does not, and the
+    name heuristic of :mod:`rathaus.writing.facts` would flag them."""
+    from rathaus.writing.facts import KIND_LABELS, new_facts
+
+    source = draft + "\n" + "\n".join(v for v in facts.values() if v)
+    found = [
+        f"{KIND_LABELS[fact.kind]} {fact.text}"
+        for fact in new_facts(source, text)
+        if fact.kind != "name"
+    ]
+    for reference in _REFERENCE.findall(text):
+        if reference not in source:
+            found.insert(0, f"Aktenzeichen {reference}")
+    return list(dict.fromkeys(found))

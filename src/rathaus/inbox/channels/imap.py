@@ -8,6 +8,8 @@ Settings of an ``InboxSource(kind="imap")`` (checked by :func:`check_settings`):
   ``allow_plaintext: true``: otherwise the password would cross the network readable.
 - ``username``, ``mailbox`` (default ``INBOX``), optional ``move_to`` (folder for taken mails),
   optional ``ca_file`` (a CA certificate to trust in addition to the system's).
+- ``idle``: ``true`` when ``rathaus inbox lauschen`` should wait for new mails with IMAP IDLE
+  (:mod:`rathaus.inbox.channels.idle`) instead of only the periodic poll.
 - ``password_env``: the *name* of the environment variable with the password; the password is
   never stored. The name must start with ``RATHAUS_IMAP_<KÜRZEL>_`` (the municipality's slug), so
   a source can read neither other secrets of the process nor another municipality's password.
@@ -37,6 +39,7 @@ import ipaddress
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import time
@@ -88,6 +91,7 @@ class ImapConfig:
     move_to: str | None = None
     allow_plaintext: bool = False
     ca_file: str | None = None
+    idle: bool = False  # also listened to with IMAP IDLE (rathaus.inbox.channels.idle)
     allowed_networks: tuple[str, ...] = ()  # network.allowed_networks (not stored per source)
 
 
@@ -157,6 +161,7 @@ def check_settings(
         "move_to",
         "allow_plaintext",
         "ca_file",
+        "idle",
     }
     if "password" in settings:
         raise SourceSettingsError(
@@ -231,6 +236,8 @@ def check_settings(
         checked["allow_plaintext"] = True
     if ca_file:
         checked["ca_file"] = ca_file
+    if settings.get("idle"):
+        checked["idle"] = True
     return checked
 
 
@@ -246,7 +253,80 @@ def config_of(
 # --- connecting -------------------------------------------------------------------------------
 
 
-class _PinnedIMAP4(imaplib.IMAP4):
+class _Reader:
+    """The server's bytes through our own buffer, which can tell whether a line is waiting.
+
+    imaplib reads through ``socket.makefile``, and a file object that ever times out is broken
+    for good, so a connection in IDLE could not look at a stop signal between two lines. Here
+    :meth:`waiting` asks ``select`` (and the TLS layer's own buffer) with a short timeout instead;
+    reading itself blocks up to the socket's timeout as before.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def _more(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def readline(self, limit: int) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n", 0, limit)
+            if end >= 0 or len(self.buffer) >= limit:
+                size = end + 1 if end >= 0 else limit
+                break
+            if not self._more():
+                size = len(self.buffer)
+                break
+        line = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return line
+
+    def read(self, size: int) -> bytes:
+        while len(self.buffer) < size and self._more():
+            pass
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def waiting(self, timeout: float) -> bool:
+        """Whether bytes can be read now or arrive within ``timeout`` seconds."""
+        if self.buffer:
+            return True
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending() > 0:
+            return True
+        readable, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        return bool(readable)
+
+
+class _Reading:
+    """Reads through :class:`_Reader` (mixed into both connection classes; see there)."""
+
+    sock: socket.socket
+    _rathaus_reader: _Reader | None = None
+
+    def _reader(self) -> _Reader:
+        if self._rathaus_reader is None or self._rathaus_reader.sock is not self.sock:
+            self._rathaus_reader = _Reader(self.sock)  # new after STARTTLS wrapped the socket
+        return self._rathaus_reader
+
+    def read(self, size: int) -> bytes:
+        return self._reader().read(size)
+
+    def readline(self) -> bytes:
+        line = self._reader().readline(imaplib._MAXLINE + 1)
+        if len(line) > imaplib._MAXLINE:
+            raise imaplib.IMAP4.error(f"got more than {imaplib._MAXLINE} bytes")
+        return line
+
+    def waiting(self, timeout: float) -> bool:
+        return self._reader().waiting(timeout)
+
+
+class _PinnedIMAP4(_Reading, imaplib.IMAP4):
     """IMAP4 that connects to an address checked beforehand (the host name stays for TLS)."""
 
     def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
@@ -257,7 +337,7 @@ class _PinnedIMAP4(imaplib.IMAP4):
         return socket.create_connection((self._address, self.port), timeout)
 
 
-class _PinnedIMAP4SSL(imaplib.IMAP4_SSL):
+class _PinnedIMAP4SSL(_Reading, imaplib.IMAP4_SSL):
     def __init__(
         self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext
     ) -> None:
