@@ -43,6 +43,7 @@ SAME_PROCESS = {
     "rathaus-migrate.service": "migrate",
     "rathaus-web.service": "web",
     "rathaus-worker@.service": "worker",
+    "rathaus-imap-idle.service": "imap-idle",
 }
 
 
@@ -98,7 +99,7 @@ def test_units_share_settings_order_and_hardening():
         directives = unit_directives(unit)
         assert directives["EnvironmentFile"] == ["/etc/rathaus/rathaus.env"]
         assert directives["User"] == ["rathaus"]
-    for unit in ("rathaus-web.service", "rathaus-worker@.service"):
+    for unit in ("rathaus-web.service", "rathaus-worker@.service", "rathaus-imap-idle.service"):
         directives = unit_directives(unit)
         assert directives["Requires"] == ["rathaus-migrate.service"]
         assert "rathaus-migrate.service" in directives["After"][0]
@@ -145,7 +146,12 @@ def test_systemd_accepts_the_units(tmp_path):
     (tmp_path / "rathaus-worker@1.service").symlink_to(tmp_path / "rathaus-worker@.service")
     names = [
         str(tmp_path / u)
-        for u in ["rathaus-migrate.service", "rathaus-web.service", "rathaus-worker@1.service"]
+        for u in [
+            "rathaus-migrate.service",
+            "rathaus-web.service",
+            "rathaus-worker@1.service",
+            "rathaus-imap-idle.service",
+        ]
     ]
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *names],
