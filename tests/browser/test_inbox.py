@@ -180,7 +180,9 @@ def test_every_posteingang_page_is_accessible(history_server, page, sign_in, tmp
     imap.get_by_label("Server").fill("imap.example.invalid")
     imap.get_by_label("Port (leer: Standard)").fill("kein Port")
     imap.get_by_label("Benutzername").fill("poststelle")
+    imap.get_by_label("IMAP IDLE: neue E-Mails sofort abholen").check()
     imap.get_by_role("button", name="Postfach einrichten").click()
     assert page.get_by_role("alert").is_visible()
+    assert page.get_by_label("IMAP IDLE: neue E-Mails sofort abholen").is_checked()  # kept
     assert_accessible(page, "posteingang-quellen-fehler")
     assert page.console_errors == []  # type: ignore[attr-defined]

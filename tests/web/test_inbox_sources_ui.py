@@ -100,7 +100,7 @@ def test_sources_are_for_administrators_of_the_own_municipality(
     client.post("/logout", data=_form(client))
 
     login(client, "admin")
-    for action in ("abrufen", "aktiv", "entfernen"):
+    for action in ("abrufen", "aktiv", "idle", "entfernen"):
         answer = client.post(f"/posteingang/quellen/{beta.id}/{action}", data=_form(client))
         assert answer.status_code == 404
     assert _source(db, "Beta").is_active
@@ -112,3 +112,45 @@ def test_sources_are_for_administrators_of_the_own_municipality(
 
     login(client, "sb")
     assert client.get("/posteingang/quellen").status_code == 403
+
+
+def test_imap_idle_is_switched_on_and_off_in_the_browser(client, worlds, db, tmp_path) -> None:
+    """IDLE is chosen when a mailbox is set up and switched per mailbox later; the listener
+    service (`rathaus inbox lauschen`) follows exactly the mailboxes switched on here."""
+    from rathaus.inbox.channels.idle import idle_sources
+
+    login(client, "admin")
+    created = client.post(
+        "/posteingang/quellen/imap",
+        data=_form(client, name="Poststelle", host="imap.example.org", benutzer="post", idle="1"),
+    )
+    assert created.status_code == 303
+    source = _source(db, "Poststelle")
+    assert source.settings["idle"] is True
+    with db.session() as session:
+        assert source.id in idle_sources(session)
+    assert "IDLE ausschalten" in client.get("/posteingang/quellen").text
+
+    off = client.post(f"/posteingang/quellen/{source.id}/idle", data=_form(client))
+    assert off.status_code == 303 and off.headers["location"].endswith("meldung=idle-aus")
+    assert "idle" not in _source(db, "Poststelle").settings
+    with db.session() as session:
+        assert source.id not in idle_sources(session)
+    page = client.get(off.headers["location"]).text
+    assert "IMAP IDLE ist aus" in page and "IDLE einschalten" in page
+
+    on = client.post(f"/posteingang/quellen/{source.id}/idle", data=_form(client))
+    assert on.headers["location"].endswith("meldung=idle-an")
+    assert _source(db, "Poststelle").settings["idle"] is True
+    with db.session() as session:
+        kinds = list(session.scalars(select(AuditEvent.kind)))
+    assert {"inbox_source_idle_off", "inbox_source_idle_on"} <= set(kinds)
+
+    # A folder has no IDLE: a German error, nothing changed.
+    inbox = tmp_path / "eingang" / "alpha" / "scan"
+    inbox.mkdir(parents=True)
+    client.post("/posteingang/quellen/ordner", data=_form(client, name="Scan", pfad=str(inbox)))
+    folder = _source(db, "Scan")
+    refused = client.post(f"/posteingang/quellen/{folder.id}/idle", data=_form(client))
+    assert refused.status_code == 422 and "nur für IMAP-Postfächer" in refused.text
+    assert "idle" not in _source(db, "Scan").settings

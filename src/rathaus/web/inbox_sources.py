@@ -46,6 +46,11 @@ NOTICES = {
     "entfernt": "Die Quelle wurde entfernt; bereits erfasste Vorgänge bleiben.",
     "pausiert": "Die Quelle ist pausiert und wird nicht mehr abgerufen.",
     "aktiviert": "Die Quelle ist wieder aktiv.",
+    "idle-an": (
+        "IMAP IDLE ist an: Neue E-Mails kommen nach Sekunden, sobald der Dienst "
+        "„rathaus inbox lauschen“ läuft; bis dahin wird das Postfach weiter regelmäßig abgerufen."
+    ),
+    "idle-aus": "IMAP IDLE ist aus; das Postfach wird regelmäßig abgerufen.",
 }
 
 
@@ -173,6 +178,7 @@ def create_imap(
     postfach: Annotated[str, Form()] = "INBOX",
     passwort_variable: Annotated[str, Form()] = "",
     verschieben_nach: Annotated[str, Form()] = "",
+    idle: Annotated[str, Form()] = "",
 ) -> Response:
     from rathaus.inbox.channels import imap
 
@@ -188,6 +194,8 @@ def create_imap(
         values["port"] = port.strip()
     if verschieben_nach.strip():
         values["move_to"] = verschieben_nach.strip()
+    if idle:
+        values["idle"] = True
     return _create(request, session, user, tenant, kind="imap", name=name, values=values)
 
 
@@ -222,6 +230,31 @@ def toggle(
     return RedirectResponse(
         f"{BASE}?meldung={'aktiviert' if source.is_active else 'pausiert'}", 303
     )
+
+
+@router.post(f"{BASE}/{{source_id}}/idle", dependencies=[CsrfDep])
+def toggle_idle(
+    request: Request,
+    source_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+) -> Response:
+    """IMAP IDLE for one mailbox on or off (polling stays as the safety net)."""
+    source = _source(session, tenant, source_id)
+    if source.kind != "imap":
+        error = f"„{source.name}“ ist ein Ordner: IDLE gibt es nur für IMAP-Postfächer."
+        return _page(request, session, tenant, error=error, status_code=422)
+    values = {k: v for k, v in (source.settings or {}).items() if k != "idle"}
+    on = not (source.settings or {}).get("idle")
+    if on:
+        values["idle"] = True
+    source.settings = values
+    _record(
+        session, user, tenant, "inbox_source_idle_on" if on else "inbox_source_idle_off", source
+    )
+    session.commit()
+    return RedirectResponse(f"{BASE}?meldung={'idle-an' if on else 'idle-aus'}", 303)
 
 
 @router.post(f"{BASE}/{{source_id}}/entfernen", dependencies=[CsrfDep])
