@@ -132,6 +132,16 @@ def test_a_damaged_compressed_stream_is_refused(small, empty_target, tmp_path):
     _refused(bad, empty_target, tmp_path / "daten", "beschädigt")
 
 
+def test_a_wrong_gzip_checksum_is_refused(small, empty_target, tmp_path):
+    """The CRC-32 at the end of the gzip stream covers what no member hash covers (the tar
+    padding, fields of the manifest that are not compared): it is checked, too."""
+    data = bytearray(small.archive.read_bytes())
+    data[-8] ^= 0xFF  # the first byte of the CRC-32 in the gzip trailer
+    bad = tmp_path / "pruefsumme.tar.gz"
+    bad.write_bytes(bytes(data))
+    _refused(bad, empty_target, tmp_path / "daten", "beschädigt")
+
+
 def test_an_archive_without_manifest_or_with_a_missing_member_is_refused(
     small, empty_target, tmp_path
 ):

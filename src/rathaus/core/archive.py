@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import gzip
 import hashlib
 import json
 import re
@@ -249,12 +250,19 @@ class MemberStream:
 
 @contextmanager
 def open_archive(path: Path) -> Iterator[Iterator[tuple[tarfile.TarInfo, MemberStream]]]:
-    """The archive's members in order, each with a stream of its bytes, read in one pass."""
+    """The archive's members in order, each with a stream of its bytes, read in one pass.
+
+    The gzip layer is read with :mod:`gzip`, not by tarfile: after the last member the rest of
+    the stream is read too, so its CRC-32 and length are checked. tarfile stops at the
+    end-of-archive marker and never checks them, and a damaged byte in a part that nobody
+    hashes (the padding, a field of the manifest that is not compared) went unnoticed."""
     if not path.is_file():
         raise BackupError(f"Die Archivdatei {path} gibt es nicht. Bitte den Pfad prüfen.")
+    raw = gzip.open(path, "rb")  # noqa: SIM115 - closed by the with below
     try:
-        tar = tarfile.open(path, mode="r|gz")  # noqa: SIM115 - closed by the with below
+        tar = tarfile.open(fileobj=raw, mode="r|")  # noqa: SIM115 - closed by the with below
     except _READ_ERRORS as exc:
+        raw.close()
         raise broken(path, str(exc) or type(exc).__name__) from exc
 
     def members() -> Iterator[tuple[tarfile.TarInfo, MemberStream]]:
@@ -263,15 +271,20 @@ def open_archive(path: Path) -> Iterator[Iterator[tuple[tarfile.TarInfo, MemberS
             try:
                 info = next(iterator)
             except StopIteration:
-                return
+                break
             except _READ_ERRORS as exc:
                 raise broken(path, str(exc) or type(exc).__name__) from exc
             _check_member(path, info)
             stream = tar.extractfile(info)
             assert stream is not None
             yield info, MemberStream(stream, path)
+        try:
+            while raw.read(1 << 20):
+                pass
+        except _READ_ERRORS as exc:
+            raise broken(path, str(exc) or type(exc).__name__) from exc
 
-    with tar:
+    with raw, tar:
         yield members()
 
 
