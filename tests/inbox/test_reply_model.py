@@ -20,7 +20,7 @@ from rathaus.ai.llm import LocalLlamaModel
 from rathaus.ai.model_files import LLM_MODEL, assemble
 from rathaus.core.config import InboxSettings, load_settings
 from rathaus.core.db import Database
-from rathaus.core.models import AiSuggestion, Case, Message
+from rathaus.core.models import AiSuggestion, Case
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox import reply
 from rathaus.inbox.pipeline import TriageKit, ingest
@@ -28,6 +28,7 @@ from rathaus.inbox.service import IncomingItem
 from rathaus.writing.facts import extract_facts
 from tests.ai.model_server import ModelServer
 from tests.inbox.history import build_history_world
+from tests.inbox.test_model_server_down import draft_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LETTER = (
@@ -80,18 +81,6 @@ def _item(text: str, n: int = 1) -> IncomingItem:
     )
 
 
-def _draft(session, case: Case) -> tuple[Message, AiSuggestion]:  # type: ignore[no-untyped-def]
-    message = session.scalars(
-        select(Message).where(Message.case_id == case.id, Message.direction == "out")
-    ).one()
-    suggestion = session.scalars(
-        select(AiSuggestion).where(
-            AiSuggestion.case_id == case.id, AiSuggestion.function == "reply"
-        )
-    ).one()
-    return message, suggestion
-
-
 def _routing(session, case: Case) -> list[Any]:  # type: ignore[no-untyped-def]
     suggestion = session.scalars(
         select(AiSuggestion).where(
@@ -122,7 +111,7 @@ def test_model_draft_is_a_draft_and_adds_no_facts(
     with sqlite_db.session() as session:
         world = build_history_world(session, per_service=0)
         case = ingest(session, tenant=world.tenant, item=_item(LETTER), kit=_kit(tmp_path, local_llm)).case  # fmt: skip
-        message, suggestion = _draft(session, case)
+        message, suggestion = draft_of(session, case)
         assert message.status == "entwurf" and message.channel == "entwurf"
         assert message.direction == "out" and message.sent_at is None
         body = message.body
@@ -161,10 +150,10 @@ def test_instructions_in_the_letter_change_neither_routing_nor_secrecy(
         assert attacked.fields["injection"]["found"]
         assert _routing(session, attacked) == _routing(session, clean)
         assert attacked.org_unit_id == clean.org_unit_id
-        message, suggestion = _draft(session, attacked)
+        message, suggestion = draft_of(session, attacked)
         assert suggestion.backend == "vorlage"  # such a letter never reaches the model
         assert message.status == "entwurf"
-        for text in (message.body, _draft(session, clean)[0].body):
+        for text in (message.body, draft_of(session, clean)[0].body):
             assert "5.000" not in text and "01.12.2026" not in text
             assert "Standesamt" not in text
             for phrase in SYSTEM_PHRASES:
@@ -179,7 +168,7 @@ def test_model_error_leaves_the_template_draft_and_a_flag(db: Database, tmp_path
     with db.session() as session:
         world = build_history_world(session, per_service=0)
         case = ingest(session, tenant=world.tenant, item=_item(LETTER), kit=_kit(tmp_path, cramped)).case  # fmt: skip
-        message, suggestion = _draft(session, case)
+        message, suggestion = draft_of(session, case)
         assert suggestion.backend == "vorlage" and message.status == "entwurf"
         assert _is_template(message.body, case)
         assert "Antwortentwurf ohne Sprachmodell" in case.needs_review_reason
@@ -222,7 +211,7 @@ def test_model_timeout_leaves_the_template_draft_and_a_flag(
     with db.session() as session:
         world = build_history_world(session, per_service=0)
         case = ingest(session, tenant=world.tenant, item=_item(LETTER), kit=kit).case
-        message, suggestion = _draft(session, case)
+        message, suggestion = draft_of(session, case)
         assert suggestion.backend == "vorlage" and message.status == "entwurf"
         assert case.reference in message.body
         assert "Antwortentwurf ohne Sprachmodell" in case.needs_review_reason
@@ -287,7 +276,7 @@ def test_a_draft_with_invented_facts_is_replaced_by_the_template(
     with db.session() as session:
         world = build_history_world(session, per_service=0)
         case = ingest(session, tenant=world.tenant, item=_item(LETTER), kit=_kit(tmp_path, model)).case  # fmt: skip
-        message, suggestion = _draft(session, case)
+        message, suggestion = draft_of(session, case)
         assert suggestion.backend == "vorlage" and "5.000" not in message.body
         reason = case.needs_review_reason
         assert "Antwortentwurf ohne Sprachmodell" in reason and "Betrag 5.000 €" in reason
