@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from rathaus.core.models import InsightDataset, ProcessEvent
 from rathaus.insights import eventlog_store as store
-from rathaus.insights.eventlog import detect_format, parse_event_log, parse_ocel
+from rathaus.insights.eventlog import detect_format, parse_event_log, parse_ocel, zone_of
 from rathaus.insights.ocel import parse_ocel_sqlite, parse_ocel_xml
 from rathaus.insights.process import analyse
 from rathaus.insights.tabular import TableError
@@ -281,11 +281,21 @@ def test_xml_reads_like_json_with_typed_attributes_and_flattening():
 def test_sqlite_reads_like_json(tmp_path):
     data = to_sqlite(OCEL, tmp_path / "log.sqlite")
     as_json = parse_ocel(json.dumps(OCEL).encode(), object_type="order")
-    as_sqlite = parse_ocel_sqlite(data, object_type="order")
+    utc = zone_of("UTC")  # to_sqlite writes UTC without offset, like many SQLite exporters
+    as_sqlite = parse_ocel_sqlite(data, object_type="order", zone=utc)
     assert _events(as_sqlite) == _without_booleans(_events(as_json))
-    assert as_sqlite.mapping | {"ocel_format": "json"} == as_json.mapping
+    assert as_sqlite.mapping | {"ocel_format": "json", "timezone": "Europe/Berlin"} == (
+        as_json.mapping
+    )
     assert as_sqlite.events[2].timestamp.isoformat() == "2024-01-02T09:00:00+00:00"
-    assert parse_ocel_sqlite(data).notes == parse_ocel(json.dumps(OCEL).encode()).notes
+    assert parse_ocel_sqlite(data, zone=utc).notes == [
+        *parse_ocel(json.dumps(OCEL).encode()).notes,
+        "Alle Zeitpunkte ohne Zeitzone wurden als Uhrzeit in UTC gelesen (nicht in der "
+        "Zeitzone des Servers).",
+    ]
+    # without a zone the same wall-clock times are German time (winter: one hour earlier)
+    berlin = parse_ocel_sqlite(data, object_type="order")
+    assert berlin.events[2].timestamp.isoformat() == "2024-01-02T08:00:00+00:00"
     items = parse_event_log(data, "export.db", object_type="item")  # recognised by its header
     assert [e.case_key for e in items.events] == ["i1", "i1"]
 
@@ -321,7 +331,9 @@ def test_round_trip_json_xml_sqlite_give_the_same_analysis(db, tmp_path):
     results = {}
     for name, data in files.items():
         with db.session() as session:
-            imported = store.import_event_log(session, tenant_id, data, filename=name)
+            # to_sqlite writes UTC without offset: the import names that zone
+            zone = "UTC" if name.endswith(".sqlite") else None
+            imported = store.import_event_log(session, tenant_id, data, filename=name, zone=zone)
             assert imported.log.format == "ocel" and imported.dataset.summary["events"] == 8577
             dataset_id = str(imported.dataset.id)
             results[name] = analyse(store.load_source(session, tenant_id, dataset_id)[0])

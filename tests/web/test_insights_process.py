@@ -169,3 +169,46 @@ def test_own_case_log_page_and_api(client, worlds, db):
     assert page.status_code == 200 and "Eingang erfasst" in page.text
     ocel = client.get("/api/v1/lagebild/prozesse/eigen/ocel").json()
     assert [e["type"] for e in ocel["events"]] == ["Eingang erfasst", "Erledigt"]
+
+
+def _first_event(db, dataset_name: str):  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        dataset = session.scalars(
+            select(InsightDataset).where(InsightDataset.name == dataset_name)
+        ).one()
+        return session.scalars(
+            select(ProcessEvent)
+            .where(ProcessEvent.dataset_id == dataset.id)
+            .order_by(ProcessEvent.timestamp)
+        ).first()
+
+
+def test_time_zone_of_times_without_offset_in_form_and_api(client, worlds, db):
+    login(client, "leitung")
+    page = client.get("/lagebild/prozesse")
+    assert 'name="zeitzone"' in page.text and 'value="Europe/Berlin"' in page.text
+    assert _upload(client, name="Berlin").status_code == 303
+    assert _upload(client, name="UTC", zeitzone="UTC").status_code == 303
+    berlin, utc = _first_event(db, "Berlin"), _first_event(db, "UTC")
+    # "02.01.2024 08:00" is 07:00 UTC in Berlin (winter time) and 08:00 read as UTC.
+    assert berlin.timestamp.replace(tzinfo=None).hour == 7
+    assert utc.timestamp.replace(tzinfo=None).hour == 8
+    refused = _upload(client, name="Falsch", zeitzone="Mond/Basis")
+    assert refused.status_code == 422
+    assert "Die Zeitzone „Mond/Basis“ ist unbekannt" in refused.text
+    assert 'value="Mond/Basis"' in refused.text  # the form keeps what was typed
+    created = client.post(
+        "/api/v1/lagebild/prozesse",
+        files={"datei": ("p.csv", CSV, "text/csv")},
+        data={"zeitzone": "UTC"},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["mapping"]["timezone"] == "UTC"
+    wrong = client.post(
+        "/api/v1/lagebild/prozesse",
+        files={"datei": ("p.csv", CSV, "text/csv")},
+        data={"zeitzone": "../etc/passwd"},
+        headers={"X-CSRF-Token": csrf_of(client)},
+    )
+    assert wrong.status_code == 422 and "unbekannt" in wrong.json()["detail"]

@@ -54,6 +54,12 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         objekttyp: str | None = typer.Option(
             None, "--objekttyp", help="OCEL: Objekttyp, der als Fall dient (z. B. order)."
         ),
+        zeitzone: str | None = typer.Option(
+            None,
+            "--zeitzone",
+            help="Zeitzone für Zeitpunkte ohne Zeitzonenangabe (IANA-Name, z. B. Europe/Vienna "
+            "oder UTC); Standard: Europe/Berlin. Zeitpunkte mit Angabe (+01:00, Z) behalten sie.",
+        ),
         name: str = typer.Option("", "--name", help="Name des Datensatzes (Standard: Dateiname)."),
         kommune: str | None = TenantOpt,
         as_json: bool = typer.Option(False, "--json", help="Ergebnis als JSON ausgeben."),
@@ -80,6 +86,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 fmt=format,
                 mapping=_mapping(spalte),
                 object_type=objekttyp,
+                zone=zeitzone,
                 store=OriginalStore(s.originals_dir),
                 actor="cli",
             )

@@ -11,6 +11,10 @@ Rules shared by all formats:
   row (CSV) or the event (XES, OCEL) – the whole import stops, nothing is written;
 * events whose timestamps are not in order within a case are *not* an error: the analysis sorts
   each case by time (equal times keep the file order) and the log carries a note saying so;
+* a timestamp with an offset or ``Z`` keeps it; one without (``2024-03-04 08:15:00``, the usual
+  export of a German specialist procedure) is wall-clock time in one time zone, chosen per import
+  and :data:`DEFAULT_ZONE` (``Europe/Berlin``) by default – never the server's own zone, so the
+  same file gives the same UTC instants on every machine (:class:`LocalTime`);
 * XML is parsed as a stream (``iterparse``) and refused when it declares a DOCTYPE or entities
   (no entity expansion, no external files: "billion laughs" and XXE stay out).
 """
@@ -25,6 +29,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rathaus.core.parsing import ParseProblem, parse_json, xml_problem
 from rathaus.insights.tabular import (
@@ -40,6 +45,7 @@ from rathaus.insights.tabular import (
 FORMATS = ("csv", "xes", "ocel")
 MAX_EVENTS = 2_000_000
 MAX_KEY = 200  # ProcessEvent.case_key / activity / resource columns
+DEFAULT_ZONE = "Europe/Berlin"  # wall clock of timestamps without offset (German municipality)
 
 CSV_FIELDS: dict[str, FieldSpec] = {
     "case": FieldSpec(
@@ -116,8 +122,103 @@ class ParsedLog:
 # -- shared helpers ----------------------------------------------------------------------------
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC)
+def zone_of(name: str | None) -> ZoneInfo:
+    """The time zone for timestamps without offset: ``name`` from the IANA database (e.g.
+    ``Europe/Vienna``, ``UTC``) or, when empty, :data:`DEFAULT_ZONE`. An unknown name is a
+    German :class:`TableError`."""
+    text = (name or "").strip() or DEFAULT_ZONE
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: a path such as "../x"
+        raise TableError(
+            f"Die Zeitzone „{text[:60]}“ ist unbekannt. Erwartet wird ein Name aus der "
+            f"IANA-Zeitzonendatenbank, z. B. {DEFAULT_ZONE}, Europe/Vienna oder UTC."
+        ) from None
+
+
+def _example(stamp: dt.datetime) -> str:
+    return stamp.strftime("%d.%m.%Y %H:%M")
+
+
+@dataclass
+class LocalTime:
+    """Turns the timestamps of one import into UTC and counts what it had to decide.
+
+    A timestamp with an offset or ``Z`` keeps its instant. One without is wall-clock time in
+    ``zone``, daylight saving time included, with the two edges of the clock change decided the
+    same way every time (PEP 495, ``fold=0``):
+
+    * the hour that occurs twice in autumn (Berlin: 02:00–02:59 on the last Sunday of October)
+      is read as its *first* occurrence, still summer time (``02:30`` → ``00:30Z``);
+    * the hour that does not exist in spring (Berlin: 02:00–02:59 on the last Sunday of March)
+      is shifted *forward* by the length of the change (``02:30`` → ``03:30`` summer time,
+      ``01:30Z``).
+
+    :meth:`notes` says in German how many timestamps were read which way."""
+
+    zone: ZoneInfo = field(default_factory=lambda: zone_of(None))
+    total: int = 0
+    naive: int = 0
+    ambiguous: int = 0  # wall times that occur twice (autumn)
+    skipped: int = 0  # wall times that do not exist (spring)
+    examples: dict[str, dt.datetime] = field(default_factory=dict)  # first of each, for notes
+
+    def parse(self, text: str, *, row: int | None = None, label: str = "Zeitpunkt") -> dt.datetime:
+        """``text`` as a UTC instant; a :class:`TableError` naming ``row`` when unreadable."""
+        return self.utc(parse_datetime(text, row=row, label=label, tz=self.zone))
+
+    def utc(self, stamp: dt.datetime) -> dt.datetime:
+        """``stamp`` from :func:`~rathaus.insights.tabular.parse_datetime` (called with
+        ``tz=self.zone``) in UTC. That function attaches exactly this ``ZoneInfo`` object to a
+        timestamp without offset; a written offset comes back as a ``datetime.timezone``."""
+        self.total += 1
+        if stamp.tzinfo is not self.zone:
+            return stamp.astimezone(dt.UTC)
+        self.naive += 1
+        wall = stamp.replace(fold=0)
+        # PEP 495: only at a clock change do fold=0 and fold=1 give different offsets. In the
+        # autumn overlap fold=0 is the first occurrence (the larger, summer offset); in the
+        # spring gap fold=0 takes the offset from before the gap (the smaller one), which puts
+        # the instant one gap length later on the new wall clock.
+        first, second = wall.utcoffset(), wall.replace(fold=1).utcoffset()
+        if first is not None and second is not None and first > second:
+            self.ambiguous += 1
+            self.examples.setdefault("ambiguous", wall)
+        elif first is not None and second is not None and first < second:
+            self.skipped += 1
+            self.examples.setdefault("skipped", wall)
+        return wall.astimezone(dt.UTC)
+
+    def notes(self) -> list[str]:
+        """German notes for the import summary (empty when every timestamp had an offset)."""
+        if not self.naive:
+            return []
+        share = "Alle" if self.naive == self.total else f"{self.naive} von {self.total}"
+        notes = [
+            f"{share} Zeitpunkte ohne Zeitzone wurden als Uhrzeit in {self.zone.key} gelesen "
+            "(nicht in der Zeitzone des Servers)."
+        ]
+        if self.ambiguous:
+            notes.append(
+                f"{self.ambiguous} Zeitpunkt(e) lagen in der doppelten Stunde der Umstellung "
+                f"auf Winterzeit (z. B. {_example(self.examples['ambiguous'])}); gelesen wurde "
+                "jeweils das erste Auftreten (noch Sommerzeit)."
+            )
+        if self.skipped:
+            first = self.examples["skipped"]
+            shifted = first.astimezone(dt.UTC).astimezone(self.zone)
+            notes.append(
+                f"{self.skipped} Zeitpunkt(e) lagen in der Stunde, die bei der Umstellung "
+                f"auf Sommerzeit übersprungen wird (z. B. {_example(first)}); sie wurden um die "
+                f"Umstellung nach vorn verschoben ({first:%H:%M} → {shifted:%H:%M} Uhr)."
+            )
+        return notes
+
+    def finish(self, log: ParsedLog) -> ParsedLog:
+        """Record the zone in the log's mapping and add :meth:`notes`."""
+        log.mapping["timezone"] = self.zone.key
+        log.notes.extend(self.notes())
+        return log
 
 
 def _clip(value: str, label: str, where: str) -> str:
@@ -190,16 +291,19 @@ def parse_event_log(
     fmt: str | None = None,
     mapping: Mapping[str, str] | None = None,
     object_type: str | None = None,
+    zone: str | None = None,
 ) -> ParsedLog:
     """Read an event log in ``fmt`` (``csv``, ``xes``, ``ocel`` in any OCEL 2.0 serialisation;
-    detected when ``None``)."""
+    detected when ``None``). Timestamps without offset are read in ``zone`` (IANA name;
+    :data:`DEFAULT_ZONE` when empty)."""
+    tz = zone_of(zone)
     fmt = (fmt or detect_format(data, filename)).lower()
     if fmt == "csv":
-        return parse_csv(data, filename, mapping=mapping)
+        return parse_csv(data, filename, mapping=mapping, zone=tz)
     if fmt == "xes":
-        return parse_xes(data)
+        return parse_xes(data, zone=tz)
     if fmt in ("ocel", "ocel2", "jsonocel"):
-        return parse_ocel(data, object_type=object_type, filename=filename)
+        return parse_ocel(data, object_type=object_type, filename=filename, zone=tz)
     raise TableError(f"Unbekanntes Format „{fmt}“. Erlaubt sind: csv, xes, ocel.")
 
 
@@ -207,11 +311,17 @@ def parse_event_log(
 
 
 def parse_csv(
-    data: bytes, filename: str = "", *, mapping: Mapping[str, str] | None = None
+    data: bytes,
+    filename: str = "",
+    *,
+    mapping: Mapping[str, str] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> ParsedLog:
     """CSV (or XLSX) with one event per row; columns found by ``mapping`` (field → header) or
     by known names, pm4py's ``case:concept:name``/``concept:name``/``time:timestamp``/
-    ``org:resource`` included. Further columns go into ``data``."""
+    ``org:resource`` included. Further columns go into ``data``. Timestamps without offset
+    (also Excel date cells, which carry none) are read in ``zone`` (see :class:`LocalTime`)."""
+    clock = LocalTime(zone or zone_of(None))
     table: Table = read_table(data, filename, max_rows=MAX_EVENTS)
     columns = map_columns(table, CSV_FIELDS, {k: v for k, v in (mapping or {}).items() if v})
     used = set(columns.values())
@@ -226,9 +336,7 @@ def parse_csv(
             raise TableError(f"{where}, Feld „Fall-ID“: Die Fall-ID fehlt.")
         if not activity:
             raise TableError(f"{where}, Feld „Aktivität“: Die Aktivität fehlt.")
-        stamp = parse_datetime(
-            cell(table, row, columns, "timestamp"), row=number, label="Zeitpunkt"
-        )
+        stamp = clock.parse(cell(table, row, columns, "timestamp"), row=number)
         attributes = {h: row[i] for i, h in extra if i < len(row) and row[i] != ""}
         group = cell(table, row, columns, "group")
         if group:
@@ -238,7 +346,7 @@ def parse_csv(
                 position=index,
                 case_key=case_key,
                 activity=activity,
-                timestamp=_utc(stamp),
+                timestamp=stamp,
                 resource=_clip(cell(table, row, columns, "resource"), "Ressource", where),
                 data=attributes,
             )
@@ -250,7 +358,7 @@ def parse_csv(
         mapping={name: table.headers[i] for name, i in columns.items()}
         | {"encoding": table.encoding, "delimiter": table.delimiter},
     )
-    return _finish(log)
+    return _finish(clock.finish(log))
 
 
 # -- XML safety --------------------------------------------------------------------------------
@@ -307,9 +415,11 @@ def _xes_value(kind: str, value: str) -> Any:
     return value
 
 
-def parse_xes(data: bytes) -> ParsedLog:
+def parse_xes(data: bytes, *, zone: ZoneInfo | None = None) -> ParsedLog:
     """XES (IEEE 1849), read as a stream: every ``<event>`` of every ``<trace>``; activity is
-    ``concept:name``, time ``time:timestamp``, resource ``org:resource``, group ``org:group``."""
+    ``concept:name``, time ``time:timestamp``, resource ``org:resource``, group ``org:group``.
+    XES requires an offset; a timestamp without one is read in ``zone``."""
+    clock = LocalTime(zone or zone_of(None))
     events: list[Event] = []
     depth_stack: list[str] = []
     trace_attrs: dict[str, Any] = {}
@@ -335,16 +445,22 @@ def parse_xes(data: bytes) -> ParsedLog:
             value = _xes_value(tag, element.get("value", ""))
             (event_attrs if parent == "event" else trace_attrs)[key] = value
         elif tag == "event" and parent == "trace":
-            events.append(_xes_event(len(events), trace_no, trace_attrs, event_attrs))
+            events.append(_xes_event(len(events), trace_no, trace_attrs, event_attrs, clock))
             element.clear()
         elif tag == "trace":
             element.clear()
     if not saw_log:
         raise TableError("Die Datei ist keine XES-Datei (kein <log>-Element).")
-    return _finish(ParsedLog("xes", events, mapping={"format": "xes"}))
+    return _finish(clock.finish(ParsedLog("xes", events, mapping={"format": "xes"})))
 
 
-def _xes_event(position: int, trace_no: int, trace: dict[str, Any], attrs: dict[str, Any]) -> Event:
+def _xes_event(
+    position: int,
+    trace_no: int,
+    trace: dict[str, Any],
+    attrs: dict[str, Any],
+    clock: LocalTime,
+) -> Event:
     where = f"Fall {trace_no}, Ereignis {position + 1}"
     case_key = str(trace.get("concept:name", "") or f"Fall {trace_no}")
     activity = str(attrs.pop("concept:name", "")).strip()
@@ -354,7 +470,7 @@ def _xes_event(position: int, trace_no: int, trace: dict[str, Any], attrs: dict[
     if not raw:
         raise TableError(f"{where} ({activity}): Der Zeitpunkt (time:timestamp) fehlt.")
     try:
-        stamp = parse_datetime(str(raw))
+        stamp = clock.parse(str(raw))
     except TableError:
         raise TableError(f"{where} ({activity}): „{str(raw)[:40]}“ ist kein Zeitpunkt.") from None
     data = {k: v for k, v in attrs.items() if k not in ("org:resource", "org:group")}
@@ -364,7 +480,7 @@ def _xes_event(position: int, trace_no: int, trace: dict[str, Any], attrs: dict[
         position=position,
         case_key=_clip(case_key, "Fall-ID", where),
         activity=_clip(activity, "Aktivität", where),
-        timestamp=_utc(stamp),
+        timestamp=stamp,
         resource=_clip(str(attrs.get("org:resource", "")), "Ressource", where),
         data=data,
     )
@@ -375,9 +491,9 @@ def _xes_event(position: int, trace_no: int, trace: dict[str, Any], attrs: dict[
 RESOURCE_ATTRIBUTES = ("org:resource", "resource", "ressource")
 
 
-def _ocel_time(value: Any, where: str) -> dt.datetime:
+def _ocel_time(value: Any, where: str, clock: LocalTime) -> dt.datetime:
     try:
-        return _utc(parse_datetime(str(value or "")))
+        return clock.parse(str(value or ""))
     except TableError:
         raise TableError(f"{where}: „{str(value)[:40]}“ ist kein Zeitpunkt.") from None
 
@@ -387,21 +503,29 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def parse_ocel(data: bytes, *, object_type: str | None = None, filename: str = "") -> ParsedLog:
+def parse_ocel(
+    data: bytes,
+    *,
+    object_type: str | None = None,
+    filename: str = "",
+    zone: ZoneInfo | None = None,
+) -> ParsedLog:
     """OCEL 2.0 in any of its serialisations: JSON here, XML and SQLite (recognised by their
     first bytes) in :mod:`rathaus.insights.ocel`. Process mining needs one *case notion*: the
     events are flattened onto the objects of ``object_type`` (see :func:`~rathaus.insights.
     ocel.flatten`); without it the type with the most event relations is chosen (with a note).
     A ``filename`` ending in ``.sqlite``/``.xml`` … picks that reader even when the content does
-    not fit, so the error says what is wrong with the file."""
+    not fit, so the error says what is wrong with the file. Times without offset (allowed by the
+    SQLite form, ``2024-01-09 15:00:00``) are read in ``zone``."""
     from rathaus.insights import ocel
 
+    clock = LocalTime(zone or zone_of(None))
     name = filename.lower()
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<") or name.endswith(ocel.XML_SUFFIXES):
-        return ocel.parse_ocel_xml(data, object_type=object_type)
+        return ocel.parse_ocel_xml(data, object_type=object_type, zone=clock.zone)
     if ocel.is_sqlite(data) or name.endswith(ocel.SQLITE_SUFFIXES):
-        return ocel.parse_ocel_sqlite(data, object_type=object_type)
+        return ocel.parse_ocel_sqlite(data, object_type=object_type, zone=clock.zone)
     try:
         doc = parse_json(data)
     except ParseProblem as exc:
@@ -440,4 +564,4 @@ def parse_ocel(data: bytes, *, object_type: str | None = None, filename: str = "
                 id=eid,
             )
         )
-    return ocel.flatten(raw, type_of, object_type, "json")
+    return ocel.flatten(raw, type_of, object_type, "json", clock)

@@ -38,6 +38,10 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
+    """A time *read back from the database* in UTC. Rathaus stores UTC; SQLite keeps no zone and
+    returns it naive, PostgreSQL returns it aware. Times from an imported file never come here
+    naive: the readers (:class:`~rathaus.insights.eventlog.LocalTime`) have already decided
+    their zone, so this is no place for the municipality's local time."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
@@ -61,12 +65,17 @@ def import_event_log(
     fmt: str | None = None,
     mapping: dict[str, str] | None = None,
     object_type: str | None = None,
+    zone: str | None = None,
     store: OriginalStore | None = None,
     actor: str = "system",
 ) -> ImportResult:
     """Parse the whole file first, then write data set and events in the caller's transaction
-    (a parse error raises before anything is written). The original goes to ``store``."""
-    log = parse_event_log(data, filename, fmt=fmt, mapping=mapping, object_type=object_type)
+    (a parse error raises before anything is written). The original goes to ``store``.
+    Timestamps without offset are read in ``zone`` (IANA name; empty: ``Europe/Berlin``); the
+    zone used is kept in the data set's mapping (``timezone``) and in the audit event."""
+    log = parse_event_log(
+        data, filename, fmt=fmt, mapping=mapping, object_type=object_type, zone=zone
+    )
     sha = ""
     if store is not None:
         sha = store.put(tenant_id, data).sha256
@@ -120,7 +129,12 @@ def import_event_log(
             actor=actor,
             tenant_id=tenant_id,
             subject=f"dataset:{dataset.id}",
-            data={"format": log.format, "events": len(log.events), "sha256": sha},
+            data={
+                "format": log.format,
+                "events": len(log.events),
+                "sha256": sha,
+                "timezone": log.mapping.get("timezone", ""),
+            },
         ),
     )
     session.flush()

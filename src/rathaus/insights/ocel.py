@@ -29,17 +29,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rathaus.insights.eventlog import (
     MAX_EVENTS,
     RESOURCE_ATTRIBUTES,
     Event,
+    LocalTime,
     ParsedLog,
     _clip,
     _finish,
     _iterparse,
     _local,
     _ocel_time,
+    zone_of,
 )
 from rathaus.insights.tabular import TableError
 
@@ -70,11 +73,14 @@ def flatten(
     type_of: dict[str, str],
     object_type: str | None,
     serialisation: str,
+    clock: LocalTime | None = None,
 ) -> ParsedLog:
     """Process mining needs one *case notion*: the events are flattened onto the objects of
     ``object_type`` (an event related to two orders becomes an event of each). Without
     ``object_type`` the type with the most event relations is chosen (with a note). Every
-    event keeps all its object relations (``data["ocel"]``) for the OCEL export."""
+    event keeps all its object relations (``data["ocel"]``) for the OCEL export. ``clock``
+    turns the times into UTC (times without offset in its zone; default ``Europe/Berlin``)."""
+    clock = clock or LocalTime()
     events = list(events)
     relations: Counter[str] = Counter(
         type_of[oid] for raw in events for oid, _ in raw.relationships if oid in type_of
@@ -102,7 +108,7 @@ def flatten(
         activity = _clip(raw.type, "Aktivität", raw.where)
         if not activity:
             raise TableError(f"{raw.where}: Der Ereignistyp (Aktivität) fehlt.")
-        stamp = _ocel_time(raw.time, raw.where)
+        stamp = _ocel_time(raw.time, raw.where, clock)
         attrs = dict(raw.attributes)
         resource = next((str(attrs.pop(k)) for k in RESOURCE_ATTRIBUTES if k in attrs), "")
         rels = [
@@ -133,7 +139,7 @@ def flatten(
             "object_types": sorted(set(type_of.values())),
         },
     )
-    return _finish(log)
+    return _finish(clock.finish(log))
 
 
 def _too_many(what: str, limit: int) -> TableError:
@@ -170,10 +176,13 @@ def _typed(kind: str, text: str) -> Any:
     return text
 
 
-def parse_ocel_xml(data: bytes, *, object_type: str | None = None) -> ParsedLog:
+def parse_ocel_xml(
+    data: bytes, *, object_type: str | None = None, zone: ZoneInfo | None = None
+) -> ParsedLog:
     """OCEL 2.0 as XML (``<log>`` with ``<object-types>``, ``<event-types>``, ``<objects>``,
     ``<events>`` in any order), read as a stream. Attribute values get the type declared for
-    their event type (integer, float, boolean; time and string stay text)."""
+    their event type (integer, float, boolean; time and string stay text). Times without offset
+    are read in ``zone`` (default ``Europe/Berlin``)."""
     declared: dict[str, dict[str, str]] = defaultdict(dict)  # event type -> attribute -> type
     type_of: dict[str, str] = {}
     raw: list[RawEvent] = []
@@ -257,7 +266,7 @@ def parse_ocel_xml(data: bytes, *, object_type: str | None = None) -> ParsedLog:
         event.attributes = {
             name: _typed(kinds.get(name, "string"), text) for name, text in event.attributes.items()
         }
-    return flatten(raw, type_of, object_type, "xml")
+    return flatten(raw, type_of, object_type, "xml", LocalTime(zone or zone_of(None)))
 
 
 def _drop(parent: ET.Element, element: ET.Element) -> None:
@@ -289,10 +298,14 @@ def is_sqlite(data: bytes) -> bool:
     return data.startswith(SQLITE_MAGIC)
 
 
-def parse_ocel_sqlite(data: bytes, *, object_type: str | None = None) -> ParsedLog:
+def parse_ocel_sqlite(
+    data: bytes, *, object_type: str | None = None, zone: ZoneInfo | None = None
+) -> ParsedLog:
     """OCEL 2.0 as SQLite database: tables ``event``, ``object``, ``event_object``,
     ``event_map_type`` and one table ``event_<Typ>`` per event type (time and attributes);
-    ``object_object`` and the object tables are not needed for the analysis."""
+    ``object_object`` and the object tables are not needed for the analysis. ``ocel_time``
+    is usually text without offset (``2024-01-09 15:00:00``): it is read in ``zone``
+    (default ``Europe/Berlin``)."""
     if not is_sqlite(data):
         raise TableError(
             "Die Datei ist keine SQLite-Datenbank (die Kennung „SQLite format 3“ am Anfang "
@@ -307,7 +320,7 @@ def parse_ocel_sqlite(data: bytes, *, object_type: str | None = None) -> ParsedL
             raise _damaged(exc) from None
         try:
             _harden(connection)
-            return _read_sqlite(connection, object_type)
+            return _read_sqlite(connection, object_type, LocalTime(zone or zone_of(None)))
         except sqlite3.Error as exc:
             raise _damaged(exc) from None
         finally:
@@ -399,7 +412,9 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _read_sqlite(connection: sqlite3.Connection, object_type: str | None) -> ParsedLog:
+def _read_sqlite(
+    connection: sqlite3.Connection, object_type: str | None, clock: LocalTime
+) -> ParsedLog:
     tables = _tables(connection)
     names: dict[str, str] = {}
     missing = []
@@ -473,7 +488,7 @@ def _read_sqlite(connection: sqlite3.Connection, object_type: str | None) -> Par
             raise TableError(f"{where}: In der Tabelle „{table}“ fehlt die Zeile dazu (Zeitpunkt).")
         stamp, attributes = detail
         raw.append(RawEvent(where, etype, stamp, attributes, relations.pop(eid, []), eid))
-    return flatten(raw, type_of, object_type, "sqlite")
+    return flatten(raw, type_of, object_type, "sqlite", clock)
 
 
 def _event_details(

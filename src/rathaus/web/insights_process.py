@@ -27,7 +27,7 @@ from rathaus.core.roles import Permission, permissions_of
 from rathaus.core.storage import OriginalStore
 from rathaus.insights import eventlog_store as store
 from rathaus.insights.charts import bar_chart, histogram_bins
-from rathaus.insights.eventlog import FORMATS
+from rathaus.insights.eventlog import DEFAULT_ZONE, FORMATS
 from rathaus.insights.export import table_response
 from rathaus.insights.process import ProcessAnalysis, analyse
 from rathaus.insights.process_hours import DEFAULT_END, DEFAULT_START, working_hours
@@ -90,6 +90,7 @@ def _list_page(request: Request, tenant: Any, user: Any, session: Any, **extra: 
         "can_manage": _can_manage(user),
         "formats": FORMATS,
         "column_fields": COLUMN_FIELDS,
+        "default_zone": DEFAULT_ZONE,
         "form": {},
         "error": None,
     }
@@ -155,6 +156,7 @@ async def _import(
         fmt=None if fmt in (None, "auto") else fmt,
         mapping={k: v for k, v in mapping.items() if v},
         object_type=values.get("objekttyp", "").strip() or None,
+        zone=values.get("zeitzone", "").strip() or None,
         store=OriginalStore(settings.originals_dir),
         actor=actor,
     )
