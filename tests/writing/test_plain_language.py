@@ -80,6 +80,17 @@ def codes(text: str) -> set[str]:
         ("vergangenheit", "Sie kamen mit dem Bus.", "Die Schiffe bringen Waren aus aller Welt."),
         ("vergangenheit", "Dort entstanden neue Häuser.", "Dort ist ein Park entstanden."),
         ("gehobenes_wort", "Der Antrag ist bereits da.", "Der Antrag ist schon da."),
+        # "so genannte" in two words is "sogenannte"; the participle "so genannt" is not
+        ("gehobenes_wort", "Das ist die so genannte Umweltzone.", "Wir haben das Kind so genannt."),
+        # the first word of a sentence is capitalised, but it is no noun before "der"
+        ("genitiv", "Die Hälfte der Menschen kommt.", "Zu der Zeit waren die Straßen leer."),
+        ("genitiv", "Das Ende der Straße ist nah.", "Nur der Tod kann uns trennen."),
+        # a participle after a comma belongs to another clause: no passive
+        (
+            "passiv",
+            "Der Antrag wird vom Amt geprüft, wenn Sie ihn abgeben.",
+            "Müsli wird immer beliebter, wenn man den Umsatz betrachtet.",
+        ),
         (
             "mehrere_aussagen",
             "Seitdem die Straße offen ist, kommen mehr Gäste.",
@@ -153,7 +164,7 @@ def test_new_rules_explain_in_german_with_a_suggestion():
 
 
 def test_text_severity_counts_the_hardest_sentence_per_rule():
-    from rathaus.writing.plain_language import PER_SYLLABLE, PER_SYLLABLE_PER_WORD
+    from rathaus.writing.plain_language import PER_LETTER, PER_SYLLABLE, PER_SYLLABLE_PER_WORD
 
     text = "Sie könnten z. B. morgen kommen. Es wäre gut. Das Amt ist offen."
     report = check(text)
@@ -165,12 +176,24 @@ def test_text_severity_counts_the_hardest_sentence_per_rule():
         sum(weights[c] * n for c, n in worst.items())
         + PER_SYLLABLE * max(syllables)
         + PER_SYLLABLE_PER_WORD * sum(syllables) / words
+        + PER_LETTER * max(s.letters for s in report.sentences)
     )
     assert report.severity == pytest.approx(expected)
+    assert report.sentences[0].letters == len("SiekönntenzBmorgenkommen")
     # one hard sentence is not averaged away by plain ones after it
     hard = "Aufgrund der Sanierung wäre eine Vorsprache nur nach vorheriger Terminvereinbarung möglich."
     plain = " Das Amt ist offen. Sie können kommen. Wir helfen Ihnen."
     assert check(hard + plain).severity > check(hard).severity - 1.0
+
+
+def test_letters_break_a_tie_between_otherwise_equal_versions():
+    # same rules, same syllables: only the shorter word differs
+    longer = check("Viele Autos tuckern jeden Tag über die Straßen.")
+    shorter = check("Viele Autos fahren jeden Tag über die Straßen.")
+    assert longer.sentences[0].syllables == shorter.sentences[0].syllables
+    assert shorter.severity < longer.severity < shorter.severity + 0.01
+    # it never outweighs a syllable: "Oase" (3 syllables, 4 letters) is harder than "Strauch"
+    assert check("Das ist der Strauch.").severity < check("Das ist die Oase.").severity
 
 
 def test_compound_splitter_suggests_mediopunkt():
@@ -333,9 +356,9 @@ def test_sari_rewards_the_reference_and_punishes_copying():
 def test_checker_ranks_deplain_simplifications_as_simpler():
     result = evaluate_checker(DATA, with_readability=False)
     assert result["pairs"] == 767
-    # Measured 0.827 (all), 0.823 tuning half, 0.830 held-out half; target 0.85 not reached.
-    assert result["pairwise"] >= 0.82
-    assert result["pairwise_detail"]["held_out_half"]["share"] >= 0.815
+    # Measured 0.830 (all), 0.829 tuning half, 0.832 held-out half; target 0.85 not reached.
+    assert result["pairwise"] >= 0.825
+    assert result["pairwise_detail"]["held_out_half"]["share"] >= 0.825
     assert result["pairwise"] > result["baseline_naive"]
     v = result["violations_per_sentence"]
     assert v["simplification"]["violations_per_sentence"] < v["original"]["violations_per_sentence"]

@@ -14,7 +14,8 @@ from rathaus.writing.plain_rules import (
     Rule,
     RuleConfig,
     Sentence,
-    word_syllables,
+    letter_words,
+    syllables,
 )
 
 __all__ = [
@@ -175,6 +176,7 @@ class SentenceReport:
     findings: list[Finding] = field(default_factory=list)
     syllables: int = 0
     letter_words: int = 0
+    letters: int = 0
 
     @property
     def severity(self) -> float:
@@ -249,10 +251,14 @@ class CheckReport:
 # word (short, common words are short). So splitting a sentence, dropping a hard word or adding a
 # plain explaining sentence hardly changes it, and one bad sentence is not averaged away.
 # Weights and the two factors were fitted on the even half of DEplain-web (see
-# docs/plain-language.md) and checked on the odd half.
+# docs/plain-language.md) and checked on the odd half. ``PER_LETTER`` (letters of the longest
+# sentence) is a tie-breaker only: syllables are counted coarsely, so two versions often tie
+# ("tuckern" / "fahren"); at 0.0001 per letter (1,500 letters weigh one syllable) it decides
+# practically only between otherwise equal versions.
 CAP = 3
 PER_SYLLABLE = 0.15
 PER_SYLLABLE_PER_WORD = 0.5
+PER_LETTER = 0.0001
 
 
 def _capped(report: SentenceReport) -> Counter[str]:
@@ -272,7 +278,7 @@ def severity(reports: list[SentenceReport]) -> float:
     """The Schweregrad of a text (0 is best; compare two versions of one text with it): for each
     rule its weight times the most findings of it in one sentence, ``PER_SYLLABLE`` times the
     syllables of the longest sentence, plus ``PER_SYLLABLE_PER_WORD`` times the mean syllables
-    per word."""
+    per word, plus the tie-breaker ``PER_LETTER`` times the letters of the longest sentence."""
     if not reports:
         return 0.0
     worst: Counter[str] = Counter()
@@ -287,6 +293,7 @@ def severity(reports: list[SentenceReport]) -> float:
         sum(weights[c] * n for c, n in worst.items())
         + PER_SYLLABLE * longest
         + PER_SYLLABLE_PER_WORD * per_word
+        + PER_LETTER * max(r.letters for r in reports)
     )
 
 
@@ -315,7 +322,8 @@ def check(
                 )
                 counts[rule.code] += 1
         findings.sort(key=lambda f: (f.start, f.end))
-        counted = word_syllables(sentence.text)
+        words = letter_words(sentence.text)
+        counted = [syllables(w) for w in words]
         reports.append(
             SentenceReport(
                 index,
@@ -326,6 +334,7 @@ def check(
                 findings,
                 syllables=sum(counted),
                 letter_words=len(counted),
+                letters=sum(map(len, words)),
             )
         )
     n = len(reports)

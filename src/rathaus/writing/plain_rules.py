@@ -55,9 +55,14 @@ def syllables(word: str) -> int:
     return max(1, len(_VOWEL_GROUP.findall(word)))
 
 
+def letter_words(text: str) -> list[str]:
+    """The words of letters in ``text`` (numbers are left out)."""
+    return _LETTERS.findall(text)
+
+
 def word_syllables(text: str) -> list[int]:
     """Syllables of each word of letters in ``text`` (numbers are left out)."""
-    return [syllables(w) for w in _LETTERS.findall(text)]
+    return [syllables(w) for w in letter_words(text)]
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ GE_INFINITIVES = _words(
     "gewähren gewöhnen gebrauchen gedenken gestehen gestatten gewinnt gelangen genehmigen "
     "gebären gebieten geraten"
 )
+_CLAUSE_BREAK = re.compile(r"[,;:–]")
 INSEPARABLE = ("be", "er", "ver", "zer", "ent", "emp", "miss", "über", "unter", "hinter", "ge")
 
 
@@ -202,6 +208,8 @@ def _passive(sentence: Sentence, config: RuleConfig) -> list[Hit]:
         for later in tokens[i + 1 : i + 14]:
             if later.lower in WERDEN and later.lower != "worden":
                 break
+            if _CLAUSE_BREAK.search(sentence.text, tok.end, later.start):
+                break  # "… wird immer beliebter, wenn man den Umsatz betrachtet": another clause
             if later.text[0].islower() and _is_participle(later.text):
                 hits.append(Hit(tok.start, later.end, "Aktiv schreiben: Wer tut was?"))
                 break
@@ -243,13 +251,17 @@ GENITIVE_RE = re.compile(
 # (feminine and plural genitive; a relative "der" follows a comma and is not matched).
 NOUN_DER_NOUN_RE = re.compile(r"(?<=[a-zäöüß] )der\s+(?:[a-zäöüß]+e[nr]?\s+)*[A-ZÄÖÜ][a-zäöüß]+\b")
 _NOUN_BEFORE = re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+ $")
+_OPENING = re.compile(r"[\s„“”\"'‚‘’»«(\[–-]+")
 
 
 def _genitive(sentence: Sentence, config: RuleConfig) -> list[Hit]:
     text = sentence.text
     hits = [Hit(m.start(), m.end(), "Mit „von“ schreiben.") for m in GENITIVE_RE.finditer(text)]
     for m in NOUN_DER_NOUN_RE.finditer(text):
-        if _NOUN_BEFORE.search(text, 0, m.start()):
+        noun = _NOUN_BEFORE.search(text, 0, m.start())
+        # The first word of a sentence is capitalised whatever it is: "Zu der Zeit …",
+        # "Nur der Tod …", "Wenn der Mensch …" have no noun before "der".
+        if noun and _OPENING.sub("", text[: noun.start()]):
             hits.append(Hit(m.start(), m.end(), "Mit „von“ schreiben: „von der …“."))
     for tok in sentence.tokens:
         if tok.lower in GENITIVE_PREPOSITIONS:
@@ -599,12 +611,21 @@ WRITTEN_REGISTER = {
 }  # fmt: skip
 
 
+# "so genannte" in two words means the same as "sogenannte".
+SO_CALLED_RE = re.compile(r"\bso\s+genannte[nrs]?\b", re.IGNORECASE)
+
+
 def _written_register(sentence: Sentence, config: RuleConfig) -> list[Hit]:
-    return [
+    hits = [
         Hit(t.start, t.end, f"Einfacher: „{WRITTEN_REGISTER[t.lower]}“.")
         for t in sentence.tokens
         if t.lower in WRITTEN_REGISTER
     ]
+    hits.extend(
+        Hit(m.start(), m.end(), "Einfacher: „weglassen und das Wort erklären“.")
+        for m in SO_CALLED_RE.finditer(sentence.text)
+    )
+    return hits
 
 
 # -- special characters ------------------------------------------------------------------------
