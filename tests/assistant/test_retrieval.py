@@ -222,6 +222,25 @@ def test_rank_metrics_of_the_evaluation() -> None:
     assert _rank_metrics(np.array([], dtype=int))["mrr"] == 0.0
 
 
+def test_evaluation_tells_queries_without_a_shared_search_term(db) -> None:
+    """The evaluation's split of the queries that the full text cannot find: their analysed
+    terms (stems, compound parts) are compared with the terms stored in the index."""
+    from rathaus.assistant.evaluation import entry_terms, shares_no_term
+
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=None)
+        session.commit()
+        terms = entry_terms(session, tenant.id)
+        ausweis = session.scalar(
+            select(KnowledgeEntry.id).where(KnowledgeEntry.external_id == "ausweis")
+        )
+        analyzer = Analyzer(knowledge.tenant_vocabulary(session, tenant.id))
+        assert "passfoto" in terms[ausweis]  # from a passage, not from the title
+        assert not shares_no_term("Personalausweise beantragen", terms[ausweis], analyzer)
+        assert shares_no_term("Reisepass verloren", terms[ausweis], analyzer)
+
+
 def test_fast_parts_of_the_search_compute_what_the_plain_ones_did(db, embedder) -> None:
     """The speed-ups change no result: the n-gram scores are exactly ``q @ matrix``, the best
     passage per entry is the maximum over its passages, the top entries are the sorted ones

@@ -4,7 +4,9 @@
   .json``) is indexed **without** its ``meta.keywords`` and every keyword entry is used as a query;
   the service it belongs to is the correct answer (recall@5, MRR, p95 latency), for all queries
   and separately for the odd- and even-numbered services (the fusion weights of
-  :mod:`rathaus.assistant.retrieve` were chosen on the odd half only, so the even half is unseen).
+  :mod:`rathaus.assistant.retrieve` were chosen on the odd half only, so the even half is unseen)
+  and for the queries that share no search term with their service (only meaning and spelling
+  can find those).
 * :func:`evaluate_assistant` – self-written citizen questions with the Munich services that
   answer them, and questions outside the catalogue where abstaining is right
   (``assistant/eval/fragen_muenchen.jsonl``): how often the answer cites a right service, how
@@ -25,15 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rathaus.assistant import answer as answering
 from rathaus.assistant import knowledge, retrieve
+from rathaus.assistant.analysis import Analyzer
 from rathaus.assistant.entries import EntryData
 from rathaus.assistant.importers import read_entries
 from rathaus.core.db import Database
 from rathaus.core.migrate import upgrade
-from rathaus.core.models import KnowledgeEntry, Tenant
+from rathaus.core.models import KnowledgeChunk, KnowledgeEntry, Tenant
 
 EVAL_DIR = Path(__file__).parent / "eval"
 QUESTIONS = EVAL_DIR / "fragen_muenchen.jsonl"
@@ -91,6 +95,25 @@ def _external_ids(session: Session, tenant_id: int) -> dict[int, str]:
     }
 
 
+def entry_terms(session: Session, tenant_id: int) -> dict[int, set[str]]:
+    """The analysed full-text terms of each entry (title, headings, passages) by entry id."""
+    terms: dict[int, set[str]] = {}
+    rows = session.execute(
+        select(
+            KnowledgeChunk.entry_id, KnowledgeChunk.search_title, KnowledgeChunk.search_text
+        ).where(KnowledgeChunk.tenant_id == tenant_id)
+    )
+    for entry_id, title, body in rows:
+        terms.setdefault(entry_id, set()).update(f"{title} {body}".split())
+    return terms
+
+
+def shares_no_term(query: str, terms: set[str], analyzer: Analyzer) -> bool:
+    """True when none of the query's search terms (stems and compound parts) is among
+    ``terms``: the full text cannot find the entry, only meaning and spelling can."""
+    return not set(analyzer.terms(query)) & terms
+
+
 def evaluate_retrieval(
     path: Path,
     *,
@@ -129,6 +152,13 @@ def evaluate_retrieval(
             ranks.append(found.index(gold) + 1 if gold in found else 0)
         r = np.array(ranks)
         in_odd = np.array([gold in odd for _, gold in queries], dtype=bool)
+        by_ext = {e: i for i, e in ext.items()}
+        terms = entry_terms(session, tenant.id)
+        analyzer = Analyzer(knowledge.tenant_vocabulary(session, tenant.id))
+        apart = np.array(
+            [shares_no_term(q, terms.get(by_ext[g], set()), analyzer) for q, g in queries],
+            dtype=bool,
+        )
         return {
             "data": str(path),
             "entries": len(entries),
@@ -136,6 +166,7 @@ def evaluate_retrieval(
             **_rank_metrics(r),
             "odd_services": {"queries": int(in_odd.sum()), **_rank_metrics(r[in_odd])},
             "even_services": {"queries": int((~in_odd).sum()), **_rank_metrics(r[~in_odd])},
+            "no_shared_term": {"queries": int(apart.sum()), **_rank_metrics(r[apart])},
             "p95_ms": round(float(np.percentile(total_ms, 95)), 1),
             "p95_search_ms": round(float(np.percentile(search_ms, 95)), 1),
             "index": "Name und Beschreibung (ohne meta.keywords); Volltext + e5 (Passage, "
