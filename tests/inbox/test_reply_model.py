@@ -175,6 +175,22 @@ def test_model_error_leaves_the_template_draft_and_a_flag(db: Database, tmp_path
         assert "konnte die Anfrage nicht verarbeiten" in case.needs_review_reason
 
 
+@pytest.mark.model
+def test_local_model_over_its_time_limit_leaves_the_template_draft_and_a_flag(
+    sqlite_db: Database, tmp_path: Path, local_llm: LocalLlamaModel
+) -> None:
+    # The real model with a limit far below what reading the prompt takes.
+    slow = LocalLlamaModel(local_llm.model_path, context_size=2048, threads=2, timeout_s=0.2)
+    with sqlite_db.session() as session:
+        world = build_history_world(session, per_service=0)
+        case = ingest(session, tenant=world.tenant, item=_item(LETTER), kit=_kit(tmp_path, slow)).case  # fmt: skip
+        message, suggestion = draft_of(session, case)
+        assert suggestion.backend == "vorlage" and message.status == "entwurf"
+        assert _is_template(message.body, case)
+        assert "Antwortentwurf ohne Sprachmodell" in case.needs_review_reason
+        assert "hat in 0.2 s nicht geantwortet" in case.needs_review_reason
+
+
 @pytest.fixture
 def silent_server() -> Iterator[ModelServer]:
     server = ModelServer("stumm")

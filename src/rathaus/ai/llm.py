@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import threading
@@ -438,11 +439,65 @@ class OpenAICompatibleModel:
 
 
 class _LoadedLlama:
-    """One llama.cpp model in memory with a lock: a ``Llama`` object serves one call at a time."""
+    """One llama.cpp model in memory with a lock: a ``Llama`` object serves one call at a time.
+
+    A call may run under a time limit (:meth:`limit`). llama.cpp asks its abort callback after
+    every step of a computation, so reading a long prompt stops too, not only the generation
+    between two tokens; ``llama-cpp-python`` removes the half-read part from its cache before
+    the next evaluation. The callback must not be Python: it runs on llama.cpp's compute thread
+    after every one of some thousand graph nodes per token and would take the GIL each time
+    (behind a busy web thread, up to 5 ms a node). It is the C library's ``strlen`` on a
+    two-byte flag instead: 0 while the call may go on, 1 once a timer thread has set the first
+    byte at the deadline (``bool`` and ``size_t`` come back in the same register).
+    """
 
     def __init__(self, llama: Any) -> None:
         self.llama = llama
         self.lock = threading.Lock()
+        self.stopped = False  # the current call's time ran out
+        self._flag = ctypes.create_string_buffer(2)
+        self._turn = 0
+        self._turn_lock = threading.Lock()
+        self._abort: Any = None
+        ctx = getattr(llama, "ctx", None)
+        if ctx is None:  # tests of the plumbing pass stand-ins
+            return
+        import llama_cpp
+
+        try:
+            strlen = ctypes.CDLL(None).strlen
+        except (OSError, AttributeError):  # no C library symbols: only the wait is limited
+            return
+        # Kept on the object: ctypes would call freed memory if it were collected.
+        self._abort = ctypes.cast(strlen, llama_cpp.ggml_abort_callback)
+        llama_cpp.llama_set_abort_callback(
+            ctx, self._abort, ctypes.cast(self._flag, ctypes.c_void_p)
+        )
+
+    @contextmanager
+    def limit(self, seconds: float) -> Iterator[None]:
+        """Run the body with llama.cpp stopped after ``seconds``; ``stopped`` says if it was."""
+        with self._turn_lock:
+            self._turn += 1
+            turn = self._turn
+            self._flag[0] = b"\0"
+            self.stopped = False
+        timer = threading.Timer(max(seconds, 0.0), self._stop, args=(turn,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            with self._turn_lock:
+                self._turn += 1  # a timer firing now finds another turn and does nothing
+                self._flag[0] = b"\0"
+
+    def _stop(self, turn: int) -> None:
+        with self._turn_lock:
+            if turn == self._turn:
+                self._flag[0] = b"\1"
+                self.stopped = True
 
 
 _LOADED: dict[tuple[str, int, int], _LoadedLlama] = {}
@@ -465,6 +520,7 @@ class LocalLlamaModel:
         *,
         context_size: int = 4096,
         threads: int = 2,
+        timeout_s: float | None = None,
         version: str | None = None,
         check: Callable[[Path], None] | None = None,
     ) -> None:
@@ -473,6 +529,7 @@ class LocalLlamaModel:
         self.model = self.model_path.stem
         self.context_size = context_size
         self.threads = threads
+        self.timeout_s = timeout_s
         self.version = version or f"datei:{self.model_path.name}"
 
     def _loaded(self) -> _LoadedLlama:
@@ -518,11 +575,44 @@ class LocalLlamaModel:
                 "Bitte die Datei mit `rathaus models files` prüfen."
             ) from exc
 
-    def _failed(self, exc: Exception) -> ModelUnavailableError:
+    def _failed(self, exc: Exception, loaded: _LoadedLlama) -> ModelUnavailableError:
+        if loaded.stopped:
+            return self._too_slow()
         return ModelUnavailableError(
             f"Das lokale Sprachmodell {self.model} konnte die Anfrage nicht verarbeiten ({exc}). "
             "Bitte den Text kürzen oder RATHAUS_LLM__CONTEXT_SIZE erhöhen."
         )
+
+    def _too_slow(self) -> ModelUnavailableError:
+        reason = f"keine Antwort innerhalb von {self.timeout_s:g} s"
+        return ModelUnavailableError(
+            f"Das lokale Sprachmodell {self.model} hat in {self.timeout_s:g} s nicht geantwortet "
+            "und wurde abgebrochen (Zeitlimit RATHAUS_LLM__LOCAL_TIMEOUT_S). Bitte den Text "
+            "kürzen, es später erneut versuchen oder einen Modellserver einrichten.",
+            reason=reason,
+        )
+
+    @contextmanager
+    def _turn(self) -> Iterator[_LoadedLlama]:
+        """The loaded model for one call: waits for the previous call and runs under the time
+        limit, both together at most ``timeout_s`` seconds."""
+        loaded = self._loaded()
+        if self.timeout_s is None:
+            with loaded.lock:
+                yield loaded
+            return
+        deadline = time.monotonic() + self.timeout_s
+        if not loaded.lock.acquire(timeout=self.timeout_s):
+            raise ModelUnavailableError(
+                f"Das lokale Sprachmodell {self.model} ist seit {self.timeout_s:g} s mit einer "
+                "anderen Anfrage beschäftigt. Bitte es später erneut versuchen.",
+                reason="belegt",
+            )
+        try:
+            with loaded.limit(deadline - time.monotonic()):
+                yield loaded
+        finally:
+            loaded.lock.release()
 
     def complete(
         self,
@@ -532,11 +622,10 @@ class LocalLlamaModel:
         temperature: float = 0.0,
         json_mode: bool = False,
     ) -> Completion:
-        loaded = self._loaded()
         kwargs: dict[str, Any] = {}
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
-        with loaded.lock:
+        with self._turn() as loaded:
             try:
                 data = loaded.llama.create_chat_completion(
                     messages=_payload_messages(messages),
@@ -545,7 +634,7 @@ class LocalLlamaModel:
                     **kwargs,
                 )
             except (ValueError, RuntimeError) as exc:
-                raise self._failed(exc) from exc
+                raise self._failed(exc, loaded) from exc
         choice = data["choices"][0]
         prompt_tokens, completion_tokens = _usage(data)
         return Completion(
@@ -559,8 +648,7 @@ class LocalLlamaModel:
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
     ) -> Iterator[str]:
-        loaded = self._loaded()
-        with loaded.lock:
+        with self._turn() as loaded:
             try:
                 chunks = loaded.llama.create_chat_completion(
                     messages=_payload_messages(messages),
@@ -573,4 +661,4 @@ class LocalLlamaModel:
                     if content:
                         yield content
             except (ValueError, RuntimeError) as exc:
-                raise self._failed(exc) from exc
+                raise self._failed(exc, loaded) from exc

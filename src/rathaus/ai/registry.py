@@ -248,11 +248,15 @@ def _local_llm(settings: Settings) -> LanguageModel:
             LLM_MODEL.path(settings.models_dir),
             context_size=settings.llm.context_size,
             threads=settings.llm.threads,
+            timeout_s=settings.llm.local_timeout_s,
             version=f"sha256:{LLM_MODEL.sha256[:12]}",
             check=_check_bundled,
         )
     return LocalLlamaModel(
-        path, context_size=settings.llm.context_size, threads=settings.llm.threads
+        path,
+        context_size=settings.llm.context_size,
+        threads=settings.llm.threads,
+        timeout_s=settings.llm.local_timeout_s,
     )
 
 

@@ -166,6 +166,13 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=1, ge=0, le=10)
     context_size: int = Field(default=4096, ge=512)
     threads: int = Field(default=2, ge=1)
+    local_timeout_s: float = Field(
+        default=180.0,
+        gt=0,
+        le=3600,
+        description="Höchstdauer eines Aufrufs des lokalen Modells (backend=local) in Sekunden, "
+        "Warten auf einen vorigen Aufruf eingeschlossen.",
+    )
     # -- several model servers (issue 8) --------------------------------------------------------
     servers: list[ModelServerSettings] = Field(
         default_factory=list, description="Weitere benannte Modellserver ([[llm.servers]])."

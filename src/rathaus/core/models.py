@@ -20,6 +20,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -525,7 +526,12 @@ class KnowledgeEntry(TenantScoped, Base):
     """
 
     __tablename__ = "knowledge_entries"
-    __table_args__ = (UniqueConstraint("tenant_id", "source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "source", "external_id"),
+        # The assistant's change check (count and newest ``updated_at`` of the published
+        # entries) reads only this index instead of every row with its text.
+        Index("ix_knowledge_entries_changes", "tenant_id", "is_published", "updated_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(60))
     external_id: Mapped[str] = mapped_column(String(300))
