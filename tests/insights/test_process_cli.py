@@ -102,3 +102,31 @@ def test_analysis_in_business_hours(cli, tmp_path):  # type: ignore[no-untyped-d
     assert "Wartezeit Median (Arbeitsstd.)" in csv.splitlines()[0]
     bad = cli("prozess", dataset_id, "--zeit", "arbeitszeit", "--von", "17:00")
     assert bad.exit_code != 0 and "Beginn muss vor dem Ende" in str(bad.exception)
+
+
+def test_zeitzone_for_times_without_offset(cli, db: Database, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "log.csv"
+    path.write_bytes(
+        b"case;activity;timestamp\n"
+        b"A-1;Eingang;2024-03-04 08:15:00\n"  # Monday, winter time (+01:00)
+        b"A-1;Bescheid;2024-07-01 08:15:00\n"  # Monday, summer time (+02:00)
+    )
+    times = []
+    for extra in ([], ["--zeitzone", "UTC"]):
+        done = cli("prozess-import", str(path), *extra)
+        assert done.exit_code == 0, done.output
+        zone = extra[1] if extra else "Europe/Berlin"
+        assert f"Hinweis: Alle Zeitpunkte ohne Zeitzone wurden als Uhrzeit in {zone}" in (
+            done.output
+        )
+        dataset_id = done.output.split("Ereignisprotokoll ", 1)[1].split(":", 1)[0]
+        exported = cli("prozess-export", dataset_id)
+        times.append([e["time"] for e in json.loads(exported.output)["events"]])
+    assert times == [
+        ["2024-03-04T07:15:00Z", "2024-07-01T06:15:00Z"],
+        ["2024-03-04T08:15:00Z", "2024-07-01T08:15:00Z"],
+    ]
+    failed = cli("prozess-import", str(path), "--zeitzone", "Berlin")
+    assert failed.exit_code != 0 and "Die Zeitzone „Berlin“ ist unbekannt" in str(failed.exception)
+    with db.session() as session:
+        assert len(session.scalars(select(ProcessEvent.id)).all()) == 4  # the failed one wrote none
