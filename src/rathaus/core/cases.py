@@ -7,9 +7,10 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from rathaus.core import sqlite_writers
 from rathaus.core.errors import InvalidTransitionError
 from rathaus.core.models import Case, CaseEvent, CaseStatus, User, utcnow
 
@@ -39,6 +40,9 @@ STATUS_LABELS = {
 }
 
 OPEN_STATUSES = frozenset({S.NEU, S.TRIAGE, S.ZUGEWIESEN, S.IN_BEARBEITUNG, S.WARTET})
+
+# First key of the PostgreSQL advisory locks that serialise numbering per tenant ("AKTZ").
+REFERENCE_LOCK_SPACE = 0x414B545A
 
 
 @lru_cache(maxsize=64)
@@ -76,10 +80,37 @@ def working_days_between(start: dt.date, end: dt.date, land: str) -> int:
     return count
 
 
+def lock_references(session: Session, *, tenant_id: int) -> None:
+    """Let this transaction alone number the tenant's cases until it commits or rolls back.
+
+    Why: the next Aktenzeichen is the highest one plus one, so two transactions that read the
+    highest at the same time both take the same number and one fails on the unique constraint
+    (measured: hundreds of retries with four parallel receivers). After this call the
+    transaction's reads see every number taken so far and no other can take one in between:
+    on PostgreSQL a transaction-scoped advisory lock per tenant (per tenant, not per prefix
+    and year: one lock per transaction cannot be taken in two orders, so two imports spanning
+    years never deadlock); on SQLite the write transaction begins now instead of at the first
+    write (:func:`rathaus.core.sqlite_writers.begin_write`), which queues for the file's one
+    write lock. Held until the transaction ends: take it only in short transactions (receiving,
+    importing a batch), never around AI work. Calling it again in the same transaction is free.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :tenant)"),
+            {"space": REFERENCE_LOCK_SPACE, "tenant": tenant_id},
+        )
+    elif dialect == "sqlite":
+        sqlite_writers.begin_write(connection)
+
+
 def next_reference(session: Session, *, tenant_id: int, prefix: str, year: int) -> str:
-    """The next free Aktenzeichen ``PREFIX-YEAR-000001`` of the tenant (the highest one so far
-    plus one; a parallel writer taking the same number fails on the unique constraint and
-    tries again, see the channels)."""
+    """The next free Aktenzeichen ``PREFIX-YEAR-000001`` of the tenant: the highest one so far
+    plus one (a gap stays a gap). Takes :func:`lock_references` first, so parallel
+    transactions get consecutive numbers, not the same one; the unique constraint on
+    (tenant, reference) stays the last guard."""
+    lock_references(session, tenant_id=tenant_id)
     stem = f"{prefix}-{year}-"
     # The highest reference first along the (tenant, reference) index, stopping at the first
     # that matches: a few index entries instead of all of the tenant's cases (MAX with LIKE

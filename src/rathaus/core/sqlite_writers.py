@@ -18,6 +18,10 @@ Only sessions opt in (execution option :data:`LAZY_BEGIN`, set by
 :class:`rathaus.core.db.Database` for its sessions); a plain connection (``engine.connect()``,
 e.g. the backup's consistent snapshot) keeps ``BEGIN`` at its first statement. Other processes
 (CLI commands) still meet the busy timeout.
+
+A transaction that reads a value in order to write the next one (the last Aktenzeichen, to take
+the number after it) must read it under the write lock, or two of them read the same value:
+:func:`begin_write` begins the write transaction before that read.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import sqlite3
 import threading
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 LAZY_BEGIN = "rathaus_sqlite_lazy_begin"
 WAIT_S = 10.0  # as long as SQLite's busy timeout (see rathaus.core.db)
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
 _HELD = "rathaus_writer_turn"
+_QUEUE = "rathaus_writer_queue"
 
 
 class WriterQueue:
@@ -82,9 +87,38 @@ def queue_for(path: str) -> WriterQueue:
         return _QUEUES.setdefault(path, WriterQueue())
 
 
+def begin_write(connection: Connection) -> None:
+    """Begin the write transaction of ``connection`` now (``BEGIN IMMEDIATE``, in turn), so that
+    its next reads see the newest data and no other writer can change it until the transaction
+    ends. Does nothing when it has begun already, on a connection without :data:`LAZY_BEGIN`
+    (that began with ``BEGIN``) and outside a SQLAlchemy transaction."""
+    if not connection.get_execution_options().get(LAZY_BEGIN) or not connection.in_transaction():
+        return
+    _begin_immediate(connection)
+
+
+def _begin_immediate(connection: Connection) -> None:
+    fairy = connection.connection
+    dbapi = fairy.dbapi_connection
+    writers: WriterQueue | None = fairy.info.get(_QUEUE)
+    if dbapi is None or dbapi.in_transaction or writers is None:
+        return
+    # A thread that holds the file already (a second session inside its own transaction)
+    # does not queue behind itself; SQLite's busy timeout decides, as without the queue.
+    if not writers.held_by_me:
+        if not writers.acquire(WAIT_S):
+            raise sqlite3.OperationalError("database is locked")
+        fairy.info[_HELD] = writers
+    dbapi.execute("BEGIN IMMEDIATE")
+
+
 def install(engine: Engine, path: str) -> None:
     """Make sessions with :data:`LAZY_BEGIN` begin at their first write, in turn."""
     writers = queue_for(path)
+
+    @event.listens_for(engine, "connect")
+    def remember(_dbapi: Any, record: Any) -> None:
+        record.info[_QUEUE] = writers
 
     @event.listens_for(engine, "begin")
     def begin(connection: Any) -> None:
@@ -96,19 +130,10 @@ def install(engine: Engine, path: str) -> None:
         if (
             not connection.get_execution_options().get(LAZY_BEGIN)
             or not connection.in_transaction()
+            or not statement.lstrip()[:9].upper().startswith(_WRITES)
         ):
             return
-        dbapi = connection.connection.dbapi_connection
-        if dbapi.in_transaction or not statement.lstrip()[:9].upper().startswith(_WRITES):
-            return
-        info = connection.connection.info
-        # A thread that holds the file already (a second session inside its own transaction)
-        # does not queue behind itself; SQLite's busy timeout decides, as without the queue.
-        if not writers.held_by_me:
-            if not writers.acquire(WAIT_S):
-                raise sqlite3.OperationalError("database is locked")
-            info[_HELD] = writers
-        dbapi.execute("BEGIN IMMEDIATE")
+        _begin_immediate(connection)
 
     def end(connection: Any, *_args: Any) -> None:
         info = connection.info if hasattr(connection, "info") else None

@@ -621,14 +621,17 @@ def _insert_batch(
     now: dt.datetime,
 ) -> None:
     for attempt in range(3):
+        # Each batch reads the last number again under the tenant's reference lock (taken by
+        # next_reference, held until the commit): items received between two batches are
+        # counted instead of colliding with this batch's numbers.
+        numbers.reset()
         try:
             _insert(session, tenant, batch, numbers, filename, now)
             session.commit()
             return
         except IntegrityError:
-            # Someone else took an Aktenzeichen meanwhile (a mail came in): count again.
+            # The unique constraint stays the last guard: count again.
             session.rollback()
-            numbers.reset()
             if attempt == 2:
                 raise
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from rathaus.core.cases import add_working_days, next_reference, record_event
+from rathaus.core.cases import add_working_days, lock_references, next_reference, record_event
 from rathaus.core.models import Case, CaseStatus, Document, Message, Service, Tenant, utcnow
 from rathaus.core.storage import OriginalStore
 
@@ -53,6 +53,10 @@ def receive(
     """Store the original and create the case (status ``neu``), or find the existing one."""
     stored = store.put(tenant.id, item.original, durable=False)
     sync_before_commit(session, store, stored.relative_path)
+    # The duplicate check and the Aktenzeichen under one lock: a parallel receipt of the same
+    # bytes, or of any item of the tenant, waits until this transaction ends instead of
+    # reading the same state and failing on a unique constraint (see lock_references).
+    lock_references(session, tenant_id=tenant.id)
     existing = session.scalar(
         select(Document).where(Document.tenant_id == tenant.id, Document.sha256 == stored.sha256)
     )

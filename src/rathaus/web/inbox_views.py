@@ -257,20 +257,30 @@ def store_item(session: Session, tenant: Tenant, entry: Entry, store: OriginalSt
     )
 
 
+# As often as a channel tries to take an item (rathaus.inbox.channels.poll.TAKE_ATTEMPTS, not
+# imported here: that module loads the job queue).
+RECEIVE_ATTEMPTS = 3
+
+
 def _receive(session: Session, tenant: Tenant, item: IncomingItem, store: OriginalStore) -> Any:
-    # A parallel upload may take the same Aktenzeichen or store the same original first: the
-    # savepoint is rolled back and the item received again (then as that duplicate).
-    for attempt in range(3):
+    # Parallel receipts wait for each other (receive takes lock_references first), so neither
+    # the same Aktenzeichen nor the same original is taken twice. The unique constraints stay
+    # the last guard: should one refuse the item anyway, the savepoint is rolled back and the
+    # item received again, as the channels do.
+    for attempt in range(RECEIVE_ATTEMPTS):
         try:
             with session.begin_nested():
                 return receive(session, tenant=tenant, item=item, store=store)
         except IntegrityError:
-            if attempt == 2:
+            if attempt == RECEIVE_ATTEMPTS - 1:
                 raise RathausError(
                     f"„{item.filename}“ konnte wegen gleichzeitiger Eingänge nicht gespeichert "
                     "werden. Bitte noch einmal hochladen."
                 ) from None
-    raise AssertionError("unreachable")
+            log.info(
+                "„%s“ gleichzeitig mit einem anderen Eingang erfasst, neuer Versuch", item.filename
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def new_case_ids(results: list[Stored]) -> list[int]:

@@ -1,0 +1,154 @@
+"""Parallel receipts through the real app (upload page and API): every item is stored, each new
+one gets its own Aktenzeichen, consecutive, and no unique constraint has to refuse one.
+
+The triage is queued, not run (a queue file without a worker): these tests are about storing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+
+from rathaus.core import apikeys
+from rathaus.core.config import load_settings
+from rathaus.core.db import Database
+from rathaus.core.models import Case, Document, Tenant
+from rathaus.web.app import create_app
+from tests.web.conftest import csrf_of, login
+
+CLIENTS, UPLOADS = 4, 8
+
+
+@pytest.fixture
+def app(db, tmp_path):  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        mode="demo",
+        data_dir=tmp_path,
+        database_url=db.url,
+        default_tenant="alpha",
+        queue={"backend": "sqlite", "embedded_worker": False, "periodic": False},
+    )
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+def refused(db: Database) -> Iterator[list[str]]:
+    """The statements a unique (or other integrity) constraint refused meanwhile."""
+    seen: list[str] = []
+
+    def on_error(context: Any) -> None:
+        if isinstance(context.sqlalchemy_exception, IntegrityError):
+            seen.append(str(context.original_exception))
+
+    event.listen(db.engine, "handle_error", on_error)
+    yield seen
+    event.remove(db.engine, "handle_error", on_error)
+
+
+def in_parallel(work: Callable[[int], None], workers: int = CLIENTS) -> None:
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def run(worker: int) -> None:
+        try:
+            start.wait()
+            work(worker)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "parallel uploads did not finish"
+    assert not errors, errors
+
+
+def references(db: Database, tenant_slug: str) -> list[str]:
+    with db.session() as session:
+        return sorted(
+            session.scalars(
+                select(Case.reference)
+                .join(Tenant, Tenant.id == Case.tenant_id)
+                .where(Tenant.slug == tenant_slug, Case.id.in_(select(Document.case_id)))
+            )
+        )
+
+
+def assert_consecutive(refs: list[str], count: int) -> None:
+    numbers = [int(r.rsplit("-", 1)[1]) for r in refs]
+    assert numbers == list(range(1, count + 1)), refs  # the first of this prefix and year: 1
+
+
+def test_uploads_retry_as_often_as_the_channels() -> None:
+    from rathaus.inbox.channels.poll import TAKE_ATTEMPTS
+    from rathaus.web.inbox_views import RECEIVE_ATTEMPTS
+
+    assert RECEIVE_ATTEMPTS == TAKE_ATTEMPTS
+
+
+def test_parallel_uploads_all_get_consecutive_references(app, worlds, db, refused):  # type: ignore[no-untyped-def]
+    shared = b"Dieselbe Eingabe, von allen gleichzeitig hochgeladen."
+    pages: list[str] = []
+    with TestClient(app, follow_redirects=False) as client:
+        login(client, "leitung")
+        token = csrf_of(client)
+
+        def upload(worker: int) -> None:
+            for n in range(UPLOADS):
+                own = f"Meldung {worker}-{n}: die Laterne vor Nr. {n} ist dunkel.".encode()
+                files = [("meldung.txt", own, "text/plain")]
+                if n == 0:
+                    files.append(("gleich.txt", shared, "text/plain"))
+                response = client.post(
+                    "/posteingang/hochladen",
+                    data={"csrf_token": token, "text": f"Eingefügt {worker}-{n}"},
+                    files=[("dateien", f) for f in files],
+                )
+                assert response.status_code == 200, response.text
+                pages.append(response.text)
+
+        in_parallel(upload)
+    assert not any("gleichzeitiger Eingänge" in page for page in pages)
+    # per upload its file and its pasted text, once the shared file (the others: duplicates)
+    new = 2 * CLIENTS * UPLOADS + 1
+    assert sum(page.count("bereits vorhanden") for page in pages) == CLIENTS - 1
+    refs = references(db, "alpha")
+    assert len(refs) == len(set(refs)) == new
+    assert_consecutive(refs, new)
+    assert refused == []
+
+
+def test_parallel_api_items_all_get_consecutive_references(app, worlds, db, refused):  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        alpha = session.get(Tenant, worlds["a"].tenant.id)
+        # one key per sender: requests with the same key wait for each other (its use is noted)
+        keys = [
+            apikeys.create(session, tenant=alpha, channel="api", name=f"Fachverfahren {w}")[0]
+            for w in range(CLIENTS)
+        ]
+    receipts: list[dict[str, Any]] = []
+    with TestClient(app, follow_redirects=False) as client:
+
+        def post(worker: int) -> None:
+            for n in range(UPLOADS):
+                response = client.post(
+                    "/api/v1/inbox/items",
+                    json={"text": f"Meldung {worker}-{n}: Schlagloch in der Hauptstraße {n}."},
+                    headers={"Authorization": f"Bearer {keys[worker]}"},
+                )
+                assert response.status_code == 201, response.text
+                receipts.extend(response.json())
+
+        in_parallel(post)
+    assert all(r["error"] is None and not r["duplicate"] for r in receipts)
+    refs = references(db, "alpha")
+    assert sorted(r["reference"] for r in receipts) == refs
+    assert_consecutive(refs, CLIENTS * UPLOADS)
+    assert refused == []
