@@ -158,14 +158,14 @@ def test_cookies_are_secure_httponly_and_samesite_in_production(production, worl
     with TestClient(production, base_url="https://testserver", follow_redirects=False) as c:
         page = c.get("/login")
         login_cookie = page.headers["set-cookie"]
-        assert login_cookie.startswith(LOGIN_CSRF_COOKIE)
+        assert login_cookie.startswith("__Host-" + LOGIN_CSRF_COOKIE)  # ASVS 3.4.4
         assert all(flag in login_cookie for flag in ("HttpOnly", "Secure", "SameSite=strict"))
         response = login(c, "sb")
         assert response.status_code == 303
         cookie = next(
             v
             for k, v in response.headers.multi_items()
-            if k == "set-cookie" and v.startswith(SESSION_COOKIE)
+            if k == "set-cookie" and v.startswith("__Host-" + SESSION_COOKIE)
         )
         assert "HttpOnly" in cookie and "Secure" in cookie and "samesite=lax" in cookie.lower()
         assert "Max-Age=28800" in cookie  # session_max_age_s: an absolute lifetime of 8 hours

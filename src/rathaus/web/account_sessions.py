@@ -17,6 +17,7 @@ from sqlalchemy import delete
 from rathaus.core import audit
 from rathaus.core.models import WebSession
 from rathaus.core.security import SESSION_COOKIE, session_label, sessions_of
+from rathaus.web.cookies import delete_cookie
 from rathaus.web.deps import AuthDep, CsrfDep, SessionDep, SettingsDep
 from rathaus.web.templating import render
 
@@ -130,7 +131,7 @@ def end_one(
     )
     if row.id == current.id:  # the own browser's: that is a logout
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
+        delete_cookie(response, settings, SESSION_COOKIE)
         return response
     return RedirectResponse(f"{BASE}?meldung=beendet", status_code=303)
 

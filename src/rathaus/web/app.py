@@ -27,6 +27,7 @@ from rathaus.web import (
     assistant_api,
     assistant_views,
     auth_views,
+    cookies,
     db_outage,
     governance_audit,
     governance_models,
@@ -96,7 +97,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 f"/login?next={quote(target, safe='')}{extra}", status_code=303
             )
         if exc.reason in (IDLE, EXPIRED):
-            response.delete_cookie(SESSION_COOKIE)
+            cookies.delete_cookie(response, request.app.state.settings, SESSION_COOKIE)
         return response
 
     @app.exception_handler(WritingUnauthorized)
@@ -214,7 +215,7 @@ def _personal(request: Request) -> bool:
         return False
     headers = request.headers
     return (
-        SESSION_COOKIE in request.cookies
+        cookies.carries_session_cookie(request)
         or "authorization" in headers
         or "x-api-key" in headers
         or getattr(request.state, "auth", None) is not None

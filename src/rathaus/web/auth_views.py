@@ -23,6 +23,13 @@ from rathaus.core.security import (
     tokens_match,
     verify_password,
 )
+from rathaus.web.cookies import (
+    delete_cookie,
+    forget_legacy_cookie,
+    read_cookie,
+    session_token,
+    set_cookie,
+)
 from rathaus.web.deps import AuthDep, CsrfDep, SessionDep, SettingsDep
 from rathaus.web.limits import client_address, rate_limiter, rule_for, seconds_text
 from rathaus.web.templating import render
@@ -83,14 +90,7 @@ def login_page(
         },
         status_code=status_code,
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.secure_cookies,
-        max_age=3600,
-    )
+    set_cookie(response, settings, LOGIN_CSRF_COOKIE, token, samesite="strict", max_age=3600)
     return response
 
 
@@ -106,8 +106,11 @@ def signed_in(
     """Start a session for ``user`` (password or OIDC), audit it and redirect to ``next_url``.
 
     A session the browser still carried is ended first: a login never keeps a token that
-    existed before it (session fixation, ASVS 3.2.1)."""
-    end_session(session, request.cookies.get(SESSION_COOKIE))
+    existed before it (session fixation, ASVS 3.2.1). In secure mode a session cookie still
+    held under the plain name (from before the ``__Host-`` names) is ended and deleted too."""
+    end_session(session, session_token(request))
+    if settings.secure_cookies:
+        end_session(session, request.cookies.get(SESSION_COOKIE))
     token, _ = create_session(
         session,
         user,
@@ -118,14 +121,15 @@ def signed_in(
         session, audit.Event(kind=audit_kind, actor=user.username, tenant_id=user.tenant_id)
     )
     response = RedirectResponse(safe_next(next_url), status_code=303)
-    response.set_cookie(
+    set_cookie(
+        response,
+        settings,
         SESSION_COOKIE,
         token,
-        httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
         max_age=settings.session_max_age_s,
     )
+    forget_legacy_cookie(request, response, settings, SESSION_COOKIE)
     return response
 
 
@@ -175,7 +179,7 @@ def login_form(
     next: str = "/",
     grund: str = "",
 ) -> Response:
-    if lookup_session(session, request.cookies.get(SESSION_COOKIE), idle_s=settings.session_idle_s):
+    if lookup_session(session, session_token(request), idle_s=settings.session_idle_s):
         return RedirectResponse(safe_next(next), status_code=303)
     return login_page(request, session, settings, next_url=next, notice=NOTICES.get(grund, ""))
 
@@ -191,7 +195,7 @@ def login(
     kommune: Annotated[str, Form(max_length=64)] = "",
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+    if not tokens_match(read_cookie(request, LOGIN_CSRF_COOKIE), csrf_token):
         return login_page(
             request,
             session,
@@ -260,15 +264,16 @@ def login(
             status_code=401,
         )
     response = signed_in(request, session, settings, user, next_url=next, audit_kind="login")
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    delete_cookie(response, settings, LOGIN_CSRF_COOKIE)
+    forget_legacy_cookie(request, response, settings, LOGIN_CSRF_COOKIE)
     return response
 
 
 @router.post("/logout", dependencies=[CsrfDep])
-def logout(request: Request, session: SessionDep, auth: AuthDep) -> Response:
-    end_session(session, request.cookies.get(SESSION_COOKIE))
+def logout(request: Request, session: SessionDep, settings: SettingsDep, auth: AuthDep) -> Response:
+    end_session(session, session_token(request))
     user = auth[1]
     audit.record(session, audit.Event(kind="logout", actor=user.username, tenant_id=user.tenant_id))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    delete_cookie(response, settings, SESSION_COOKIE)
     return response

@@ -12,7 +12,8 @@ from rathaus.core.config import Settings
 from rathaus.core.db import Database
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.roles import Permission, permissions_of
-from rathaus.core.security import SESSION_COOKIE, check_session, tokens_match
+from rathaus.core.security import check_session, tokens_match
+from rathaus.web.cookies import session_token
 
 
 class LoginRequired(Exception):
@@ -62,7 +63,7 @@ def get_web_session(request: Request, session: SessionDep) -> tuple[WebSession, 
         return cached
     checked = check_session(
         session,
-        request.cookies.get(SESSION_COOKIE),
+        session_token(request),
         idle_s=request.app.state.settings.session_idle_s,
     )
     found = checked.found

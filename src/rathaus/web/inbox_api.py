@@ -20,9 +20,10 @@ from rathaus.core.access import not_confidential, visible_cases
 from rathaus.core.cases import STATUS_LABELS
 from rathaus.core.errors import NotFoundError
 from rathaus.core.models import ApiKey, Case, CaseStatus, Tenant
-from rathaus.core.security import SESSION_COOKIE, lookup_session
+from rathaus.core.security import lookup_session
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox import review
+from rathaus.web.cookies import session_token
 from rathaus.web.deps import SessionDep, SettingsDep
 from rathaus.web.inbox_views import (
     Entry,
@@ -436,7 +437,7 @@ def get_item(
     else:
         login = lookup_session(
             session,
-            request.cookies.get(SESSION_COOKIE),
+            session_token(request),
             idle_s=request.app.state.settings.session_idle_s,
         )
         if login is None:

@@ -33,13 +33,17 @@ from rathaus.core import audit
 from rathaus.core.config import Settings
 from rathaus.core.errors import RathausError
 from rathaus.core.models import Tenant, User
-from rathaus.core.security import SESSION_COOKIE, lookup_session
+from rathaus.core.security import lookup_session
 from rathaus.web.auth_views import login_page, safe_next, signed_in
+from rathaus.web.cookies import delete_cookie, read_cookie, session_token, set_cookie
 from rathaus.web.deps import SessionDep, SettingsDep
 
 log = logging.getLogger(__name__)
 
 FLOW_COOKIE = "rathaus_oidc_flow"
+# Over plain HTTP only; with secure cookies it is ``__Host-rathaus_oidc_flow`` on ``Path=/``
+# (rathaus.web.cookies): a flow cookie planted by a neighbouring subdomain could otherwise
+# sign the browser in to someone else's account.
 FLOW_COOKIE_PATH = "/auth/oidc"
 FLOW_MAX_AGE_S = 600
 HTTP_TIMEOUT_S = 5.0
@@ -190,7 +194,7 @@ def _serializer(settings: Settings) -> URLSafeTimedSerializer:
 
 
 def _read_flow(request: Request, settings: Settings) -> dict[str, str] | None:
-    raw = request.cookies.get(FLOW_COOKIE)
+    raw = read_cookie(request, FLOW_COOKIE)
     if not raw:
         return None
     try:
@@ -353,9 +357,7 @@ def _refused(
         next_url=next_url,
         status_code=exc.http_status,
     )
-    response.delete_cookie(
-        FLOW_COOKIE, path=FLOW_COOKIE_PATH, secure=settings.secure_cookies, httponly=True
-    )
+    delete_cookie(response, settings, FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response
 
 
@@ -365,7 +367,7 @@ def start(
     request: Request, session: SessionDep, settings: SettingsDep, next: str = "/"
 ) -> Response:
     """Send the browser to the provider's login page (authorization request with PKCE)."""
-    if lookup_session(session, request.cookies.get(SESSION_COOKIE), idle_s=settings.session_idle_s):
+    if lookup_session(session, session_token(request), idle_s=settings.session_idle_s):
         return RedirectResponse(safe_next(next), status_code=303)
     try:
         provider = _provider(settings)
@@ -392,14 +394,14 @@ def start(
     response = RedirectResponse(
         provider.authorization_endpoint + separator + urlencode(params), status_code=303
     )
-    response.set_cookie(
+    set_cookie(
+        response,
+        settings,
         FLOW_COOKIE,
         _serializer(settings).dumps(flow),
         max_age=FLOW_MAX_AGE_S,
         path=FLOW_COOKIE_PATH,
-        httponly=True,
         samesite="lax",  # the provider sends the browser back with a top-level GET
-        secure=settings.secure_cookies,
     )
     return response
 
@@ -435,7 +437,5 @@ def callback(
     response = signed_in(
         request, session, settings, user, next_url=next_url, audit_kind="login_oidc"
     )
-    response.delete_cookie(
-        FLOW_COOKIE, path=FLOW_COOKIE_PATH, secure=settings.secure_cookies, httponly=True
-    )
+    delete_cookie(response, settings, FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response

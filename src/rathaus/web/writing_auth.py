@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse
 
 from rathaus.core.models import Tenant, User
 from rathaus.core.roles import Permission, permissions_of
-from rathaus.core.security import SESSION_COOKIE, lookup_session
+from rathaus.core.security import lookup_session
+from rathaus.web.cookies import session_token
 from rathaus.web.deps import Forbidden, SessionDep, check_csrf_header
 from rathaus.web.inbox_api import BearerDep, HeaderDep, authenticate_key, given_key
 
@@ -81,7 +82,7 @@ def writing_caller(
         return WritingCaller(tenant, None, actor)
     login = lookup_session(
         session,
-        request.cookies.get(SESSION_COOKIE),
+        session_token(request),
         idle_s=request.app.state.settings.session_idle_s,
     )
     if login is None:

@@ -1,0 +1,136 @@
+"""``__Host-`` cookies in a real Chromium over HTTPS (ASVS 3.4.4): the browser accepts and sends
+the prefixed session cookie, a form POST with the CSRF token works, and logout makes the browser
+forget the cookie (a deletion without ``Secure; Path=/`` would be ignored by Chromium)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from rathaus.core.config import load_settings
+from rathaus.web.app import create_app
+from tests.factories import PASSWORD, build_tenant, free_port
+from tests.web.test_browser import BROWSER_ARGS, CHROMIUM
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1 (the browser is told to accept it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def https_server(sqlite_db, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with sqlite_db.session() as session:
+        build_tenant(session, "alpha", "Stadt Alpha")
+    settings = load_settings(
+        mode="production",
+        secret_key="b" * 48,
+        data_dir=tmp_path,
+        database_url=sqlite_db.url,
+        default_tenant="alpha",
+        queue={"backend": "memory"},
+    )
+    assert settings.secure_cookies
+    cert_file, key_file = _self_signed(tmp_path)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, database=sqlite_db),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(key_file),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"https://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+def test_chromium_keeps_sends_and_forgets_the_host_cookie(https_server):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    base = https_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        context = browser.new_context(locale="de-DE", ignore_https_errors=True)
+        page = context.new_page()
+        page.goto(base + "/login")
+        page.get_by_label("Benutzername").fill("sb")
+        page.get_by_label("Passwort").fill(PASSWORD)
+        page.get_by_role("button", name="Anmelden").click()
+        page.wait_for_url(base + "/")
+
+        cookies = {c["name"]: c for c in context.cookies()}
+        assert set(cookies) == {"__Host-rathaus_session"}  # the form's cookie is gone too
+        session = cookies["__Host-rathaus_session"]
+        assert session["secure"] and session["httpOnly"] and session["path"] == "/"
+        assert session["domain"] == "127.0.0.1"  # host-only: no Domain attribute
+        assert session["sameSite"] == "Lax"
+        assert page.evaluate("document.cookie") == ""
+
+        # A CSRF-protected form (Meine Sitzungen: end all others) with the browser's cookie.
+        with httpx.Client(base_url=base, verify=False) as other:  # noqa: S501 - own test cert
+            form = other.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            data = {"username": "sb", "password": PASSWORD, "kommune": "alpha"}
+            assert other.post("/login", data=data | {"csrf_token": token}).status_code == 303
+            assert other.get("/api/v1/me").status_code == 200
+            page.goto(base + "/konto/sitzungen")
+            page.get_by_role("button", name="Alle anderen Sitzungen abmelden").click()
+            page.wait_for_url(base + "/konto/sitzungen?meldung=andere")
+            assert other.get("/api/v1/me").status_code == 401
+
+        page.locator("form.logout").get_by_role("button", name="Abmelden").click()
+        page.wait_for_url(base + "/login")
+        assert "__Host-rathaus_session" not in {c["name"] for c in context.cookies()}
+        page.goto(base + "/vorgaenge")
+        assert page.url.startswith(base + "/login?next=")
+        context.close()
+        browser.close()
