@@ -19,6 +19,7 @@ from rathaus.core.models import (
     Case,
     CaseEvent,
     CaseStatus,
+    Embedding,
     Message,
     OrgUnit,
 )
@@ -342,6 +343,82 @@ def test_a_failing_step_is_flagged_and_the_others_still_run(db: Database, kit: T
         assert "Schritt „Verwandte Vorgänge“ fehlgeschlagen" in (case.needs_review_reason or "")
         assert suggestion(session, case, "routing").output["candidates"]
         assert suggestion(session, case, "reply").output["text"]
+        assert case.status == CaseStatus.TRIAGE
+
+
+class CountingEmbedder:
+    """The real embedder; counts the texts it was asked to embed."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+        self.asked += list(texts)
+        return self.inner.embed_passages(texts)
+
+
+def test_a_step_failing_after_it_wrote_leaves_nothing_of_it(
+    db: Database, kit: TriageKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item's steps run in one savepoint; when one fails, they run again one by one. The
+    reply draft below is added before its suggestion fails: no draft remains, the other steps'
+    rows are there once, the failure is on the case and the embedder was asked once."""
+    from rathaus.inbox import pipeline
+
+    suggest = pipeline.Triage.suggest
+
+    def failing(self, function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if function == "reply":
+            raise RuntimeError("kaputt")
+        return suggest(self, function, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Triage, "suggest", failing)
+    kit.embedder = CountingEmbedder(kit.embedder)
+    text = "Seit Tagen laute Musik in der Kirchgasse, Ruhestörung."
+    with db.session() as session:
+        world = build_history_world(session, per_service=0)
+        case = ingest(session, tenant=world.tenant, item=text_item(text), kit=kit).case
+        assert "Schritt „Antwortentwurf“ fehlgeschlagen: RuntimeError" in (
+            case.needs_review_reason or ""
+        )
+        functions = session.scalars(
+            select(AiSuggestion.function).where(AiSuggestion.case_id == case.id)
+        ).all()
+        assert sorted(functions) == ["fields", "request_type", "routing", "urgency"]
+        outgoing = select(Message).where(Message.case_id == case.id, Message.direction == "out")
+        assert session.scalars(outgoing).all() == []
+        vectors = select(Embedding).where(Embedding.owner_id == case.id)
+        assert len(session.scalars(vectors).all()) == 1
+        kinds = session.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)).all()
+        assert sorted(kinds) == ["created", "status", "triaged"]
+        assert case.status == CaseStatus.TRIAGE and "similar" in case.fields
+        assert kit.embedder.asked.count(text) == 1
+
+
+def test_text_that_cannot_be_read_leaves_the_document_as_it_was(
+    db: Database, kit: TriageKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rathaus.inbox import documents
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("kaputt")
+
+    monkeypatch.setattr(documents, "extract", broken)
+    with db.session() as session:
+        world = build_history_world(session, per_service=0)
+        case = ingest(
+            session, tenant=world.tenant, item=text_item("Ausweis verloren."), kit=kit
+        ).case
+        assert "Schritt „Text lesen“ fehlgeschlagen: RuntimeError" in (
+            case.needs_review_reason or ""
+        )
+        document = case.documents[0]
+        assert document.extraction_status == "ausstehend" and document.extracted_text is None
+        assert suggestion(session, case, "routing").output["candidates"]
         assert case.status == CaseStatus.TRIAGE
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
@@ -160,6 +160,31 @@ def test_a_batch_gives_what_one_by_one_gives(db: Database, kit: TriageKit) -> No
         assert cases[2].fields["injection"]["found"] and "Anweisungen an die KI" in (
             cases[2].needs_review_reason or ""
         )
+
+
+def test_each_item_of_a_batch_is_written_in_one_savepoint(db: Database, kit: TriageKit) -> None:
+    """The fixed cost per item: its steps run in one savepoint (not one per writing step) and
+    reading the texts needs none."""
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.lstrip()[:20].upper())
+
+    with db.session() as session:
+        world = build_history_world(session, per_service=0)
+        cases = [
+            receive(session, tenant=world.tenant, item=text_item(t), store=kit.store).case
+            for t in (TEXTS[0], TEXTS[1], TEXTS[3], TEXTS[4])
+        ]
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            triage_many(session, cases, kit)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert sum(s.startswith("SAVEPOINT") for s in statements) == len(cases)
+        assert all(c.documents[0].extraction_status == "ok" for c in cases)
+        assert all(c.triaged_at is not None for c in cases)
+        assert not any("fehlgeschlagen" in (c.needs_review_reason or "") for c in cases)
 
 
 def test_rules_and_profiles_are_per_tenant_and_read_again_for_each_call(

@@ -192,9 +192,14 @@ def case_text_parts(case: Case) -> tuple[list[str], list[str]]:
 
 
 def read_text(t: Triage) -> None:
-    """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body."""
+    """Text of every stored document (text layer, OCR, DOCX, e-mail …) plus the message body.
+
+    Everything is read and worked out first and written to the documents at the end, so a
+    failure on the way leaves them as they were (no savepoint needed)."""
     from rathaus.inbox.documents import Limits, extract
 
+    updates = []
+    flags: list[str] = []
     for document in t.case.documents:
         if document.extraction_status != "ausstehend":
             continue
@@ -202,9 +207,7 @@ def read_text(t: Triage) -> None:
         result = extract(
             data, document.filename, document.media_type, limits=t.kit.limits, ocr=t.kit.ocr
         )
-        document.extracted_text = _with_attachments(result)
-        document.extraction_status = "fehler" if result.needs_review else "ok"
-        document.extraction_error = (
+        error = (
             "\n".join(filter(None, [result.error, *_attachment_errors(result), *result.warnings]))[
                 :4000
             ]
@@ -213,10 +216,20 @@ def read_text(t: Triage) -> None:
         if result.needs_review:
             problems = [e for e in [result.error, *_attachment_errors(result)] if e]
             more = f" (und {len(problems) - 1} weitere Hinweise)" if len(problems) > 1 else ""
-            t.flag(f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}")
+            flags.append(
+                f"{document.filename}: {problems[0] if problems else 'nicht lesbar'}{more}"
+            )
         for note in _cut_short(result, t.kit.limits or Limits()):
-            t.flag(f"{note} – bitte den Rest im Original ansehen.")
+            flags.append(f"{note} – bitte den Rest im Original ansehen.")
+        status = "fehler" if result.needs_review else "ok"
+        updates.append((document, result, _with_attachments(result), status, error))
+    for document, result, extracted_text, status, error in updates:
+        document.extracted_text = extracted_text
+        document.extraction_status = status
+        document.extraction_error = error
         _take_mail_headers(t.case, result)
+    for reason in flags:
+        t.flag(reason)
     bodies, extracted = case_text_parts(t.case)
     t.text = compose_text(t.case.subject, bodies, extracted)
     t.input_sha256 = hashlib.sha256(t.text.encode("utf-8")).hexdigest()
@@ -401,30 +414,39 @@ def find_related(t: Triage) -> None:
     if t.kit.embedder is not None:
         _vectors_for(t)
         assert t.vector is not None
-        neighbours = CASE_INDEX.nearest(
-            t.session,
-            t.tenant.id,
-            t.kit.embedder.model,
-            t.vector,
-            k=5,
-            exclude={t.case.id},
-        )
-        store_vectors(
-            t.session,
-            t.tenant.id,
-            [t.case.id],
-            t.vector[None, :],
-            t.kit.embedder.model,
-            [t.text[:4000]],
-        )
-        close = [(cid, s) for cid, s in neighbours if s >= t.kit.inbox.related_similarity]
+        # The reads below need no flush first: the rows they look for (other cases, their
+        # vectors) were flushed before this item's steps began. What this item's steps added
+        # so far is written with its vector, by the next flush (see _run).
+        with t.session.no_autoflush:
+            neighbours = CASE_INDEX.nearest(
+                t.session,
+                t.tenant.id,
+                t.kit.embedder.model,
+                t.vector,
+                k=5,
+                exclude={t.case.id},
+            )
+            store_vectors(
+                t.session,
+                t.tenant.id,
+                [t.case.id],
+                t.vector[None, :],
+                t.kit.embedder.model,
+                [t.text[:4000]],
+                flush=False,
+            )
+            close = [(cid, s) for cid, s in neighbours if s >= t.kit.inbox.related_similarity]
+            others = (
+                {
+                    c.id: c
+                    for c in t.session.scalars(
+                        select(Case).where(Case.id.in_([cid for cid, _ in close]))
+                    )
+                }
+                if close
+                else {}
+            )
         if close:
-            others = {
-                c.id: c
-                for c in t.session.scalars(
-                    select(Case).where(Case.id.in_([cid for cid, _ in close]))
-                )
-            }
             for cid, score in close:
                 other = others.get(cid)
                 if other is None or any(r["case_id"] == cid for r in related):
@@ -638,9 +660,11 @@ STEPS: tuple[Callable[[Triage], None], ...] = (
     route,
     draft_reply,
 )
-# Steps that query or write rows beyond the case's own fields and their one suggestion run in
-# a savepoint; the others compute first and record at their end, so a failure leaves nothing.
-WRITING_STEPS = frozenset({read_text, find_related, route, draft_reply})
+# Steps that query or write rows beyond the case's own fields and their one suggestion; the
+# others (read_text too) compute first and record at their end, so a failure leaves nothing.
+# When a step fails, the steps of its item run again one by one, these each in a savepoint
+# (see _run).
+WRITING_STEPS = frozenset({find_related, route, draft_reply})
 STEP_NAMES = {
     "read_text": "Text lesen",
     "detect_language": "Sprache",
@@ -768,7 +792,63 @@ def _batch_model_scope(session: Session, cases: Sequence[Case]) -> Any:
     )
 
 
-def _run(t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]) -> None:
+def _run(
+    t: Triage,
+    steps: Sequence[Callable[[Triage], None]],
+    failed: list[str],
+    *,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """Run the steps of one item (and ``then``), all in one savepoint: the usual case, where
+    none fails, costs one savepoint and one flush per item.
+
+    When a step fails, that savepoint is rolled back, so nothing the item's steps wrote stays
+    behind, and the steps run again one by one (:func:`_run_one_by_one`): the failing step is
+    flagged on the case and the others still run, each writing step in its own savepoint. The
+    item's embedding and model outputs are kept for the second run (a failing embedder is still
+    asked only once per item)."""
+    if not any(step in WRITING_STEPS for step in steps):
+        _run_one_by_one(t, steps, failed)
+        if then is not None:
+            then()
+        return
+    before = _Mark.of(t)
+    try:
+        with t.session.begin_nested():
+            for step in steps:
+                step(t)
+            if then is not None:
+                then()
+    except Exception:  # noqa: BLE001 - reported by the second run, step by step
+        before.restore(t)
+        _run_one_by_one(t, steps, failed)
+        if then is not None:
+            then()
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """What the steps change on a :class:`Triage` apart from rows (those go with the
+    savepoint); the embedding and model outputs are not reset."""
+
+    text: str
+    input_sha256: str
+    flags: tuple[str, ...]
+    deadlines: tuple[str, ...]
+    routing: router.RoutingResult | None
+
+    @classmethod
+    def of(cls, t: Triage) -> _Mark:
+        return cls(t.text, t.input_sha256, tuple(t.flags), tuple(t.deadlines), t.routing)
+
+    def restore(self, t: Triage) -> None:
+        t.text, t.input_sha256, t.routing = self.text, self.input_sha256, self.routing
+        t.flags, t.deadlines = list(self.flags), list(self.deadlines)
+
+
+def _run_one_by_one(
+    t: Triage, steps: Sequence[Callable[[Triage], None]], failed: list[str]
+) -> None:
     for step in steps:
         try:
             if step in WRITING_STEPS:
@@ -799,6 +879,11 @@ def _finish(t: Triage, failed: list[str], seconds: float) -> None:
         actor=None,
         data={"seconds": round(seconds, 3), "failed_steps": failed, "flags": t.flags},
     )
+
+
+def _finisher(t: Triage, failed: list[str], started: float) -> Callable[[], None]:
+    """:func:`_finish` for ``t``, timed from ``started`` (``time.perf_counter``)."""
+    return lambda: _finish(t, failed, time.perf_counter() - started)
 
 
 def claim_case(session: Session, case_id: int) -> Case | None:
@@ -845,8 +930,8 @@ def triage_case(
     t = _prepare(session, case, kit, directory, live)
     failed: list[str] = []
     with _model_scope(t):
-        _run(t, STEPS, failed)
-    _finish(t, failed, time.perf_counter() - started)
+        _run(t, STEPS[:1], failed)
+        _run(t, STEPS[1:], failed, then=_finisher(t, failed, started))
     session.flush()
     return case
 
@@ -959,10 +1044,10 @@ def triage_many(
         _screen_group([t for t, _ in group])
         each = (time.perf_counter() - started) / max(1, len(group))
         for t, failed in group:
-            step_start = time.perf_counter()
+            # The item's share of the batch's work counts into its time.
+            started_at = time.perf_counter() - each
             with _model_scope(t):
-                _run(t, STEPS[1:], failed)
-            _finish(t, failed, each + time.perf_counter() - step_start)
+                _run(t, STEPS[1:], failed, then=_finisher(t, failed, started_at))
         session.flush()
 
 

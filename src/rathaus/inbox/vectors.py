@@ -67,9 +67,11 @@ def store_vectors(
     texts: Sequence[str],
     *,
     owner: str = OWNER,
+    flush: bool = True,
 ) -> None:
     """Store (or replace) the vectors of cases (or of other ``owner`` rows), with the hash of
-    the text they were made from."""
+    the text they were made from. ``flush=False``: the caller flushes (the rows are written
+    with its next flush; :class:`CaseIndex` sees them after that)."""
     delete_vectors(session, tenant_id, owner_ids, owner=owner, model=model)
     for owner_id, vector, text in zip(owner_ids, vectors, texts, strict=True):
         session.add(
@@ -83,7 +85,8 @@ def store_vectors(
                 text_sha256=text_hash(text),
             )
         )
-    session.flush()
+    if flush:
+        session.flush()
 
 
 def case_vectors(
