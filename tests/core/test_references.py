@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from rathaus.core.cases import next_reference
@@ -20,6 +19,7 @@ from rathaus.core.models import Case, CaseStatus, Document, Tenant
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.channels.poll import TAKE_ATTEMPTS
 from rathaus.inbox.service import IncomingItem, receive
+from tests.concurrency import in_parallel, refused_statements
 from tests.factories import build_tenant
 from tests.inbox.test_pipeline import text_item
 
@@ -62,36 +62,8 @@ def test_next_reference_is_the_highest_of_prefix_and_year_plus_one(db: Database)
 
 @pytest.fixture
 def refused(db: Database) -> Iterator[list[str]]:
-    """The statements a unique (or other integrity) constraint refused meanwhile."""
-    seen: list[str] = []
-
-    def on_error(context: Any) -> None:
-        if isinstance(context.sqlalchemy_exception, IntegrityError):
-            seen.append(str(context.original_exception))
-
-    event.listen(db.engine, "handle_error", on_error)
-    yield seen
-    event.remove(db.engine, "handle_error", on_error)
-
-
-def _in_parallel(work: Callable[[int], None], workers: int) -> None:
-    start = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def run(worker: int) -> None:
-        try:
-            start.wait()
-            work(worker)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "the receivers did not finish"
-    assert not errors, errors
+    with refused_statements(db.engine) as seen:
+        yield seen
 
 
 def _receive_as_a_channel(
@@ -138,7 +110,7 @@ def test_parallel_receivers_get_consecutive_references_without_retries(
             item = text_item(f"Meldung {worker}-{n}: Laterne Nr. {n} ist dunkel")
             _receive_as_a_channel(db, tenant_id, item, store)
 
-    _in_parallel(work, workers)
+    in_parallel(work, workers)
     references = _references(db, tenant_id)
     count = workers * per_worker
     assert len(references) == len(set(references)) == count
@@ -154,7 +126,7 @@ def test_parallel_receipts_of_the_same_bytes_are_one_case_without_retries(
     with db.session() as session:
         tenant_id = build_tenant(session, "alpha").tenant.id
     items = [text_item(f"Dieselbe Meldung Nr. {n}, mehrfach eingereicht") for n in range(5)]
-    _in_parallel(lambda _worker: [_receive_as_a_channel(db, tenant_id, i, store) for i in items], 4)
+    in_parallel(lambda _worker: [_receive_as_a_channel(db, tenant_id, i, store) for i in items], 4)
     references = _references(db, tenant_id)
     assert len(references) == len(items)
     prefix = references[0].rsplit("-", 1)[0]

@@ -5,20 +5,19 @@ The triage is queued, not run (a queue file without a worker): these tests are a
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from rathaus.core import apikeys
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.core.models import Case, Document, Tenant
 from rathaus.web.app import create_app
+from tests.concurrency import in_parallel, refused_statements
 from tests.web.conftest import csrf_of, login
 
 CLIENTS, UPLOADS = 4, 8
@@ -38,36 +37,8 @@ def app(db, tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def refused(db: Database) -> Iterator[list[str]]:
-    """The statements a unique (or other integrity) constraint refused meanwhile."""
-    seen: list[str] = []
-
-    def on_error(context: Any) -> None:
-        if isinstance(context.sqlalchemy_exception, IntegrityError):
-            seen.append(str(context.original_exception))
-
-    event.listen(db.engine, "handle_error", on_error)
-    yield seen
-    event.remove(db.engine, "handle_error", on_error)
-
-
-def in_parallel(work: Callable[[int], None], workers: int = CLIENTS) -> None:
-    start = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def run(worker: int) -> None:
-        try:
-            start.wait()
-            work(worker)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "parallel uploads did not finish"
-    assert not errors, errors
+    with refused_statements(db.engine) as seen:
+        yield seen
 
 
 def references(db: Database, tenant_slug: str) -> list[str]:
@@ -114,7 +85,7 @@ def test_parallel_uploads_all_get_consecutive_references(app, worlds, db, refuse
                 assert response.status_code == 200, response.text
                 pages.append(response.text)
 
-        in_parallel(upload)
+        in_parallel(upload, CLIENTS, timeout=120)
     assert not any("gleichzeitiger Eingänge" in page for page in pages)
     # per upload its file and its pasted text, once the shared file (the others: duplicates)
     new = 2 * CLIENTS * UPLOADS + 1
@@ -146,7 +117,7 @@ def test_parallel_api_items_all_get_consecutive_references(app, worlds, db, refu
                 assert response.status_code == 201, response.text
                 receipts.extend(response.json())
 
-        in_parallel(post)
+        in_parallel(post, CLIENTS, timeout=120)
     assert all(r["error"] is None and not r["duplicate"] for r in receipts)
     refs = references(db, "alpha")
     assert sorted(r["reference"] for r in receipts) == refs
