@@ -4,57 +4,20 @@ forget the cookie (a deletion without ``Secure; Path=/`` would be ignored by Chr
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rathaus.core.config import load_settings
 from rathaus.web.app import create_app
 from tests.factories import PASSWORD, build_tenant, free_port
+from tests.tls import self_signed
 from tests.web.test_browser import BROWSER_ARGS, CHROMIUM
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A throw-away certificate for 127.0.0.1 (the browser is told to accept it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 @pytest.fixture
@@ -70,7 +33,7 @@ def https_server(sqlite_db, tmp_path) -> Iterator[str]:  # type: ignore[no-untyp
         queue={"backend": "memory"},
     )
     assert settings.secure_cookies
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, database=sqlite_db),

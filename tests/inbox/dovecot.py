@@ -3,10 +3,8 @@ any user name logs in with :data:`PASSWORD` and gets a fresh, empty mailbox."""
 
 from __future__ import annotations
 
-import datetime as dt
 import grp
 import imaplib
-import ipaddress
 import os
 import pwd
 import shutil
@@ -23,50 +21,13 @@ from pathlib import Path
 
 from rathaus.inbox.channels import imap
 from tests.factories import free_port
+from tests.tls import self_signed
 
 DOVECOT = shutil.which("dovecot") or next(
     (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)), None
 )
 MISSING = "Dovecot fehlt: `sudo apt-get install dovecot-imapd` (siehe scripts/system-deps.sh)."
 PASSWORD = "imap-test-passwort"
-
-
-def _certificate(directory: Path) -> Path:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path = directory / "cert.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
 
 
 @dataclass
@@ -126,7 +87,7 @@ def running_dovecot(capability: str | None = None) -> Iterator[Dovecot]:
     group = grp.getgrgid(entry.pw_gid).gr_name
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir()
-    cert = _certificate(root)
+    cert, _key = self_signed(root)
     port, tls_port = free_port(), free_port()
     log = root / "dovecot.log"
     announce = f"imap_capability = {capability}" if capability else ""
