@@ -5,19 +5,16 @@ forget the cookie (a deletion without ``Secure; Path=/`` would be ignored by Chr
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from rathaus.core.config import load_settings
 from rathaus.web.app import create_app
-from tests.factories import PASSWORD, build_tenant, free_port
+from tests.factories import PASSWORD, build_tenant
 from tests.tls import self_signed
-from tests.web.test_browser import BROWSER_ARGS, CHROMIUM
+from tests.web.test_browser import BROWSER_ARGS, CHROMIUM, serve_in_thread
 
 
 @pytest.fixture
@@ -34,25 +31,11 @@ def https_server(sqlite_db, tmp_path) -> Iterator[str]:  # type: ignore[no-untyp
     )
     assert settings.secure_cookies
     cert_file, key_file = self_signed(tmp_path)
-    port = free_port()
-    config = uvicorn.Config(
+    yield from serve_in_thread(
         create_app(settings, database=sqlite_db),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
         ssl_certfile=str(cert_file),
         ssl_keyfile=str(key_file),
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"https://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.mark.browser

@@ -39,16 +39,22 @@ def _serve(sqlite_db, tmp_path, **overrides):  # type: ignore[no-untyped-def]
         queue={"backend": "memory"},
         **overrides,
     )
-    app = create_app(settings, database=sqlite_db)
+    yield from serve_in_thread(create_app(settings, database=sqlite_db))
+
+
+def serve_in_thread(app, **tls: str):  # type: ignore[no-untyped-def]
+    """Serve ``app`` with uvicorn on a free port in a thread; yields its base URL (https when
+    ``tls`` names ``ssl_certfile`` and ``ssl_keyfile``) and stops the server afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **tls)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
 
