@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from rathaus.core.models import Case, CaseAccess, RetentionRule
 from rathaus.core.storage import OriginalStore
+from tests.factories import PASSWORD
 from tests.governance.test_retention import make_case
 from tests.web.conftest import csrf_of, login
 
@@ -76,7 +77,16 @@ def test_access_zip_and_erasure(app, client, db, worlds):
     assert "Probelauf – nichts gelöscht" in plan.text and 'name="bestaetigen"' in plan.text
     with db.session() as session:
         assert session.get(Case, case_id) is not None
-    done = client.post(f"{BASE}/loeschung", data={"csrf_token": token, **ERIKA, "bestaetigen": "1"})
+    unconfirmed = client.post(
+        f"{BASE}/loeschung", data={"csrf_token": token, **ERIKA, "bestaetigen": "1"}
+    )
+    assert unconfirmed.status_code == 401  # the password first (ASVS 3.7.1, test_reauth.py)
+    with db.session() as session:
+        assert session.get(Case, case_id) is not None
+    done = client.post(
+        f"{BASE}/loeschung",
+        data={"csrf_token": token, **ERIKA, "bestaetigen": "1", "passwort": PASSWORD},
+    )
     assert "Löschantrag Nr." in done.text
     with db.session() as session:
         assert session.get(Case, case_id) is None

@@ -140,7 +140,7 @@ def pseudonym(settings: Any, value: str) -> str:
     return hmac.new(key, f"anmeldeschutz\0{value}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def _audit_lockout(
+def audit_lockout(
     session: Any,
     settings: Any,
     scope: str,
@@ -253,7 +253,7 @@ def login(
         }
         for scope, seconds in locked.items():
             if seconds:  # this failure reached the limit: the lock-out begins now
-                _audit_lockout(session, settings, scope, seconds, user, tenant, account, address)
+                audit_lockout(session, settings, scope, seconds, user, tenant, account, address)
         return login_page(
             request,
             session,

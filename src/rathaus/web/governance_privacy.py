@@ -21,6 +21,7 @@ from rathaus.core.storage import OriginalStore
 from rathaus.governance import access_log, privacy, retention
 from rathaus.inbox.classify import REQUEST_TYPES
 from rathaus.insights.export import table_response
+from rathaus.web import reauth
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
 from rathaus.web.governance_nav import nav_context
 from rathaus.web.templating import render
@@ -43,6 +44,9 @@ PERSON_FIELDS = (
 )
 
 Field = Annotated[str, Form(max_length=300)]
+Password = Annotated[str, Form(max_length=500)]
+ERASE_CLI = "`rathaus datenschutz loeschen`"
+APPLY_CLI = "`rathaus datenschutz aufbewahrung-anwenden`"
 
 
 def _person(form: dict[str, str]) -> privacy.Person:
@@ -84,8 +88,9 @@ def _page(
         request_types=REQUEST_TYPES,
         person_fields=PERSON_FIELDS,
         person={},
-        **extra,
+        reauth=reauth.state(request),
     )
+    context.update(extra)
     return render(request, "governance_privacy.html", context, status_code=status_code)
 
 
@@ -168,8 +173,19 @@ def apply_rules(
     tenant: CurrentTenant,
     settings: SettingsDep,
     ausfuehren: Annotated[str, Form(max_length=5)] = "",
+    passwort: Password = "",
 ) -> Response:
-    """Without ``ausfuehren`` a dry run; with it the rules are applied now."""
+    """Without ``ausfuehren`` a dry run; with it, after the password (:mod:`reauth`), the rules
+    are applied now."""
+    gate = reauth.Gate(ok=True)
+    if ausfuehren:
+        gate = reauth.confirm(
+            request, session, password=passwort, action="aufbewahrung_anwenden", cli=APPLY_CLI
+        )
+        if not gate.ok:
+            state = reauth.state(request, action="anwenden", error=gate.error)
+            page = _page(request, session, user, tenant, settings, gate.status_code, reauth=state)
+            return gate.finish(request, page)
     report = retention.apply(
         session,
         tenant_id=tenant.id,
@@ -178,7 +194,8 @@ def apply_rules(
         dry_run=not ausfuehren,
         actor=user.username,
     )
-    return _page(request, session, user, tenant, settings, retention_report=report)
+    page = _page(request, session, user, tenant, settings, retention_report=report)
+    return gate.finish(request, page)
 
 
 # -- Art. 15 / 17 -------------------------------------------------------------------------------
@@ -265,15 +282,23 @@ def erasure(
     form: PersonForm,
     offene: Annotated[str, Form(max_length=5)] = "",
     bestaetigen: Annotated[str, Form(max_length=5)] = "",
+    passwort: Password = "",
 ) -> Response:
-    """Art. 17: without ``bestaetigen`` the plan; with it the erasure."""
+    """Art. 17: without ``bestaetigen`` the plan; with it, after the password (:mod:`reauth`),
+    the erasure. A refused confirmation shows the plan again, with the form as it was."""
+    gate = reauth.Gate(ok=True)
+    if bestaetigen:
+        gate = reauth.confirm(
+            request, session, password=passwort, action="dsgvo_loeschung", cli=ERASE_CLI
+        )
+    confirmed = bool(bestaetigen) and gate.ok
     try:
         result = privacy.erasure_request(
             session,
             tenant=tenant,
             person=_person(form),
             actor=user.username,
-            confirm=bool(bestaetigen),
+            confirm=confirmed,
             include_open=bool(offene),
             store=OriginalStore(settings.originals_dir),
             keyring=_keyring(settings),
@@ -284,16 +309,19 @@ def erasure(
     if result.confirmed and result.training:
         session.commit()  # the retraining must see the erasure
         result.training["neutraining"] = _queue_retrain(settings, tenant.id, user.username)
-    return _page(
+    page = _page(
         request,
         session,
         user,
         tenant,
         settings,
+        gate.status_code,
         erasure=result,
         form=form,
         include_open=bool(offene),
+        reauth=reauth.state(request, action="loeschung", error=gate.error),
     )
+    return gate.finish(request, page)
 
 
 def _queue_retrain(settings: Settings, tenant_id: int, actor: str) -> str:

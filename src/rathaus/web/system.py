@@ -12,10 +12,13 @@ from sqlalchemy import or_, select
 from rathaus.core.errors import RathausError
 from rathaus.core.models import ModelCall, Tenant
 from rathaus.core.roles import Permission
+from rathaus.web import reauth
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, require
 from rathaus.web.health import collect_health
 from rathaus.web.templating import render
 from rathaus.writing import bank
+
+BANK_CLI = "`rathaus mandanten bankverbindung`"
 
 router = APIRouter(
     include_in_schema=False, dependencies=[Depends(require(Permission.MANAGE_SETTINGS))]
@@ -51,6 +54,7 @@ def _system_page(
         "bank_form": _bank_form(session, tenant),
         "bank_error": "",
         "bank_notice": "",
+        "reauth": reauth.state(request),
     }
     context.update(extra)
     return render(request, "system.html", context, status_code=status)
@@ -79,20 +83,38 @@ def save_bank(
     iban: Annotated[str, Form(max_length=100)] = "",
     bic: Annotated[str, Form(max_length=40)] = "",
     entfernen: Annotated[str, Form(max_length=5)] = "",
+    passwort: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """The municipality's Bankverbindung for the letter footer (checked IBAN), or removed."""
+    """The municipality's Bankverbindung for the letter footer (checked IBAN), or removed;
+    either only after the password (:mod:`rathaus.web.reauth`): a changed IBAN would send
+    citizens' payments elsewhere."""
+    typed = {"kreditinstitut": kreditinstitut, "iban": iban, "bic": bic}
+    gate = reauth.confirm(
+        request, session, password=passwort, action="bankverbindung", cli=BANK_CLI
+    )
+    if not gate.ok:
+        state = reauth.state(
+            request, action="entfernen" if entfernen == "1" else "bank", error=gate.error
+        )
+        form = typed if entfernen != "1" else _bank_form(session, tenant)
+        page = _system_page(
+            request, session, tenant, status=gate.status_code, bank_form=form, reauth=state
+        )
+        return gate.finish(request, page)
     if entfernen == "1":
         bank.save(session, tenant=tenant, details=None, actor=user.username)
-        return RedirectResponse("/system?meldung=entfernt#bankverbindung", status_code=303)
+        done = RedirectResponse("/system?meldung=entfernt#bankverbindung", status_code=303)
+        return gate.finish(request, done)
     try:
         details = bank.make(institute=kreditinstitut, iban=iban, bic=bic)
     except RathausError as exc:
-        typed = {"kreditinstitut": kreditinstitut, "iban": iban, "bic": bic}
-        return _system_page(
+        page = _system_page(
             request, session, tenant, status=422, bank_form=typed, bank_error=exc.message
         )
+        return gate.finish(request, page)
     bank.save(session, tenant=tenant, details=details, actor=user.username)
-    return RedirectResponse("/system?meldung=gespeichert#bankverbindung", status_code=303)
+    done = RedirectResponse("/system?meldung=gespeichert#bankverbindung", status_code=303)
+    return gate.finish(request, done)
 
 
 @router.post("/system/modelle/pruefen", dependencies=[CsrfDep])
@@ -127,5 +149,6 @@ def check_models(request: Request, user: CurrentUser, tenant: CurrentTenant) -> 
             "bank_form": bank_form,
             "bank_error": "",
             "bank_notice": "",
+            "reauth": reauth.state(request),
         },
     )

@@ -1,0 +1,202 @@
+"""Re-authentication before critical actions in the web UI (ASVS 3.7.1).
+
+Before a DSGVO erasure, the execution of retention rules or a change of the municipality's
+Bankverbindung the signed-in person enters their password once more. The action's page shows
+the password field inline and the action's POST carries it (field ``passwort``), so nothing
+typed into the form is lost. A confirmation holds for :data:`WINDOW_S` seconds.
+
+Where the confirmation is kept: ``web_sessions`` has no free column and a migration is out of
+the question for this, so the mark is a cookie (``rathaus_reauth``, ``__Host-`` with secure
+cookies, ``HttpOnly``, ``SameSite=Strict``) holding the time of the confirmation and an HMAC
+over that time, the server-side session (row id and token hash) and the user, keyed with the
+installation secret. It cannot be forged, counts only together with the very session it was
+made for (a logout or an ended session voids it) and is checked against the server's clock.
+
+The password check is the login's: argon2, and failures count toward the login's lock-out
+(the same limiter rules and keys, per address and per account); success and failure are
+audited (``reauth_confirmed``, ``reauth_failed``). Accounts without a password in Rathaus
+(OIDC) cannot confirm here: they are refused with a pointer to the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from rathaus.core import audit
+from rathaus.core.models import Tenant, User, WebSession
+from rathaus.core.security import verify_password
+from rathaus.web.auth_views import audit_lockout
+from rathaus.web.cookies import read_cookie, set_cookie
+from rathaus.web.limits import client_address, rate_limiter, rule_for, seconds_text
+
+MARK_COOKIE = "rathaus_reauth"
+WINDOW_S = 300
+FIELD = "passwort"
+
+MISSING = "Bitte bestätigen Sie diese Aktion mit Ihrem Passwort; ausgeführt wurde noch nichts."
+WRONG = (
+    "Das Passwort ist falsch; ausgeführt wurde nichts. Nach mehreren Fehlversuchen wird die "
+    "Anmeldung für Ihr Konto vorübergehend gesperrt."
+)
+
+
+def blocked_message(seconds: int) -> str:
+    return (
+        "Zu viele fehlgeschlagene Passwort-Eingaben. Zum Schutz Ihres Kontos sind Anmeldung und "
+        f"Bestätigung für {seconds_text(seconds)} gesperrt; ausgeführt wurde nichts. Bitte "
+        "versuchen Sie es danach erneut."
+    )
+
+
+def no_password_message(cli: str) -> str:
+    return (
+        "Ihr Konto meldet sich über den Anmeldedienst (SSO) an und hat kein Passwort in "
+        "Rathaus, mit dem Sie diese Aktion bestätigen könnten; ausgeführt wurde nichts. Bitte "
+        f"lassen Sie sie von der Administration auf der Kommandozeile des Servers ausführen "
+        f"({cli})."
+    )
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _digest(request: Request, web_session: WebSession, at: int) -> str:
+    key = request.app.state.settings.secret_key.get_secret_value().encode()
+    message = f"reauth\0{web_session.id}\0{web_session.token_hash}\0{web_session.user_id}\0{at}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _auth(request: Request) -> tuple[WebSession, User]:
+    """The request's session and user (cached by :func:`rathaus.web.deps.get_web_session`,
+    which every protected route runs before its body)."""
+    return request.state.auth  # type: ignore[no-any-return]
+
+
+def recently_confirmed(request: Request) -> bool:
+    """Whether this session confirmed with a password in the last :data:`WINDOW_S` seconds."""
+    value = read_cookie(request, MARK_COOKIE) or ""
+    at_text, _, digest = value.partition(".")
+    if not at_text.isdigit() or len(at_text) > 12:
+        return False
+    at = int(at_text)
+    if not 0 <= _now() - at <= WINDOW_S:
+        return False
+    return hmac.compare_digest(_digest(request, _auth(request)[0], at), digest)
+
+
+def state(request: Request, *, action: str = "", error: str = "") -> dict[str, Any]:
+    """What a page needs to show the password field: ``needed``, ``oidc`` (no password to
+    enter), and the ``error`` of the failed ``action`` (a form's name)."""
+    user = _auth(request)[1]
+    return {
+        "needed": not recently_confirmed(request),
+        "oidc": user.password_hash is None,
+        "action": action,
+        "error": error,
+        "minutes": WINDOW_S // 60,
+    }
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The outcome of :func:`confirm`: go ahead (``ok``), or the German ``error`` with the
+    status to answer. :meth:`finish` puts a fresh confirmation on the action's response."""
+
+    ok: bool
+    error: str = ""
+    status_code: int = 200
+    retry_after: int = 0
+    mark: str = ""
+
+    def finish(self, request: Request, response: Response) -> Response:
+        if self.mark:
+            set_cookie(
+                response,
+                request.app.state.settings,
+                MARK_COOKIE,
+                self.mark,
+                max_age=WINDOW_S,
+                samesite="strict",
+            )
+        if self.retry_after:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response
+
+
+def confirm(
+    request: Request, session: Session, *, password: str, action: str, cli: str = "rathaus …"
+) -> Gate:
+    """Check that the signed-in person is really there before ``action`` (an audit name).
+
+    Passes when the session confirmed recently; else checks ``password`` like the login does
+    (limiter first, then argon2) and audits the outcome. ``cli`` names the command an account
+    without a password is pointed to."""
+    web_session, user = _auth(request)
+    if recently_confirmed(request):
+        return Gate(ok=True)
+    tenant = session.get(Tenant, user.tenant_id)
+    assert tenant is not None  # a user always belongs to a tenant (foreign key)
+
+    def failed(reason: str) -> None:
+        audit.record(
+            session,
+            audit.Event(
+                kind="reauth_failed",
+                actor=user.username,
+                tenant_id=user.tenant_id,
+                subject=action,
+                data={"grund": reason, "ip": request.client.host if request.client else ""},
+            ),
+        )
+        # Kept even if the action's page rolls its own work back afterwards.
+        session.commit()
+
+    if user.password_hash is None:
+        failed("kein_passwort")
+        return Gate(ok=False, error=no_password_message(cli), status_code=403)
+    if not password:
+        # 401 as for a wrong password, not 403: the role allows the action, only the
+        # confirmation is missing (tests/web/test_access_matrix.py tells the two apart).
+        return Gate(ok=False, error=MISSING, status_code=401)
+    # The login's brute-force protection, with its keys: failures here and at the login add up.
+    limiter, address = rate_limiter(request.app), client_address(request)
+    account = f"{tenant.slug}:{user.username.strip().casefold()}"
+    by_address, by_account = rule_for(request, "anmeldung"), rule_for(request, "anmeldung-konto")
+    wait = max(limiter.wait(by_address, address), limiter.wait(by_account, account))
+    if wait:
+        failed("gesperrt")
+        return Gate(ok=False, error=blocked_message(wait), status_code=429, retry_after=wait)
+    if not verify_password(user.password_hash, password):
+        failed("passwort_falsch")
+        locked = {
+            "adresse": limiter.record(by_address, address),
+            "konto": limiter.record(by_account, account),
+        }
+        for scope, seconds in locked.items():
+            if seconds:
+                audit_lockout(
+                    session, request.app.state.settings, scope, seconds, user, tenant, account,
+                    address,
+                )  # fmt: skip
+        return Gate(ok=False, error=WRONG, status_code=401)
+    audit.record(
+        session,
+        audit.Event(
+            kind="reauth_confirmed",
+            actor=user.username,
+            tenant_id=user.tenant_id,
+            subject=action,
+            data={"gueltig_s": WINDOW_S},
+        ),
+    )
+    at = _now()
+    return Gate(ok=True, mark=f"{at}.{_digest(request, web_session, at)}")
