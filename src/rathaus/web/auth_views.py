@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -171,6 +172,44 @@ def audit_lockout(
     )
 
 
+@dataclass(frozen=True)
+class LoginGuard:
+    """Brute-force protection of one account's password (docs/limits.md): failures count per
+    client address and per account, at the login and wherever a password is asked again; while
+    either is over its limit no password is checked, right or wrong."""
+
+    request: Request
+    account: str  # "kommune:name", case-folded
+
+    @property
+    def _limits(self) -> tuple[Any, str, Any, Any]:
+        request = self.request
+        return (
+            rate_limiter(request.app),
+            client_address(request),
+            rule_for(request, "anmeldung"),
+            rule_for(request, "anmeldung-konto"),
+        )
+
+    def wait(self) -> int:
+        """Seconds until a password may be checked again (0: now)."""
+        limiter, address, by_address, by_account = self._limits
+        return max(limiter.wait(by_address, address), limiter.wait(by_account, self.account))
+
+    def failed(self, session: Any, settings: Any, user: User | None, tenant: Tenant | None) -> None:
+        """Count a wrong password; a failure that reaches a limit is audited as a lock-out."""
+        limiter, address, by_address, by_account = self._limits
+        locked = {
+            "adresse": limiter.record(by_address, address),
+            "konto": limiter.record(by_account, self.account),
+        }
+        for scope, seconds in locked.items():
+            if seconds:  # this failure reached the limit: the lock-out begins now
+                audit_lockout(
+                    session, settings, scope, seconds, user, tenant, self.account, address
+                )
+
+
 @router.get("/login")
 def login_form(
     request: Request,
@@ -207,10 +246,9 @@ def login(
         )
     # Brute force: failed logins count per address and per account (docs/limits.md); while
     # either is over its limit no password is checked, whether it is right or not.
-    limiter, address = rate_limiter(request.app), client_address(request)
     account = f"{(kommune or settings.default_tenant).strip()}:{username.strip().casefold()}"
-    by_address, by_account = rule_for(request, "anmeldung"), rule_for(request, "anmeldung-konto")
-    wait = max(limiter.wait(by_address, address), limiter.wait(by_account, account))
+    guard = LoginGuard(request, account)
+    wait = guard.wait()
     if wait:
         log.warning("Anmeldung gesperrt nach Fehlversuchen (noch %s s)", wait)
         response = login_page(
@@ -247,13 +285,7 @@ def login(
                 data={"ip": request.client.host if request.client else ""},
             ),
         )
-        locked = {
-            "adresse": limiter.record(by_address, address),
-            "konto": limiter.record(by_account, account),
-        }
-        for scope, seconds in locked.items():
-            if seconds:  # this failure reached the limit: the lock-out begins now
-                audit_lockout(session, settings, scope, seconds, user, tenant, account, address)
+        guard.failed(session, settings, user, tenant)
         return login_page(
             request,
             session,

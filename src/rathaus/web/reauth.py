@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session
 from rathaus.core import audit
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.security import verify_password
-from rathaus.web.auth_views import audit_lockout
+from rathaus.web.auth_views import LoginGuard
 from rathaus.web.cookies import read_cookie, set_cookie
-from rathaus.web.limits import client_address, rate_limiter, rule_for, seconds_text
+from rathaus.web.limits import seconds_text
 
 MARK_COOKIE = "rathaus_reauth"
 WINDOW_S = 300
@@ -168,25 +168,14 @@ def confirm(
         # confirmation is missing (tests/web/test_access_matrix.py tells the two apart).
         return Gate(ok=False, error=MISSING, status_code=401)
     # The login's brute-force protection, with its keys: failures here and at the login add up.
-    limiter, address = rate_limiter(request.app), client_address(request)
-    account = f"{tenant.slug}:{user.username.strip().casefold()}"
-    by_address, by_account = rule_for(request, "anmeldung"), rule_for(request, "anmeldung-konto")
-    wait = max(limiter.wait(by_address, address), limiter.wait(by_account, account))
+    guard = LoginGuard(request, f"{tenant.slug}:{user.username.strip().casefold()}")
+    wait = guard.wait()
     if wait:
         failed("gesperrt")
         return Gate(ok=False, error=blocked_message(wait), status_code=429, retry_after=wait)
     if not verify_password(user.password_hash, password):
         failed("passwort_falsch")
-        locked = {
-            "adresse": limiter.record(by_address, address),
-            "konto": limiter.record(by_account, account),
-        }
-        for scope, seconds in locked.items():
-            if seconds:
-                audit_lockout(
-                    session, request.app.state.settings, scope, seconds, user, tenant, account,
-                    address,
-                )  # fmt: skip
+        guard.failed(session, request.app.state.settings, user, tenant)
         return Gate(ok=False, error=WRONG, status_code=401)
     audit.record(
         session,
