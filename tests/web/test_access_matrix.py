@@ -87,6 +87,7 @@ LOGIN_ONLY: dict[tuple[str, str], str] = {
     ("GET", "/konto/sitzungen"): "nur die eigenen Sitzungen (user_id der Sitzung)",
     ("POST", "/konto/sitzungen/abmelden"): "beendet nur eine eigene Sitzung",
     ("POST", "/konto/sitzungen/andere-abmelden"): "beendet nur eigene andere Sitzungen",
+    ("GET", "/konto/passwort-hinweis"): "Hinweis nur mit der HMAC-Marke der eigenen Sitzung",
 }
 # Allowed roles are not called here (the route itself is tested elsewhere): too slow or it
 # would end the session the other calls need. Denied roles and anonymous are still checked.

