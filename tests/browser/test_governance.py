@@ -210,6 +210,7 @@ def test_every_governance_page_is_accessible(governance_server, page, sign_in): 
     page.goto(base + "/governance/datenschutz")
     assert_accessible(page, "governance-datenschutz")
     page.get_by_label("Tage nach Abschluss").fill("365")
+    page.locator("#regel-passwort").fill(PASSWORD)
     page.get_by_role("button", name="Regel speichern").click()
     page.wait_for_url("**/governance/datenschutz?meldung=*")
     assert_accessible(page, "governance-datenschutz-regel")

@@ -207,6 +207,7 @@ def secure_sso(db, tmp_path, idp, worlds) -> Iterator[TestClient]:  # type: igno
             "discovery_url": f"{idp.url}/.well-known/openid-configuration",
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "allowed_networks": ["127.0.0.1/32"],  # the test provider runs on loopback
         },
     )
     app = create_app(settings, database=db)

@@ -102,11 +102,13 @@ def page():
 
         def response(r) -> None:  # type: ignore[no-untyped-def]
             if r.request.resource_type == "document" and r.status >= 400:
-                error_pages.add(r.url)
+                error_pages.add(r.url.partition("#")[0])
 
         def console(m) -> None:  # type: ignore[no-untyped-def]
             shown = m.text.startswith("Failed to load resource: the server responded with a status")
-            if m.type == "error" and not (shown and m.location.get("url") in error_pages):
+            # A form's action may end in #fragment (to scroll to the answer): not part of it.
+            url = (m.location.get("url") or "").partition("#")[0]
+            if m.type == "error" and not (shown and url in error_pages):
                 errors.append(m.text)
 
         pg.on("response", response)

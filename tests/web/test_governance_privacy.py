@@ -38,7 +38,9 @@ def test_only_privacy_staff_and_csrf(client, worlds):
 def test_rules_editor(client, db, worlds):
     login(client, "dsb")
     token = csrf_of(client)
-    bad = client.post(f"{BASE}/regeln", data={"csrf_token": token, "tage": "viele"})
+    bad = client.post(
+        f"{BASE}/regeln", data={"csrf_token": token, "tage": "viele", "passwort": PASSWORD}
+    )
     assert bad.status_code == 422 and "keine Zahl" in bad.text
     saved = client.post(
         f"{BASE}/regeln",

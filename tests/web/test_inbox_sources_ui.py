@@ -9,6 +9,7 @@ import time
 from sqlalchemy import select
 
 from rathaus.core.models import AuditEvent, Case, InboxSource
+from tests.factories import PASSWORD
 from tests.web.conftest import csrf_of, login
 
 
@@ -53,7 +54,9 @@ def test_admin_adds_polls_pauses_and_removes_a_folder(client, worlds, db, tmp_pa
 
     paused = client.post(f"/posteingang/quellen/{source.id}/aktiv", data=_form(client))
     assert paused.status_code == 303 and not _source(db, "Scanner").is_active
-    removed = client.post(f"/posteingang/quellen/{source.id}/entfernen", data=_form(client))
+    removed = client.post(
+        f"/posteingang/quellen/{source.id}/entfernen", data=_form(client, passwort=PASSWORD)
+    )
     assert removed.status_code == 303 and _source(db, "Scanner") is None
     with db.session() as session:
         kinds = set(session.scalars(select(AuditEvent.kind)))

@@ -33,6 +33,7 @@ from rathaus.core.models import (
 from rathaus.core.storage import OriginalStore
 from rathaus.web.app import create_app
 from rathaus.web.inbox_views import CHUNK, read_upload
+from tests.factories import PASSWORD
 from tests.web.conftest import csrf_of, login
 
 LETTER = (
@@ -554,7 +555,9 @@ def test_models_train_rollback_activate_and_automatic_routing(client, world, db)
         assert versions[2].status == "live" and versions[1].status == "abgelöst"
     page = client.get("/posteingang/modelle").text
     assert "v2" in page and "bestanden" in page and "manuell" in page
-    back = client.post("/posteingang/modelle/zurueckrollen", data={"csrf_token": token})
+    back = client.post(
+        "/posteingang/modelle/zurueckrollen", data={"csrf_token": token, "passwort": PASSWORD}
+    )
     assert back.status_code == 303
     assert "vorherige Modellversion ist wieder live" in client.get(back.headers["location"]).text
     with db.session() as session:

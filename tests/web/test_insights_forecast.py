@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from rathaus.core.models import InsightDataset, SeriesPoint
+from tests.factories import PASSWORD
 from tests.web.conftest import csrf_of, login
 
 API = "/api/v1/lagebild/prognose"
@@ -199,7 +200,12 @@ def test_api_forecast_sources_and_import(client, worlds, db):
         headers={"X-CSRF-Token": token},
     )
     assert bad.status_code == 422 and "Zeile 2" in bad.json()["detail"]
-    gone = client.delete(f"{API}/datensaetze/{short_id}", headers={"X-CSRF-Token": token})
+    gone = client.request(
+        "DELETE",
+        f"{API}/datensaetze/{short_id}",
+        headers={"X-CSRF-Token": token},
+        json={"passwort": PASSWORD},
+    )
     assert gone.status_code == 204
     assert [d["id"] for d in client.get(f"{API}/datensaetze").json()] == [dataset["id"]]
     schema = client.get("/openapi.json").json()

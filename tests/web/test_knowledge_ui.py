@@ -22,6 +22,7 @@ from rathaus.core.models import (
     KnowledgeChunk,
     KnowledgeEntry,
 )
+from tests.factories import PASSWORD
 from tests.web.conftest import csrf_of, login
 
 XSS = "<script>alert(1)</script>"
@@ -333,7 +334,8 @@ def test_delete_needs_confirmation(client, kb, db):
     refused = client.post(f"/wissen/{entry}/loeschen", data={"csrf_token": csrf_of(client)})
     assert refused.status_code == 400 and "Bitte bestätigen Sie das Löschen" in refused.text
     deleted = client.post(
-        f"/wissen/{entry}/loeschen", data={"csrf_token": csrf_of(client), "bestaetigt": "1"}
+        f"/wissen/{entry}/loeschen",
+        data={"csrf_token": csrf_of(client), "bestaetigt": "1", "passwort": PASSWORD},
     )
     assert deleted.status_code == 303
     assert "Der Eintrag wurde gelöscht." in client.get(deleted.headers["location"]).text

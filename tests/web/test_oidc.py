@@ -1,10 +1,12 @@
-"""SSO through OpenID Connect against a real provider served by uvicorn in this test module."""
+"""SSO through OpenID Connect against a real provider served by uvicorn in this test module;
+the provider's address is checked like every outgoing connection (rathaus.core.netguard)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import html
+import logging
 import secrets
 import socket
 import threading
@@ -19,7 +21,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -27,6 +29,7 @@ from sqlalchemy import select
 
 from rathaus.core import users
 from rathaus.core.config import load_settings
+from rathaus.core.errors import ConfigError
 from rathaus.core.models import AuditEvent, Tenant, User
 from rathaus.core.security import SESSION_COOKIE
 from rathaus.web import oidc
@@ -43,7 +46,11 @@ def rsa_key(kid: str) -> RSAKey:
 
 @dataclass
 class IdP:
-    """A tiny OpenID provider: it logs in ``person`` at once and signs with ``key``."""
+    """A tiny OpenID provider: it logs in ``person`` at once and signs with ``key``.
+
+    Like a real one it keeps a sign-in session: ``signed_in_at`` is the time of the last
+    sign-in, sent as ``auth_time``; ``prompt=login`` counts as a fresh sign-in unless the
+    provider is told to ``ignore_prompt``."""
 
     url: str
     home_key: RSAKey = field(default_factory=lambda: rsa_key("k1"))
@@ -51,13 +58,24 @@ class IdP:
     person: dict[str, Any] = field(default_factory=dict)
     forge_with: RSAKey | None = None  # sign ID tokens with a key the JWKS does not publish
     claims: dict[str, Any] = field(default_factory=dict)  # overrides for the ID token
+    announce: dict[str, Any] = field(default_factory=dict)  # overrides for the discovery
     deny: bool = False
-    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    interactive: bool = False  # show a sign-in form (a browser submits it) before answering
+    ignore_prompt: bool = False
+    send_auth_time: bool = True
+    signed_in_at: int | None = None
+    authorizations: list[dict[str, str]] = field(default_factory=list)  # query parameters
+    fetched: list[str] = field(default_factory=list)  # paths Rathaus fetched (server side)
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.key = self.home_key
         self.person = {"sub": "kc-0001", "preferred_username": "sb"}
-        self.forge_with, self.claims, self.deny = None, {}, False
+        self.forge_with, self.claims, self.announce, self.deny = None, {}, {}, False
+        self.ignore_prompt, self.send_auth_time, self.signed_in_at = False, True, None
+        self.interactive = False
+        self.authorizations.clear()
+        self.fetched.clear()
         self.codes.clear()
 
 
@@ -66,6 +84,7 @@ def provider_app(idp: IdP) -> FastAPI:
 
     @app.get("/.well-known/openid-configuration")
     def discovery() -> dict[str, Any]:
+        idp.fetched.append("/.well-known/openid-configuration")
         return {
             "issuer": idp.url,
             "authorization_endpoint": f"{idp.url}/authorize",
@@ -74,16 +93,30 @@ def provider_app(idp: IdP) -> FastAPI:
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
+            **idp.announce,
         }
 
     @app.get("/jwks")
     def jwks() -> dict[str, Any]:
+        idp.fetched.append("/jwks")
         assert idp.key is not None
         return {"keys": [idp.key.as_dict(private=False)]}
 
     @app.get("/authorize")
     def authorize(request: Request) -> RedirectResponse:
         q = request.query_params
+        if idp.interactive and "angemeldet" not in q:
+            hidden = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in q.items()
+            )
+            return HTMLResponse(  # type: ignore[return-value]
+                '<!doctype html><html lang="de"><title>Anmeldedienst</title>'
+                '<link rel="icon" href="data:,"><form>'
+                f'{hidden}<input type="hidden" name="angemeldet" value="1">'
+                "<button>Beim Anbieter anmelden</button></form></html>"
+            )
+        idp.authorizations.append({k: v for k, v in q.items() if k != "angemeldet"})
         ok = (
             q.get("response_type") == "code"
             and q.get("client_id") == CLIENT_ID
@@ -98,17 +131,22 @@ def provider_app(idp: IdP) -> FastAPI:
         if idp.deny:
             answer["error"] = "access_denied"
         else:
+            fresh = q.get("prompt") == "login" and not idp.ignore_prompt
+            if fresh or idp.signed_in_at is None:
+                idp.signed_in_at = int(time.time())
             code = secrets.token_urlsafe(16)
             idp.codes[code] = {
                 "redirect_uri": q["redirect_uri"],
                 "challenge": q["code_challenge"],
                 "nonce": q["nonce"],
+                "auth_time": idp.signed_in_at,
             }
             answer["code"] = code
         return RedirectResponse(f"{q['redirect_uri']}?{urlencode(answer)}", status_code=302)
 
     @app.post("/token")
     async def token(request: Request) -> JSONResponse:
+        idp.fetched.append("/token")
         form = await request.form()
         basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         grant = idp.codes.pop(str(form.get("code")), None)
@@ -131,6 +169,7 @@ def provider_app(idp: IdP) -> FastAPI:
             "iat": now,
             "exp": now + 300,
             "nonce": grant["nonce"],
+            **({"auth_time": grant["auth_time"]} if idp.send_auth_time else {}),
             **idp.person,
             **idp.claims,
         }
@@ -164,10 +203,15 @@ def idp_server() -> Iterator[IdP]:
 @pytest.fixture
 def idp(idp_server: IdP) -> IdP:
     idp_server.reset()
+    oidc._cache.clear()  # as after a restart: the discovery document is fetched anew
     return idp_server
 
 
-def sso_settings(tmp_path, discovery_url: str):  # type: ignore[no-untyped-def]
+# The test provider runs on loopback, which Rathaus reaches only where it is allowed.
+LOOPBACK = ["127.0.0.1/32"]
+
+
+def sso_settings(tmp_path, discovery_url: str, *, allowed=LOOPBACK, **more):  # type: ignore[no-untyped-def]
     return load_settings(
         mode="demo",
         data_dir=tmp_path,
@@ -178,7 +222,9 @@ def sso_settings(tmp_path, discovery_url: str):  # type: ignore[no-untyped-def]
             "discovery_url": discovery_url,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "allowed_networks": allowed,
         },
+        **more,
     )
 
 
@@ -241,7 +287,9 @@ def test_sso_login_opens_a_session_and_binds_the_subject(sso, idp, db):
     assert oidc.FLOW_COOKIE in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     location = start.headers["location"]
     assert location.startswith(f"{idp.url}/authorize?")
-    assert dict(parse_qsl(urlsplit(location).query))["code_challenge_method"] == "S256"
+    query = dict(parse_qsl(urlsplit(location).query))
+    assert query["code_challenge_method"] == "S256"
+    assert "prompt" not in query and "max_age" not in query  # a login asks for no fresh sign-in
 
     response = sso_login(sso)
     assert response.status_code == 303 and response.headers["location"] == "/api/v1/me"
@@ -370,3 +418,55 @@ def test_only_web_urls_are_fetched(db, tmp_path, worlds):
 def test_disabled_feature_answers_404(client):
     assert client.get("/login/oidc").status_code == 404
     assert client.get("/auth/oidc/callback", params={"code": "x", "state": "y"}).status_code == 404
+
+
+# The provider's address: outgoing connections obey rathaus.core.netguard -----------------------
+def discovery_of(idp: IdP) -> str:
+    return f"{idp.url}/.well-known/openid-configuration"
+
+
+def test_a_provider_on_an_internal_address_needs_the_setting(db, tmp_path, idp, worlds, caplog):
+    """Without a freed network the loopback provider is refused before any request; the page
+    tells the person to ask IT and names the setting, the log names address and setting."""
+    settings = sso_settings(tmp_path, discovery_of(idp), allowed=[])
+    caplog.set_level(logging.WARNING, logger="rathaus.web.oidc")
+    with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
+        response = client.get("/login/oidc")
+    assert response.status_code == 503
+    assert oidc.PROVIDER_BLOCKED in page_text(response)
+    assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in page_text(response)
+    assert idp.fetched == []
+    logged = caplog.text
+    assert "127.0.0.1" in logged and "RATHAUS_OIDC__ALLOWED_NETWORKS" in logged
+    assert "Loopback" in logged
+
+
+def test_the_installation_wide_allow_list_frees_the_provider_too(db, tmp_path, idp, worlds):
+    settings = sso_settings(
+        tmp_path, discovery_of(idp), allowed=[], network={"allowed_networks": LOOPBACK}
+    )
+    with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
+        assert sso_login(client).status_code == 303
+        assert client.get("/api/v1/me").json()["username"] == "sb"
+
+
+@pytest.mark.parametrize(
+    "announce",
+    [
+        {"jwks_uri": "http://169.254.169.254/latest/meta-data/"},
+        {"token_endpoint": "http://10.1.2.3/token"},
+        {"token_endpoint": "http://[::ffff:192.168.0.1]/token"},
+    ],
+    ids=["jwks-metadata", "token-private", "token-mapped-ipv6"],
+)
+def test_endpoints_announced_by_the_discovery_obey_the_same_rule(sso, idp, announce):
+    """The discovery document (whoever answers at the address) cannot point Rathaus at the
+    metadata service or another internal host: only the provider's own network is freed."""
+    idp.announce = announce
+    # Refused, not "unreachable": no connection to these addresses was even tried.
+    assert_refused(sso, sso_login(sso), 503, oidc.PROVIDER_BLOCKED)
+
+
+def test_the_allow_list_is_checked_when_the_settings_load(tmp_path):
+    with pytest.raises(ConfigError, match="keine IP-Adresse"):
+        sso_settings(tmp_path, "https://sso.example/x", allowed=["sso.intern"])

@@ -507,6 +507,21 @@ class OIDCSettings(BaseModel):
     client_secret: SecretStr | None = None
     scope: str = "openid profile email"
     username_claim: str = "preferred_username"
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Interne Netze/Adressen, unter denen Rathaus den Anmeldedienst erreichen darf "
+            "(Discovery, Schlüssel, Token), z. B. 10.20.30.40/32; sonst nur öffentliche Adressen."
+        ),
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from rathaus.core.netguard import parse_networks
+
+        parse_networks(value)
+        return [item.strip() for item in value]
 
 
 class Settings(BaseSettings):

@@ -21,7 +21,7 @@ from rathaus.core.storage import OriginalStore
 from rathaus.governance import access_log, privacy, retention
 from rathaus.inbox.classify import REQUEST_TYPES
 from rathaus.insights.export import table_response
-from rathaus.web import reauth
+from rathaus.web import reauth, reauth_step
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
 from rathaus.web.governance_nav import nav_context
 from rathaus.web.templating import render
@@ -47,6 +47,9 @@ Field = Annotated[str, Form(max_length=300)]
 Password = Annotated[str, Form(max_length=500)]
 ERASE_CLI = "`rathaus datenschutz loeschen`"
 APPLY_CLI = "`rathaus datenschutz aufbewahrung-anwenden`"
+RULE_CLI = "`rathaus datenschutz aufbewahrung-setzen`"
+REMOVE_RULE_CLI = "`rathaus datenschutz aufbewahrung-entfernen`"
+RULE_GONE = "Diese Aufbewahrungsregel gibt es nicht (mehr); die Liste zeigt die vorhandenen."
 
 
 def _person(form: dict[str, str]) -> privacy.Person:
@@ -89,6 +92,8 @@ def _page(
         person_fields=PERSON_FIELDS,
         person={},
         reauth=reauth.state(request),
+        rule_form={"ziel": "vorgang", "art": "", "tage": "", "aktion": "loeschen", "aktiv": True},
+        step=None,
     )
     context.update(extra)
     return render(request, "governance_privacy.html", context, status_code=status_code)
@@ -109,6 +114,18 @@ def privacy_page(
 # -- retention rules ----------------------------------------------------------------------------
 
 
+def _without_rule(rule: Any) -> str:
+    """What applies once ``rule`` is gone (said on the confirmation card)."""
+    if rule.target == "unterhaltung":
+        return "Für Unterhaltungen gilt danach wieder die Frist aus der Einstellung."
+    if rule.request_type:
+        return (
+            "Für diese Anliegenart gilt danach die Regel für alle übrigen Arten; gibt es keine, "
+            "bleiben solche Vorgänge unbegrenzt."
+        )
+    return "Abgeschlossene Vorgänge ohne eigene Regel bleiben danach unbegrenzt."
+
+
 @router.post(f"{BASE}/regeln", dependencies=[CsrfDep, PRIVACY])
 def save_rule(
     request: Request,
@@ -121,7 +138,27 @@ def save_rule(
     tage: Annotated[str, Form(max_length=10)] = "",
     aktion: Annotated[str, Form(max_length=20)] = "loeschen",
     aktiv: Annotated[str, Form(max_length=5)] = "",
+    passwort: Password = "",
 ) -> Response:
+    """Create or change a rule, after the password (:mod:`reauth`): a shorter period deletes
+    cases at the next run. A refused password shows the form as it was typed."""
+    typed = {"ziel": ziel, "art": art, "tage": tage, "aktion": aktion, "aktiv": bool(aktiv)}
+    gate = reauth.confirm(
+        request, session, password=passwort, action="aufbewahrungsregel_speichern", cli=RULE_CLI
+    )
+    if not gate.ok:
+        state = reauth.state(request, action="regel", error=gate.error)
+        page = _page(
+            request,
+            session,
+            user,
+            tenant,
+            settings,
+            gate.status_code,
+            reauth=state,
+            rule_form=typed,
+        )
+        return gate.finish(request, page)
     try:
         try:
             days = int(tage.strip())
@@ -141,8 +178,12 @@ def save_rule(
         )
     except RathausError as exc:
         session.rollback()
-        return _page(request, session, user, tenant, settings, 422, error=exc.message)
-    return RedirectResponse(f"{BASE}?meldung=regel", status_code=303)
+        page = _page(
+            request, session, user, tenant, settings, 422, error=exc.message, rule_form=typed
+        )
+        return gate.finish(request, page)
+    done = RedirectResponse(f"{BASE}?meldung=regel", status_code=303)
+    return gate.finish(request, done)
 
 
 @router.post(f"{BASE}/regeln/entfernen", dependencies=[CsrfDep, PRIVACY])
@@ -154,15 +195,59 @@ def delete_rule(
     settings: SettingsDep,
     ziel: Annotated[str, Form(max_length=30)] = "vorgang",
     art: Annotated[str, Form(max_length=30)] = "",
+    passwort: Password = "",
+    schritt: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    """Remove a rule after the password (:mod:`reauth`): the row's button asks on a card first
+    (:mod:`rathaus.web.reauth_step`) unless this session confirmed in the last minutes."""
+    try:
+        target, request_type = retention.validate_rule(ziel, art, 1, "loeschen")
+    except RathausError as exc:
+        return _page(request, session, user, tenant, settings, 422, error=exc.message)
+    rules = retention.list_rules(session, tenant_id=tenant.id)
+    found = next((r for r in rules if (r.target, r.request_type) == (target, request_type)), None)
+    if found is None:  # nothing to remove: no password needed to say so
+        return _page(request, session, user, tenant, settings, 404, error=RULE_GONE)
+    gate = reauth.confirm(
+        request,
+        session,
+        password=passwort,
+        action="aufbewahrungsregel_entfernen",
+        cli=REMOVE_RULE_CLI,
+    )
+    if not gate.ok:
+        error = reauth_step.step_error(gate, password=passwort, step=schritt)
+        step = {
+            "id": "regel-entfernen",
+            "title": "Aufbewahrungsregel entfernen",
+            "text": f"Die Regel „{retention.rule_label(found)}“ wird entfernt. "
+            + _without_rule(found),
+            "url": f"{BASE}/regeln/entfernen",
+            "hidden": [("ziel", found.target), ("art", found.request_type)],
+            "action": "regel_entfernen",
+            "when": " das Entfernen",
+            "button": "Regel endgültig entfernen",
+            "back": BASE,
+        }
+        state = reauth.state(request, action="regel_entfernen", error=error)
+        page = _page(
+            request, session, user, tenant, settings, gate.status_code, reauth=state, step=step
+        )
+        return gate.finish(request, page)
     try:
         retention.remove_rule(
-            session, tenant_id=tenant.id, target=ziel, request_type=art, actor=user.username
+            session,
+            tenant_id=tenant.id,
+            target=target,
+            request_type=request_type,
+            actor=user.username,
         )
     except RathausError as exc:
         session.rollback()
-        return _page(request, session, user, tenant, settings, 422, error=exc.message)
-    return RedirectResponse(f"{BASE}?meldung=regel_entfernt", status_code=303)
+        page = _page(request, session, user, tenant, settings, 422, error=exc.message)
+        return gate.finish(request, page)
+    done = RedirectResponse(f"{BASE}?meldung=regel_entfernt", status_code=303)
+    return gate.finish(request, done)
 
 
 @router.post(f"{BASE}/anwenden", dependencies=[CsrfDep, PRIVACY])

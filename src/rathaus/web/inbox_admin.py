@@ -25,6 +25,7 @@ from rathaus.core.models import (
 )
 from rathaus.inbox import router as rules
 from rathaus.inbox import training
+from rathaus.web import reauth, reauth_step
 from rathaus.web.deps import (
     CsrfDep,
     CurrentTenant,
@@ -336,13 +337,20 @@ def _model_audit(session: Session, user: User, tenant: Tenant, kind: str, **data
     )
 
 
-@router.get("/posteingang/modelle", dependencies=[ADMIN])
-def models_page(
+ACTIVATE_CLI = "`rathaus inbox activate`"
+ROLLBACK_CLI = "`rathaus inbox rollback`"
+
+
+def _models_page(
     request: Request,
-    tenant: CurrentTenant,
-    session: SessionDep,
+    tenant: Tenant,
+    session: Session,
+    *,
     meldung: str = "",
     fehler: str = "",
+    status_code: int = 200,
+    reauth_state: dict[str, Any] | None = None,
+    step: dict[str, Any] | None = None,
 ) -> Response:
     versions = training.versions(session, tenant.id)
     live = next((v for v in versions if v.status == "live"), None)
@@ -380,8 +388,52 @@ def models_page(
             "min_auto": rules.MIN_AUTO_CONFIDENCE,
             "notice": _notice(meldung),
             "error": errors.get(fehler, ""),
+            "reauth": reauth_state or reauth.state(request),
+            "step": step,
         },
+        status_code=status_code,
     )
+
+
+@router.get("/posteingang/modelle", dependencies=[ADMIN])
+def models_page(
+    request: Request,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    meldung: str = "",
+    fehler: str = "",
+) -> Response:
+    return _models_page(request, tenant, session, meldung=meldung, fehler=fehler)
+
+
+def _model_gate(
+    request: Request,
+    tenant: Tenant,
+    session: Session,
+    *,
+    password: str,
+    step_sent: str,
+    action: str,
+    cli: str,
+    step: dict[str, Any],
+) -> tuple[reauth.Gate, Response | None]:
+    """The password before a routing model goes live (:mod:`rathaus.web.reauth`): it decides
+    where incoming items go. Refused: the page with the card of ``step``
+    (:mod:`rathaus.web.reauth_step`)."""
+    gate = reauth.confirm(request, session, password=password, action=action, cli=cli)
+    if gate.ok:
+        return gate, None
+    error = reauth_step.step_error(gate, password=password, step=step_sent)
+    page = _models_page(
+        request,
+        tenant,
+        session,
+        status_code=gate.status_code,
+        reauth_state=reauth.state(request, action="modell", error=error),
+        step={"id": "modell-bestaetigen", "action": "modell", "back": "/posteingang/modelle"}
+        | step,
+    )
+    return gate, gate.finish(request, page)
 
 
 @router.post("/posteingang/modelle/trainieren", dependencies=[CsrfDep, ADMIN])
@@ -399,30 +451,104 @@ def retrain_now(
     return RedirectResponse("/posteingang/modelle?meldung=training", 303)
 
 
+Password = Annotated[str, Form(max_length=500)]
+Step = Annotated[str, Form(max_length=20)]
+
+
 @router.post("/posteingang/modelle/{version}/aktivieren", dependencies=[CsrfDep, ADMIN])
 def activate_version(
-    version: int, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
+    request: Request,
+    version: int,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    passwort: Password = "",
+    schritt: Step = "",
 ) -> Response:
-    before = next(
-        (v.version for v in training.versions(session, tenant.id) if v.status == "live"), None
+    versions = training.versions(session, tenant.id)
+    before = next((v.version for v in versions if v.status == "live"), None)
+    known = next((v for v in versions if v.version == version and v.metrics.get("tasks")), None)
+    if known is None:  # nothing to activate: no password needed to say so
+        raise NotFoundError(
+            f"Modellversion {version} gibt es nicht oder sie wurde nie gespeichert "
+            "(abgelehnte Kandidaten haben keine Dateien)."
+        )
+    gate, refused = _model_gate(
+        request,
+        tenant,
+        session,
+        password=passwort,
+        step_sent=schritt,
+        action="zuordnungsmodell_aktivieren",
+        cli=ACTIVATE_CLI,
+        step={
+            "title": f"Modellversion v{version} aktivieren",
+            "text": f"Version v{version} ordnet danach die neuen Eingänge zu"
+            + (f" statt v{before}" if before is not None else "")
+            + "; die automatische Zuordnung der Ämter folgt ihren Schwellen.",
+            "url": f"/posteingang/modelle/{version}/aktivieren",
+            "hidden": [],
+            "when": " die Aktivierung",
+            "button": f"v{version} aktivieren",
+        },
     )
+    if refused is not None:
+        return refused
     target = training.activate(session, tenant, version)
     _model_audit(
         session, user, tenant, "routing_model_activated", version=target.version, previous=before
     )
-    return RedirectResponse("/posteingang/modelle?meldung=aktiviert", 303)
+    done = RedirectResponse("/posteingang/modelle?meldung=aktiviert", 303)
+    return gate.finish(request, done)
 
 
 @router.post("/posteingang/modelle/zurueckrollen", dependencies=[CsrfDep, ADMIN])
-def rollback_version(user: CurrentUser, tenant: CurrentTenant, session: SessionDep) -> Response:
-    before = next(
-        (v.version for v in training.versions(session, tenant.id) if v.status == "live"), None
+def rollback_version(
+    request: Request,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    passwort: Password = "",
+    schritt: Step = "",
+) -> Response:
+    versions = training.versions(session, tenant.id)
+    before = next((v.version for v in versions if v.status == "live"), None)
+    if not any(  # the choice of training.rollback; nothing to go back to: no password needed
+        v.metrics.get("tasks")
+        and v.status != "live"
+        and v.activated_at is not None
+        and (before is None or v.version < before)
+        for v in versions
+    ):
+        raise RathausError("Es gibt keine frühere Modellversion, zu der zurückgekehrt werden kann.")
+    gate, refused = _model_gate(
+        request,
+        tenant,
+        session,
+        password=passwort,
+        step_sent=schritt,
+        action="zuordnungsmodell_zurueckrollen",
+        cli=ROLLBACK_CLI,
+        step={
+            "title": "Auf die vorherige Modellversion zurückrollen",
+            "text": "Die zuletzt vor der laufenden aktivierte Version ordnet danach die neuen "
+            "Eingänge zu"
+            + (f"; v{before} wird abgelöst" if before is not None else "")
+            + ". Sie lässt sich jederzeit wieder aktivieren.",
+            "url": "/posteingang/modelle/zurueckrollen",
+            "hidden": [],
+            "when": " das Zurückrollen",
+            "button": "Zurückrollen",
+        },
     )
+    if refused is not None:
+        return refused
     target = training.rollback(session, tenant)
     _model_audit(
         session, user, tenant, "routing_model_rollback", version=target.version, previous=before
     )
-    return RedirectResponse("/posteingang/modelle?meldung=zurueck", 303)
+    done = RedirectResponse("/posteingang/modelle?meldung=zurueck", 303)
+    return gate.finish(request, done)
 
 
 def _threshold(raw: str, unit: OrgUnit) -> float | None:

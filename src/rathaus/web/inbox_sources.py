@@ -20,6 +20,7 @@ from rathaus.core.errors import NotFoundError, RathausError
 from rathaus.core.models import InboxSource, InboxSourceItem, Tenant, User
 from rathaus.core.roles import Permission
 from rathaus.core.storage import OriginalStore
+from rathaus.web import reauth, reauth_step
 from rathaus.web.deps import (
     CsrfDep,
     CurrentTenant,
@@ -36,6 +37,7 @@ router = APIRouter(
 )
 
 BASE = "/posteingang/quellen"
+REMOVE_CLI = "`rathaus inbox quelle-entfernen`"
 TLS_CHOICES = (
     ("ssl", "SSL/TLS (Port 993)"),
     ("starttls", "STARTTLS (Port 143)"),
@@ -64,6 +66,8 @@ def _page(
     form: dict[str, Any] | None = None,
     poll: Any = None,
     status_code: int = 200,
+    reauth_state: dict[str, Any] | None = None,
+    step: dict[str, Any] | None = None,
 ) -> Response:
     from rathaus.inbox.channels import imap
     from rathaus.inbox.channels import poll as polling
@@ -93,6 +97,8 @@ def _page(
             "env_prefix": imap.env_prefix(tenant.slug),
             # Where this municipality may watch folders (the demo root's area is created).
             "folder_areas": _folder_roots(get_settings(request)).areas(tenant.slug, create=True),
+            "reauth": reauth_state or reauth.state(request),
+            "step": step,
         },
         status_code=status_code,
     )
@@ -259,15 +265,50 @@ def toggle_idle(
 
 @router.post(f"{BASE}/{{source_id}}/entfernen", dependencies=[CsrfDep])
 def remove(
-    source_id: int, session: SessionDep, user: CurrentUser, tenant: CurrentTenant
+    request: Request,
+    source_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    passwort: Annotated[str, Form(max_length=500)] = "",
+    schritt: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
+    """Remove the source after the password (:mod:`rathaus.web.reauth`): without its source
+    nothing more arrives from that mailbox or folder. The row's button asks on a card first
+    (:mod:`rathaus.web.reauth_step`) unless this session confirmed in the last minutes."""
     from rathaus.inbox.channels import poll as polling
 
     source = _source(session, tenant, source_id)
+    gate = reauth.confirm(
+        request, session, password=passwort, action="eingangsquelle_entfernen", cli=REMOVE_CLI
+    )
+    if not gate.ok:
+        error = reauth_step.step_error(gate, password=passwort, step=schritt)
+        step = {
+            "id": "quelle-entfernen",
+            "title": f"Quelle „{source.name}“ entfernen",
+            "text": "Rathaus ruft diese Quelle danach nicht mehr ab; bereits erfasste Vorgänge "
+            "bleiben. Sie lässt sich jederzeit neu einrichten.",
+            "url": f"{BASE}/{source.id}/entfernen",
+            "hidden": [],
+            "action": "entfernen",
+            "when": " das Entfernen",
+            "button": "Quelle endgültig entfernen",
+            "back": BASE,
+        }
+        page = _page(
+            request,
+            session,
+            tenant,
+            status_code=gate.status_code,
+            reauth_state=reauth.state(request, action="entfernen", error=error),
+            step=step,
+        )
+        return gate.finish(request, page)
     _record(session, user, tenant, "inbox_source_removed", source)
     polling.remove_source(session, tenant=tenant, name=source.name)
     session.commit()
-    return RedirectResponse(f"{BASE}?meldung=entfernt", 303)
+    return gate.finish(request, RedirectResponse(f"{BASE}?meldung=entfernt", 303))
 
 
 @router.post(f"{BASE}/{{source_id}}/abrufen", dependencies=[CsrfDep])

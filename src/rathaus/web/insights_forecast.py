@@ -3,7 +3,8 @@
 Page ``/lagebild/prognose`` (choose a source, horizon and resolution; chart with history,
 forecast and 80/95 % bands, the back-test error beside it, the table, CSV/XLSX export, the
 staffing view, and the import form for count series). Viewing needs ``VIEW_INSIGHTS``;
-importing or deleting a data set ``MANAGE_INSIGHTS`` and the CSRF token. The JSON API under
+importing or deleting a data set ``MANAGE_INSIGHTS`` and the CSRF token; deleting also the
+password (:mod:`rathaus.web.reauth`), in the page and in the API. The JSON API under
 ``/api/v1/lagebild/prognose`` takes a staff session like the other Lagebild APIs (state-changing
 requests with the ``X-CSRF-Token`` header).
 """
@@ -14,7 +15,7 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from rathaus.core.storage import OriginalStore
 from rathaus.insights.charts import Band, Line, line_chart
 from rathaus.insights.export import table_response
 from rathaus.insights.forecast import DEFAULT_HORIZON, MAX_HORIZON, WEEKDAYS
+from rathaus.web import reauth, reauth_step
 from rathaus.web.deps import CsrfDep, CurrentTenant, CurrentUser, SessionDep, SettingsDep, require
 from rathaus.web.inbox_views import read_upload
 from rathaus.web.insights_views import VIEW, nav_context
@@ -160,6 +162,8 @@ def _page(
         error=None,
         import_error=None,
         message=request.query_params.get("importiert"),
+        reauth=reauth.state(request),
+        step=None,
     )
     return render(request, "insights_forecast.html", base | context, status_code=status_code)
 
@@ -318,17 +322,79 @@ async def import_page(
     return RedirectResponse(f"{PAGE}?{target}", status_code=303)
 
 
+def _dataset(session: Any, tenant_id: int, dataset_id: int) -> Any:
+    """The municipality's imported data set, or :class:`NotFoundError` (before the password is
+    asked for, so that a wrong number costs no attempt)."""
+    from rathaus.insights.forecast_data import datasets
+
+    for dataset in datasets(session, tenant_id):
+        if dataset.id == dataset_id:
+            return dataset
+    raise NotFoundError(f"Den Datensatz Nr. {dataset_id} gibt es nicht.")
+
+
+def _confirm_delete(request: Request, session: Any, user: Any, password: str) -> Any:
+    """The password check before deleting a data set (:mod:`rathaus.web.reauth`), for the page
+    and the API alike: the API takes the same staff session, so it would otherwise be a way
+    around the check. Returns the gate and the error to show."""
+    gate = reauth.confirm(request, session, password=password, action="prognose_datensatz_loeschen")
+    # No command deletes a data set: an SSO account is told what it can do instead.
+    return gate, reauth_step.without_command(gate, user, what="das Löschen")
+
+
+FORM_DEFAULTS = {"quelle": "alle", "horizont": "", "aufloesung": "tag", "faelle_je_personentag": ""}
+
+
 @router.post(
     f"{PAGE}/datensatz/{{dataset_id}}/loeschen",
     dependencies=[MANAGE, CsrfDep],
     include_in_schema=False,
 )
-def delete_page(dataset_id: int, tenant: CurrentTenant, session: SessionDep) -> Response:
+def delete_page(
+    request: Request,
+    dataset_id: int,
+    tenant: CurrentTenant,
+    user: CurrentUser,
+    session: SessionDep,
+    passwort: Annotated[str, Form(max_length=500)] = "",
+    schritt: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Delete after the password; the list's button asks on a card first
+    (:mod:`rathaus.web.reauth_step`) unless this session confirmed in the last minutes."""
     from rathaus.insights.forecast_data import delete_dataset
 
+    dataset = _dataset(session, tenant.id, dataset_id)
+    gate, error = _confirm_delete(request, session, user, passwort)
+    if not gate.ok:
+        if gate.status_code == 401:
+            error = reauth_step.step_error(gate, password=passwort, step=schritt)
+        step = {
+            "id": "datensatz-loeschen",
+            "title": f"Datensatz „{dataset.name}“ löschen",
+            "text": "Die Zeitreihen dieses Datensatzes stehen danach nicht mehr zur Prognose "
+            "bereit; die hochgeladene Datei bleibt im Dateispeicher. Ein erneuter Import legt "
+            "sie wieder an.",
+            "url": f"{PAGE}/datensatz/{dataset.id}/loeschen",
+            "hidden": [],
+            "action": "datensatz",
+            "when": " das Löschen",
+            "button": "Datensatz endgültig löschen",
+            "back": PAGE,
+        }
+        page = _page(
+            request,
+            tenant,
+            user,
+            session,
+            form=FORM_DEFAULTS,
+            status_code=gate.status_code,
+            reauth=reauth.state(request, action="datensatz", error=error),
+            step=step,
+        )
+        return gate.finish(request, page)
     delete_dataset(session, tenant.id, dataset_id)
     session.commit()
-    return RedirectResponse(PAGE, status_code=303)
+    return gate.finish(request, RedirectResponse(PAGE, status_code=303))
 
 
 # -- JSON API --------------------------------------------------------------------------------
@@ -534,19 +600,49 @@ async def api_import(
     )
 
 
+class DeleteConfirmation(BaseModel):
+    passwort: str = Field(
+        "",
+        max_length=500,
+        description="Das eigene Passwort; nicht nötig, wenn diese Sitzung es in den letzten "
+        "5 Minuten bestätigt hat",
+    )
+
+
 @router.delete(
     f"{API}/datensaetze/{{dataset_id}}",
     dependencies=[MANAGE, CsrfDep],
     tags=["Lagebild"],
     summary="Zeitreihen-Datensatz löschen (das Original bleibt im Dateispeicher)",
+    description="Verlangt wie die Oberfläche das Passwort (Feld „passwort“ im JSON-Körper), "
+    "außer die Sitzung hat es in den letzten 5 Minuten bestätigt.",
     status_code=204,
+    responses={
+        401: {"description": "Nicht angemeldet, oder Passwort fehlt bzw. ist falsch"},
+        403: {
+            "description": "Berechtigung fehlt, Kopf „X-CSRF-Token“ fehlt oder Konto ohne Passwort"
+        },
+        404: {"description": "Datensatz unbekannt"},
+        429: {"description": "Zu viele Fehlversuche; „Retry-After“ nennt die Wartezeit"},
+    },
 )
-def api_delete(dataset_id: int, tenant: CurrentTenant, session: SessionDep) -> Response:
+def api_delete(
+    request: Request,
+    dataset_id: int,
+    tenant: CurrentTenant,
+    user: CurrentUser,
+    session: SessionDep,
+    body: Annotated[DeleteConfirmation | None, Body()] = None,
+) -> Response:
     from rathaus.insights.forecast_data import delete_dataset
 
     try:
-        delete_dataset(session, tenant.id, dataset_id)
+        _dataset(session, tenant.id, dataset_id)
     except NotFoundError as exc:
         return _error(exc.message, 404)
+    gate, error = _confirm_delete(request, session, user, body.passwort if body else "")
+    if not gate.ok:
+        return gate.finish(request, _error(error, gate.status_code))
+    delete_dataset(session, tenant.id, dataset_id)
     session.commit()
-    return Response(status_code=204)
+    return gate.finish(request, Response(status_code=204))

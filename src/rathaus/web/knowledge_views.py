@@ -28,6 +28,7 @@ from rathaus.core import audit
 from rathaus.core.errors import RathausError
 from rathaus.core.models import KnowledgeChunk, KnowledgeEntry, Tenant, User, utcnow
 from rathaus.core.roles import Permission
+from rathaus.web import reauth, reauth_step
 from rathaus.web.deps import (
     CsrfDep,
     CurrentTenant,
@@ -398,6 +399,8 @@ def _entry_page(
     errors: list[str] | None = None,
     notice: str = "",
     status_code: int = 200,
+    reauth_state: dict[str, Any] | None = None,
+    delete_checked: bool = False,
 ) -> Response:
     chunk_count = session.scalar(
         select(func.count())
@@ -426,6 +429,8 @@ def _entry_page(
             "chunk_count": chunk_count or 0,
             "answers": editorial.answers_using(session, tenant_id=tenant.id, entry_id=entry.id),
             "link_ok": editorial.is_web_url(entry.url),
+            "reauth": reauth_state or reauth.state(request),
+            "delete_checked": delete_checked,
         },
         status_code=status_code,
     )
@@ -507,9 +512,12 @@ def verify_entry(
 async def delete_entry(
     request: Request, entry_id: int, user: CurrentUser, tenant: CurrentTenant, session: SessionDep
 ) -> Response:
+    """Delete after the tick and, unless this session confirmed in the last minutes, the
+    password (:mod:`rathaus.web.reauth`, ASVS 3.7.1): a deleted entry is gone from the
+    assistant's answers until the next import brings it back."""
     form = await request.form(max_files=0, max_fields=10)
+    entry = editorial.get_entry(session, tenant_id=tenant.id, entry_id=entry_id)
     if form.get("bestaetigt") != "1":
-        entry = editorial.get_entry(session, tenant_id=tenant.id, entry_id=entry_id)
         return _entry_page(
             request,
             session,
@@ -518,7 +526,32 @@ async def delete_entry(
             errors=["Bitte bestätigen Sie das Löschen mit dem Häkchen neben der Schaltfläche."],
             status_code=400,
         )
+    password = form.get(reauth.FIELD)
+    gate = reauth.confirm(
+        request,
+        session,
+        password=password[:500] if isinstance(password, str) else "",
+        action="wissenseintrag_loeschen",
+    )
+    if not gate.ok:
+        # No command deletes an entry: an SSO account is told what it can do instead.
+        error = reauth_step.without_command(
+            gate,
+            user,
+            what="das Löschen",
+            instead=" – oder nehmen Sie den Eintrag bis dahin aus der Veröffentlichung",
+        )
+        page = _entry_page(
+            request,
+            session,
+            tenant,
+            entry,
+            status_code=gate.status_code,
+            reauth_state=reauth.state(request, action="loeschen", error=error),
+            delete_checked=True,
+        )
+        return gate.finish(request, page)
     await run_in_threadpool(
         editorial.delete_entry, session, tenant_id=tenant.id, entry_id=entry_id, user=user
     )
-    return RedirectResponse("/wissen?meldung=geloescht", 303)
+    return gate.finish(request, RedirectResponse("/wissen?meldung=geloescht", 303))

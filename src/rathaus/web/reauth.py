@@ -14,8 +14,13 @@ made for (a logout or an ended session voids it) and is checked against the serv
 
 The password check is the login's: argon2, and failures count toward the login's lock-out
 (the same limiter rules and keys, per address and per account); success and failure are
-audited (``reauth_confirmed``, ``reauth_failed``). Accounts without a password in Rathaus
-(OIDC) cannot confirm here: they are refused with a pointer to the command line.
+audited (``reauth_confirmed``, ``reauth_failed``).
+
+Accounts without a password in Rathaus (OIDC only) confirm at the identity provider instead:
+the page links to a fresh sign-in there (``/login/oidc?erneut=1``, :mod:`rathaus.web.oidc`:
+``prompt=login``, ``max_age=0``, a fresh ``auth_time`` for the session's own ``sub``), which
+sets the same mark (:func:`confirmed_by_provider`) and brings the person back to the page. With
+single sign-on switched off they are refused with a pointer to the command line.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -33,7 +39,7 @@ from sqlalchemy.orm import Session
 from rathaus.core import audit
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.security import verify_password
-from rathaus.web.auth_views import LoginGuard
+from rathaus.web.auth_views import LoginGuard, safe_next
 from rathaus.web.cookies import read_cookie, set_cookie
 from rathaus.web.limits import seconds_text
 
@@ -42,6 +48,10 @@ WINDOW_S = 300
 FIELD = "passwort"
 
 MISSING = "Bitte bestätigen Sie diese Aktion mit Ihrem Passwort; ausgeführt wurde noch nichts."
+SSO_MISSING = (
+    "Bitte bestätigen Sie diese Aktion zuerst mit einer erneuten Anmeldung beim Anmeldedienst "
+    "(„Beim Anmeldedienst erneut anmelden“); ausgeführt wurde noch nichts."
+)
 WRONG = (
     "Das Passwort ist falsch; ausgeführt wurde nichts. Nach mehreren Fehlversuchen wird die "
     "Anmeldung für Ihr Konto vorübergehend gesperrt."
@@ -81,6 +91,30 @@ def _auth(request: Request) -> tuple[WebSession, User]:
     return request.state.auth  # type: ignore[no-any-return]
 
 
+def sso_possible(request: Request, user: User) -> bool:
+    """Whether ``user`` confirms at the identity provider: single sign-on is on and the account
+    has no password in Rathaus but is bound to a provider account."""
+    settings = request.app.state.settings
+    return bool(settings.oidc.enabled and user.password_hash is None and user.oidc_subject)
+
+
+def return_path(request: Request) -> str:
+    """The page to come back to after a confirmation at the provider (a same-site path).
+
+    A page itself (plain GET) is its own return path; for a form's POST or an HTMX request it
+    is the page the browser showed, taken from ``HX-Current-URL`` or ``Referer`` (both only
+    as a path: the browser sends ``Referer`` to this site only, ``Referrer-Policy:
+    same-origin``); without either, the start page."""
+    if request.method == "GET" and "hx-request" not in request.headers:
+        query = request.url.query
+        return safe_next(request.url.path + (f"?{query}" if query else ""))
+    for header in ("hx-current-url", "referer"):
+        parts = urlsplit(request.headers.get(header, ""))
+        if parts.path:
+            return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return "/"
+
+
 def recently_confirmed(request: Request) -> bool:
     """Whether this session confirmed with a password in the last :data:`WINDOW_S` seconds."""
     value = read_cookie(request, MARK_COOKIE) or ""
@@ -93,13 +127,22 @@ def recently_confirmed(request: Request) -> bool:
     return hmac.compare_digest(_digest(request, _auth(request)[0], at), digest)
 
 
-def state(request: Request, *, action: str = "", error: str = "") -> dict[str, Any]:
+def state(request: Request, *, action: str = "", error: str = "", back: str = "") -> dict[str, Any]:
     """What a page needs to show the password field: ``needed``, ``oidc`` (no password to
-    enter), and the ``error`` of the failed ``action`` (a form's name)."""
+    enter), and the ``error`` of the failed ``action`` (a form's name).
+
+    For an account that confirms at the provider (:func:`sso_possible`), ``sso_url`` starts
+    that sign-in and returns to ``back`` (default :func:`return_path`); the template adds
+    ``&aktion=`` with the form's name. Empty otherwise."""
     user = _auth(request)[1]
+    sso_url = ""
+    if sso_possible(request, user):
+        query = urlencode({"erneut": "1", "next": safe_next(back or return_path(request))})
+        sso_url = f"/login/oidc?{query}"
     return {
         "needed": not recently_confirmed(request),
         "oidc": user.password_hash is None,
+        "sso_url": sso_url,
         "action": action,
         "error": error,
         "minutes": WINDOW_S // 60,
@@ -147,19 +190,11 @@ def confirm(
     assert tenant is not None  # a user always belongs to a tenant (foreign key)
 
     def failed(reason: str) -> None:
-        audit.record(
-            session,
-            audit.Event(
-                kind="reauth_failed",
-                actor=user.username,
-                tenant_id=user.tenant_id,
-                subject=action,
-                data={"grund": reason, "ip": request.client.host if request.client else ""},
-            ),
-        )
-        # Kept even if the action's page rolls its own work back afterwards.
-        session.commit()
+        _record_failure(request, session, user, action=action, data={"grund": reason})
 
+    if user.password_hash is None and sso_possible(request, user):
+        # Like a missing password: the confirmation at the provider has not happened yet.
+        return Gate(ok=False, error=SSO_MISSING, status_code=401)
     if user.password_hash is None:
         failed("kein_passwort")
         return Gate(ok=False, error=no_password_message(cli), status_code=403)
@@ -187,5 +222,53 @@ def confirm(
             data={"gueltig_s": WINDOW_S},
         ),
     )
+    return Gate(ok=True, mark=_new_mark(request, web_session))
+
+
+def confirmed_by_provider(
+    request: Request, session: Session, *, web_session: WebSession, user: User, action: str
+) -> Gate:
+    """The identity provider confirmed a fresh sign-in of ``user`` in ``web_session`` (checked
+    by :mod:`rathaus.web.oidc`): audit it and hand out the same mark as the password does."""
+    audit.record(
+        session,
+        audit.Event(
+            kind="reauth_confirmed",
+            actor=user.username,
+            tenant_id=user.tenant_id,
+            subject=action,
+            data={"gueltig_s": WINDOW_S, "methode": "oidc"},
+        ),
+    )
+    return Gate(ok=True, mark=_new_mark(request, web_session))
+
+
+def refused_by_provider(
+    request: Request, session: Session, *, user: User, action: str, reason: str
+) -> None:
+    """Audit a confirmation at the identity provider that did not count (``reason``)."""
+    _record_failure(
+        request, session, user, action=action, data={"grund": reason, "methode": "oidc"}
+    )
+
+
+def _new_mark(request: Request, web_session: WebSession) -> str:
     at = _now()
-    return Gate(ok=True, mark=f"{at}.{_digest(request, web_session, at)}")
+    return f"{at}.{_digest(request, web_session, at)}"
+
+
+def _record_failure(
+    request: Request, session: Session, user: User, *, action: str, data: dict[str, Any]
+) -> None:
+    audit.record(
+        session,
+        audit.Event(
+            kind="reauth_failed",
+            actor=user.username,
+            tenant_id=user.tenant_id,
+            subject=action,
+            data={**data, "ip": request.client.host if request.client else ""},
+        ),
+    )
+    # Kept even if the action's page rolls its own work back afterwards.
+    session.commit()

@@ -1,0 +1,288 @@
+"""Re-authentication at the identity provider (ASVS 3.7.1) for accounts without a password: a
+fresh sign-in (``prompt=login``, ``max_age=0``) for the session's own ``sub`` with a fresh
+``auth_time`` sets the same five-minute mark as the password; a provider that skips the sign-in,
+another account, another session or a bad token set none. Against the real test provider."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from rathaus.core.models import AuditEvent, Case, User
+from rathaus.core.storage import OriginalStore
+from rathaus.web import oidc, reauth
+from rathaus.web.app import create_app
+from tests.governance.test_retention import make_case
+from tests.web import test_oidc as provider
+from tests.web.conftest import csrf_of
+from tests.web.test_oidc import sso_login, sso_settings
+
+# The test provider's fixtures (a real OpenID provider on loopback), shared with test_oidc.py.
+idp_server = provider.idp_server
+idp = provider.idp
+
+PAGE = "/governance/datenschutz"
+SUBJECT = "kc-dsb"
+ERIKA = {"name": "Erika Beispiel", "email": "erika.beispiel@example.org"}
+
+
+@pytest.fixture
+def app(db, tmp_path, idp):  # type: ignore[no-untyped-def]
+    settings = sso_settings(
+        tmp_path, f"{idp.url}/.well-known/openid-configuration", database_url=db.url
+    )
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+def client(app, worlds, idp) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The data-protection officer, signed in through the provider, without a password."""
+    with TestClient(app, follow_redirects=False) as c:
+        idp.person = {"sub": SUBJECT, "preferred_username": "dsb"}
+        assert sso_login(c, next="/").status_code == 303
+        with app.state.db.session() as session:
+            session.execute(update(User).where(User.username == "dsb").values(password_hash=None))
+        yield c
+
+
+def _events(db, kind: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.kind == kind)))
+
+
+def _sso_link(page: httpx.Response, form: str) -> str:
+    found = re.search(rf'id="{form}-passwort-sso" href="([^"]+)"', page.text)
+    assert found, "kein Link zur erneuten Anmeldung"
+    return html.unescape(found.group(1))
+
+
+def _confirm(client: TestClient, link: str, *, between=None) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """Follow the page's link through the provider (real HTTP) back to the callback."""
+    start = client.get(link)
+    assert start.status_code == 303, start.text
+    answer = httpx.get(start.headers["location"], follow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    if between:
+        between()
+    return client.get(answer.headers["location"])
+
+
+def _apply(client: TestClient) -> httpx.Response:
+    return client.post(f"{PAGE}/anwenden", data={"csrf_token": csrf_of(client), "ausfuehren": "1"})
+
+
+def test_a_fresh_sign_in_at_the_provider_confirms_for_five_minutes(client, idp, db):
+    page = client.get(PAGE)
+    assert "Beim Anmeldedienst erneut anmelden" in page.text
+    assert "Kommandozeile" not in page.text and 'name="passwort"' not in page.text
+    refused = _apply(client)
+    assert refused.status_code == 401 and reauth.SSO_MISSING in html.unescape(refused.text)
+
+    link = _sso_link(page, "anwenden")
+    assert dict(parse_qsl(urlsplit(link).query)) == {
+        "erneut": "1",
+        "next": PAGE,
+        "aktion": "anwenden",
+    }
+    idp.signed_in_at = int(time.time()) - 3600  # the provider's session is an hour old
+    done = _confirm(client, link)
+    asked = idp.authorizations[-1]
+    assert asked["prompt"] == "login" and asked["max_age"] == "0"
+    assert asked["nonce"] and asked["state"] and asked["code_challenge_method"] == "S256"
+
+    assert done.status_code == 200 and "Bestätigt" in done.text
+    # Back by a refresh, not a redirect: the SameSite=Strict mark is then sent along.
+    assert done.headers["refresh"] == f"0; url={PAGE}"
+    cookies = done.headers.get_list("set-cookie")
+    mark = next(c for c in cookies if c.startswith(reauth.MARK_COOKIE + "="))
+    assert "samesite=strict" in mark.lower() and "httponly" in mark.lower()
+    assert any(c.startswith(oidc.FLOW_COOKIE + '=""') for c in cookies)  # flow used up
+    assert [(e.actor, e.subject, e.data) for e in _events(db, "reauth_confirmed")] == [
+        ("dsb", "anwenden", {"gueltig_s": reauth.WINDOW_S, "methode": "oidc"})
+    ]
+
+    assert "Beim Anmeldedienst erneut anmelden" not in client.get(PAGE).text
+    applied = _apply(client)
+    assert applied.status_code == 200 and "Erledigt:" in applied.text
+    assert _events(db, "reauth_failed") == []
+
+
+def test_the_erasure_goes_through_after_the_confirmation(client, idp, db, worlds):
+    store = OriginalStore(client.app.state.settings.originals_dir)
+    with db.session() as session:
+        case_id = make_case(session, worlds["a"], store, reference="ALP-W-1").id
+    token = csrf_of(client)
+    # The plan comes from a POST: the way back is the page it was shown on (Referer).
+    referer = {"referer": f"http://testserver{PAGE}?tab=1"}
+    plan = client.post(f"{PAGE}/loeschung", data={"csrf_token": token, **ERIKA}, headers=referer)
+    assert plan.status_code == 200
+    link = _sso_link(plan, "loeschung")
+    assert dict(parse_qsl(urlsplit(link).query))["next"] == f"{PAGE}?tab=1"
+
+    assert _confirm(client, link).headers["refresh"] == f"0; url={PAGE}?tab=1"
+    erase = {"csrf_token": token, **ERIKA, "bestaetigen": "1"}
+    done = client.post(f"{PAGE}/loeschung", data=erase)
+    assert done.status_code == 200 and "Löschantrag Nr." in done.text
+    with db.session() as session:
+        assert session.get(Case, case_id) is None
+
+
+def _refused(
+    client: TestClient, db, response: httpx.Response, status: int, message: str, reason: str
+):  # type: ignore[no-untyped-def]
+    assert response.status_code == status
+    text = html.unescape(response.text)
+    assert message in text and "Traceback" not in text
+    assert "refresh" not in response.headers
+    assert reauth.MARK_COOKIE not in response.headers.get("set-cookie", "")
+    assert _apply(client).status_code == 401  # still not confirmed
+    failed = _events(db, "reauth_failed")
+    assert [(e.actor, e.data["grund"], e.data["methode"]) for e in failed] == [
+        ("dsb", reason, "oidc")
+    ]
+    assert _events(db, "reauth_confirmed") == []
+
+
+def test_a_provider_that_skips_the_sign_in_sets_no_mark(client, idp, db):
+    idp.ignore_prompt = True
+    idp.signed_in_at = int(time.time()) - 600  # the sign-in of ten minutes ago
+    response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
+    _refused(client, db, response, 401, oidc.REAUTH_NOT_FRESH, "sso_nicht_frisch")
+    # The way on: try again, or back to the page.
+    assert "Beim Anmeldedienst erneut anmelden" in response.text
+    assert f'href="{PAGE}"' in response.text
+
+
+def test_a_provider_without_auth_time_sets_no_mark(client, idp, db):
+    idp.send_auth_time = False
+    response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
+    _refused(client, db, response, 401, oidc.REAUTH_NOT_FRESH, "sso_nicht_frisch")
+
+
+def test_another_account_at_the_provider_sets_no_mark(client, idp, db):
+    idp.person = {"sub": "kc-jemand-anders", "preferred_username": "dsb"}
+    response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
+    _refused(client, db, response, 403, oidc.REAUTH_OTHER_ACCOUNT, "sso_anderes_konto")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"nonce": "anderes-nonce"}, {"aud": "anderer-client"}, {"exp": int(time.time()) - 3600}],
+    ids=["nonce", "aud", "exp"],
+)
+def test_a_token_the_login_would_refuse_sets_no_mark(client, idp, db, claims):
+    idp.claims = claims
+    response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
+    _refused(client, db, response, 401, oidc.CONFIRMATION_INVALID, "sso_bestaetigung_ungueltig")
+
+
+def test_a_refusal_at_the_provider_sets_no_mark(client, idp, db):
+    idp.deny = True
+    response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
+    _refused(client, db, response, 401, oidc.DENIED, "sso_abgelehnt")
+
+
+def test_a_provider_on_a_blocked_address_is_explained_and_audited(client, idp, db, tmp_path):
+    """The same installation without the provider's network freed (the state right after an
+    update): the confirmation stops before any request with the setting named."""
+    blocked = sso_settings(tmp_path, f"{idp.url}/.well-known/openid-configuration", allowed=[])
+    link = _sso_link(client.get(PAGE), "anwenden")
+    with TestClient(create_app(blocked, database=db), follow_redirects=False) as other:
+        other.cookies = client.cookies  # the same signed-in session
+        fetched = list(idp.fetched)
+        response = other.get(link)
+    assert idp.fetched == fetched
+    assert response.status_code == 503
+    assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in html.unescape(response.text)
+    _refused(client, db, response, 503, oidc.PROVIDER_BLOCKED, "sso_adresse_gesperrt")
+
+
+def test_the_confirmation_belongs_to_the_session_that_asked(client, idp, db):
+    """A new login between start and return (another session of the same person) gets no
+    mark from the old flow."""
+    link = _sso_link(client.get(PAGE), "anwenden")
+
+    def new_session() -> None:
+        flow = client.cookies[oidc.FLOW_COOKIE]
+        client.cookies.clear()
+        assert sso_login(client, next="/").status_code == 303
+        client.cookies.set(oidc.FLOW_COOKIE, flow, domain="testserver.local")
+
+    response = _confirm(client, link, between=new_session)
+    _refused(client, db, response, 400, oidc.REAUTH_SESSION_CHANGED, "sso_andere_sitzung")
+
+
+def test_an_ended_session_is_sent_to_the_login(client, idp, db):
+    link = _sso_link(client.get(PAGE), "anwenden")
+
+    def log_out() -> None:
+        assert client.post("/logout", data={"csrf_token": csrf_of(client)}).status_code == 303
+
+    response = _confirm(client, link, between=log_out)
+    assert response.status_code == 401
+    assert oidc.REAUTH_SESSION_ENDED in html.unescape(response.text)
+    assert reauth.MARK_COOKIE not in response.headers.get("set-cookie", "")
+    assert _events(db, "reauth_confirmed") == []
+
+
+def test_the_way_back_stays_on_this_site(client, idp):
+    done = _confirm(client, "/login/oidc?erneut=1&next=//boese.example/&aktion=x")
+    assert done.status_code == 200 and done.headers["refresh"] == "0; url=/"
+    tricky = _confirm(client, "/login/oidc?erneut=1&next=/a%0d%0aSet-Cookie:%20x=1&aktion=<b>")
+    assert tricky.headers["refresh"] == "0; url=/a%0D%0ASet-Cookie:%20x=1"
+    assert "x=1" not in tricky.headers.get("set-cookie", "")
+
+
+def test_without_a_session_it_is_the_ordinary_login(app, worlds, idp):
+    with TestClient(app, follow_redirects=False) as fresh:
+        start = fresh.get("/login/oidc", params={"erneut": "1", "next": PAGE})
+        query = dict(parse_qsl(urlsplit(start.headers["location"]).query))
+        assert "prompt" not in query and "max_age" not in query
+
+
+def test_an_account_without_a_bound_provider_account_keeps_the_cli(client, db):
+    with db.session() as session:
+        session.execute(update(User).where(User.username == "dsb").values(oidc_subject=None))
+    page = client.get(PAGE)
+    assert "Beim Anmeldedienst erneut anmelden" not in page.text
+    assert "Kommandozeile" in page.text
+    refused = _apply(client)
+    assert refused.status_code == 403
+    assert [e.data["grund"] for e in _events(db, "reauth_failed")] == ["kein_passwort"]
+
+
+@pytest.mark.parametrize(
+    ("auth_time", "fresh"),
+    [
+        (1005, True),  # signed in during the flow
+        (1000 - oidc.REAUTH_SKEW_S, True),  # the provider's clock a little behind
+        (1000 - oidc.REAUTH_SKEW_S - 1, False),  # before the flow began: prompt ignored
+        (1010 + oidc.REAUTH_SKEW_S + 1, False),  # in the future
+        (None, False),
+        (True, False),
+        ("1005", False),
+    ],
+)
+def test_auth_time_must_fall_within_the_flow(auth_time, fresh):
+    claims = {} if auth_time is None else {"auth_time": auth_time}
+    if fresh:
+        oidc.check_fresh(claims, began=1000, now=1010)
+    else:
+        with pytest.raises(oidc.OIDCLoginError) as refused:
+            oidc.check_fresh(claims, began=1000, now=1010)
+        assert refused.value.message == oidc.REAUTH_NOT_FRESH
+
+
+def test_auth_time_older_than_two_minutes_is_stale_even_in_a_long_flow():
+    limit = oidc.REAUTH_MAX_AGE_S + oidc.REAUTH_SKEW_S
+    oidc.check_fresh({"auth_time": 1000 - limit}, began=0, now=1000)
+    with pytest.raises(oidc.OIDCLoginError):
+        oidc.check_fresh({"auth_time": 1000 - limit - 1}, began=0, now=1000)

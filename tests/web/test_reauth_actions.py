@@ -1,0 +1,334 @@
+"""The password before the further critical actions (ASVS 3.7.1): deleting a knowledge entry,
+removing an Eingangsquelle, deleting a forecast data set (page and API), saving and removing a
+retention rule, activating and rolling back a routing model. Nothing happens without it, what
+was typed stays, failures are audited, and within the five minutes no password is asked again.
+Row buttons ask on a card for that one item first (rathaus.web.reauth_step)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import select, update
+
+from rathaus.core.models import (
+    AuditEvent,
+    InboxSource,
+    InsightDataset,
+    KnowledgeEntry,
+    RetentionRule,
+    RoutingModelVersion,
+    User,
+)
+from rathaus.web import reauth
+from rathaus.web.governance_privacy import RULE_GONE
+from tests.factories import PASSWORD
+from tests.web.conftest import csrf_of, login
+from tests.web.test_insights_forecast import series_csv
+
+WRONG = "falsch-falsch-falsch"
+
+
+def _reauth_events(db, kind: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.kind == kind))
+        return [(e.actor, e.subject) for e in rows]
+
+
+def _entry(db, worlds) -> int:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        entry = KnowledgeEntry(
+            tenant_id=worlds["a"].tenant.id,
+            source="test",
+            external_id="hundesteuer",
+            title="Hundesteuer anmelden",
+            body="Hunde melden Sie im Bürgerbüro an.",
+        )
+        session.add(entry)
+        session.commit()
+        return entry.id
+
+
+def _exists(db, model, row_id: int) -> bool:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return session.get(model, row_id) is not None
+
+
+def test_knowledge_delete_asks_for_the_password_and_keeps_the_tick(client, db, worlds):
+    entry_id = _entry(db, worlds)
+    url = f"/wissen/{entry_id}/loeschen"
+    login(client, "redaktion")
+    token = csrf_of(client)
+    page = client.get(f"/wissen/{entry_id}")
+    assert (
+        '<label for="l-passwort">' in page.text and 'autocomplete="current-password"' in page.text
+    )
+
+    # Without the tick the password is not even looked at.
+    untick = client.post(url, data={"csrf_token": token, "passwort": PASSWORD})
+    assert untick.status_code == 400 and _reauth_events(db, "reauth_confirmed") == []
+
+    missing = client.post(url, data={"csrf_token": token, "bestaetigt": "1"})
+    assert missing.status_code == 401 and reauth.MISSING in missing.text
+    assert 'name="bestaetigt" value="1" required checked' in missing.text  # the tick stays
+    assert 'aria-describedby="l-passwort-hinweis l-passwort-fehler"' in missing.text
+    wrong = client.post(url, data={"csrf_token": token, "bestaetigt": "1", "passwort": WRONG})
+    assert wrong.status_code == 401 and reauth.WRONG in wrong.text
+    assert reauth.MARK_COOKIE not in wrong.headers.get("set-cookie", "")
+    assert _exists(db, KnowledgeEntry, entry_id)
+    assert _reauth_events(db, "reauth_failed") == [("redaktion", "wissenseintrag_loeschen")]
+
+    done = client.post(url, data={"csrf_token": token, "bestaetigt": "1", "passwort": PASSWORD})
+    assert done.status_code == 303 and done.headers["location"] == "/wissen?meldung=geloescht"
+    assert reauth.MARK_COOKIE in done.headers["set-cookie"]
+    assert not _exists(db, KnowledgeEntry, entry_id)
+    assert _reauth_events(db, "reauth_confirmed") == [("redaktion", "wissenseintrag_loeschen")]
+
+
+def _sources(db, worlds, *names: str) -> list[int]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        rows = [
+            InboxSource(
+                tenant_id=worlds["a"].tenant.id, kind="folder", name=n, settings={"path": "/x"}
+            )
+            for n in names
+        ]
+        session.add_all(rows)
+        session.commit()
+        return [r.id for r in rows]
+
+
+def test_source_removal_asks_on_a_card_and_not_again_within_the_window(client, db, worlds):
+    scanner, post = _sources(db, worlds, "Scanner", "Poststelle")
+    login(client, "admin")
+    token = csrf_of(client)
+    listing = client.get("/posteingang/quellen").text
+    assert 'name="passwort"' not in listing  # no password field in every row
+    assert f'action="/posteingang/quellen/{scanner}/entfernen#quelle-entfernen"' in listing
+
+    card = client.post(f"/posteingang/quellen/{scanner}/entfernen", data={"csrf_token": token})
+    assert card.status_code == 401 and "Quelle „Scanner“ entfernen" in card.text
+    assert '<label for="quelle-entfernen-passwort">' in card.text
+    assert 'name="schritt" value="bestaetigen"' in card.text
+    # The first step is a question, not an error: nothing was typed yet.
+    assert reauth.MISSING not in card.text and 'aria-invalid="true"' not in card.text
+    assert _exists(db, InboxSource, scanner)
+
+    sent = {"csrf_token": token, "schritt": "bestaetigen"}
+    empty = client.post(f"/posteingang/quellen/{scanner}/entfernen", data=sent)
+    assert empty.status_code == 401 and reauth.MISSING in empty.text
+    assert (
+        'aria-describedby="quelle-entfernen-passwort-hinweis quelle-entfernen-passwort-fehler"'
+        in (empty.text)
+    )
+    wrong = client.post(
+        f"/posteingang/quellen/{scanner}/entfernen", data=sent | {"passwort": WRONG}
+    )
+    assert wrong.status_code == 401 and reauth.WRONG in wrong.text
+    assert _exists(db, InboxSource, scanner)
+
+    done = client.post(
+        f"/posteingang/quellen/{scanner}/entfernen", data=sent | {"passwort": PASSWORD}
+    )
+    assert done.status_code == 303 and not _exists(db, InboxSource, scanner)
+    # Within the five minutes the row's button removes at once.
+    again = client.post(f"/posteingang/quellen/{post}/entfernen", data={"csrf_token": token})
+    assert again.status_code == 303 and not _exists(db, InboxSource, post)
+    assert _reauth_events(db, "reauth_confirmed") == [("admin", "eingangsquelle_entfernen")]
+    assert _reauth_events(db, "reauth_failed") == [("admin", "eingangsquelle_entfernen")]
+    with db.session() as session:
+        removed = session.scalars(
+            select(AuditEvent.subject).where(AuditEvent.kind == "inbox_source_removed")
+        ).all()
+    assert sorted(removed) == ["inbox_source:Poststelle", "inbox_source:Scanner"]
+
+
+def _dataset_ids(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return {d.name: d.id for d in session.scalars(select(InsightDataset))}
+
+
+def test_forecast_data_sets_in_the_page_and_the_api(client, db, worlds):
+    login(client, "leitung")
+    token = csrf_of(client)
+    for name in ("Eins", "Zwei"):
+        sent = client.post(
+            "/lagebild/prognose/import",
+            data={"csrf_token": token, "name": name},
+            files={"datei": (f"{name}.csv", series_csv(), "text/csv")},
+        )
+        assert sent.status_code == 303
+    ids = _dataset_ids(db)
+    api = f"/api/v1/lagebild/prognose/datensaetze/{ids['Eins']}"
+    headers = {"X-CSRF-Token": token}
+
+    card = client.post(
+        f"/lagebild/prognose/datensatz/{ids['Eins']}/loeschen", data={"csrf_token": token}
+    )
+    assert card.status_code == 401 and "Datensatz „Eins“ löschen" in card.text
+    assert '<label for="datensatz-loeschen-passwort">' in card.text
+
+    # The API takes the same staff session, so it asks as well (JSON field "passwort").
+    bare = client.request("DELETE", api, headers=headers)
+    assert bare.status_code == 401 and bare.json()["detail"] == reauth.MISSING
+    wrong = client.request("DELETE", api, headers=headers, json={"passwort": WRONG})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == reauth.WRONG
+    unknown = client.request(
+        "DELETE", "/api/v1/lagebild/prognose/datensaetze/999999", headers=headers, json={}
+    )
+    assert unknown.status_code == 404  # before the password: no attempt spent
+    assert set(_dataset_ids(db)) == {"Eins", "Zwei"}
+
+    gone = client.request("DELETE", api, headers=headers, json={"passwort": PASSWORD})
+    assert gone.status_code == 204 and reauth.MARK_COOKIE in gone.headers["set-cookie"]
+    page = client.post(
+        f"/lagebild/prognose/datensatz/{ids['Zwei']}/loeschen", data={"csrf_token": token}
+    )
+    assert page.status_code == 303  # confirmed a moment ago (through the API)
+    assert _dataset_ids(db) == {}
+    assert _reauth_events(db, "reauth_confirmed") == [("leitung", "prognose_datensatz_loeschen")]
+    assert _reauth_events(db, "reauth_failed") == [("leitung", "prognose_datensatz_loeschen")]
+
+
+BASE = "/governance/datenschutz"
+
+
+def test_retention_rules_saved_and_removed_after_the_password(client, db, worlds, monkeypatch):
+    login(client, "dsb")
+    token = csrf_of(client)
+    form = {"csrf_token": token, "ziel": "vorgang", "art": "Beschwerde", "tage": "90",
+            "aktion": "anonymisieren", "aktiv": "1"}  # fmt: skip
+    refused = client.post(f"{BASE}/regeln", data=form)
+    assert refused.status_code == 401 and reauth.MISSING in refused.text
+    # What was typed is still in the form, the error is tied to the field.
+    assert 'name="tage" min="1" max="36500" required value="90"' in refused.text
+    assert '<option value="Beschwerde" selected>' in refused.text
+    assert '<option value="anonymisieren" selected>' in refused.text
+    assert 'id="regel-passwort-fehler"' in refused.text
+    with db.session() as session:
+        assert session.scalar(select(RetentionRule)) is None
+
+    saved = client.post(f"{BASE}/regeln", data=form | {"passwort": PASSWORD})
+    assert saved.status_code == 303
+    gone = client.post(
+        f"{BASE}/regeln/entfernen", data={"csrf_token": token, "ziel": "vorgang", "art": "Antrag"}
+    )
+    assert gone.status_code == 404 and RULE_GONE in gone.text
+
+    now = reauth._now()
+    monkeypatch.setattr(reauth, "_now", lambda: now + reauth.WINDOW_S + 1)
+    remove = {"csrf_token": token, "ziel": "vorgang", "art": "Beschwerde"}
+    card = client.post(f"{BASE}/regeln/entfernen", data=remove)
+    assert card.status_code == 401 and "Aufbewahrungsregel entfernen" in card.text
+    assert "„Vorgänge (Beschwerde): 90 Tage, anonymisieren“" in card.text
+    assert '<input type="hidden" name="art" value="Beschwerde">' in card.text
+    with db.session() as session:
+        assert session.scalar(select(RetentionRule)) is not None
+    # A spelling the rules accept does not get around the password.
+    upper = client.post(f"{BASE}/regeln/entfernen", data=remove | {"ziel": " VORGANG "})
+    assert upper.status_code == 401
+    done = client.post(
+        f"{BASE}/regeln/entfernen", data=remove | {"schritt": "bestaetigen", "passwort": PASSWORD}
+    )
+    assert done.status_code == 303
+    with db.session() as session:
+        assert session.scalar(select(RetentionRule)) is None
+    assert [s for _, s in _reauth_events(db, "reauth_confirmed")] == [
+        "aufbewahrungsregel_speichern",
+        "aufbewahrungsregel_entfernen",
+    ]
+
+
+def _versions(db, worlds) -> None:  # type: ignore[no-untyped-def]
+    """v1 was live before v2 (both with files): v2 can be rolled back to v1."""
+    earlier = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    with db.session() as session:
+        for number, status in ((1, "abgelöst"), (2, "live")):
+            session.add(
+                RoutingModelVersion(
+                    tenant_id=worlds["a"].tenant.id,
+                    version=number,
+                    status=status,
+                    file_path=f"modelle/v{number}",
+                    metrics={
+                        "tasks": ["org_unit"],
+                        "accuracy": 0.9,
+                        "live_accuracy": None,
+                        "live_version": None,
+                        "held_out": 10,
+                        "thresholds": {},
+                        "gate": "bestanden",
+                    },  # fmt: skip
+                    activated_at=earlier + dt.timedelta(days=number),
+                )
+            )
+        session.commit()
+
+
+def _live(db) -> int:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return session.scalar(
+            select(RoutingModelVersion.version).where(RoutingModelVersion.status == "live")
+        )
+
+
+def test_model_rollback_and_activation_need_the_password(client, db, worlds):
+    _versions(db, worlds)
+    login(client, "admin")
+    token = csrf_of(client)
+    unknown = client.post("/posteingang/modelle/9/aktivieren", data={"csrf_token": token})
+    assert unknown.status_code == 404 and _reauth_events(db, "reauth_failed") == []
+
+    card = client.post("/posteingang/modelle/zurueckrollen", data={"csrf_token": token})
+    assert card.status_code == 401 and "Auf die vorherige Modellversion zurückrollen" in card.text
+    assert (
+        "v2 wird abgelöst" in card.text and '<label for="modell-bestaetigen-passwort">' in card.text
+    )
+    assert _live(db) == 2
+    sent = {"csrf_token": token, "schritt": "bestaetigen"}
+    wrong = client.post("/posteingang/modelle/zurueckrollen", data=sent | {"passwort": WRONG})
+    assert wrong.status_code == 401 and reauth.WRONG in wrong.text and _live(db) == 2
+    back = client.post("/posteingang/modelle/zurueckrollen", data=sent | {"passwort": PASSWORD})
+    assert back.status_code == 303 and _live(db) == 1
+
+    again = client.post("/posteingang/modelle/2/aktivieren", data={"csrf_token": token})
+    assert again.status_code == 303 and _live(db) == 2  # within the five minutes
+    assert _reauth_events(db, "reauth_confirmed") == [("admin", "zuordnungsmodell_zurueckrollen")]
+    with db.session() as session:
+        kinds = set(session.scalars(select(AuditEvent.kind)))
+    assert {"routing_model_rollback", "routing_model_activated"} <= kinds
+
+
+def _drop_password(db, username: str) -> None:  # type: ignore[no-untyped-def]
+    """As if the signed-in account now signed in through OIDC only."""
+    with db.session() as session:
+        session.execute(update(User).where(User.username == username).values(password_hash=None))
+        session.commit()
+
+
+def test_accounts_without_password_are_told_what_they_can_do(client, db, worlds):
+    entry_id = _entry(db, worlds)
+    (source,) = _sources(db, worlds, "Scanner")
+    login(client, "redaktion")
+    token = csrf_of(client)
+    _drop_password(db, "redaktion")
+    knowledge = client.post(
+        f"/wissen/{entry_id}/loeschen", data={"csrf_token": token, "bestaetigt": "1"}
+    )
+    # No command deletes an entry: no pointer to one, but what the account can do instead.
+    assert knowledge.status_code == 403 and "aus der Veröffentlichung" in knowledge.text
+    error = re.search(r'id="l-passwort-fehler">([^<]+)<', knowledge.text).group(1)
+    assert "Kommandozeile" not in error
+
+    client.cookies.clear()
+    login(client, "admin")
+    token = csrf_of(client)
+    _drop_password(db, "admin")
+    removal = client.post(f"/posteingang/quellen/{source}/entfernen", data={"csrf_token": token})
+    assert removal.status_code == 403 and "rathaus inbox quelle-entfernen" in removal.text
+    assert "Anmeldedienst (SSO)" in removal.text
+    assert _exists(db, KnowledgeEntry, entry_id) and _exists(db, InboxSource, source)
+    assert [s for _, s in _reauth_events(db, "reauth_failed")] == [
+        "wissenseintrag_loeschen",
+        "eingangsquelle_entfernen",
+    ]
