@@ -144,6 +144,7 @@ def test_every_posteingang_page_is_accessible(history_server, page, sign_in, tmp
     assert "Das Suchmuster ist ungültig" in page.get_by_role("alert").inner_text()
     assert_accessible(page, "posteingang-regel-fehler")
     page.get_by_label("Suchmuster").fill("")
+    page.get_by_label("Ihr Passwort zur Bestätigung").fill(PASSWORD)
     page.get_by_role("button", name="Speichern").click()
     page.get_by_role("link", name="Lärm", exact=True).click()
     assert_accessible(page, "posteingang-regel")

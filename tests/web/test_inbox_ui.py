@@ -511,7 +511,7 @@ def test_rules_create_edit_test_and_deactivate(client, world, db):
     assert "Genauigkeit 100 %" in tested.text
     with db.session() as session:
         assert session.scalar(select(func.count(RoutingRule.id))) == 0  # testing saves nothing
-    created = client.post("/posteingang/regeln", data=form)
+    created = client.post("/posteingang/regeln", data={**form, "passwort": PASSWORD})
     assert created.status_code == 303
     rule_url = created.headers["location"].split("?")[0]
     # edit: now to the wrong Amt; the test shows the hits as wrong

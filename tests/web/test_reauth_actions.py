@@ -1,8 +1,10 @@
 """The password before the further critical actions (ASVS 3.7.1): deleting a knowledge entry,
 removing an Eingangsquelle, deleting a forecast data set (page and API), saving and removing a
-retention rule, activating and rolling back a routing model. Nothing happens without it, what
-was typed stays, failures are audited, and within the five minutes no password is asked again.
-Row buttons ask on a card for that one item first (rathaus.web.reauth_step)."""
+retention rule, activating and rolling back a routing model, saving and switching routing rules,
+changing the automatic routing of a unit. Nothing happens without it, what was typed stays,
+failures are audited, and within the five minutes no password is asked again. Row buttons ask
+on a card for that one item first (rathaus.web.reauth_step). Dry runs (testing a rule against
+history) need no password."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from rathaus.core.models import (
     InboxSource,
     InsightDataset,
     KnowledgeEntry,
+    OrgUnit,
     RetentionRule,
     RoutingModelVersion,
+    RoutingRule,
     User,
 )
 from rathaus.web import reauth
@@ -332,3 +336,140 @@ def test_accounts_without_password_are_told_what_they_can_do(client, db, worlds)
         "wissenseintrag_loeschen",
         "eingangsquelle_entfernen",
     ]
+
+
+def _rules(db) -> list[tuple[str, str, bool]]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return [(r.name, r.keywords, r.is_active) for r in session.scalars(select(RoutingRule))]
+
+
+def test_routing_rules_need_the_password_but_their_test_does_not(client, db, worlds, monkeypatch):
+    oa = worlds["a"].units["OA"].id
+    login(client, "admin")
+    token = csrf_of(client)
+    form = {"csrf_token": token, "name": "Lärm", "keywords": "Lärm, Ruhestörung", "pattern": "",
+            "scope": "text", "org_unit_id": oa, "service_id": "", "priority": "10"}  # fmt: skip
+
+    # The test against history is a dry run: no password, nothing saved.
+    tested = client.post("/posteingang/regeln", data=form | {"aktion": "testen"})
+    assert tested.status_code == 200 and "Test gegen die bisherigen Vorgänge" in tested.text
+    # Input that would not be saved anyway is named without asking for the password.
+    empty = client.post("/posteingang/regeln", data=form | {"name": ""})
+    assert empty.status_code == 400 and "Bitte geben Sie der Regel einen Namen." in empty.text
+    assert _reauth_events(db, "reauth_failed") == [] and _rules(db) == []
+
+    refused = client.post("/posteingang/regeln", data=form)
+    assert refused.status_code == 401 and reauth.MISSING in refused.text
+    # What was typed stays in the form, the error is tied to the field.
+    assert 'name="keywords" maxlength="2000" value="Lärm, Ruhestörung"' in refused.text
+    assert f'<option value="{oa}" selected>' in refused.text
+    assert 'id="regel-passwort-fehler"' in refused.text
+    wrong = client.post("/posteingang/regeln", data=form | {"passwort": WRONG})
+    assert wrong.status_code == 401 and reauth.WRONG in wrong.text and _rules(db) == []
+
+    saved = client.post("/posteingang/regeln", data=form | {"passwort": PASSWORD})
+    assert saved.status_code == 303 and reauth.MARK_COOKIE in saved.headers["set-cookie"]
+    rule_url = saved.headers["location"].split("?")[0]
+    assert _rules(db) == [("Lärm", "Lärm, Ruhestörung", True)]
+
+    now = reauth._now()
+    monkeypatch.setattr(reauth, "_now", lambda: now + reauth.WINDOW_S + 1)
+    changed = client.post(rule_url, data=form | {"keywords": "Lärm*"})
+    assert changed.status_code == 401 and 'value="Lärm*"' in changed.text
+    assert _rules(db) == [("Lärm", "Lärm, Ruhestörung", True)]
+
+    listing = client.get("/posteingang/regeln").text
+    assert listing.count('name="passwort"') == 1  # the form's field, none in the rows
+    assert f'action="{rule_url}/aktiv#regel-umschalten"' in listing
+    card = client.post(f"{rule_url}/aktiv", data={"csrf_token": token, "aktiv": "0"})
+    assert card.status_code == 401 and "Regel „Lärm“ deaktivieren" in card.text
+    assert '<input type="hidden" name="aktiv" value="0">' in card.text
+    assert '<label for="regel-umschalten-passwort">' in card.text
+    assert reauth.MISSING not in card.text  # the first step is a question, not an error
+    sent = {"csrf_token": token, "aktiv": "0", "schritt": "bestaetigen"}
+    empty_card = client.post(f"{rule_url}/aktiv", data=sent)
+    assert empty_card.status_code == 401 and reauth.MISSING in empty_card.text
+    assert _rules(db) == [("Lärm", "Lärm, Ruhestörung", True)]
+    off = client.post(f"{rule_url}/aktiv", data=sent | {"passwort": PASSWORD})
+    assert off.status_code == 303 and _rules(db) == [("Lärm", "Lärm, Ruhestörung", False)]
+    # Within the five minutes the form saves at once.
+    again = client.post(rule_url, data=form | {"keywords": "Lärm*"})
+    assert again.status_code == 303 and _rules(db) == [("Lärm", "Lärm*", False)]
+    assert [s for _, s in _reauth_events(db, "reauth_confirmed")] == [
+        "zuordnungsregel_speichern",
+        "zuordnungsregel_deaktivieren",
+    ]
+    assert [s for _, s in _reauth_events(db, "reauth_failed")] == ["zuordnungsregel_speichern"]
+
+
+def _auto(db, unit_id: int) -> tuple[bool, float | None]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        unit = session.get(OrgUnit, unit_id)
+        return unit.auto_route_enabled, unit.auto_route_threshold
+
+
+def test_automatic_routing_release_needs_the_password(client, db, worlds):
+    units = [worlds["a"].units[code].id for code in ("BA", "OA", "OA-GW")]
+    ba = units[0]
+    login(client, "admin")
+    token = csrf_of(client)
+    page = client.get("/posteingang/modelle").text
+    assert '<label for="einheiten-passwort">' in page
+    url = "/posteingang/modelle/einheiten"
+    stored = {"csrf_token": token, "einheit": units, "schwelle": ["", "", ""]}
+    # Saved as it is, nothing changes: no password needed.
+    same = client.post(url, data=stored)
+    assert same.status_code == 303 and _reauth_events(db, "reauth_failed") == []
+
+    release = stored | {"schwelle": ["90", "", ""], "automatisch": [ba]}
+    refused = client.post(url, data=release)
+    assert refused.status_code == 401 and reauth.MISSING in refused.text
+    # What was typed stays: the tick and the threshold.
+    assert f'name="automatisch" value="{ba}" checked>' in refused.text
+    assert f'id="schwelle-{ba}" name="schwelle" inputmode="decimal" class="short" value="90"' in (
+        refused.text
+    )
+    assert 'id="einheiten-passwort-fehler"' in refused.text
+    wrong = client.post(url, data=release | {"passwort": WRONG})
+    assert wrong.status_code == 401 and reauth.WRONG in wrong.text
+    assert _auto(db, ba) == (False, None)
+    too_low = client.post(url, data=release | {"schwelle": ["30", "", ""]})
+    assert too_low.status_code == 400 and "zwischen 50 und 100 %" in too_low.text
+
+    done = client.post(url, data=release | {"passwort": PASSWORD})
+    assert done.status_code == 303 and _auto(db, ba) == (True, 0.9)
+    assert _reauth_events(db, "reauth_confirmed") == [("admin", "automatische_zuordnung_aendern")]
+    assert _reauth_events(db, "reauth_failed") == [("admin", "automatische_zuordnung_aendern")]
+    with db.session() as session:
+        changes = session.scalars(
+            select(AuditEvent.subject).where(AuditEvent.kind == "auto_routing_changed")
+        ).all()
+    assert changes == ["org_unit:BA"]
+
+
+def test_routing_changes_without_a_password_point_to_a_colleague(client, db, worlds):
+    """An account without a password (SSO switched off) cannot confirm; no command does this
+    on the server, so the error names what it can do instead."""
+    oa = worlds["a"].units["OA"].id
+    with db.session() as session:
+        rule = RoutingRule(
+            tenant_id=worlds["a"].tenant.id, name="Lärm", keywords="Lärm", org_unit_id=oa
+        )
+        session.add(rule)
+        session.commit()
+        rule_id = rule.id
+    login(client, "admin")
+    token = csrf_of(client)
+    _drop_password(db, "admin")
+    toggle = client.post(
+        f"/posteingang/regeln/{rule_id}/aktiv", data={"csrf_token": token, "aktiv": "0"}
+    )
+    assert toggle.status_code == 403 and "Person mit denselben Rechten" in toggle.text
+    error = re.search(r'id="regel-umschalten-passwort-fehler">([^<]+)<', toggle.text).group(1)
+    assert "Kommandozeile" not in error
+    units = client.post(
+        "/posteingang/modelle/einheiten",
+        data={"csrf_token": token, "einheit": [oa], "schwelle": [""], "automatisch": [oa]},
+    )
+    assert units.status_code == 403 and 'id="einheiten-passwort-fehler"' in units.text
+    assert _rules(db) == [("Lärm", "Lärm", True)] and _auto(db, oa) == (False, None)

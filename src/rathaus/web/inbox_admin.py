@@ -1,5 +1,11 @@
 """Posteingang administration pages: routing rules (with a test against history), versions of the
-routing model with activation and rollback, and per-department automatic routing."""
+routing model with activation and rollback, and per-department automatic routing.
+
+Each of them decides where incoming items, with the personal data in them, go, and a rule or an
+automatic release does so without a person looking. So saving, switching on or off a rule,
+changing the automatic routing of a unit and activating or rolling back a model ask for the
+password first (:mod:`rathaus.web.reauth`, ASVS 3.7.1); testing a rule against history is a dry
+run and needs none."""
 
 from __future__ import annotations
 
@@ -119,6 +125,8 @@ def _rules_page(
     test: dict[str, Any] | None = None,
     notice: str = "",
     status_code: int = 200,
+    reauth_state: dict[str, Any] | None = None,
+    step: dict[str, Any] | None = None,
 ) -> Response:
     units, services = _directory(session, tenant.id)
     all_rules = session.scalars(
@@ -140,6 +148,8 @@ def _rules_page(
             "services": services,
             "scopes": rules.RULE_SCOPES,
             "notice": notice,
+            "reauth": reauth_state or reauth.state(request),
+            "step": step,
         },
         status_code=status_code,
     )
@@ -189,6 +199,29 @@ def _rule_audit(session: Session, user: User, rule: RoutingRule, kind: str) -> N
 
 
 RuleForm = Annotated[str, Form(max_length=2000)]
+Password = Annotated[str, Form(max_length=500)]
+Step = Annotated[str, Form(max_length=20)]
+
+
+def _confirm(
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    password: str,
+    action: str,
+    what: str,
+    step: str | None = None,
+) -> tuple[reauth.Gate, str]:
+    """The password before a rule or the automatic routing changes (:mod:`rathaus.web.reauth`):
+    the gate and the error to show. ``step`` is the ``schritt`` a row's button sends
+    (:mod:`rathaus.web.reauth_step`), ``None`` for a form with its own password field."""
+    gate = reauth.confirm(request, session, password=password, action=action)
+    if step is not None and gate.status_code == 401:
+        return gate, reauth_step.step_error(gate, password=password, step=step)
+    # No command changes rules or the automatic routing: an SSO account is told what it can
+    # do instead.
+    return gate, reauth_step.without_command(gate, user, what=what)
 
 
 @router.get("/posteingang/regeln", dependencies=[ADMIN])
@@ -222,8 +255,11 @@ def _save_rule(
     user: User,
     rule: RoutingRule | None,
     aktion: str,
+    password: str,
     **fields: str,
 ) -> Response:
+    """Test (a dry run, no password) or save the rule. Saving asks for the password once the
+    input is valid (nothing would be saved otherwise); refused, the form stays as typed."""
     data, errors = _rule_input(session, tenant, **fields)
     if errors:
         return _rules_page(
@@ -232,6 +268,25 @@ def _save_rule(
     if aktion == "testen":
         test = _test(session, tenant, data)
         return _rules_page(request, session, tenant, form=data, rule=rule, test=test)
+    gate, error = _confirm(
+        request,
+        session,
+        user,
+        password=password,
+        action="zuordnungsregel_speichern",
+        what="das Speichern der Regel",
+    )
+    if not gate.ok:
+        page = _rules_page(
+            request,
+            session,
+            tenant,
+            form=data,
+            rule=rule,
+            status_code=gate.status_code,
+            reauth_state=reauth.state(request, action="regel", error=error),
+        )
+        return gate.finish(request, page)
     created = rule is None
     if rule is None:
         rule = RoutingRule(tenant_id=tenant.id)
@@ -240,7 +295,8 @@ def _save_rule(
         setattr(rule, key, value)
     session.flush()
     _rule_audit(session, user, rule, "routing_rule_created" if created else "routing_rule_changed")
-    return RedirectResponse(f"/posteingang/regeln/{rule.id}?meldung=regel", 303)
+    done = RedirectResponse(f"/posteingang/regeln/{rule.id}?meldung=regel", 303)
+    return gate.finish(request, done)
 
 
 def _rule_fields(
@@ -275,8 +331,9 @@ def create_rule(
     session: SessionDep,
     fields: RuleFields,
     aktion: RuleForm = "speichern",
+    passwort: Password = "",
 ) -> Response:
-    return _save_rule(request, session, tenant, user, None, aktion, **fields)
+    return _save_rule(request, session, tenant, user, None, aktion, passwort, **fields)
 
 
 @router.post("/posteingang/regeln/{rule_id}", dependencies=[CsrfDep, ADMIN])
@@ -288,21 +345,67 @@ def update_rule(
     session: SessionDep,
     fields: RuleFields,
     aktion: RuleForm = "speichern",
+    passwort: Password = "",
 ) -> Response:
     rule = _tenant_rule(session, tenant, rule_id)
-    return _save_rule(request, session, tenant, user, rule, aktion, **fields)
+    return _save_rule(request, session, tenant, user, rule, aktion, passwort, **fields)
 
 
 @router.post("/posteingang/regeln/{rule_id}/aktiv", dependencies=[CsrfDep, ADMIN])
 def toggle_rule(
+    request: Request,
     rule_id: int,
     user: CurrentUser,
     tenant: CurrentTenant,
     session: SessionDep,
     aktiv: Annotated[str, Form(max_length=5)] = "0",
+    passwort: Password = "",
+    schritt: Step = "",
 ) -> Response:
-    rule = _tenant_rule(session, tenant, rule_id)
-    rule.is_active = aktiv == "1"
+    """Switch a rule on or off after the password: the row's button asks on a card first
+    (:mod:`rathaus.web.reauth_step`) unless this session confirmed in the last minutes."""
+    rule = _tenant_rule(session, tenant, rule_id)  # an unknown rule: 404, no password needed
+    on = aktiv == "1"
+    verb = "aktivieren" if on else "deaktivieren"
+    gate, error = _confirm(
+        request,
+        session,
+        user,
+        password=passwort,
+        action=f"zuordnungsregel_{verb}",
+        what=f"das {verb.capitalize()} der Regel",
+        step=schritt,
+    )
+    if not gate.ok:
+        unit = f"„{rule.org_unit.name}“" if rule.org_unit else "das gewählte Amt"
+        step = {
+            "id": "regel-umschalten",
+            "title": f"Regel „{rule.name}“ {verb}",
+            "text": (
+                f"Eingänge, auf die sie zutrifft, gehen danach mit voller Sicherheit an {unit}; "
+                "wo die automatische Zuordnung freigegeben ist, ohne dass ein Mensch sie prüft."
+                if on
+                else "Eingänge, auf die sie zutrifft, ordnen danach wieder das gelernte Modell "
+                "oder die Beschäftigten zu. Sie lässt sich jederzeit wieder aktivieren."
+            ),
+            "url": f"/posteingang/regeln/{rule.id}/aktiv",
+            "hidden": [("aktiv", "1" if on else "0")],
+            "action": "regel_umschalten",
+            "when": f" das {verb.capitalize()}",
+            "button": f"Regel {verb}",
+            "back": "/posteingang/regeln",
+        }
+        page = _rules_page(
+            request,
+            session,
+            tenant,
+            form=RuleInput(),
+            status_code=gate.status_code,
+            reauth_state=reauth.state(request, action="regel_umschalten", error=error),
+            step=step,
+        )
+        return gate.finish(request, page)
+    rule.is_active = on
     session.flush()
     _rule_audit(
         session,
@@ -311,7 +414,7 @@ def toggle_rule(
         "routing_rule_activated" if rule.is_active else "routing_rule_deactivated",
     )
     notice = "regel_an" if rule.is_active else "regel_aus"
-    return RedirectResponse(f"/posteingang/regeln?meldung={notice}", 303)
+    return gate.finish(request, RedirectResponse(f"/posteingang/regeln?meldung={notice}", 303))
 
 
 # -- model versions and automatic routing -------------------------------------------------------
@@ -351,7 +454,10 @@ def _models_page(
     status_code: int = 200,
     reauth_state: dict[str, Any] | None = None,
     step: dict[str, Any] | None = None,
+    unit_form: dict[int, dict[str, Any]] | None = None,
 ) -> Response:
+    """``unit_form``: the automatic routing per unit as typed (unit id → ``automatisch``,
+    ``schwelle``), shown instead of the stored values after a refused password."""
     versions = training.versions(session, tenant.id)
     live = next((v for v in versions if v.status == "live"), None)
     units = session.scalars(
@@ -390,6 +496,7 @@ def _models_page(
             "error": errors.get(fehler, ""),
             "reauth": reauth_state or reauth.state(request),
             "step": step,
+            "unit_form": unit_form or {},
         },
         status_code=status_code,
     )
@@ -449,10 +556,6 @@ def retrain_now(
     session.commit()
     _queue_job(settings, retrain_job, tenant.id, "manuell", user.username)
     return RedirectResponse("/posteingang/modelle?meldung=training", 303)
-
-
-Password = Annotated[str, Form(max_length=500)]
-Step = Annotated[str, Form(max_length=20)]
 
 
 @router.post("/posteingang/modelle/{version}/aktivieren", dependencies=[CsrfDep, ADMIN])
@@ -570,18 +673,22 @@ def _threshold(raw: str, unit: OrgUnit) -> float | None:
 
 @router.post("/posteingang/modelle/einheiten", dependencies=[CsrfDep, ADMIN])
 def unit_settings(
+    request: Request,
     user: CurrentUser,
     tenant: CurrentTenant,
     session: SessionDep,
     einheit: Annotated[list[int], Form()] = [],  # noqa: B006 - FastAPI copies defaults
     schwelle: Annotated[list[str], Form()] = [],  # noqa: B006
     automatisch: Annotated[list[int], Form()] = [],  # noqa: B006
+    passwort: Password = "",
 ) -> Response:
-    """Automatic routing per unit: every change is written to the audit log, since it decides
-    whether items reach a department without a person looking at them."""
+    """Automatic routing per unit: it decides whether items reach a department without a person
+    looking at them, so a change needs the password (a form without one changes nothing: none
+    needed) and is written to the audit log. Refused, the form stays as typed."""
     if len(einheit) != len(schwelle):
         raise RathausError("Das Formular ist unvollständig; bitte die Seite neu laden.")
     enabled = set(automatisch)
+    changes: list[tuple[OrgUnit, dict[str, Any], dict[str, Any]]] = []
     for unit_id, raw in zip(einheit, schwelle, strict=True):
         unit = session.get(OrgUnit, unit_id)
         if unit is None or unit.tenant_id != tenant.id:
@@ -592,10 +699,35 @@ def unit_settings(
             "threshold": unit.auto_route_threshold,
         }
         after = {"auto_route_enabled": unit_id in enabled, "threshold": threshold}
-        if before == after:
-            continue
+        if before != after:
+            changes.append((unit, before, after))
+    gate = reauth.Gate(ok=True)
+    if changes:
+        gate, error = _confirm(
+            request,
+            session,
+            user,
+            password=passwort,
+            action="automatische_zuordnung_aendern",
+            what="die Änderung der automatischen Zuordnung",
+        )
+        if not gate.ok:
+            typed = {
+                unit_id: {"automatisch": unit_id in enabled, "schwelle": raw}
+                for unit_id, raw in zip(einheit, schwelle, strict=True)
+            }
+            page = _models_page(
+                request,
+                tenant,
+                session,
+                status_code=gate.status_code,
+                reauth_state=reauth.state(request, action="einheiten", error=error),
+                unit_form=typed,
+            )
+            return gate.finish(request, page)
+    for unit, before, after in changes:
         unit.auto_route_enabled = after["auto_route_enabled"]
-        unit.auto_route_threshold = threshold
+        unit.auto_route_threshold = after["threshold"]
         audit.record(
             session,
             audit.Event(
@@ -606,4 +738,5 @@ def unit_settings(
                 data={"unit": unit.name, "before": before, "after": after},
             ),
         )
-    return RedirectResponse("/posteingang/modelle?meldung=einheiten#einheiten", 303)
+    done = RedirectResponse("/posteingang/modelle?meldung=einheiten#einheiten", 303)
+    return gate.finish(request, done)
