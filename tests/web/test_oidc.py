@@ -1,11 +1,14 @@
 """SSO through OpenID Connect against a real provider served by uvicorn in this test module;
-the provider's address is checked like every outgoing connection (rathaus.core.netguard)."""
+the provider's address is checked like every outgoing connection (rathaus.core.netguard): the
+configured provider on loopback like a model server, endpoints that its discovery document names
+elsewhere like an address that staff enter."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import html
+import ipaddress
 import logging
 import secrets
 import socket
@@ -207,11 +210,12 @@ def idp(idp_server: IdP) -> IdP:
     return idp_server
 
 
-# The test provider runs on loopback, which Rathaus reaches only where it is allowed.
-LOOPBACK = ["127.0.0.1/32"]
+# The test provider runs on loopback. As the configured provider it needs no freed network;
+# ``localhost`` (another host name for it) needs both loopback addresses freed.
+LOOPBACK = ["127.0.0.1/32", "::1/128"]
 
 
-def sso_settings(tmp_path, discovery_url: str, *, allowed=LOOPBACK, **more):  # type: ignore[no-untyped-def]
+def sso_settings(tmp_path, discovery_url: str, *, allowed=(), **more):  # type: ignore[no-untyped-def]
     return load_settings(
         mode="demo",
         data_dir=tmp_path,
@@ -222,7 +226,7 @@ def sso_settings(tmp_path, discovery_url: str, *, allowed=LOOPBACK, **more):  # 
             "discovery_url": discovery_url,
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
-            "allowed_networks": allowed,
+            "allowed_networks": list(allowed),
         },
         **more,
     )
@@ -425,29 +429,46 @@ def discovery_of(idp: IdP) -> str:
     return f"{idp.url}/.well-known/openid-configuration"
 
 
-def test_a_provider_on_an_internal_address_needs_the_setting(db, tmp_path, idp, worlds, caplog):
-    """Without a freed network the loopback provider is refused before any request; the page
-    tells the person to ask IT and names the setting, the log names address and setting."""
-    settings = sso_settings(tmp_path, discovery_of(idp), allowed=[])
+def on_localhost(idp: IdP, path: str) -> str:
+    """The test provider under another host name: same machine, not the configured origin."""
+    return f"http://localhost:{urlsplit(idp.url).port}{path}"
+
+
+def test_a_provider_in_the_own_network_needs_no_setting(sso, idp):
+    """The administration set the discovery URL (loopback here, Keycloak in the data centre in
+    practice): like a model server it may lie in the own network without any freed network;
+    discovery, token and keys are all fetched from it."""
+    assert sso.app.state.settings.oidc.allowed_networks == []
+    assert sso.app.state.settings.network.allowed_networks == []
+    assert sso_login(sso).status_code == 303
+    assert sso.get("/api/v1/me").json()["username"] == "sb"
+    assert idp.fetched == ["/.well-known/openid-configuration", "/token", "/jwks"]
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("169.254.169.254", "169.254.169.254"),
+        ("[fd00:ec2::254]", "fd00:ec2::254"),
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"),
+    ],
+    ids=["link-local", "aws-ipv6", "mapped-ipv6"],
+)
+def test_the_metadata_service_is_refused_even_as_the_configured_provider(
+    db, tmp_path, worlds, caplog, host, address
+):
+    """The configured provider may be internal, not the metadata service: refused before any
+    connection; the page names the setting, the log address, reason and setting."""
+    settings = sso_settings(tmp_path, f"http://{host}/.well-known/openid-configuration")
     caplog.set_level(logging.WARNING, logger="rathaus.web.oidc")
     with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
         response = client.get("/login/oidc")
     assert response.status_code == 503
     assert oidc.PROVIDER_BLOCKED in page_text(response)
     assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in page_text(response)
-    assert idp.fetched == []
     logged = caplog.text
-    assert "127.0.0.1" in logged and "RATHAUS_OIDC__ALLOWED_NETWORKS" in logged
-    assert "Loopback" in logged
-
-
-def test_the_installation_wide_allow_list_frees_the_provider_too(db, tmp_path, idp, worlds):
-    settings = sso_settings(
-        tmp_path, discovery_of(idp), allowed=[], network={"allowed_networks": LOOPBACK}
-    )
-    with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
-        assert sso_login(client).status_code == 303
-        assert client.get("/api/v1/me").json()["username"] == "sb"
+    assert "Der Anmeldedienst (OIDC)" in logged and address in logged
+    assert "Metadatendienst" in logged and "RATHAUS_OIDC__ALLOWED_NETWORKS" in logged
 
 
 @pytest.mark.parametrize(
@@ -456,15 +477,99 @@ def test_the_installation_wide_allow_list_frees_the_provider_too(db, tmp_path, i
         {"jwks_uri": "http://169.254.169.254/latest/meta-data/"},
         {"token_endpoint": "http://10.1.2.3/token"},
         {"token_endpoint": "http://[::ffff:192.168.0.1]/token"},
+        {"token_endpoint": "localhost:/token"},
+        {"jwks_uri": "localhost:/jwks"},
+        {"jwks_uri": "http://127.0.0.1:6379/"},
+        {"token_endpoint": "https://{hostport}/token"},
     ],
-    ids=["jwks-metadata", "token-private", "token-mapped-ipv6"],
+    ids=[
+        "jwks-metadata",
+        "token-private",
+        "token-mapped-ipv6",
+        "token-other-internal-host",
+        "jwks-other-internal-host",
+        "jwks-same-host-other-port",
+        "token-same-host-other-scheme",
+    ],
 )
-def test_endpoints_announced_by_the_discovery_obey_the_same_rule(sso, idp, announce):
-    """The discovery document (whoever answers at the address) cannot point Rathaus at the
-    metadata service or another internal host: only the provider's own network is freed."""
-    idp.announce = announce
-    # Refused, not "unreachable": no connection to these addresses was even tried.
+def test_endpoints_on_another_internal_host_are_refused(sso, idp, caplog, announce):
+    """The discovery document (whoever answers at the configured address) cannot point Rathaus
+    at the metadata service or any other internal host, not even at another port or scheme of
+    the provider's own machine: only the configured origin is treated like a model server.
+    Refused, not "unreachable": the endpoint was not even asked (the fetch log shows it)."""
+    hostport = urlsplit(idp.url).netloc
+    idp.announce = {
+        key: on_localhost(idp, url.removeprefix("localhost:"))
+        if url.startswith("localhost:")
+        else url.format(hostport=hostport)
+        for key, url in announce.items()
+    }
+    caplog.set_level(logging.WARNING, logger="rathaus.web.oidc")
     assert_refused(sso, sso_login(sso), 503, oidc.PROVIDER_BLOCKED)
+    token_fetched = "jwks_uri" in announce  # the key set is fetched after the token
+    assert idp.fetched == ["/.well-known/openid-configuration"] + ["/token"] * token_fetched
+    assert "Die vom Discovery-Dokument des Anmeldedienstes genannte Adresse" in caplog.text
+    assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in caplog.text
+
+
+@pytest.mark.parametrize("setting", ["oidc", "network"])
+def test_an_endpoint_on_another_host_can_be_freed(db, tmp_path, idp, worlds, setting):
+    """``oidc.allowed_networks`` (or the installation-wide ``network.allowed_networks``) frees
+    an internal host that the discovery document names."""
+    idp.announce = {"token_endpoint": on_localhost(idp, "/token")}
+    if setting == "oidc":
+        settings = sso_settings(tmp_path, discovery_of(idp), allowed=LOOPBACK)
+    else:
+        settings = sso_settings(tmp_path, discovery_of(idp), network={"allowed_networks": LOOPBACK})
+    with TestClient(create_app(settings, database=db), follow_redirects=False) as client:
+        assert sso_login(client).status_code == 303
+        assert client.get("/api/v1/me").json()["username"] == "sb"
+    assert "/token" in idp.fetched
+
+
+def test_a_cached_answer_counts_only_under_the_same_rule(db, tmp_path, idp, worlds):
+    """The key set fetched from the configured origin is cached; when the configuration names
+    another origin, the same URL is foreign and the cached answer must not bypass the check."""
+    first = sso_settings(tmp_path, discovery_of(idp))
+    with TestClient(create_app(first, database=db), follow_redirects=False) as client:
+        assert sso_login(client).status_code == 303  # discovery and key set now cached
+    # Configured under "localhost": the key set on 127.0.0.1 is now another host.
+    idp.announce = {"token_endpoint": on_localhost(idp, "/token")}
+    second = sso_settings(
+        tmp_path, on_localhost(idp, "/.well-known/openid-configuration"), allowed=[]
+    )
+    idp.fetched.clear()
+    with TestClient(create_app(second, database=db), follow_redirects=False) as client:
+        assert_refused(client, sso_login(client), 503, oidc.PROVIDER_BLOCKED)
+    assert idp.fetched == ["/.well-known/openid-configuration", "/token"]
+
+
+@pytest.mark.parametrize(
+    ("url", "internal"),
+    [
+        ("https://sso.intern/realms/k/protocol/openid-connect/token", True),
+        ("https://SSO.intern:443/realms/k/protocol/openid-connect/certs", True),
+        ("https://sso.intern:8443/token", False),
+        ("http://sso.intern/token", False),
+        ("https://keycloak.intern/token", False),
+        ("https://sso.intern.example/token", False),
+        ("https://sso.intern:99999/token", False),
+        ("/token", False),
+    ],
+)
+def test_only_the_configured_origin_is_treated_like_a_model_server(tmp_path, url, internal):
+    settings = sso_settings(
+        tmp_path, "https://sso.intern/realms/k/.well-known/openid-configuration"
+    )
+    rule = oidc.policy(settings, url)
+    assert rule.internal_allowed is internal
+    assert (rule.refusal(ipaddress.ip_address("10.20.30.40")) is None) is internal
+    assert (rule.refusal(ipaddress.ip_address("127.0.0.1")) is None) is internal
+    assert rule.refusal(ipaddress.ip_address("169.254.169.254")) is not None
+    assert rule.refusal(ipaddress.ip_address("fd00:ec2::254")) is not None
+    assert rule.refusal(ipaddress.ip_address("8.8.8.8")) is None
+    freed = sso_settings(tmp_path, "https://sso.intern/x", allowed=["169.254.169.254/32"])
+    assert oidc.policy(freed, url).refusal(ipaddress.ip_address("169.254.169.254")) is None
 
 
 def test_the_allow_list_is_checked_when_the_settings_load(tmp_path):

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from rathaus.core.models import AuditEvent, Case, User
 from rathaus.core.storage import OriginalStore
-from rathaus.web import oidc, reauth
+from rathaus.web import oidc, oidc_reauth, reauth
 from rathaus.web.app import create_app
 from tests.governance.test_retention import make_case
 from tests.web import test_oidc as provider
@@ -155,7 +155,7 @@ def test_a_provider_that_skips_the_sign_in_sets_no_mark(client, idp, db):
     idp.ignore_prompt = True
     idp.signed_in_at = int(time.time()) - 600  # the sign-in of ten minutes ago
     response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
-    _refused(client, db, response, 401, oidc.REAUTH_NOT_FRESH, "sso_nicht_frisch")
+    _refused(client, db, response, 401, oidc_reauth.REAUTH_NOT_FRESH, "sso_nicht_frisch")
     # The way on: try again, or back to the page.
     assert "Beim Anmeldedienst erneut anmelden" in response.text
     assert f'href="{PAGE}"' in response.text
@@ -164,13 +164,13 @@ def test_a_provider_that_skips_the_sign_in_sets_no_mark(client, idp, db):
 def test_a_provider_without_auth_time_sets_no_mark(client, idp, db):
     idp.send_auth_time = False
     response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
-    _refused(client, db, response, 401, oidc.REAUTH_NOT_FRESH, "sso_nicht_frisch")
+    _refused(client, db, response, 401, oidc_reauth.REAUTH_NOT_FRESH, "sso_nicht_frisch")
 
 
 def test_another_account_at_the_provider_sets_no_mark(client, idp, db):
     idp.person = {"sub": "kc-jemand-anders", "preferred_username": "dsb"}
     response = _confirm(client, _sso_link(client.get(PAGE), "anwenden"))
-    _refused(client, db, response, 403, oidc.REAUTH_OTHER_ACCOUNT, "sso_anderes_konto")
+    _refused(client, db, response, 403, oidc_reauth.REAUTH_OTHER_ACCOUNT, "sso_anderes_konto")
 
 
 @pytest.mark.parametrize(
@@ -191,9 +191,9 @@ def test_a_refusal_at_the_provider_sets_no_mark(client, idp, db):
 
 
 def test_a_provider_on_a_blocked_address_is_explained_and_audited(client, idp, db, tmp_path):
-    """The same installation without the provider's network freed (the state right after an
-    update): the confirmation stops before any request with the setting named."""
-    blocked = sso_settings(tmp_path, f"{idp.url}/.well-known/openid-configuration", allowed=[])
+    """The same installation with the provider configured on the metadata address: the
+    confirmation stops before any request with the setting named."""
+    blocked = sso_settings(tmp_path, "http://169.254.169.254/.well-known/openid-configuration")
     link = _sso_link(client.get(PAGE), "anwenden")
     with TestClient(create_app(blocked, database=db), follow_redirects=False) as other:
         other.cookies = client.cookies  # the same signed-in session
@@ -201,6 +201,20 @@ def test_a_provider_on_a_blocked_address_is_explained_and_audited(client, idp, d
         response = other.get(link)
     assert idp.fetched == fetched
     assert response.status_code == 503
+    assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in html.unescape(response.text)
+    _refused(client, db, response, 503, oidc.PROVIDER_BLOCKED, "sso_adresse_gesperrt")
+
+
+def test_a_token_endpoint_on_another_internal_host_is_refused_and_audited(client, idp, db):
+    """The discovery document names a token endpoint on another internal host (``localhost``
+    beside the configured 127.0.0.1): the return is refused with the setting named before that
+    endpoint is asked."""
+    idp.announce = {"token_endpoint": provider.on_localhost(idp, "/token")}
+    oidc._cache.clear()  # the provider's new discovery document
+    link = _sso_link(client.get(PAGE), "anwenden")
+    idp.fetched.clear()
+    response = _confirm(client, link)
+    assert idp.fetched == ["/.well-known/openid-configuration"]
     assert "RATHAUS_OIDC__ALLOWED_NETWORKS" in html.unescape(response.text)
     _refused(client, db, response, 503, oidc.PROVIDER_BLOCKED, "sso_adresse_gesperrt")
 
@@ -217,7 +231,7 @@ def test_the_confirmation_belongs_to_the_session_that_asked(client, idp, db):
         client.cookies.set(oidc.FLOW_COOKIE, flow, domain="testserver.local")
 
     response = _confirm(client, link, between=new_session)
-    _refused(client, db, response, 400, oidc.REAUTH_SESSION_CHANGED, "sso_andere_sitzung")
+    _refused(client, db, response, 400, oidc_reauth.REAUTH_SESSION_CHANGED, "sso_andere_sitzung")
 
 
 def test_an_ended_session_is_sent_to_the_login(client, idp, db):
@@ -228,7 +242,7 @@ def test_an_ended_session_is_sent_to_the_login(client, idp, db):
 
     response = _confirm(client, link, between=log_out)
     assert response.status_code == 401
-    assert oidc.REAUTH_SESSION_ENDED in html.unescape(response.text)
+    assert oidc_reauth.REAUTH_SESSION_ENDED in html.unescape(response.text)
     assert reauth.MARK_COOKIE not in response.headers.get("set-cookie", "")
     assert _events(db, "reauth_confirmed") == []
 
@@ -253,9 +267,10 @@ def test_an_account_without_a_bound_provider_account_keeps_the_cli(client, db):
         session.execute(update(User).where(User.username == "dsb").values(oidc_subject=None))
     page = client.get(PAGE)
     assert "Beim Anmeldedienst erneut anmelden" not in page.text
-    assert "Kommandozeile" in page.text
+    assert "Administration auf dem Server" in page.text
     refused = _apply(client)
     assert refused.status_code == 403
+    assert "Kommandozeile" in html.unescape(refused.text)
     assert [e.data["grund"] for e in _events(db, "reauth_failed")] == ["kein_passwort"]
 
 
@@ -263,9 +278,9 @@ def test_an_account_without_a_bound_provider_account_keeps_the_cli(client, db):
     ("auth_time", "fresh"),
     [
         (1005, True),  # signed in during the flow
-        (1000 - oidc.REAUTH_SKEW_S, True),  # the provider's clock a little behind
-        (1000 - oidc.REAUTH_SKEW_S - 1, False),  # before the flow began: prompt ignored
-        (1010 + oidc.REAUTH_SKEW_S + 1, False),  # in the future
+        (1000 - oidc_reauth.REAUTH_SKEW_S, True),  # the provider's clock a little behind
+        (1000 - oidc_reauth.REAUTH_SKEW_S - 1, False),  # before the flow began: prompt ignored
+        (1010 + oidc_reauth.REAUTH_SKEW_S + 1, False),  # in the future
         (None, False),
         (True, False),
         ("1005", False),
@@ -274,15 +289,15 @@ def test_an_account_without_a_bound_provider_account_keeps_the_cli(client, db):
 def test_auth_time_must_fall_within_the_flow(auth_time, fresh):
     claims = {} if auth_time is None else {"auth_time": auth_time}
     if fresh:
-        oidc.check_fresh(claims, began=1000, now=1010)
+        oidc_reauth.check_fresh(claims, began=1000, now=1010)
     else:
         with pytest.raises(oidc.OIDCLoginError) as refused:
-            oidc.check_fresh(claims, began=1000, now=1010)
-        assert refused.value.message == oidc.REAUTH_NOT_FRESH
+            oidc_reauth.check_fresh(claims, began=1000, now=1010)
+        assert refused.value.message == oidc_reauth.REAUTH_NOT_FRESH
 
 
 def test_auth_time_older_than_two_minutes_is_stale_even_in_a_long_flow():
-    limit = oidc.REAUTH_MAX_AGE_S + oidc.REAUTH_SKEW_S
-    oidc.check_fresh({"auth_time": 1000 - limit}, began=0, now=1000)
+    limit = oidc_reauth.REAUTH_MAX_AGE_S + oidc_reauth.REAUTH_SKEW_S
+    oidc_reauth.check_fresh({"auth_time": 1000 - limit}, began=0, now=1000)
     with pytest.raises(oidc.OIDCLoginError):
-        oidc.check_fresh({"auth_time": 1000 - limit - 1}, began=0, now=1000)
+        oidc_reauth.check_fresh({"auth_time": 1000 - limit - 1}, began=0, now=1000)

@@ -499,7 +499,12 @@ class LimitsSettings(BaseModel):
 
 
 class OIDCSettings(BaseModel):
-    """Optional single sign-on through an OpenID Connect provider such as Keycloak."""
+    """Optional single sign-on through an OpenID Connect provider such as Keycloak.
+
+    The host of ``discovery_url`` (its scheme, host and port) may lie in the own network, like a
+    model server; endpoints that the discovery document names on any other origin may reach
+    public addresses only unless ``allowed_networks`` frees them (rathaus.web.oidc.policy).
+    """
 
     enabled: bool = False
     discovery_url: str | None = None
@@ -510,8 +515,10 @@ class OIDCSettings(BaseModel):
     allowed_networks: list[str] = Field(
         default_factory=list,
         description=(
-            "Interne Netze/Adressen, unter denen Rathaus den Anmeldedienst erreichen darf "
-            "(Discovery, Schlüssel, Token), z. B. 10.20.30.40/32; sonst nur öffentliche Adressen."
+            "Weitere Netze/Adressen für den Anmeldedienst, z. B. 10.20.30.40/32: für Token-"
+            "Endpunkt oder Schlüssel (JWKS), die das Discovery-Dokument auf einem anderen "
+            "internen Rechner nennt (sonst dort nur öffentliche Adressen), oder für gesperrte "
+            "Bereiche wie Link-Local; der Rechner der discovery_url darf ohnehin intern liegen."
         ),
     )
 

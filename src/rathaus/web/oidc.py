@@ -5,30 +5,29 @@ someone is. The user must already exist and be active in the default tenant; the
 finds the account by the configured user-name claim and binds it to the provider's ``sub``, later
 logins find it by ``sub`` alone. Both routes answer 404 while ``oidc.enabled`` is false.
 
-The same flow confirms a critical action for an account without a password (ASVS 3.7.1,
-:mod:`rathaus.web.reauth`): ``/login/oidc?erneut=1`` from a signed-in session asks the provider
-for a fresh sign-in (``prompt=login``, ``max_age=0``); the callback then checks, besides the ID
-token, that its ``sub`` is the session's account and its ``auth_time`` fresh, and sets the
-re-authentication mark instead of opening a session. It needs no further redirect URI at the
-provider.
+The same flow confirms a critical action for an account without a password (ASVS 3.7.1):
+``/login/oidc?erneut=1`` from a signed-in session and the callback of such a flow are handed to
+:mod:`rathaus.web.oidc_reauth`, which builds on the provider, flow and token functions here.
 
 Rathaus fetches the discovery document, the key set and the tokens itself; those connections
-obey :mod:`rathaus.core.netguard`: public addresses only, unless ``oidc.allowed_networks`` or
-``network.allowed_networks`` opens the provider's internal address. A refusal names the setting.
+obey :mod:`rathaus.core.netguard` (:func:`policy`). The configured ``discovery_url`` is set by
+the administration, so its origin is treated like a model server: internal networks allowed,
+metadata and link-local addresses refused. Endpoints on any other origin are named by the
+discovery document, i.e. by whoever answers there, and may reach public addresses only, unless
+``oidc.allowed_networks`` or ``network.allowed_networks`` frees them. A refusal names the setting.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -45,13 +44,11 @@ from sqlalchemy.orm import Session
 from rathaus.core import audit, netguard
 from rathaus.core.config import Settings
 from rathaus.core.errors import RathausError
-from rathaus.core.models import Tenant, User, WebSession
+from rathaus.core.models import Tenant, User
 from rathaus.core.security import lookup_session
-from rathaus.web import reauth
 from rathaus.web.auth_views import login_page, safe_next, signed_in
 from rathaus.web.cookies import delete_cookie, read_cookie, session_token, set_cookie
 from rathaus.web.deps import SessionDep, SettingsDep
-from rathaus.web.templating import render
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +61,6 @@ FLOW_MAX_AGE_S = 600
 HTTP_TIMEOUT_S = 5.0
 CACHE_TTL_S = 3600.0
 CLOCK_LEEWAY_S = 60
-# A re-authentication counts when the provider saw the credentials at most two minutes ago, and
-# not before the flow began; the clocks of Rathaus and the provider may differ by the skew.
-REAUTH_MAX_AGE_S = 120
-REAUTH_SKEW_S = 30
 ALLOW_SETTING = "RATHAUS_OIDC__ALLOWED_NETWORKS"
 # Only asymmetric signatures: an HMAC-signed ID token would be keyed with the client secret.
 SIGNING_ALGORITHMS = (
@@ -110,41 +103,13 @@ OTHER_SUBJECT = (
     "an die Rathaus-Administration."
 )
 PROVIDER_BLOCKED = (
-    "Die SSO-Anmeldung ist gesperrt: Der Anmeldedienst liegt in einem internen Netz, das für "
-    "Verbindungen von Rathaus nicht freigegeben ist. Bitte wenden Sie sich an die IT; sie kann "
-    f"die Adresse des Anmeldedienstes in der Einstellung {ALLOW_SETTING} freigeben."
+    "Die SSO-Anmeldung ist gesperrt: Der Anmeldedienst oder eine Adresse, die er nennt, liegt "
+    "in einem Netz, das für Verbindungen von Rathaus nicht freigegeben ist. Bitte wenden Sie "
+    "sich an die IT; sie kann die Adresse in der Einstellung "
+    f"{ALLOW_SETTING} freigeben."
 )
-REAUTH_NOT_FRESH = (
-    "Der Anmeldedienst hat keine frische Anmeldung bestätigt: Er hat Ihre Anmeldedaten nicht "
-    "erneut abgefragt. Ausgeführt wurde nichts. Bitte versuchen Sie es noch einmal; geschieht "
-    "das wieder, wenden Sie sich an die IT (der Anmeldedienst muss „prompt=login“ beachten und "
-    "„auth_time“ mitsenden)."
-)
-REAUTH_OTHER_ACCOUNT = (
-    "Beim Anmeldedienst hat sich ein anderes Konto angemeldet als das, mit dem Sie in Rathaus "
-    "angemeldet sind; die Bestätigung gilt nicht und ausgeführt wurde nichts. Bitte melden Sie "
-    "sich dort mit Ihrem eigenen Konto an."
-)
-REAUTH_SESSION_ENDED = (
-    "Ihre Rathaus-Sitzung ist während der Bestätigung beim Anmeldedienst abgelaufen; "
-    "ausgeführt wurde nichts. Bitte melden Sie sich erneut an."
-)
-REAUTH_SESSION_CHANGED = (
-    "Die Bestätigung gehört zu einer anderen oder beendeten Rathaus-Sitzung und gilt nicht; "
-    "ausgeführt wurde nichts. Bitte starten Sie die Bestätigung auf der Seite der Aktion neu."
-)
-# The audit trail's reason (``reauth_failed``) for each refusal of a confirmation.
-_REAUTH_REASONS = {
-    NOT_CONFIGURED: "sso_nicht_eingerichtet",
-    PROVIDER_DOWN: "sso_nicht_erreichbar",
-    PROVIDER_BLOCKED: "sso_adresse_gesperrt",
-    FLOW_INVALID: "sso_ablauf_ungueltig",
-    DENIED: "sso_abgelehnt",
-    CONFIRMATION_INVALID: "sso_bestaetigung_ungueltig",
-    REAUTH_NOT_FRESH: "sso_nicht_frisch",
-    REAUTH_OTHER_ACCOUNT: "sso_anderes_konto",
-    REAUTH_SESSION_CHANGED: "sso_andere_sitzung",
-}
+# The flow of a re-authentication (rathaus.web.oidc_reauth) carries this ``zweck``.
+REAUTH_PURPOSE = "erneut"
 
 
 class OIDCLoginError(RathausError):
@@ -188,22 +153,54 @@ def _is_web_url(url: object) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def policy(settings: Settings) -> netguard.NetPolicy:
-    """Where Rathaus may reach the provider: public addresses, and the internal networks opened
-    in ``oidc.allowed_networks`` (for the provider only) or ``network.allowed_networks``.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    The provider is set by the administration, but the token endpoint and the key set are
-    named by the discovery document, i.e. by whoever answers at that address; without a
-    freed network no such answer can point Rathaus at the metadata service or another
-    internal service."""
-    allowed = [*settings.oidc.allowed_networks, *settings.network.allowed_networks]
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of ``url`` (default port filled in), ``None`` if it has no host."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port out of range: httpx refuses it, and it is nobody's origin
+        return None
+    return (scheme, parts.hostname, port) if parts.hostname else None
+
+
+def policy(settings: Settings, url: str) -> netguard.NetPolicy:
+    """Where Rathaus may connect to fetch ``url`` from the provider.
+
+    - On the origin (scheme, host, port) of the configured ``discovery_url``: like a model
+      server (:func:`rathaus.core.netguard.for_model_servers`), since the administration set
+      it: loopback and internal networks allowed, metadata, link-local, multicast, unspecified
+      and reserved addresses refused. Keycloak and its kin serve discovery, keys and token on
+      that one origin.
+    - Anywhere else (a token endpoint or key set that the discovery document names on another
+      host, or on another port or scheme of the same host): public addresses only, like an
+      address that staff enter. Whoever answers at the discovery URL chooses these endpoints;
+      without this rule such an answer could point Rathaus at the metadata service, or at
+      Redis on the provider's own machine.
+
+    ``oidc.allowed_networks`` (for the provider only) and ``network.allowed_networks`` free
+    networks in both cases. No redirect is followed, so an answer cannot lead a request from
+    the configured origin elsewhere."""
+    allowed = netguard.parse_networks(
+        [*settings.oidc.allowed_networks, *settings.network.allowed_networks]
+    )
+    configured = settings.oidc.discovery_url or ""
+    if configured and _origin(url) is not None and _origin(url) == _origin(configured):
+        return netguard.NetPolicy(
+            "Der Anmeldedienst (OIDC)", internal_allowed=True, allowed=allowed
+        )
     return netguard.NetPolicy(
-        "Der Anmeldedienst (OIDC)", internal_allowed=False, allowed=netguard.parse_networks(allowed)
+        "Die vom Discovery-Dokument des Anmeldedienstes genannte Adresse",
+        internal_allowed=False,
+        allowed=allowed,
     )
 
 
-def _client(settings: Settings) -> httpx.Client:
-    return netguard.http_client(policy(settings), timeout=HTTP_TIMEOUT_S)  # type: ignore[no-any-return]
+def _client(rule: netguard.NetPolicy) -> httpx.Client:
+    return netguard.http_client(rule, timeout=HTTP_TIMEOUT_S)  # type: ignore[no-any-return]
 
 
 def _blocked(exc: netguard.NetGuardError) -> OIDCLoginError:
@@ -230,14 +227,16 @@ def _fetch_json(url: str, settings: Settings, *, refresh: bool = False) -> dict[
     """GET ``url`` as a JSON object; answers come from the cache for :data:`CACHE_TTL_S`."""
     if not _is_web_url(url):
         raise OIDCLoginError(503, NOT_CONFIGURED, f"keine http(s)-Adresse: {url!r}")
-    # An answer fetched under another policy (other allowed networks) does not count.
-    key = (" ".join(sorted(map(str, policy(settings).allowed))), url)
+    # An answer fetched under another policy (other allowed networks, or the URL on the
+    # configured origin then and on a foreign one now) does not count.
+    rule = policy(settings, url)
+    key = (rule.internal_allowed, " ".join(sorted(map(str, rule.allowed))), url)
     with _cache_lock:
         cached = _cache.get(key)
     if cached and not refresh and time.monotonic() - cached[0] < CACHE_TTL_S:
         return cached[1]
     try:
-        with _client(settings) as client:
+        with _client(rule) as client:
             response = client.get(url, headers={"Accept": "application/json"})
         response.raise_for_status()
         data = response.json()
@@ -252,7 +251,8 @@ def _fetch_json(url: str, settings: Settings, *, refresh: bool = False) -> dict[
     return data
 
 
-def _provider(settings: Settings) -> Provider:
+def provider_of(settings: Settings) -> Provider:
+    """The configured provider from its (cached) discovery document."""
     oidc = settings.oidc
     if not (oidc.discovery_url and oidc.client_id):
         raise OIDCLoginError(503, NOT_CONFIGURED, "discovery_url oder client_id fehlt")
@@ -299,14 +299,15 @@ def _read_flow(request: Request, settings: Settings) -> dict[str, str] | None:
         flow = _serializer(settings).loads(raw, max_age=FLOW_MAX_AGE_S)
     except BadSignature:
         return None
-    # A confirmation's flow (``zweck``) carries more: see :func:`_reauth_flow`.
+    # A confirmation's flow (``zweck``) carries more: see rathaus.web.oidc_reauth.
     keys = ("state", "nonce", "verifier", "next", "redirect_uri")
     if not isinstance(flow, dict) or not all(isinstance(flow.get(k), str) for k in keys):
         return None
     return flow
 
 
-def _same(expected: str, given: str) -> bool:
+def same(expected: str, given: str) -> bool:
+    """Both non-empty and equal, compared in constant time."""
     return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
 
@@ -337,7 +338,7 @@ def _exchange_code(
         if secret:
             data["client_secret"] = secret
     try:
-        with _client(settings) as client:
+        with _client(policy(settings, provider.token_endpoint)) as client:
             response = client.post(
                 provider.token_endpoint,
                 data=data,
@@ -400,6 +401,13 @@ def _verify_id_token(
     return claims
 
 
+def verified_claims(settings: Settings, *, code: str, flow: dict[str, str]) -> dict[str, Any]:
+    """Trade ``code`` at the provider and return the checked ID token's claims."""
+    provider = provider_of(settings)
+    id_token = _exchange_code(provider, settings, code=code, flow=flow)
+    return _verify_id_token(provider, settings, id_token, nonce=flow["nonce"])
+
+
 # The account: accounts and roles live in Rathaus, no auto-provisioning --------------------------
 def _find_user(session: Session, settings: Settings, claims: dict[str, Any], *, ip: str) -> User:
     """The active user of the default tenant for ``claims``; records ``login_failed`` otherwise."""
@@ -441,7 +449,7 @@ def _find_user(session: Session, settings: Settings, claims: dict[str, Any], *, 
     return user
 
 
-def _refused(
+def login_refused(
     request: Request,
     session: Session,
     settings: Settings,
@@ -474,47 +482,61 @@ def start(
 ) -> Response:
     """Send the browser to the provider's login page (authorization request with PKCE).
 
-    With ``erneut`` from a signed-in session: the provider is to ask for the credentials again
-    (``prompt=login``, ``max_age=0``) to confirm the form ``aktion`` (:func:`_reauth_callback`).
+    With ``erneut`` from a signed-in session: a confirmation of the form ``aktion`` instead
+    (:func:`rathaus.web.oidc_reauth.start`).
     """
     current = lookup_session(session, session_token(request), idle_s=settings.session_idle_s)
-    if current and not erneut:
-        return RedirectResponse(safe_next(next), status_code=303)
+    if current and erneut:
+        from rathaus.web import oidc_reauth  # builds on this module: imported on use
+
+        return oidc_reauth.start(request, session, settings, current, next_url=next, action=aktion)
     if current:
-        request.state.auth = current  # the confirmation's pages show the signed-in layout
+        return RedirectResponse(safe_next(next), status_code=303)
     try:
-        provider = _provider(settings)
+        provider = provider_of(settings)
     except OIDCLoginError as exc:
-        if current:
-            return _reauth_refused(
-                request, session, exc, user=current[1], action=_action(aktion), back=next
-            )
-        return _refused(request, session, settings, exc, next_url=next)
-    flow = {
-        "state": secrets.token_urlsafe(32),
-        "nonce": secrets.token_urlsafe(32),
-        "verifier": secrets.token_urlsafe(64),
-        "next": safe_next(next),
-        "redirect_uri": str(request.url_for("oidc_callback")),
-    }
-    params = {
+        return login_refused(request, session, settings, exc, next_url=next)
+    return authorization_redirect(request, settings, provider, next_url=next)
+
+
+def authorization_redirect(
+    request: Request,
+    settings: Settings,
+    provider: Provider,
+    *,
+    next_url: str,
+    extra_flow: dict[str, str] | None = None,
+    extra_params: dict[str, str] | None = None,
+) -> Response:
+    """The redirect to the provider's authorization endpoint, with state, nonce and PKCE kept
+    in the signed flow cookie; ``extra_flow`` and ``extra_params`` add to the flow and to the
+    request."""
+    verifier = secrets.token_urlsafe(64)
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    redirect_uri = str(request.url_for("oidc_callback"))
+    query = {
         "response_type": "code",
         "client_id": settings.oidc.client_id,
-        "redirect_uri": flow["redirect_uri"],
+        "redirect_uri": redirect_uri,
         "scope": _scope(settings.oidc.scope),
-        "state": flow["state"],
-        "nonce": flow["nonce"],
-        "code_challenge": create_s256_code_challenge(flow["verifier"]),
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": create_s256_code_challenge(verifier),
         "code_challenge_method": "S256",
+        **(extra_params or {}),
     }
-    if current:
-        flow |= _reauth_flow(current[0], aktion)
-        # OIDC Core 3.1.2.1: sign in again even with a live session at the provider, and
-        # (max_age) name the time of that sign-in in the ID token's auth_time.
-        params |= {"prompt": "login", "max_age": "0"}
+    flow = {
+        "state": state,
+        "nonce": nonce,
+        "verifier": verifier,
+        "next": safe_next(next_url),
+        "redirect_uri": redirect_uri,
+        **(extra_flow or {}),
+    }
     separator = "&" if "?" in provider.authorization_endpoint else "?"
     response = RedirectResponse(
-        provider.authorization_endpoint + separator + urlencode(params), status_code=303
+        provider.authorization_endpoint + separator + urlencode(query), status_code=303
     )
     set_cookie(
         response,
@@ -537,166 +559,32 @@ def callback(
     state: str = "",
     error: str = "",
 ) -> Response:
-    """The provider's answer: check it, find the Rathaus account and open a session (or, for
-    a confirmation, set the re-authentication mark)."""
+    """The provider's answer: check it, find the Rathaus account and open a session (a
+    confirmation's answer goes to :func:`rathaus.web.oidc_reauth.callback`)."""
     flow = _read_flow(request, settings)
     if flow is not None and flow.get("zweck") == REAUTH_PURPOSE:
-        return _reauth_callback(
+        from rathaus.web import oidc_reauth  # builds on this module: imported on use
+
+        return oidc_reauth.callback(
             request, session, settings, flow, code=code, state=state, error=error
         )
     next_url = flow["next"] if flow else "/"
     try:
-        if flow is None or not _same(flow["state"], state):
+        if flow is None or not same(flow["state"], state):
             raise OIDCLoginError(400, FLOW_INVALID, "state fehlt oder passt nicht")
         if error:
             raise OIDCLoginError(401, DENIED, f"Anbieter meldet: {error[:100]}")
         if not code:
             raise OIDCLoginError(400, FLOW_INVALID, "Antwort ohne code")
-        provider = _provider(settings)
-        id_token = _exchange_code(provider, settings, code=code, flow=flow)
-        claims = _verify_id_token(provider, settings, id_token, nonce=flow["nonce"])
+        claims = verified_claims(settings, code=code, flow=flow)
         user = _find_user(
             session, settings, claims, ip=request.client.host if request.client else ""
         )
     except OIDCLoginError as exc:
-        return _refused(request, session, settings, exc, next_url=next_url)
+        return login_refused(request, session, settings, exc, next_url=next_url)
 
     response = signed_in(
         request, session, settings, user, next_url=next_url, audit_kind="login_oidc"
     )
     delete_cookie(response, settings, FLOW_COOKIE, path=FLOW_COOKIE_PATH)
-    return response
-
-
-# Re-authentication for a critical action (ASVS 3.7.1) ----------------------------------------
-REAUTH_PURPOSE = "erneut"
-_ACTION = re.compile(r"[a-z0-9_-]{1,40}")
-
-
-def _action(given: str) -> str:
-    """The confirmed form's name for the audit trail (from the page's link, so only a tame
-    word is kept)."""
-    return given if _ACTION.fullmatch(given) else "anmeldedienst"
-
-
-def _reauth_flow(web_session: WebSession, action: str) -> dict[str, str]:
-    """What a confirmation's flow carries besides the login's: the session it is for, the
-    form's name and the time it began (the provider's ``auth_time`` must not be older)."""
-    return {
-        "zweck": REAUTH_PURPOSE,
-        "sitzung": str(web_session.id),
-        "aktion": _action(action),
-        "beginn": str(int(time.time())),
-    }
-
-
-def check_fresh(claims: dict[str, Any], *, began: int, now: float | None = None) -> None:
-    """Refuse an ID token whose ``auth_time`` does not prove a sign-in during this flow: it
-    must exist, lie after ``began`` and be at most :data:`REAUTH_MAX_AGE_S` old (each with
-    :data:`REAUTH_SKEW_S` for the clocks). A provider that ignored ``prompt=login`` answers
-    with the time of an earlier sign-in, or with none."""
-    now = time.time() if now is None else now
-    auth_time = claims.get("auth_time")
-    if isinstance(auth_time, bool) or not isinstance(auth_time, int | float):
-        raise OIDCLoginError(401, REAUTH_NOT_FRESH, f"ID-Token ohne auth_time: {auth_time!r}")
-    if not (
-        began - REAUTH_SKEW_S <= auth_time <= now + REAUTH_SKEW_S
-        and now - auth_time <= REAUTH_MAX_AGE_S + REAUTH_SKEW_S
-    ):
-        raise OIDCLoginError(
-            401,
-            REAUTH_NOT_FRESH,
-            f"auth_time {int(auth_time)} nicht frisch (Beginn {began}, jetzt {int(now)})",
-        )
-
-
-def _reauth_callback(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    flow: dict[str, str],
-    *,
-    code: str,
-    state: str,
-    error: str,
-) -> Response:
-    """Check the provider's answer to a confirmation and set the mark for this session."""
-    back = safe_next(flow["next"])
-    action = _action(flow.get("aktion", ""))
-    current = lookup_session(session, session_token(request), idle_s=settings.session_idle_s)
-    if current is None:
-        # The session ended meanwhile: nothing to confirm, and no one to name in the audit.
-        exc = OIDCLoginError(401, REAUTH_SESSION_ENDED, "Sitzung des Ablaufs beendet")
-        return _refused(request, session, settings, exc, next_url=back)
-    request.state.auth = current
-    web_session, user = current
-    try:
-        if not _same(flow["state"], state):
-            raise OIDCLoginError(400, FLOW_INVALID, "state passt nicht")
-        if str(web_session.id) != flow.get("sitzung"):
-            raise OIDCLoginError(400, REAUTH_SESSION_CHANGED, "Ablauf einer anderen Sitzung")
-        if error:
-            raise OIDCLoginError(401, DENIED, f"Anbieter meldet: {error[:100]}")
-        if not code:
-            raise OIDCLoginError(400, FLOW_INVALID, "Antwort ohne code")
-        provider = _provider(settings)
-        id_token = _exchange_code(provider, settings, code=code, flow=flow)
-        claims = _verify_id_token(provider, settings, id_token, nonce=flow["nonce"])
-        subject = str(claims["sub"])
-        if not _same(user.oidc_subject or "", subject):
-            raise OIDCLoginError(
-                403, REAUTH_OTHER_ACCOUNT, f"sub={subject!r}, Sitzung von {user.username!r}"
-            )
-        began = flow.get("beginn", "")
-        check_fresh(claims, began=int(began) if began.isdigit() else 2**62)
-    except OIDCLoginError as exc:
-        return _reauth_refused(request, session, exc, user=user, action=action, back=back)
-
-    gate = reauth.confirmed_by_provider(
-        request, session, web_session=web_session, user=user, action=action
-    )
-    response = render(
-        request, "oidc_reauth.html", {"back": back, "error": "", "minutes": reauth.WINDOW_S // 60}
-    )
-    # Not a redirect: the mark is a SameSite=Strict cookie, and a browser leaves such cookies
-    # off every request of a redirect chain that began at another site (the provider). A
-    # refresh is a new navigation started by this page, so the page comes back confirmed.
-    response.headers["Refresh"] = f"0; url={_header_path(back)}"
-    gate.finish(request, response)
-    delete_cookie(response, settings, FLOW_COOKIE, path=FLOW_COOKIE_PATH)
-    return response
-
-
-def _header_path(path: str) -> str:
-    # As Starlette quotes a redirect's Location: no control characters reach the header.
-    return quote(path, safe=":/%#?=@[]!$&'()*+,;")
-
-
-def _reauth_refused(
-    request: Request,
-    session: Session,
-    exc: OIDCLoginError,
-    *,
-    user: User,
-    action: str,
-    back: str,
-) -> Response:
-    """No mark: audit the refusal and show it with the ways on (try again, back)."""
-    log.warning("SSO-Bestätigung abgelehnt (%s): %s", exc.http_status, exc.detail)
-    reauth.refused_by_provider(
-        request,
-        session,
-        user=user,
-        action=action,
-        reason=_REAUTH_REASONS.get(exc.message, "sso_fehler"),
-    )
-    back = safe_next(back)
-    again = "/login/oidc?" + urlencode({"erneut": "1", "next": back, "aktion": action})
-    response = render(
-        request,
-        "oidc_reauth.html",
-        {"back": back, "again": again, "error": exc.message},
-        status_code=exc.http_status,
-    )
-    delete_cookie(response, request.app.state.settings, FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response

@@ -17,7 +17,7 @@ The password check is the login's: argon2, and failures count toward the login's
 audited (``reauth_confirmed``, ``reauth_failed``).
 
 Accounts without a password in Rathaus (OIDC only) confirm at the identity provider instead:
-the page links to a fresh sign-in there (``/login/oidc?erneut=1``, :mod:`rathaus.web.oidc`:
+the page links to a fresh sign-in there (``/login/oidc?erneut=1``, :mod:`rathaus.web.oidc_reauth`:
 ``prompt=login``, ``max_age=0``, a fresh ``auth_time`` for the session's own ``sub``), which
 sets the same mark (:func:`confirmed_by_provider`) and brings the person back to the page. With
 single sign-on switched off they are refused with a pointer to the command line.
@@ -229,7 +229,7 @@ def confirmed_by_provider(
     request: Request, session: Session, *, web_session: WebSession, user: User, action: str
 ) -> Gate:
     """The identity provider confirmed a fresh sign-in of ``user`` in ``web_session`` (checked
-    by :mod:`rathaus.web.oidc`): audit it and hand out the same mark as the password does."""
+    by :mod:`rathaus.web.oidc_reauth`): audit it and hand out the same mark as the password does."""
     audit.record(
         session,
         audit.Event(
