@@ -33,7 +33,8 @@ from tests.web.test_insights_forecast import series_csv
 WRONG = "falsch-falsch-falsch"
 
 
-def _reauth_events(db, kind: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _events(db, kind: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """The audit trail's events of ``kind``: (actor, subject)."""
     with db.session() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.kind == kind))
         return [(e.actor, e.subject) for e in rows]
@@ -70,7 +71,7 @@ def test_knowledge_delete_asks_for_the_password_and_keeps_the_tick(client, db, w
 
     # Without the tick the password is not even looked at.
     untick = client.post(url, data={"csrf_token": token, "passwort": PASSWORD})
-    assert untick.status_code == 400 and _reauth_events(db, "reauth_confirmed") == []
+    assert untick.status_code == 400 and _events(db, "reauth_confirmed") == []
 
     missing = client.post(url, data={"csrf_token": token, "bestaetigt": "1"})
     assert missing.status_code == 401 and reauth.MISSING in missing.text
@@ -80,13 +81,13 @@ def test_knowledge_delete_asks_for_the_password_and_keeps_the_tick(client, db, w
     assert wrong.status_code == 401 and reauth.WRONG in wrong.text
     assert reauth.MARK_COOKIE not in wrong.headers.get("set-cookie", "")
     assert _exists(db, KnowledgeEntry, entry_id)
-    assert _reauth_events(db, "reauth_failed") == [("redaktion", "wissenseintrag_loeschen")]
+    assert _events(db, "reauth_failed") == [("redaktion", "wissenseintrag_loeschen")]
 
     done = client.post(url, data={"csrf_token": token, "bestaetigt": "1", "passwort": PASSWORD})
     assert done.status_code == 303 and done.headers["location"] == "/wissen?meldung=geloescht"
     assert reauth.MARK_COOKIE in done.headers["set-cookie"]
     assert not _exists(db, KnowledgeEntry, entry_id)
-    assert _reauth_events(db, "reauth_confirmed") == [("redaktion", "wissenseintrag_loeschen")]
+    assert _events(db, "reauth_confirmed") == [("redaktion", "wissenseintrag_loeschen")]
 
 
 def _sources(db, worlds, *names: str) -> list[int]:  # type: ignore[no-untyped-def]
@@ -138,13 +139,10 @@ def test_source_removal_asks_on_a_card_and_not_again_within_the_window(client, d
     # Within the five minutes the row's button removes at once.
     again = client.post(f"/posteingang/quellen/{post}/entfernen", data={"csrf_token": token})
     assert again.status_code == 303 and not _exists(db, InboxSource, post)
-    assert _reauth_events(db, "reauth_confirmed") == [("admin", "eingangsquelle_entfernen")]
-    assert _reauth_events(db, "reauth_failed") == [("admin", "eingangsquelle_entfernen")]
-    with db.session() as session:
-        removed = session.scalars(
-            select(AuditEvent.subject).where(AuditEvent.kind == "inbox_source_removed")
-        ).all()
-    assert sorted(removed) == ["inbox_source:Poststelle", "inbox_source:Scanner"]
+    assert _events(db, "reauth_confirmed") == [("admin", "eingangsquelle_entfernen")]
+    assert _events(db, "reauth_failed") == [("admin", "eingangsquelle_entfernen")]
+    removed = sorted(subject for _, subject in _events(db, "inbox_source_removed"))
+    assert removed == ["inbox_source:Poststelle", "inbox_source:Scanner"]
 
 
 def _dataset_ids(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -190,8 +188,8 @@ def test_forecast_data_sets_in_the_page_and_the_api(client, db, worlds):
     )
     assert page.status_code == 303  # confirmed a moment ago (through the API)
     assert _dataset_ids(db) == {}
-    assert _reauth_events(db, "reauth_confirmed") == [("leitung", "prognose_datensatz_loeschen")]
-    assert _reauth_events(db, "reauth_failed") == [("leitung", "prognose_datensatz_loeschen")]
+    assert _events(db, "reauth_confirmed") == [("leitung", "prognose_datensatz_loeschen")]
+    assert _events(db, "reauth_failed") == [("leitung", "prognose_datensatz_loeschen")]
 
 
 BASE = "/governance/datenschutz"
@@ -237,7 +235,7 @@ def test_retention_rules_saved_and_removed_after_the_password(client, db, worlds
     assert done.status_code == 303
     with db.session() as session:
         assert session.scalar(select(RetentionRule)) is None
-    assert [s for _, s in _reauth_events(db, "reauth_confirmed")] == [
+    assert [s for _, s in _events(db, "reauth_confirmed")] == [
         "aufbewahrungsregel_speichern",
         "aufbewahrungsregel_entfernen",
     ]
@@ -281,7 +279,7 @@ def test_model_rollback_and_activation_need_the_password(client, db, worlds):
     login(client, "admin")
     token = csrf_of(client)
     unknown = client.post("/posteingang/modelle/9/aktivieren", data={"csrf_token": token})
-    assert unknown.status_code == 404 and _reauth_events(db, "reauth_failed") == []
+    assert unknown.status_code == 404 and _events(db, "reauth_failed") == []
 
     card = client.post("/posteingang/modelle/zurueckrollen", data={"csrf_token": token})
     assert card.status_code == 401 and "Auf die vorherige Modellversion zurückrollen" in card.text
@@ -297,42 +295,48 @@ def test_model_rollback_and_activation_need_the_password(client, db, worlds):
 
     again = client.post("/posteingang/modelle/2/aktivieren", data={"csrf_token": token})
     assert again.status_code == 303 and _live(db) == 2  # within the five minutes
-    assert _reauth_events(db, "reauth_confirmed") == [("admin", "zuordnungsmodell_zurueckrollen")]
+    assert _events(db, "reauth_confirmed") == [("admin", "zuordnungsmodell_zurueckrollen")]
     with db.session() as session:
         kinds = set(session.scalars(select(AuditEvent.kind)))
     assert {"routing_model_rollback", "routing_model_activated"} <= kinds
 
 
-def _drop_password(db, username: str) -> None:  # type: ignore[no-untyped-def]
-    """As if the signed-in account now signed in through OIDC only."""
+def _signed_in_without_password(client, db, username: str) -> str:  # type: ignore[no-untyped-def]
+    """Sign in as ``username``, then drop the account's password as if it signed in through
+    OIDC only (single sign-on switched off); the form token."""
+    login(client, username)
+    token = csrf_of(client)
     with db.session() as session:
         session.execute(update(User).where(User.username == username).values(password_hash=None))
         session.commit()
+    return token
+
+
+def _field_error(page: str, field: str) -> str:
+    """The error shown at the password field of the form or card ``field``."""
+    found = re.search(rf'id="{field}-passwort-fehler">([^<]+)<', page)
+    assert found is not None, f"kein Fehler am Passwortfeld „{field}“"
+    return found.group(1)
 
 
 def test_accounts_without_password_are_told_what_they_can_do(client, db, worlds):
     entry_id = _entry(db, worlds)
     (source,) = _sources(db, worlds, "Scanner")
-    login(client, "redaktion")
-    token = csrf_of(client)
-    _drop_password(db, "redaktion")
+    token = _signed_in_without_password(client, db, "redaktion")
     knowledge = client.post(
         f"/wissen/{entry_id}/loeschen", data={"csrf_token": token, "bestaetigt": "1"}
     )
     # No command deletes an entry: no pointer to one, but what the account can do instead.
     assert knowledge.status_code == 403 and "aus der Veröffentlichung" in knowledge.text
-    error = re.search(r'id="l-passwort-fehler">([^<]+)<', knowledge.text).group(1)
-    assert "Kommandozeile" not in error
+    assert "Kommandozeile" not in _field_error(knowledge.text, "l")
 
     client.cookies.clear()
-    login(client, "admin")
-    token = csrf_of(client)
-    _drop_password(db, "admin")
+    token = _signed_in_without_password(client, db, "admin")
     removal = client.post(f"/posteingang/quellen/{source}/entfernen", data={"csrf_token": token})
     assert removal.status_code == 403 and "rathaus inbox quelle-entfernen" in removal.text
     assert "Anmeldedienst (SSO)" in removal.text
     assert _exists(db, KnowledgeEntry, entry_id) and _exists(db, InboxSource, source)
-    assert [s for _, s in _reauth_events(db, "reauth_failed")] == [
+    assert [s for _, s in _events(db, "reauth_failed")] == [
         "wissenseintrag_loeschen",
         "eingangsquelle_entfernen",
     ]
@@ -356,7 +360,7 @@ def test_routing_rules_need_the_password_but_their_test_does_not(client, db, wor
     # Input that would not be saved anyway is named without asking for the password.
     empty = client.post("/posteingang/regeln", data=form | {"name": ""})
     assert empty.status_code == 400 and "Bitte geben Sie der Regel einen Namen." in empty.text
-    assert _reauth_events(db, "reauth_failed") == [] and _rules(db) == []
+    assert _events(db, "reauth_failed") == [] and _rules(db) == []
 
     refused = client.post("/posteingang/regeln", data=form)
     assert refused.status_code == 401 and reauth.MISSING in refused.text
@@ -395,11 +399,11 @@ def test_routing_rules_need_the_password_but_their_test_does_not(client, db, wor
     # Within the five minutes the form saves at once.
     again = client.post(rule_url, data=form | {"keywords": "Lärm*"})
     assert again.status_code == 303 and _rules(db) == [("Lärm", "Lärm*", False)]
-    assert [s for _, s in _reauth_events(db, "reauth_confirmed")] == [
+    assert [s for _, s in _events(db, "reauth_confirmed")] == [
         "zuordnungsregel_speichern",
         "zuordnungsregel_deaktivieren",
     ]
-    assert [s for _, s in _reauth_events(db, "reauth_failed")] == ["zuordnungsregel_speichern"]
+    assert [s for _, s in _events(db, "reauth_failed")] == ["zuordnungsregel_speichern"]
 
 
 def _auto(db, unit_id: int) -> tuple[bool, float | None]:  # type: ignore[no-untyped-def]
@@ -419,7 +423,7 @@ def test_automatic_routing_release_needs_the_password(client, db, worlds):
     stored = {"csrf_token": token, "einheit": units, "schwelle": ["", "", ""]}
     # Saved as it is, nothing changes: no password needed.
     same = client.post(url, data=stored)
-    assert same.status_code == 303 and _reauth_events(db, "reauth_failed") == []
+    assert same.status_code == 303 and _events(db, "reauth_failed") == []
 
     release = stored | {"schwelle": ["90", "", ""], "automatisch": [ba]}
     refused = client.post(url, data=release)
@@ -438,13 +442,9 @@ def test_automatic_routing_release_needs_the_password(client, db, worlds):
 
     done = client.post(url, data=release | {"passwort": PASSWORD})
     assert done.status_code == 303 and _auto(db, ba) == (True, 0.9)
-    assert _reauth_events(db, "reauth_confirmed") == [("admin", "automatische_zuordnung_aendern")]
-    assert _reauth_events(db, "reauth_failed") == [("admin", "automatische_zuordnung_aendern")]
-    with db.session() as session:
-        changes = session.scalars(
-            select(AuditEvent.subject).where(AuditEvent.kind == "auto_routing_changed")
-        ).all()
-    assert changes == ["org_unit:BA"]
+    assert _events(db, "reauth_confirmed") == [("admin", "automatische_zuordnung_aendern")]
+    assert _events(db, "reauth_failed") == [("admin", "automatische_zuordnung_aendern")]
+    assert _events(db, "auto_routing_changed") == [("admin", "org_unit:BA")]
 
 
 def test_routing_changes_without_a_password_point_to_a_colleague(client, db, worlds):
@@ -458,15 +458,12 @@ def test_routing_changes_without_a_password_point_to_a_colleague(client, db, wor
         session.add(rule)
         session.commit()
         rule_id = rule.id
-    login(client, "admin")
-    token = csrf_of(client)
-    _drop_password(db, "admin")
+    token = _signed_in_without_password(client, db, "admin")
     toggle = client.post(
         f"/posteingang/regeln/{rule_id}/aktiv", data={"csrf_token": token, "aktiv": "0"}
     )
     assert toggle.status_code == 403 and "Person mit denselben Rechten" in toggle.text
-    error = re.search(r'id="regel-umschalten-passwort-fehler">([^<]+)<', toggle.text).group(1)
-    assert "Kommandozeile" not in error
+    assert "Kommandozeile" not in _field_error(toggle.text, "regel-umschalten")
     units = client.post(
         "/posteingang/modelle/einheiten",
         data={"csrf_token": token, "einheit": [oa], "schwelle": [""], "automatisch": [oa]},

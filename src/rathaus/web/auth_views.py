@@ -169,8 +169,16 @@ def pseudonym(settings: Any, value: str) -> str:
 def password_notice_mark(settings: Any, web_session: WebSession) -> str:
     """An HMAC that shows the breached-password notice to this one session only: a link with it
     means nothing to another session, and nobody can make up one for somebody else's."""
+    return session_mac(settings, "passwort-hinweis", web_session)
+
+
+def session_mac(settings: Any, purpose: str, web_session: WebSession, *extra: object) -> str:
+    """An HMAC (installation secret) over ``purpose``, one server-side session (row id, token
+    hash, user) and ``extra``: valid for that session only, and not to be made up without the
+    secret. Also the re-authentication mark's (:mod:`rathaus.web.reauth`)."""
     key = settings.secret_key.get_secret_value().encode()
-    message = f"passwort-hinweis\0{web_session.id}\0{web_session.token_hash}\0{web_session.user_id}"
+    parts = [purpose, web_session.id, web_session.token_hash, web_session.user_id, *extra]
+    message = "\0".join(str(part) for part in parts)
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 

@@ -203,27 +203,6 @@ Password = Annotated[str, Form(max_length=500)]
 Step = Annotated[str, Form(max_length=20)]
 
 
-def _confirm(
-    request: Request,
-    session: Session,
-    user: User,
-    *,
-    password: str,
-    action: str,
-    what: str,
-    step: str | None = None,
-) -> tuple[reauth.Gate, str]:
-    """The password before a rule or the automatic routing changes (:mod:`rathaus.web.reauth`):
-    the gate and the error to show. ``step`` is the ``schritt`` a row's button sends
-    (:mod:`rathaus.web.reauth_step`), ``None`` for a form with its own password field."""
-    gate = reauth.confirm(request, session, password=password, action=action)
-    if step is not None and gate.status_code == 401:
-        return gate, reauth_step.step_error(gate, password=password, step=step)
-    # No command changes rules or the automatic routing: an SSO account is told what it can
-    # do instead.
-    return gate, reauth_step.without_command(gate, user, what=what)
-
-
 @router.get("/posteingang/regeln", dependencies=[ADMIN])
 def rules_page(
     request: Request, tenant: CurrentTenant, session: SessionDep, meldung: str = ""
@@ -268,7 +247,7 @@ def _save_rule(
     if aktion == "testen":
         test = _test(session, tenant, data)
         return _rules_page(request, session, tenant, form=data, rule=rule, test=test)
-    gate, error = _confirm(
+    gate, error = reauth_step.confirm_without_command(
         request,
         session,
         user,
@@ -367,7 +346,7 @@ def toggle_rule(
     rule = _tenant_rule(session, tenant, rule_id)  # an unknown rule: 404, no password needed
     on = aktiv == "1"
     verb = "aktivieren" if on else "deaktivieren"
-    gate, error = _confirm(
+    gate, error = reauth_step.confirm_without_command(
         request,
         session,
         user,
@@ -703,7 +682,7 @@ def unit_settings(
             changes.append((unit, before, after))
     gate = reauth.Gate(ok=True)
     if changes:
-        gate, error = _confirm(
+        gate, error = reauth_step.confirm_without_command(
             request,
             session,
             user,

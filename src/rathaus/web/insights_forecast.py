@@ -333,13 +333,21 @@ def _dataset(session: Any, tenant_id: int, dataset_id: int) -> Any:
     raise NotFoundError(f"Den Datensatz Nr. {dataset_id} gibt es nicht.")
 
 
-def _confirm_delete(request: Request, session: Any, user: Any, password: str) -> Any:
+def _confirm_delete(
+    request: Request, session: Any, user: Any, password: str, step: str | None = None
+) -> tuple[reauth.Gate, str]:
     """The password check before deleting a data set (:mod:`rathaus.web.reauth`), for the page
-    and the API alike: the API takes the same staff session, so it would otherwise be a way
-    around the check. Returns the gate and the error to show."""
-    gate = reauth.confirm(request, session, password=password, action="prognose_datensatz_loeschen")
-    # No command deletes a data set: an SSO account is told what it can do instead.
-    return gate, reauth_step.without_command(gate, user, what="das Löschen")
+    (``step``: the list's card) and the API alike: the API takes the same staff session, so it
+    would otherwise be a way around the check. Returns the gate and the error to show."""
+    return reauth_step.confirm_without_command(
+        request,
+        session,
+        user,
+        password=password,
+        action="prognose_datensatz_loeschen",
+        what="das Löschen",
+        step=step,
+    )
 
 
 FORM_DEFAULTS = {"quelle": "alle", "horizont": "", "aufloesung": "tag", "faelle_je_personentag": ""}
@@ -364,10 +372,8 @@ def delete_page(
     from rathaus.insights.forecast_data import delete_dataset
 
     dataset = _dataset(session, tenant.id, dataset_id)
-    gate, error = _confirm_delete(request, session, user, passwort)
+    gate, error = _confirm_delete(request, session, user, passwort, step=schritt)
     if not gate.ok:
-        if gate.status_code == 401:
-            error = reauth_step.step_error(gate, password=passwort, step=schritt)
         step = {
             "id": "datensatz-loeschen",
             "title": f"Datensatz „{dataset.name}“ löschen",

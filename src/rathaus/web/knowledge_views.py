@@ -527,20 +527,16 @@ async def delete_entry(
             status_code=400,
         )
     password = form.get(reauth.FIELD)
-    gate = reauth.confirm(
+    gate, error = reauth_step.confirm_without_command(
         request,
         session,
+        user,
         password=password[:500] if isinstance(password, str) else "",
         action="wissenseintrag_loeschen",
+        what="das Löschen",
+        instead=" – oder nehmen Sie den Eintrag bis dahin aus der Veröffentlichung",
     )
     if not gate.ok:
-        # No command deletes an entry: an SSO account is told what it can do instead.
-        error = reauth_step.without_command(
-            gate,
-            user,
-            what="das Löschen",
-            instead=" – oder nehmen Sie den Eintrag bis dahin aus der Veröffentlichung",
-        )
         page = _entry_page(
             request,
             session,

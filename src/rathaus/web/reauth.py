@@ -25,7 +25,6 @@ single sign-on switched off they are refused with a pointer to the command line.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session
 from rathaus.core import audit
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.security import verify_password
-from rathaus.web.auth_views import LoginGuard, safe_next
+from rathaus.web.auth_views import LoginGuard, safe_next, session_mac
 from rathaus.web.cookies import read_cookie, set_cookie
 from rathaus.web.limits import seconds_text
 
@@ -80,9 +79,7 @@ def _now() -> int:
 
 
 def _digest(request: Request, web_session: WebSession, at: int) -> str:
-    key = request.app.state.settings.secret_key.get_secret_value().encode()
-    message = f"reauth\0{web_session.id}\0{web_session.token_hash}\0{web_session.user_id}\0{at}"
-    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+    return session_mac(request.app.state.settings, "reauth", web_session, at)
 
 
 def _auth(request: Request) -> tuple[WebSession, User]:
@@ -212,17 +209,7 @@ def confirm(
         failed("passwort_falsch")
         guard.failed(session, request.app.state.settings, user, tenant)
         return Gate(ok=False, error=WRONG, status_code=401)
-    audit.record(
-        session,
-        audit.Event(
-            kind="reauth_confirmed",
-            actor=user.username,
-            tenant_id=user.tenant_id,
-            subject=action,
-            data={"gueltig_s": WINDOW_S},
-        ),
-    )
-    return Gate(ok=True, mark=_new_mark(request, web_session))
+    return _confirmed(request, session, web_session, user, action=action, data={})
 
 
 def confirmed_by_provider(
@@ -230,17 +217,7 @@ def confirmed_by_provider(
 ) -> Gate:
     """The identity provider confirmed a fresh sign-in of ``user`` in ``web_session`` (checked
     by :mod:`rathaus.web.oidc_reauth`): audit it and hand out the same mark as the password does."""
-    audit.record(
-        session,
-        audit.Event(
-            kind="reauth_confirmed",
-            actor=user.username,
-            tenant_id=user.tenant_id,
-            subject=action,
-            data={"gueltig_s": WINDOW_S, "methode": "oidc"},
-        ),
-    )
-    return Gate(ok=True, mark=_new_mark(request, web_session))
+    return _confirmed(request, session, web_session, user, action=action, data={"methode": "oidc"})
 
 
 def refused_by_provider(
@@ -252,9 +229,29 @@ def refused_by_provider(
     )
 
 
-def _new_mark(request: Request, web_session: WebSession) -> str:
+def _confirmed(
+    request: Request,
+    session: Session,
+    web_session: WebSession,
+    user: User,
+    *,
+    action: str,
+    data: dict[str, Any],
+) -> Gate:
+    """Audit a confirmation (``reauth_confirmed``, ``data`` added to the window) and hand out a
+    fresh mark for ``web_session``."""
+    audit.record(
+        session,
+        audit.Event(
+            kind="reauth_confirmed",
+            actor=user.username,
+            tenant_id=user.tenant_id,
+            subject=action,
+            data={"gueltig_s": WINDOW_S, **data},
+        ),
+    )
     at = _now()
-    return f"{at}.{_digest(request, web_session, at)}"
+    return Gate(ok=True, mark=f"{at}.{_digest(request, web_session, at)}")
 
 
 def _record_failure(

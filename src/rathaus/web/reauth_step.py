@@ -7,9 +7,16 @@ table. So the row's button sends no password: within the five minutes of a confi
 one item (``templates/_reauth_step.html``) that asks for the password and repeats the action.
 The first answer shows no error (nothing was typed yet); the card's own form carries
 ``schritt=bestaetigen``, so an empty or wrong password sent from it is named next to the field.
+
+An action that no command on the server does (rules, automatic routing, knowledge entries,
+forecast data sets) confirms through :func:`confirm_without_command`, with a card or with the
+form's own password field.
 """
 
 from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.orm import Session
 
 from rathaus.core.models import User
 from rathaus.web import reauth
@@ -36,3 +43,24 @@ def without_command(gate: reauth.Gate, user: User, *, what: str, instead: str = 
         f"mit dem Sie {what} bestätigen könnten; ausgeführt wurde nichts. Bitte lassen Sie es "
         f"von einer Person mit denselben Rechten ausführen, die sich mit Passwort anmeldet{instead}."
     )
+
+
+def confirm_without_command(
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    password: str,
+    action: str,
+    what: str,
+    step: str | None = None,
+    instead: str = "",
+) -> tuple[reauth.Gate, str]:
+    """:func:`rathaus.web.reauth.confirm` for an action that no command on the server does: the
+    gate and the error to show. ``step`` is the ``schritt`` a row's button sends (its card's
+    :func:`step_error`), ``None`` for a form with its own password field; an account without a
+    password is told what it can do instead (:func:`without_command`)."""
+    gate = reauth.confirm(request, session, password=password, action=action)
+    if step is not None and gate.status_code == 401:
+        return gate, step_error(gate, password=password, step=step)
+    return gate, without_command(gate, user, what=what, instead=instead)
