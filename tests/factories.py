@@ -6,8 +6,10 @@ import socket
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from rathaus.core.db import Database
 from rathaus.core.models import (
     Case,
     CaseStatus,
@@ -94,6 +96,13 @@ def build_tenant(session: Session, slug: str, name: str | None = None) -> World:
         world.cases[code or "unrouted"] = case
     session.flush()
     return world
+
+
+def drop_password(db: Database, username: str) -> None:
+    """Remove the password of ``username`` (in every tenant), as for an account that signs in
+    through the identity provider (single sign-on) only."""
+    with db.session() as session:
+        session.execute(update(User).where(User.username == username).values(password_hash=None))
 
 
 def free_port() -> int:

