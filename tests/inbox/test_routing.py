@@ -11,7 +11,9 @@ import pytest
 from rathaus.core.errors import RathausError
 from rathaus.inbox.routing import (
     RoutingModel,
+    SharedText,
     normalise,
+    predict_many,
     routed_share_and_precision,
     threshold_for_precision,
 )
@@ -169,6 +171,57 @@ def test_wrong_key_and_foreign_version_are_refused(model, tmp_path: Path):
     (tmp_path / "x.model").write_bytes(b"irgendwas")
     with pytest.raises(RathausError, match="keine Rathaus-Modelldatei"):
         RoutingModel.load(tmp_path / "x.model", key=KEY)
+
+
+def test_shared_text_features_are_those_of_each_model():
+    """Models of the tasks (unit, service, request type) learn from different items, so their
+    vocabularies differ; reading each text once for all of them must give each model exactly the
+    matrices of its own vectorizers, and the same predictions."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, labels = _data()
+    vectors = _vectors(texts)
+    by_word = ["Müll" if "müll" in t.lower() else "Anderes" for t in texts]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = {
+            "unit": RoutingModel(folds=3).fit(texts, labels, vectors=vectors),
+            # fewer items: another vocabulary (and character n-grams seen twice in fewer texts)
+            "service": RoutingModel(folds=3).fit(texts[3:], labels[3:], vectors=vectors[3:]),
+            "request_type": RoutingModel(folds=3, ensemble=False).fit(
+                texts[::2], by_word[::2], vectors=vectors[::2]
+            ),
+            # read as before normalisation existed
+            "old": RoutingModel(folds=3).fit(texts, labels, vectors=vectors),
+        }
+        # a vectorizer that is not shared (stop words): it transforms on its own
+        own = RoutingModel(folds=3).fit(texts, labels, vectors=vectors)
+    models["old"]._normalise = False
+    own._word = TfidfVectorizer(stop_words=["die", "der"], sublinear_tf=True).fit(texts)
+    queries = [
+        "Die Laterne Nr. 12 in der Hauptstraße ist kaputt!",
+        "Müll, Müll und nochmals Müll am Straßenrand",
+        "",
+        "Völlig unbekannte Wörter: Quittengelee Zebrastreifen",
+        "Schild Schild Schild",
+    ]
+    everything = [*models.values(), own]
+    shared = SharedText(everything).features(queries)
+    for model, (word, char) in zip(everything, shared, strict=True):
+        clean = model._clean(queries)
+        for got, vectorizer in ((word, model._word), (char, model._char)):
+            want = vectorizer.transform(clean)
+            assert got.shape == want.shape and got.dtype == want.dtype
+            assert (got != want).nnz == 0
+    query_vectors = _vectors(queries)
+    together = predict_many(models, queries, k=3, vectors=query_vectors)
+    for task, model in models.items():
+        assert together[task] == model.predict(queries, k=3, vectors=query_vectors)
+    # The cached reader is rebuilt for other models, never reused for them.
+    again = dict(models, unit=models["service"])
+    assert predict_many(again, queries, k=2, vectors=query_vectors)["unit"] == models[
+        "service"
+    ].predict(queries, k=2, vectors=query_vectors)
 
 
 def test_threshold_for_precision_on_a_constructed_example():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from rathaus.core.config import load_settings
 from rathaus.core.db import Database
@@ -323,3 +323,94 @@ def test_case_index_follows_added_replaced_and_removed_vectors_per_tenant(db: Da
         assert sorted(cid for cid, _ in every) == [3, *added]
         for cid, score in every:
             assert score == pytest.approx(float(added.get(cid, a) @ a), abs=1e-5)
+
+
+def test_a_batch_writes_suggestions_once_per_item_and_replaces_only_stored_vectors(
+    db: Database, kit: TriageKit
+) -> None:
+    """Per item, its suggestions go in one INSERT; a case's vector is deleted first only where
+    one is stored already (looked up once per batch): a stale vector is replaced, a new case
+    gets one, and a case given twice in a batch still ends with one."""
+    from rathaus.core.models import Embedding
+    from rathaus.inbox.vectors import text_hash
+
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    model = kit.embedder.model
+    with db.session() as session:
+        world = build_history_world(session, per_service=0)
+        cases = [
+            receive(session, tenant=world.tenant, item=text_item(t), store=kit.store).case
+            for t in (TEXTS[0], TEXTS[1], TEXTS[3])
+        ]
+        stale = np.ones(len(kit.embedder.embed_passages(["x"])[0]), dtype=np.float32)
+        store_vectors(session, world.tenant.id, [cases[1].id], stale[None, :], model, ["alt"])
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            triage_many(session, [*cases, cases[2]], kit)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        # four items (the repeated case is triaged twice, as it always was)
+        assert statements.count("INSERT INTO AI_SUGGESTIONS") == 4
+        # the stale vector, and the repeated case each time (not known which comes first)
+        assert statements.count("DELETE FROM EMBEDDINGS") == 3
+        five = ["fields", "reply", "request_type", "routing", "urgency"]
+        for case, times in zip(cases, (1, 1, 2), strict=True):
+            rows = session.scalars(
+                select(Embedding).where(Embedding.owner_id == case.id, Embedding.model == model)
+            ).all()
+            assert len(rows) == 1
+            assert rows[0].text_sha256 != text_hash("alt")
+            functions = session.scalars(
+                select(AiSuggestion.function).where(AiSuggestion.case_id == case.id)
+            ).all()
+            assert sorted(functions) == sorted(five * times)
+
+
+def test_suggestions_written_together_are_those_written_one_by_one(db: Database) -> None:
+    from rathaus.governance import decisions
+
+    def arguments(function: str) -> list[dict]:
+        return [
+            dict(tenant_id=tenant_id, function=function, backend="regeln",
+                 output={"label": "Meldung", "ä": [1, None]}, confidence=None),
+            dict(tenant_id=tenant_id, function=function, backend="modell" * 10,
+                 model_version="routing-v1", input_sha256="ab" * 32, output={},
+                 confidence=0.75, decision="automatisch", subject_type="fall", subject_id=7),
+        ]  # fmt: skip
+
+    with db.session() as session:
+        tenant_id = build_tenant(session, "vorschlag").tenant.id
+        for kwargs in arguments("einzeln"):
+            decisions.suggest(session, **kwargs)
+        session.flush()
+        decisions.suggest_many(
+            session, [decisions.suggestion_values(**kw) for kw in arguments("zusammen")]
+        )
+        decisions.suggest_many(session, [])
+        rows = session.scalars(select(AiSuggestion).order_by(AiSuggestion.id)).all()
+        assert [r.function for r in rows] == ["einzeln", "einzeln", "zusammen", "zusammen"]
+        columns = [c.key for c in AiSuggestion.__table__.columns if c.key not in ("id", "function")]
+        for alone, together in zip(rows[:2], rows[2:], strict=True):
+            for column in columns:
+                a, b = getattr(alone, column), getattr(together, column)
+                if column in ("created_at", "decided_at"):
+                    assert (a is None) == (b is None)
+                else:
+                    assert a == b, column
+        assert rows[3].backend == ("modell" * 10)[:40] and rows[3].subject_id == "7"
+        assert rows[3].decided_at is not None
+        # SQL NULL, not a JSON null, as the unit of work writes it
+        assert (
+            session.scalar(
+                select(func.count()).select_from(AiSuggestion).where(AiSuggestion.final.is_(None))
+            )
+            == 4
+        )
+        with pytest.raises(ValueError):
+            decisions.suggestion_values(
+                tenant_id=tenant_id, function="x", backend="y", output={}, decision="angenommen"
+            )

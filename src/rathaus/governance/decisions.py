@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from rathaus.core import audit
@@ -78,6 +78,39 @@ def text_diff(original: str, edited: str) -> list[str]:
     )
 
 
+def suggestion_values(
+    *,
+    tenant_id: int,
+    function: str,
+    backend: str,
+    output: dict[str, Any],
+    model_version: str = "",
+    input_sha256: str = "",
+    confidence: float | None = None,
+    case_id: int | None = None,
+    subject_type: str | None = None,
+    subject_id: int | str | None = None,
+    decision: str | None = None,
+) -> dict[str, Any]:
+    """The column values of one new suggestion (see :func:`suggest`)."""
+    if decision is not None and decision not in MACHINE:
+        raise ValueError(f"a new suggestion can only be decided by the machine, not {decision!r}")
+    return {
+        "tenant_id": tenant_id,
+        "case_id": case_id,
+        "subject_type": subject_type,
+        "subject_id": None if subject_id is None else str(subject_id)[:64],
+        "function": function[:40],
+        "backend": (backend or "")[:40],
+        "model_version": (model_version or "")[:100],
+        "input_sha256": input_sha256,
+        "output": output,
+        "confidence": None if confidence is None else float(confidence),
+        "decision": decision,
+        "decided_at": utcnow() if decision else None,
+    }
+
+
 def suggest(
     session: Session,
     *,
@@ -94,24 +127,34 @@ def suggest(
     decision: str | None = None,
 ) -> AiSuggestion:
     """Record one AI suggestion (open, or ``automatisch`` when applied without a person)."""
-    if decision is not None and decision not in MACHINE:
-        raise ValueError(f"a new suggestion can only be decided by the machine, not {decision!r}")
     suggestion = AiSuggestion(
-        tenant_id=tenant_id,
-        case_id=case_id,
-        subject_type=subject_type,
-        subject_id=None if subject_id is None else str(subject_id)[:64],
-        function=function[:40],
-        backend=(backend or "")[:40],
-        model_version=(model_version or "")[:100],
-        input_sha256=input_sha256,
-        output=output,
-        confidence=None if confidence is None else float(confidence),
-        decision=decision,
-        decided_at=utcnow() if decision else None,
+        **suggestion_values(
+            tenant_id=tenant_id,
+            function=function,
+            backend=backend,
+            output=output,
+            model_version=model_version,
+            input_sha256=input_sha256,
+            confidence=confidence,
+            case_id=case_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            decision=decision,
+        )
     )
     session.add(suggestion)
     return suggestion
+
+
+def suggest_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Record several suggestions (each from :func:`suggestion_values`) with one INSERT, in
+    order, for writers that need no objects back: the triage pipeline records five per item,
+    and on SQLite the unit of work inserts rows that get their id from the database one
+    statement each. ``created_at`` is set as :func:`suggest` sets it (the column default).
+    Other pending rows are not flushed first (the suggestions refer to none of them)."""
+    if rows:
+        with session.no_autoflush:
+            session.execute(insert(AiSuggestion.__table__), list(rows))
 
 
 def decide(

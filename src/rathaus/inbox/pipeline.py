@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from rathaus.ai.llm import ModelUnavailableError
@@ -47,9 +47,9 @@ from rathaus.core.models import (
 from rathaus.core.storage import OriginalStore
 from rathaus.governance import decisions
 from rathaus.governance.gateway import model_context
-from rathaus.inbox import classify, reply, router, training
+from rathaus.inbox import classify, reply, router, routing, training
 from rathaus.inbox.service import IncomingItem, Received, receive
-from rathaus.inbox.vectors import CASE_INDEX, store_vectors
+from rathaus.inbox.vectors import CASE_INDEX, owners_with_vectors, store_vectors
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,11 @@ class Triage:
     screening: Any = None
     rules: list[Any] | None = None
     lexical: np.ndarray | None = None
+    # Whether the case has a stored vector of the embedder's model (looked up for the batch;
+    # None: not known, so find_related replaces any).
+    has_vector: bool | None = None
+    # Suggestions of the steps so far, recorded together when the steps end (see _run).
+    pending_suggestions: list[dict[str, Any]] | None = None
 
     def predict(self, task: str, k: int) -> list[Any]:
         """Top-``k`` suggestions of the live model for ``task`` ("unit", "service", …)."""
@@ -149,9 +154,10 @@ class Triage:
         *,
         version: str = "",
         decision: str | None = None,
-    ) -> AiSuggestion:
-        return decisions.suggest(
-            self.session,
+    ) -> None:
+        """Record a suggestion for the case: at once, or with the item's other suggestions
+        at the end of its steps where :func:`_run` collects them (one INSERT)."""
+        values = decisions.suggestion_values(
             tenant_id=self.tenant.id,
             case_id=self.case.id,
             function=function,
@@ -162,6 +168,10 @@ class Triage:
             confidence=confidence,
             decision=decision,
         )
+        if self.pending_suggestions is not None:
+            self.pending_suggestions.append(values)
+        else:
+            self.session.add(AiSuggestion(**values))
 
 
 # -- the steps ---------------------------------------------------------------------------------
@@ -434,14 +444,14 @@ def find_related(t: Triage) -> None:
                 t.kit.embedder.model,
                 [t.text[:4000]],
                 flush=False,
+                replace=t.has_vector is not False,
             )
             close = [(cid, s) for cid, s in neighbours if s >= t.kit.inbox.related_similarity]
+            # Only the columns used below (no case objects to build).
             others = (
                 {
-                    c.id: c
-                    for c in t.session.scalars(
-                        select(Case).where(Case.id.in_([cid for cid, _ in close]))
-                    )
+                    row.id: row
+                    for row in t.session.execute(_CASES_BY_ID, {"ids": [cid for cid, _ in close]})
                 }
                 if close
                 else {}
@@ -469,6 +479,11 @@ def find_related(t: Triage) -> None:
         t.case.fields = {**t.case.fields, "similar": [[cid, round(s, 3)] for cid, s in neighbours]}
     if related:
         t.case.fields = {**t.case.fields, "related": related}
+
+
+_CASES_BY_ID = select(Case.id, Case.reference, Case.received_at).where(
+    Case.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -800,7 +815,8 @@ def _run(
     then: Callable[[], None] | None = None,
 ) -> None:
     """Run the steps of one item (and ``then``), all in one savepoint: the usual case, where
-    none fails, costs one savepoint and one flush per item.
+    none fails, costs one savepoint and one flush per item, and its suggestions are written
+    with one INSERT at the end of its steps (:func:`decisions.suggest_many`).
 
     When a step fails, that savepoint is rolled back, so nothing the item's steps wrote stays
     behind, and the steps run again one by one (:func:`_run_one_by_one`): the failing step is
@@ -815,8 +831,13 @@ def _run(
     before = _Mark.of(t)
     try:
         with t.session.begin_nested():
-            for step in steps:
-                step(t)
+            t.pending_suggestions = []
+            try:
+                for step in steps:
+                    step(t)
+                decisions.suggest_many(t.session, t.pending_suggestions)
+            finally:
+                t.pending_suggestions = None
             if then is not None:
                 then()
     except Exception:  # noqa: BLE001 - reported by the second run, step by step
@@ -991,10 +1012,25 @@ def _predict_group(group: list[Triage]) -> None:
         if live.uses_vectors and any(t.vector is None for t in items):
             continue  # predicted one by one, with their own vectors
         vectors = np.stack([t.vector for t in items]) if live.uses_vectors else None  # type: ignore[misc]
-        for task, model in live.models.items():
-            results = model.predict([t.text for t in items], k=5, vectors=vectors)
+        # All tasks at once: each text is cut into n-grams once, not once per task.
+        predicted = routing.predict_many(live.models, [t.text for t in items], k=5, vectors=vectors)
+        for task, results in predicted.items():
             for t, result in zip(items, results, strict=True):
                 t.predictions[task] = result
+
+
+def _look_up_vectors(session: Session, group: list[Triage], model: str) -> None:
+    """Per batch, which cases have a stored vector of ``model`` already (one query per tenant),
+    so that storing a new case's vector deletes nothing first."""
+    by_tenant: dict[int, list[Triage]] = {}
+    for t in group:
+        by_tenant.setdefault(t.tenant.id, []).append(t)
+    for tenant_id, items in by_tenant.items():
+        ids = [t.case.id for t in items]
+        stored = owners_with_vectors(session, tenant_id, ids, model)
+        for t in items:
+            # A case given twice in one batch replaces its own vector the second time.
+            t.has_vector = None if ids.count(t.case.id) > 1 else t.case.id in stored
 
 
 def triage_many(
@@ -1042,6 +1078,8 @@ def triage_many(
                         t.vector = vector
         _predict_group([t for t, _ in group])
         _screen_group([t for t, _ in group])
+        if kit.embedder is not None:
+            _look_up_vectors(session, [t for t, _ in group], kit.embedder.model)
         each = (time.perf_counter() - started) / max(1, len(group))
         for t, failed in group:
             # The item's share of the batch's work counts into its time.

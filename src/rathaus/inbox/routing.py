@@ -114,12 +114,23 @@ class RoutingModel:
 
     # -- features ---------------------------------------------------------------------------
 
-    def _text_parts(self, texts: Sequence[str], vectors: Any) -> list[Any]:
+    def _clean(self, texts: Sequence[str]) -> list[str]:
+        # Models written before text normalisation existed see the text as they were trained.
+        if getattr(self, "_normalise", False):
+            return [normalise(t) for t in texts]
+        return [t or "" for t in texts]
+
+    def _text_parts(
+        self, texts: Sequence[str], vectors: Any, text: list[Any] | None = None
+    ) -> list[Any]:
+        """Word and character TF-IDF of the texts (``text``: computed already, see
+        :class:`SharedText`), then the vectors."""
         from scipy.sparse import csr_matrix
 
-        # Models written before text normalisation existed see the text as they were trained.
-        clean = [normalise(t) if getattr(self, "_normalise", False) else t or "" for t in texts]
-        parts = [self._word.transform(clean), self._char.transform(clean)]
+        if text is None:
+            clean = self._clean(texts)
+            text = [self._word.transform(clean), self._char.transform(clean)]
+        parts = list(text)
         if self._dim:
             if vectors is None:
                 raise ValueError("Dieses Modell wurde mit Vektoren trainiert; sie fehlen.")
@@ -131,19 +142,31 @@ class RoutingModel:
             raise ValueError("Dieses Modell wurde mit Zusatzmerkmalen trainiert; sie fehlen.")
         return self._dict.transform(list(extra_features)) * self.extra_weight
 
-    def _matrix(self, texts: Sequence[str], extra_features: Features | None, vectors: Any) -> Any:
+    def _matrix(
+        self,
+        texts: Sequence[str],
+        extra_features: Features | None,
+        vectors: Any,
+        text: list[Any] | None = None,
+    ) -> Any:
         from scipy.sparse import hstack
 
-        parts = self._text_parts(texts, vectors)
+        parts = self._text_parts(texts, vectors, text)
         if self._dict is not None:
             parts.append(self._extra_part(extra_features))
         return hstack(parts).tocsr()
 
-    def _inputs(self, texts: Sequence[str], extra_features: Features | None, vectors: Any) -> dict:
+    def _inputs(
+        self,
+        texts: Sequence[str],
+        extra_features: Features | None,
+        vectors: Any,
+        text: list[Any] | None = None,
+    ) -> dict:
         """The matrices the base models of the ensemble read."""
         from scipy.sparse import hstack
 
-        parts = self._text_parts(texts, vectors)
+        parts = self._text_parts(texts, vectors, text)
         inputs: dict[str, Any] = {"text": hstack(parts).tocsr()}
         if self._dict is not None:
             inputs["extra"] = hstack([*parts, self._extra_part(extra_features)]).tocsr()
@@ -305,15 +328,18 @@ class RoutingModel:
         *,
         extra_features: Features | None = None,
         vectors: Any = None,
+        text: list[Any] | None = None,
     ) -> np.ndarray:
-        """Calibrated probabilities, one row per text, columns in the order of ``classes_``."""
+        """Calibrated probabilities, one row per text, columns in the order of ``classes_``.
+        ``text``: the word and character TF-IDF of ``texts`` for this model, computed already
+        (:meth:`SharedText.features`)."""
         if getattr(self, "_meta", None) is not None:
-            inputs = self._inputs(texts, extra_features, vectors)
+            inputs = self._inputs(texts, extra_features, vectors, text)
             scores = self._base_scores(self._base or {}, inputs)
             return self._meta.predict_proba(self._scaler.transform(scores))
         if self._clf is None:
             raise RathausError("Das Zuordnungsmodell ist noch nicht trainiert.")
-        return self._clf.predict_proba(self._matrix(texts, extra_features, vectors))
+        return self._clf.predict_proba(self._matrix(texts, extra_features, vectors, text))
 
     def predict(
         self,
@@ -322,9 +348,10 @@ class RoutingModel:
         k: int = 3,
         extra_features: Features | None = None,
         vectors: Any = None,
+        text: list[Any] | None = None,
     ) -> list[list[Suggestion]]:
         """The ``k`` most likely labels per text with their calibrated probabilities."""
-        proba = self.predict_proba(texts, extra_features=extra_features, vectors=vectors)
+        proba = self.predict_proba(texts, extra_features=extra_features, vectors=vectors, text=text)
         order = np.argsort(-proba, axis=1)[:, :k]
         return [
             [Suggestion(str(self.classes_[j]), float(row[j])) for j in top]
@@ -382,6 +409,130 @@ class RoutingModel:
         if not isinstance(model, cls):
             raise ModelFileError(f"{path} enthält kein Zuordnungsmodell.")
         return model
+
+
+# What decides the n-grams a TF-IDF vectorizer reads from a text (not which of them it keeps).
+_ANALYSIS = (
+    "input",
+    "encoding",
+    "decode_error",
+    "strip_accents",
+    "lowercase",
+    "preprocessor",
+    "tokenizer",
+    "analyzer",
+    "stop_words",
+    "token_pattern",
+    "ngram_range",
+    "dtype",
+)
+
+
+class SharedText:
+    """The word and character TF-IDF of several routing models (one per task: unit, service,
+    request type) over the same texts, with each text read once.
+
+    Each model has vectorizers of its own (fitted on the items that had its label), but they cut
+    a text into the same n-grams. Vectorizers that read alike are grouped; per group the texts
+    are counted once against the union of their vocabularies (sklearn's own counting), and each
+    vectorizer takes its columns from that and weighs them with its own IDF. The result is the
+    same matrix as the vectorizer's own ``transform`` (see tests/inbox/test_routing.py); other
+    vectorizers (a callable analyzer, stop words) transform as usual.
+    """
+
+    def __init__(self, models: Sequence[RoutingModel]) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+        self.models = list(models)
+        # Per group: the union counter and, per member (model index, part), its columns in it.
+        self._groups: list[tuple[bool, Any, list[tuple[int, int, np.ndarray]]]] = []
+        members: dict[tuple, list[tuple[int, int, Any]]] = {}
+        self._own: list[tuple[int, int]] = []
+        for m, model in enumerate(self.models):
+            normalised = bool(getattr(model, "_normalise", False))
+            for part, vectorizer in enumerate((model._word, model._char)):
+                params = vectorizer.get_params()
+                if (
+                    type(vectorizer) is not TfidfVectorizer
+                    or not isinstance(params["analyzer"], str)
+                    or params["preprocessor"] is not None
+                    or params["tokenizer"] is not None
+                    or params["stop_words"] is not None
+                    or not hasattr(vectorizer, "vocabulary_")
+                ):
+                    self._own.append((m, part))
+                    continue
+                key = (normalised, *(repr(params[name]) for name in _ANALYSIS))
+                members.setdefault(key, []).append((m, part, vectorizer))
+        for key, group in members.items():
+            union: dict[str, int] = {}
+            for _, _, vectorizer in group:
+                for term in vectorizer.vocabulary_:
+                    union.setdefault(term, len(union))
+            first = group[0][2]
+            counter = CountVectorizer(
+                **{name: first.get_params()[name] for name in _ANALYSIS}, vocabulary=union
+            )
+            counter._validate_vocabulary()  # once here, not at the first transform
+            columns = []
+            for m, part, vectorizer in group:
+                order = np.empty(len(vectorizer.vocabulary_), dtype=np.int64)
+                for term, index in vectorizer.vocabulary_.items():
+                    order[index] = union[term]
+                columns.append((m, part, order))
+            self._groups.append((key[0], counter, columns))
+
+    def features(self, texts: Sequence[str]) -> list[list[Any]]:
+        """Per model, ``[word, char]`` TF-IDF matrices of ``texts``, as its vectorizers'
+        ``transform`` gives them."""
+        out: list[list[Any]] = [[None, None] for _ in self.models]
+        clean: dict[bool, list[str]] = {}
+        for normalised, counter, columns in self._groups:
+            if normalised not in clean:
+                clean[normalised] = (
+                    [normalise(t) for t in texts] if normalised else [t or "" for t in texts]
+                )
+            counts = counter.transform(clean[normalised])
+            for m, part, order in columns:
+                vectorizer = (self.models[m]._word, self.models[m]._char)[part]
+                X = counts[:, order]
+                X.sort_indices()
+                if vectorizer.binary:
+                    X.data.fill(1)
+                out[m][part] = vectorizer._tfidf.transform(X, copy=False)
+        for m, part in self._own:
+            model = self.models[m]
+            vectorizer = (model._word, model._char)[part]
+            out[m][part] = vectorizer.transform(model._clean(texts))
+        return out
+
+
+_SHARED: dict[tuple[int, ...], SharedText] = {}
+
+
+def predict_many(
+    models: Mapping[str, RoutingModel],
+    texts: Sequence[str],
+    *,
+    k: int = 3,
+    vectors: Any = None,
+) -> dict[str, list[list[Suggestion]]]:
+    """:meth:`RoutingModel.predict` of several models (by task) over the same texts, each text
+    cut into n-grams once for all of them (:class:`SharedText`, kept per set of models)."""
+    key = tuple(id(m) for m in models.values())
+    shared = _SHARED.get(key)
+    if shared is None or any(
+        a is not b for a, b in zip(shared.models, models.values(), strict=True)
+    ):
+        shared = SharedText(list(models.values()))
+        while len(_SHARED) >= 16:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = shared
+    text = shared.features(texts)
+    return {
+        task: model.predict(texts, k=k, vectors=vectors, text=text[i])
+        for i, (task, model) in enumerate(models.items())
+    }
 
 
 def _pick(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

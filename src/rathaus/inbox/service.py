@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from rathaus.core.cases import add_working_days, lock_references, next_reference, record_event
@@ -47,6 +47,12 @@ class Received:
     duplicate: bool
 
 
+# The stored document with the same bytes (built once: every item asks).
+_SAME_BYTES = select(Document).where(
+    Document.tenant_id == bindparam("tenant_id"), Document.sha256 == bindparam("sha256")
+)
+
+
 def receive(
     session: Session, *, tenant: Tenant, item: IncomingItem, store: OriginalStore
 ) -> Received:
@@ -57,9 +63,7 @@ def receive(
     # bytes, or of any item of the tenant, waits until this transaction ends instead of
     # reading the same state and failing on a unique constraint (see lock_references).
     lock_references(session, tenant_id=tenant.id)
-    existing = session.scalar(
-        select(Document).where(Document.tenant_id == tenant.id, Document.sha256 == stored.sha256)
-    )
+    existing = session.scalar(_SAME_BYTES, {"tenant_id": tenant.id, "sha256": stored.sha256})
     if existing is not None and existing.case is not None:
         return Received(case=existing.case, document=existing, duplicate=True)
     received_at = item.received_at or utcnow()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import bindparam, delete, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from rathaus.core.models import Embedding
@@ -68,11 +68,15 @@ def store_vectors(
     *,
     owner: str = OWNER,
     flush: bool = True,
+    replace: bool = True,
 ) -> None:
     """Store (or replace) the vectors of cases (or of other ``owner`` rows), with the hash of
     the text they were made from. ``flush=False``: the caller flushes (the rows are written
-    with its next flush; :class:`CaseIndex` sees them after that)."""
-    delete_vectors(session, tenant_id, owner_ids, owner=owner, model=model)
+    with its next flush; :class:`CaseIndex` sees them after that). ``replace=False``: the
+    caller knows that none of the rows has a vector of ``model`` yet (see
+    :func:`owners_with_vectors`), so there is nothing to delete first."""
+    if replace:
+        delete_vectors(session, tenant_id, owner_ids, owner=owner, model=model)
     for owner_id, vector, text in zip(owner_ids, vectors, texts, strict=True):
         session.add(
             Embedding(
@@ -87,6 +91,27 @@ def store_vectors(
         )
     if flush:
         session.flush()
+
+
+def owners_with_vectors(
+    session: Session, tenant_id: int, owner_ids: Sequence[int], model: str, *, owner: str = OWNER
+) -> set[int]:
+    """Which of these rows have a stored vector of ``model``: one query for a batch instead of
+    one delete per row in :func:`store_vectors`."""
+    found: set[int] = set()
+    ids = sorted(set(owner_ids))
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                select(Embedding.owner_id).where(
+                    Embedding.tenant_id == tenant_id,
+                    Embedding.owner_type == owner,
+                    Embedding.owner_id.in_(ids[start : start + 500]),
+                    Embedding.model == model,
+                )
+            )
+        )
+    return found
 
 
 def case_vectors(
@@ -196,6 +221,19 @@ def _append(current: _TenantVectors, new: np.ndarray) -> tuple[np.ndarray, np.nd
     return buffer[:total], buffer
 
 
+# The rows added since the last search: built once, as the index reads them for every item.
+_ROWS_AFTER = (
+    select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
+    .where(
+        Embedding.tenant_id == bindparam("tenant_id"),
+        Embedding.owner_type == bindparam("owner"),
+        Embedding.model == bindparam("model"),
+        Embedding.id > bindparam("last_id"),
+    )
+    .order_by(Embedding.id)
+)
+
+
 class CaseIndex:
     """In-memory nearest-neighbour search over a tenant's stored case vectors."""
 
@@ -210,17 +248,16 @@ class CaseIndex:
         removed in between: then only its own additions can have come (a worker's batch).
         Rows another process removes meanwhile are noticed in the next transaction."""
         key = (str(session.get_bind().url), tenant_id, model)
-        where = (
-            Embedding.tenant_id == tenant_id,
-            Embedding.owner_type == OWNER,
-            Embedding.model == model,
-        )
         with self._lock:
             current = self._data.get(key) or _EMPTY
             rows = session.execute(
-                select(Embedding.id, Embedding.owner_id, Embedding.dim, Embedding.vector)
-                .where(*where, Embedding.id > current.last_id)
-                .order_by(Embedding.id)
+                _ROWS_AFTER,
+                {
+                    "tenant_id": tenant_id,
+                    "owner": OWNER,
+                    "model": model,
+                    "last_id": current.last_id,
+                },
             ).all()
             transaction = session.get_transaction()
             same = (
@@ -234,6 +271,11 @@ class CaseIndex:
                 if not event.contains(session, "after_soft_rollback", _note_removal):
                     # Rows this session added and the index read may be rolled back.
                     event.listen(session, "after_soft_rollback", _note_removal)
+                where = (
+                    Embedding.tenant_id == tenant_id,
+                    Embedding.owner_type == OWNER,
+                    Embedding.model == model,
+                )
                 total = session.scalar(select(func.count(Embedding.id)).where(*where)) or 0
                 if len(current.case_ids) + len(rows) != total:
                     current = _EMPTY
