@@ -9,7 +9,6 @@ from tests.web.test_tenant_isolation import (  # noqa: F401 - fixtures used by t
     _get_routes,
     _query,
     _urls,
-    embedder,
     seeded,
 )
 
