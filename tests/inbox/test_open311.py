@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -117,6 +118,11 @@ def test_get_requests_filters_and_hides_contact_data(setup):
     assert "melderin@example.org" not in str(listed) and "Muster" not in str(listed)
     assert client.get("/open311/v2/requests.json?status=closed").json() == []
     assert client.get("/open311/v2/requests.json?start_date=2099-01-01T00:00:00Z").json() == []
+    # A client in another time zone: ten minutes ago, written with +05:00, is the same moment.
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    local = earlier.astimezone(dt.timezone(dt.timedelta(hours=5))).isoformat(timespec="seconds")
+    since = client.get("/open311/v2/requests.json", params={"start_date": local}).json()
+    assert [r["service_request_id"] for r in since] == [reference]
     one = client.get(f"/open311/v2/requests/{reference}.xml")
     assert ET.fromstring(one.content).find("request/service_request_id").text == reference
     assert client.get("/open311/v2/requests/XX-1.json").status_code == 404

@@ -29,10 +29,30 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class Moment(TypeDecorator[dt.datetime]):
+    """A point in time, bound as UTC.
+
+    PostgreSQL keeps the instant of an aware value whatever its offset; SQLite keeps only the
+    wall-clock digits and drops the offset. Converting every aware value to UTC before it is
+    bound makes both store, and compare in ``WHERE`` clauses, the same instant (an Open311
+    ``start_date`` with ``+01:00`` or an import in Europe/Berlin time). Naive values are taken
+    as UTC, as everywhere in Rathaus, and pass unchanged; reading is unchanged.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(dt.UTC)
+        return value
 
 
 NAMING = {
@@ -46,7 +66,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dt.datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {dt.datetime: Moment, dict[str, Any]: JSON}
 
 
 class TenantScoped:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -19,15 +21,30 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals.update(STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS, P=Permission)
 
 
+# Staff read times as the clocks on their walls show them.
+LOCAL = ZoneInfo("Europe/Berlin")
+
+
 def _format_datetime(value: Any) -> str:
+    """A stored moment in German local time. Moments are UTC in the database (PostgreSQL
+    returns them with their zone, SQLite without), so a value without zone is UTC."""
     if value is None:
         return "–"
-    return (
-        value.strftime("%d.%m.%Y, %H:%M") if hasattr(value, "hour") else value.strftime("%d.%m.%Y")
-    )
+    if not isinstance(value, dt.datetime):
+        return value.strftime("%d.%m.%Y")  # type: ignore[no-any-return]
+    moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return moment.astimezone(LOCAL).strftime("%d.%m.%Y, %H:%M")
+
+
+def _format_wall_clock(value: Any) -> str:
+    """A time kept as announced, without zone (a meeting's start): shown as it is."""
+    if value is None:
+        return "–"
+    return value.strftime("%d.%m.%Y, %H:%M")  # type: ignore[no-any-return]
 
 
 templates.env.filters["datum"] = _format_datetime
+templates.env.filters["wanduhr"] = _format_wall_clock
 
 
 def render(
