@@ -111,37 +111,10 @@ def suggestion_values(
     }
 
 
-def suggest(
-    session: Session,
-    *,
-    tenant_id: int,
-    function: str,
-    backend: str,
-    output: dict[str, Any],
-    model_version: str = "",
-    input_sha256: str = "",
-    confidence: float | None = None,
-    case_id: int | None = None,
-    subject_type: str | None = None,
-    subject_id: int | str | None = None,
-    decision: str | None = None,
-) -> AiSuggestion:
-    """Record one AI suggestion (open, or ``automatisch`` when applied without a person)."""
-    suggestion = AiSuggestion(
-        **suggestion_values(
-            tenant_id=tenant_id,
-            function=function,
-            backend=backend,
-            output=output,
-            model_version=model_version,
-            input_sha256=input_sha256,
-            confidence=confidence,
-            case_id=case_id,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            decision=decision,
-        )
-    )
+def suggest(session: Session, **fields: Any) -> AiSuggestion:
+    """Record one AI suggestion (open, or ``automatisch`` when applied without a person); the
+    keyword arguments are those of :func:`suggestion_values`."""
+    suggestion = AiSuggestion(**suggestion_values(**fields))
     session.add(suggestion)
     return suggestion
 
