@@ -14,26 +14,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from rathaus.core import apikeys
-from rathaus.core.config import load_settings
 from rathaus.core.models import Case, Document, InsightDataset
 from rathaus.core.storage import OriginalStore
 from rathaus.core.zipguard import MB, ZipBounds, bomb_reason
-from rathaus.web.app import create_app
 from tests.inbox.test_documents import docx, mail, text_pdf
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, demo_app, login
 
 
 @pytest.fixture
 def app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},  # the triage runs at once
+    return demo_app(
+        db,
+        tmp_path,
         inbox={"max_pdf_pages": 2, "max_attachments": 20},
     )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture

@@ -20,17 +20,24 @@ def worlds(db: Database) -> dict[str, World]:
         return {"a": build_tenant(session, "alpha"), "b": build_tenant(session, "beta")}
 
 
+def demo_app(db: Database, tmp_path, **overrides):  # type: ignore[no-untyped-def]
+    """The demo-mode app on ``db`` with tenant alpha as default and the memory queue (jobs run at
+    once and open the database from the settings: the same one); ``overrides`` replace or add
+    settings sections (``inbox={...}``, ``queue={...}``, ``limits={...}``)."""
+    options = {
+        "mode": "demo",
+        "data_dir": tmp_path,
+        "database_url": db.url,
+        "default_tenant": "alpha",
+        "queue": {"backend": "memory"},
+        **overrides,
+    }
+    return create_app(load_settings(**options), database=db)
+
+
 @pytest.fixture
 def app(db: Database, tmp_path):  # type: ignore[no-untyped-def]
-    # Jobs (memory queue: run at once) open the database from the settings: the same one.
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
-    )
-    return create_app(settings, database=db)
+    return demo_app(db, tmp_path)
 
 
 @pytest.fixture

@@ -7,25 +7,19 @@ import pytest
 from sqlalchemy import func, select
 
 from rathaus.core import apikeys
-from rathaus.core.config import load_settings
 from rathaus.core.models import Case, Document, Service
-from rathaus.web.app import create_app
-from tests.web.conftest import login
+from tests.web.conftest import demo_app, login
 
 NOISE = "Seit Wochen Lärm aus der Gaststätte in der Hauptstraße 5, jede Nacht bis 3 Uhr."
 
 
 @pytest.fixture
 def app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
+    return demo_app(
+        db,
+        tmp_path,
         inbox={"max_upload_mb": 1, "max_files_per_upload": 3},
     )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture

@@ -13,26 +13,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from rathaus.core import apikeys
-from rathaus.core.config import load_settings
 from rathaus.core.db import Database
 from rathaus.core.models import Case, Document, Tenant
-from rathaus.web.app import create_app
 from tests.concurrency import in_parallel, refused_statements
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, demo_app, login
 
 CLIENTS, UPLOADS = 4, 8
 
 
 @pytest.fixture
 def app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
+    return demo_app(
+        db,
+        tmp_path,
         queue={"backend": "sqlite", "embedded_worker": False, "periodic": False},
     )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture

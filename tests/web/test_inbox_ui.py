@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 from starlette.datastructures import Headers, UploadFile
 
-from rathaus.core.config import load_settings
 from rathaus.core.models import (
     AiSuggestion,
     AuditEvent,
@@ -31,10 +30,9 @@ from rathaus.core.models import (
     utcnow,
 )
 from rathaus.core.storage import OriginalStore
-from rathaus.web.app import create_app
 from rathaus.web.inbox_views import CHUNK, read_upload
 from tests.factories import PASSWORD
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, demo_app, login
 
 LETTER = (
     "Sehr geehrte Damen und Herren,\n"
@@ -45,15 +43,11 @@ LETTER = (
 
 @pytest.fixture
 def app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
+    return demo_app(
+        db,
+        tmp_path,
         inbox={"max_upload_mb": 1, "max_files_per_upload": 5, "retrain_after_corrections": 1},
     )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture

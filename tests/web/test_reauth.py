@@ -10,15 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from rathaus.core.config import load_settings
 from rathaus.core.models import AuditEvent, Case
 from rathaus.core.storage import OriginalStore
 from rathaus.web import reauth
-from rathaus.web.app import create_app
 from rathaus.writing import bank
 from tests.factories import PASSWORD
 from tests.governance.test_retention import make_case
-from tests.web.conftest import csrf_of, login, signed_in_without_password
+from tests.web.conftest import csrf_of, demo_app, login, signed_in_without_password
 
 BASE = "/governance/datenschutz"
 ERIKA = {"name": "Erika Beispiel", "email": "erika.beispiel@example.org"}
@@ -27,15 +25,11 @@ IBAN = "DE89 3704 0044 0532 0130 00"
 
 @pytest.fixture
 def app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="demo",
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
+    return demo_app(
+        db,
+        tmp_path,
         limits={"login_failures_per_account": 3, "login_failures_per_minute": 50},
     )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture
