@@ -1,4 +1,5 @@
-"""The ``rathaus`` command line, run as a real process."""
+"""The ``rathaus`` command line, run as a real process; :func:`run` (a real process) and
+:func:`in_process` (Typer's CliRunner) are the helpers every CLI test shares."""
 
 from __future__ import annotations
 
@@ -6,21 +7,40 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
+from click.testing import Result
+from typer.testing import CliRunner
 
 from rathaus.core.db import Database
 from tests.factories import build_tenant
 
 
-def run(args, tmp_path, *, stdin: str | None = None, **env):  # type: ignore[no-untyped-def]
+def _demo_settings(tmp_path: Path, data: str, queue: str | None) -> dict[str, str]:
+    """Demo mode, the data folder ``tmp_path / data`` and, unless None, the queue ``queue``."""
+    settings = {"RATHAUS_MODE": "demo", "RATHAUS_DATA_DIR": str(tmp_path / data)}
+    if queue is not None:
+        settings["RATHAUS_QUEUE__BACKEND"] = queue
+    return settings
+
+
+def run(
+    args: list[str],
+    tmp_path: Path,
+    *,
+    data: str = "data",
+    stdin: str | None = None,
+    timeout: float = 120,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m rathaus ARGS`` as a real process in ``tmp_path``: no ``RATHAUS_*`` variable of
+    this process, demo mode, the data folder ``tmp_path/data`` (``data`` names another one) and
+    the in-memory queue, then ``env`` on top; ``stdin`` is what it reads on standard input."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
-    environment.update(
-        RATHAUS_MODE="demo",
-        RATHAUS_DATA_DIR=str(tmp_path / "data"),
-        RATHAUS_QUEUE__BACKEND="memory",
-    )
+    environment.update(_demo_settings(tmp_path, data, "memory"))
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "rathaus", *args],
@@ -29,8 +49,37 @@ def run(args, tmp_path, *, stdin: str | None = None, **env):  # type: ignore[no-
         text=True,
         env=environment,
         cwd=tmp_path,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def in_process(
+    tmp_path: Path,
+    db: Database | None = None,
+    *,
+    app: typer.Typer | None = None,
+    queue: str | None = "memory",
+    **env: str,
+) -> Callable[..., Result]:
+    """A function that runs ``app`` (the whole ``rathaus`` CLI unless given) with its arguments
+    in this process through Typer's CliRunner and returns the result. Each call sees demo mode,
+    the data folder ``tmp_path/data``, the default tenant „alpha“, ``db`` when given and the
+    queue ``queue`` when not None, then ``env`` on top; other variables stay as they are."""
+    if app is None:
+        from rathaus.cli import app as whole
+
+        app = whole
+    settings = _demo_settings(tmp_path, "data", queue)
+    settings["RATHAUS_DEFAULT_TENANT"] = "alpha"
+    if db is not None:
+        settings["RATHAUS_DATABASE_URL"] = db.url
+    settings.update(env)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args), env=settings)
+
+    return invoke
 
 
 def _database(tmp_path: Path) -> Database:

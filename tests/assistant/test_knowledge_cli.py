@@ -3,28 +3,13 @@ refuse a file that does not parse, on SQLite and PostgreSQL with the bundled emb
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from rathaus.assistant.importers import KnowledgeImportError
-from rathaus.cli import app
 from rathaus.core.models import AuditEvent, Embedding, KnowledgeChunk, KnowledgeEntry
 from tests.factories import build_tenant
-
-
-def _env(db, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-        "RATHAUS_QUEUE__BACKEND": "memory",
-    }
+from tests.test_cli import in_process, run
 
 
 def _folder(tmp_path):  # type: ignore[no-untyped-def]
@@ -62,11 +47,10 @@ def _counts(db) -> tuple[int, int, list[int]]:  # type: ignore[no-untyped-def]
 def test_import_twice_list_and_reindex(db, tmp_path):
     with db.session() as session:
         build_tenant(session, "alpha")
-    env = _env(db, tmp_path)
+    cli = in_process(tmp_path, db)
     root = _folder(tmp_path)
-    runner = CliRunner()
 
-    first = runner.invoke(app, ["wissen", "import", str(root)], env=env)
+    first = cli("wissen", "import", str(root))
     assert first.exit_code == 0, first.output
     assert "3 Dateien, 4 Einträge gelesen" in first.output
     assert "Neu: 3 / aktualisiert: 0 / unverändert: 0 / fehlerhaft: 1" in first.output
@@ -74,14 +58,14 @@ def test_import_twice_list_and_reindex(db, tmp_path):
     entries, vectors, chunk_ids = _counts(db)
     assert entries == 3 and len(chunk_ids) >= 3 and vectors == len(chunk_ids)
 
-    again = runner.invoke(app, ["wissen", "import", str(root)], env=env)
+    again = cli("wissen", "import", str(root))
     assert again.exit_code == 0, again.output
     assert "Neu: 0 / aktualisiert: 0 / unverändert: 3 / fehlerhaft: 1" in again.output
     assert _counts(db) == (entries, vectors, chunk_ids)  # no duplicates, same passage ids
 
     page = root / "seiten" / "hund.html"
     page.write_text(page.read_text(encoding="utf-8") + "<p>Die Steuer: 108 Euro.</p>", "utf-8")
-    changed = runner.invoke(app, ["wissen", "import", str(root), "--format", "html"], env=env)
+    changed = cli("wissen", "import", str(root), "--format", "html")
     assert "Neu: 0 / aktualisiert: 1 / unverändert: 0 / fehlerhaft: 0" in changed.output
     with db.session() as session:
         hund = session.scalar(
@@ -95,14 +79,14 @@ def test_import_twice_list_and_reindex(db, tmp_path):
             == 3
         )
 
-    listed = runner.invoke(app, ["wissen", "liste"], env=env)
+    listed = cli("wissen", "liste")
     assert listed.exit_code == 0, listed.output
     assert "Sperrmüll anmelden" in listed.output and "Reisepass beantragen" in listed.output
     assert "nie" in listed.output and "3 Einträge." in listed.output
-    only_csv = runner.invoke(app, ["wissen", "liste", "--quelle", "csv"], env=env)
+    only_csv = cli("wissen", "liste", "--quelle", "csv")
     assert "Reisepass" in only_csv.output and "Sperrmüll" not in only_csv.output
 
-    rebuilt = runner.invoke(app, ["wissen", "neu-indexieren"], env=env)
+    rebuilt = cli("wissen", "neu-indexieren")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "3 Einträge von Stadt Alpha neu indexiert." in rebuilt.output
     entries, vectors, chunk_ids = _counts(db)
@@ -114,7 +98,7 @@ def test_broken_file_stops_the_import(db, tmp_path):
         build_tenant(session, "alpha")
     broken = tmp_path / "kaputt.json"
     broken.write_text('[{"title": "A" "text": "B"}]', encoding="utf-8")
-    result = CliRunner().invoke(app, ["wissen", "import", str(broken)], env=_env(db, tmp_path))
+    result = in_process(tmp_path, db)("wissen", "import", str(broken))
     assert result.exit_code == 1
     assert isinstance(result.exception, KnowledgeImportError)
     assert "„kaputt.json“ ist kein gültiges JSON: In Zeile 1" in result.exception.message
@@ -126,27 +110,11 @@ def test_broken_file_message_on_the_command_line(tmp_path):
     """As a real process: one German line on stderr, exit code 1, no traceback."""
     broken = tmp_path / "liste.csv"
     broken.write_text('title,text\nA,"B"C\n', encoding="utf-8")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
-    environment.update(RATHAUS_MODE="demo", RATHAUS_DATA_DIR=str(tmp_path / "data"))
-    result = subprocess.run(
-        [sys.executable, "-m", "rathaus", "wissen", "import", str(broken)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    result = run(["wissen", "import", str(broken)], tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("Fehler: Die CSV-Datei „liste.csv“ ist ab Zeile 2 nicht lesbar")
     assert "Traceback" not in result.stderr
-    unknown = subprocess.run(
-        [sys.executable, "-m", "rathaus", "wissen", "import", str(broken), "--format", "docx"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    unknown = run(["wissen", "import", str(broken), "--format", "docx"], tmp_path)
     assert unknown.returncode == 1 and "Das Format „docx“ ist unbekannt" in unknown.stderr
 
 

@@ -3,9 +3,7 @@ processes: exit codes, German messages, the confirmation of ``--ersetzen``, mask
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,35 +12,21 @@ from rathaus.core import audit
 from rathaus.core.db import Database
 from rathaus.core.storage import OriginalStore
 from rathaus.inbox.service import IncomingItem, receive
+from tests import test_cli
 from tests.core.backup_support import PDF, dump, fresh_pg_database
 from tests.factories import build_tenant
 
 pytestmark = pytest.mark.slow
 
 
-def run(args, tmp_path: Path, data: str = "daten", *, stdin: str = "", **env):  # type: ignore[no-untyped-def]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
-    environment.update(
-        RATHAUS_MODE="demo",
-        RATHAUS_DATA_DIR=str(tmp_path / data),
-        RATHAUS_QUEUE__BACKEND="memory",
-    )
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "rathaus", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=300,
-    )
+# A backup or restore reads and writes a whole installation: more time than other commands.
+run = partial(test_cli.run, timeout=300)
 
 
 def _installation(tmp_path: Path) -> Database:
     """``rathaus db upgrade`` plus a tenant, an original and an audit event."""
     assert run(["db", "upgrade"], tmp_path).returncode == 0
-    db = Database(f"sqlite:///{tmp_path / 'daten' / 'rathaus.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'rathaus.db'}")
     with db.session() as session:
         world = build_tenant(session, "musterstadt")
         receive(
@@ -51,7 +35,7 @@ def _installation(tmp_path: Path) -> Database:
             item=IncomingItem(
                 channel="upload", original=PDF, filename="a.pdf", media_type="application/pdf"
             ),
-            store=OriginalStore(tmp_path / "daten" / "originals"),
+            store=OriginalStore(tmp_path / "data" / "originals"),
         )
         audit.record(session, audit.Event(kind="t", actor="x", tenant_id=world.tenant.id))
     return db
@@ -71,13 +55,13 @@ def test_backup_check_and_restore_into_a_second_installation(tmp_path):
     assert "alle Prüfsummen und Zeilenzahlen stimmen" in checked.stdout
     assert "Prüfprotokoll: 2 Kette(n), bei der Sicherung intakt" in checked.stdout
 
-    restored = run(["restore", str(tmp_path / "s.tar.gz")], tmp_path, "zweite")
+    restored = run(["restore", str(tmp_path / "s.tar.gz")], tmp_path, data="zweite")
     assert restored.returncode == 0, restored.stderr
     assert "Wiederhergestellt: " in restored.stdout
     assert "Prüfprotokoll intakt (2 Ketten, 1 Eintrag)" in restored.stdout
     target = Database(f"sqlite:///{tmp_path / 'zweite' / 'rathaus.db'}")
     assert dump(target) == dump(source)
-    verified = run(["audit", "verify"], tmp_path, "zweite")
+    verified = run(["audit", "verify"], tmp_path, data="zweite")
     assert verified.returncode == 0 and "Kette intakt" in verified.stdout
     source.dispose()
     target.dispose()
@@ -87,25 +71,27 @@ def test_restore_into_a_filled_installation_needs_ersetzen_and_a_yes(tmp_path):
     source = _installation(tmp_path)
     assert run(["backup", str(tmp_path / "s.tar.gz")], tmp_path).returncode == 0
     other = tmp_path / "andere" / "rathaus.db"
-    assert run(["db", "upgrade"], tmp_path, "andere").returncode == 0
+    assert run(["db", "upgrade"], tmp_path, data="andere").returncode == 0
     db = Database(f"sqlite:///{other}")
     with db.session() as session:
         build_tenant(session, "beta")
     before = dump(db)
 
-    refused = run(["restore", str(tmp_path / "s.tar.gz")], tmp_path, "andere")
+    refused = run(["restore", str(tmp_path / "s.tar.gz")], tmp_path, data="andere")
     assert refused.returncode == 1
     assert "ist nicht leer" in refused.stderr and "--ersetzen" in refused.stderr
-    declined = run(["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, "andere")
+    declined = run(
+        ["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, data="andere", stdin=""
+    )
     assert declined.returncode == 1 and "Abgebrochen, nichts verändert" in declined.stderr
     said_no = run(
-        ["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, "andere", stdin="n\n"
+        ["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, data="andere", stdin="n\n"
     )
     assert said_no.returncode == 1 and "[j/N]" in said_no.stdout
     assert dump(db) == before
 
     said_yes = run(
-        ["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, "andere", stdin="j\n"
+        ["restore", "--ersetzen", str(tmp_path / "s.tar.gz")], tmp_path, data="andere", stdin="j\n"
     )
     assert said_yes.returncode == 0, said_yes.stderr
     assert dump(db) == dump(source)
@@ -118,7 +104,7 @@ def test_restore_warns_when_the_secret_key_differs(tmp_path):
     _installation(tmp_path).dispose()
     assert run(["backup", str(tmp_path / "s.tar.gz")], tmp_path).returncode == 0
     restored = run(
-        ["restore", str(tmp_path / "s.tar.gz")], tmp_path, "dritte", RATHAUS_SECRET_KEY=key
+        ["restore", str(tmp_path / "s.tar.gz")], tmp_path, data="dritte", RATHAUS_SECRET_KEY=key
     )
     assert restored.returncode == 0, restored.stderr
     assert "RATHAUS_SECRET_KEY ist ein anderer als bei der Sicherung" in restored.stderr
@@ -130,7 +116,7 @@ def test_a_damaged_archive_is_reported_in_german(tmp_path):
     data = (tmp_path / "s.tar.gz").read_bytes()
     (tmp_path / "halb.tar.gz").write_bytes(data[: len(data) // 2])
     for command in (["backup-pruefen"], ["restore"]):
-        result = run([*command, str(tmp_path / "halb.tar.gz")], tmp_path, "vierte")
+        result = run([*command, str(tmp_path / "halb.tar.gz")], tmp_path, data="vierte")
         assert result.returncode == 1
         assert "beschädigt oder unvollständig" in result.stderr
         assert "Traceback" not in result.stderr

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import delete, select
@@ -17,6 +12,7 @@ from rathaus.core.errors import ConfigError
 from rathaus.core.models import Case, PseudonymMap
 from rathaus.governance import keys
 from tests.factories import build_tenant
+from tests.test_cli import run
 
 MAPPING = {"[PERSON_1]": "Anna Beispiel", "[IBAN_1]": "DE89 3704 0044 0532 0130 00"}
 
@@ -106,19 +102,6 @@ def test_lost_key_is_named_and_nothing_is_overwritten(db: Database) -> None:
         ]
     with db.session() as session:
         assert bytes(session.scalars(select(PseudonymMap)).one().ciphertext) == before
-
-
-def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RATHAUS_")}
-    environment.update(RATHAUS_MODE="demo", RATHAUS_DATA_DIR=str(tmp_path / "data"), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "rathaus", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=120,
-    )
 
 
 def test_key_commands_generate_rotate_and_report_a_lost_key(sqlite_db: Database, tmp_path):  # type: ignore[no-untyped-def]

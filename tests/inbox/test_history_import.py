@@ -289,35 +289,25 @@ def test_utf8_with_bom(db, tenant_id):
 
 def test_cli_import_prints_a_german_summary(db, tenant_id, tmp_path):
     import typer
-    from typer.testing import CliRunner
 
     from rathaus.cli import inbox_io
+    from tests.test_cli import in_process
 
     app = typer.Typer()
     inbox_io.register(app)
     path = tmp_path / "alt.csv"
     path.write_bytes(csv_bytes([*ROWS, ["9", "2024-01-01", "", "Bauamt", "", "", "", "x"]]))
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-    }
-    runner = CliRunner()
-    result = runner.invoke(app, ["import-csv", str(path), "--spalten", MAPPING], env=env)
+    cli = in_process(tmp_path, db, app=app, queue=None)
+    result = cli("import-csv", str(path), "--spalten", MAPPING)
     assert result.exit_code == 0, result.output
     assert "Importiert: 3 Vorgänge" in result.output
     assert "Zeile 6: Das Amt „Bauamt“ gibt es nicht" in result.output
-    again = runner.invoke(
-        app, ["import-csv", str(path), "--spalten", MAPPING, "--neue-aemter"], env=env
-    )
+    again = cli("import-csv", str(path), "--spalten", MAPPING, "--neue-aemter")
     assert "Importiert: 1 Vorgänge" in again.output and "Dubletten): 3" in again.output
     assert "IMP-BAUAMT" in again.output
-    bad = runner.invoke(app, ["import-csv", str(path), "--spalten", "text=Fehlt"], env=env)
+    bad = cli("import-csv", str(path), "--spalten", "text=Fehlt")
     assert isinstance(bad.exception, hi.HistoryImportError) and bad.exception.exit_code == 2
-    missing = runner.invoke(
-        app, ["import-csv", str(tmp_path / "x.csv"), "--spalten", MAPPING], env=env
-    )
+    missing = cli("import-csv", str(tmp_path / "x.csv"), "--spalten", MAPPING)
     assert "gibt es nicht" in str(missing.exception)
 
 

@@ -462,10 +462,10 @@ def test_folder_names_are_sent_in_modified_utf7():
 
 def test_cli_sets_up_lists_and_polls_a_mailbox(db, dovecot, tmp_path, monkeypatch):
     import typer
-    from typer.testing import CliRunner
 
     from rathaus import jobs
     from rathaus.cli import inbox_io
+    from tests.test_cli import in_process
 
     with db.session() as session:
         build_tenant(session, "alpha")
@@ -473,33 +473,31 @@ def test_cli_sets_up_lists_and_polls_a_mailbox(db, dovecot, tmp_path, monkeypatc
     dovecot.append(user, mail("Per Kommandozeile"))
     app = typer.Typer()
     inbox_io.register(app)
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_QUEUE__BACKEND": "sqlite",
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-        "RATHAUS_IMAP_ALPHA_POSTSTELLE": PASSWORD,
-        "RATHAUS_NETWORK__ALLOWED_NETWORKS": '["127.0.0.1/32"]',
-    }
-    runner = CliRunner()
+    cli = in_process(
+        tmp_path,
+        db,
+        app=app,
+        queue="sqlite",
+        RATHAUS_IMAP_ALPHA_POSTSTELLE=PASSWORD,
+        RATHAUS_NETWORK__ALLOWED_NETWORKS='["127.0.0.1/32"]',
+    )
     args = ["quelle-imap", "Poststelle", "--host", "127.0.0.1", "--port", str(dovecot.port)]
     args += ["--tls", "none", "--benutzer", user, "--verschieben-nach", "Erledigt"]
-    created = runner.invoke(app, args, env=env)
+    created = cli(*args)
     assert created.exit_code == 0, created.output
     assert "RATHAUS_IMAP_ALPHA_POSTSTELLE" in created.output
     try:
-        fetched = runner.invoke(app, ["abrufen"], env=env)
+        fetched = cli("abrufen")
     finally:
         jobs.reset()
     assert fetched.exit_code == 0, fetched.output
     assert "Poststelle: 1 neu" in fetched.output
-    listed = runner.invoke(app, ["quellen-liste"], env=env)
+    listed = cli("quellen-liste")
     assert "Poststelle" in listed.output and "IMAP-Postfach" in listed.output
     assert dovecot.count(user, "Erledigt") == 1
 
-    bad = runner.invoke(app, ["quelle-imap", "X", "--host", "imap://x", "--benutzer", "u"], env=env)
+    bad = cli("quelle-imap", "X", "--host", "imap://x", "--benutzer", "u")
     assert isinstance(bad.exception, SourceSettingsError) and bad.exception.exit_code == 2
-    removed = runner.invoke(app, ["quelle-entfernen", "Poststelle"], env=env)
+    removed = cli("quelle-entfernen", "Poststelle")
     assert removed.exit_code == 0
-    assert "Keine Eingangsquellen" in runner.invoke(app, ["quellen-liste"], env=env).output
+    assert "Keine Eingangsquellen" in cli("quellen-liste").output

@@ -203,26 +203,22 @@ def test_rerun_keeps_decisions_and_does_not_duplicate(db: Database, tmp_path: Pa
         assert session.scalar(about_flags) == 0
 
 
-def test_cli_import_check_list(db: Database, tmp_path: Path, monkeypatch):
-    from rathaus.cli import app
+def test_cli_import_check_list(db: Database, tmp_path: Path):
+    from tests.test_cli import in_process
 
     with db.session() as session:
         build_tenant(session, "alpha")
-    monkeypatch.setenv("RATHAUS_MODE", "demo")
-    monkeypatch.setenv("RATHAUS_DATABASE_URL", db.url)
-    monkeypatch.setenv("RATHAUS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RATHAUS_DEFAULT_TENANT", "alpha")
+    cli = in_process(tmp_path, db, queue=None)
     path = tmp_path / "liste.csv"
     path.write_bytes((GERMAN + "Meier;12,00;;B-3;X\n").encode("cp1252"))
-    runner = CliRunner()
-    failed = runner.invoke(app, ["lage", "buchungen-import", str(path)])
+    failed = cli("lage", "buchungen-import", str(path))
     assert failed.exit_code == 1 and "Zeile 5" in failed.output, failed.output
-    done = runner.invoke(app, ["lage", "buchungen-import", str(path), "--ueberspringen"])
+    done = cli("lage", "buchungen-import", str(path), "--ueberspringen")
     assert done.exit_code == 0, done.output
     assert "Übersprungen: 1" in done.output
-    checked = runner.invoke(app, ["lage", "buchungen-pruefen", "--wertgrenzen", "1000;25000"])
+    checked = cli("lage", "buchungen-pruefen", "--wertgrenzen", "1000;25000")
     assert checked.exit_code == 0, checked.output
-    listed = runner.invoke(app, ["lage", "buchungen", "--json", "--art", "duplikat"])
+    listed = cli("lage", "buchungen", "--json", "--art", "duplikat")
     data = json.loads(listed.output)
     assert data["total"] == 1 and data["flags"][0]["kind"] == "duplikat"
 

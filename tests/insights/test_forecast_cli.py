@@ -14,20 +14,11 @@ from rathaus.cli import app
 from rathaus.core.models import InsightDataset
 from rathaus.insights.tabular import TableError
 from tests.factories import build_tenant
+from tests.test_cli import in_process
 
 BOSTON = (
     Path(__file__).resolve().parents[3] / "shared/data/forecasting/boston311_2015_subset.csv.gz"
 )
-
-
-def _env(db, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-        "RATHAUS_QUEUE__BACKEND": "memory",
-    }
 
 
 def test_import_and_forecast_from_the_command_line(db, tmp_path):
@@ -43,46 +34,37 @@ def test_import_and_forecast_from_the_command_line(db, tmp_path):
         ]
     source = tmp_path / "anliegen.csv"
     source.write_bytes(("\n".join(lines) + "\n").encode("cp1252"))
-    runner = CliRunner()
-    env = _env(db, tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "lage",
-            "zeitreihe-import",
-            str(source),
-            "--spalte-datum",
-            "Eingang",
-            "--spalte-reihe",
-            "Abteilung",
-            "--name",
-            "Anliegen",
-            "--json",
-        ],
-        env=env,
+    cli = in_process(tmp_path, db)
+    result = cli(
+        "lage",
+        "zeitreihe-import",
+        str(source),
+        "--spalte-datum",
+        "Eingang",
+        "--spalte-reihe",
+        "Abteilung",
+        "--name",
+        "Anliegen",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["format"] == "einzeln" and info["series"]["Bürgeramt"]["total"] == 5 * 50 + 20
     key = f"datensatz:{info['id']}:Bürgeramt"
-    listed = runner.invoke(app, ["lage", "zeitreihen"], env=env)
+    listed = cli("lage", "zeitreihen")
     assert key in listed.output
-    result = runner.invoke(
-        app,
-        [
-            "lage",
-            "prognose",
-            "--quelle",
-            key,
-            "--horizont",
-            "3",
-            "--aufloesung",
-            "woche",
-            "--faelle-je-personentag",
-            "2.5",
-            "--json",
-        ],
-        env=env,
+    result = cli(
+        "lage",
+        "prognose",
+        "--quelle",
+        key,
+        "--horizont",
+        "3",
+        "--aufloesung",
+        "woche",
+        "--faelle-je-personentag",
+        "2.5",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -91,17 +73,17 @@ def test_import_and_forecast_from_the_command_line(db, tmp_path):
     assert data["staffing"][0]["person_days"] == pytest.approx(
         data["forecast"][0]["expected"] / 2.5, abs=0.1
     )
-    text = runner.invoke(app, ["lage", "prognose", "--quelle", key], env=env)
+    text = cli("lage", "prognose", "--quelle", key)
     assert text.exit_code == 0 and "Rückblick: MASE" in text.output and "80 %" in text.output
     # A bad file: German message naming the row, nothing written.
     bad = tmp_path / "kaputt.csv"
     bad.write_text("Datum;Anzahl\n01.01.2025;1\n2025-13-01;2\n", encoding="utf-8")
-    result = runner.invoke(app, ["lage", "zeitreihe-import", str(bad)], env=env)
+    result = cli("lage", "zeitreihe-import", str(bad))
     assert isinstance(result.exception, TableError)
     assert "Zeile 3, Feld „Datum“" in result.exception.message
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(InsightDataset)) == 1
-    short = runner.invoke(app, ["lage", "prognose", "--quelle", "alle"], env=env)
+    short = cli("lage", "prognose", "--quelle", "alle")
     assert short.exit_code != 0 and "keine Vorgänge" in str(short.exception)
 
 

@@ -498,42 +498,34 @@ def test_failed_ocel_import_writes_nothing(db, tmp_path):
 
 def test_cli_imports_xml_and_sqlite_and_refuses_a_bad_database(db, tmp_path):
     import typer
-    from typer.testing import CliRunner
 
     from rathaus.cli import lage_process
+    from tests.test_cli import in_process
 
     with db.session() as session:
         build_tenant(session, "alpha")
     app = typer.Typer()
     lage_process.register(app, typer.Typer())
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-    }
-    runner = CliRunner()
+    cli = in_process(tmp_path, db, app=app, queue=None)
     xml = tmp_path / "bestellungen.xml"
     xml.write_bytes(to_xml(OCEL))
-    done = runner.invoke(
-        app, ["prozess-import", str(xml), "--objekttyp", "order", "--json"], env=env
-    )
+    done = cli("prozess-import", str(xml), "--objekttyp", "order", "--json")
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)
     assert (summary["events"], summary["cases"], summary["format"]) == (4, 2, "ocel")
     sqlite_file = tmp_path / "bestellungen.db"  # a neutral name: recognised by the SQLite header
     to_sqlite(OCEL, sqlite_file)
-    done = runner.invoke(app, ["prozess-import", str(sqlite_file)], env=env)
+    done = cli("prozess-import", str(sqlite_file))
     assert done.exit_code == 0, done.output
     assert "4 Ereignisse, 2 Fälle" in done.output and "Objekttyp „order“" in done.output
-    analysis = runner.invoke(app, ["prozess", str(summary["id"]), "--json"], env=env)
+    analysis = cli("prozess", str(summary["id"]), "--json")
     edges = {
         (e["source"], e["target"]): e["median_s"] for e in json.loads(analysis.output)["edges"]
     }
     assert edges == {("place order", "ship"): 23 * 3600.0, ("place order", "pay"): 167415.25}
     fake = tmp_path / "fake.sqlite"
     fake.write_text("id;name\n1;kein SQLite\n", encoding="utf-8")
-    failed = runner.invoke(app, ["prozess-import", str(fake)], env=env)
+    failed = cli("prozess-import", str(fake))
     assert failed.exit_code != 0 and "keine SQLite-Datenbank" in str(failed.exception)
     with db.session() as session:
         assert session.scalar(select(func.count(InsightDataset.id))) == 2

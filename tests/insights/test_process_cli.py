@@ -7,12 +7,12 @@ import json
 import pytest
 import typer
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from rathaus.cli import lage_process
 from rathaus.core.db import Database
 from rathaus.core.models import ProcessEvent
 from tests.factories import build_tenant
+from tests.test_cli import in_process
 
 LOG = (
     "Vorgang,Schritt,Wann,Wer\n"
@@ -29,14 +29,7 @@ def cli(db: Database, tmp_path):  # type: ignore[no-untyped-def]
         build_tenant(session, "alpha")
     app = typer.Typer()
     lage_process.register(app, typer.Typer())
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-    }
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args), env=env)
+    return in_process(tmp_path, db, app=app, queue=None)
 
 
 def test_import_analyse_and_export_ocel(cli, db, tmp_path):  # type: ignore[no-untyped-def]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from rathaus.core.models import RoutePlan
 from rathaus.insights.winter import service
 from tests.web.conftest import csrf_of, login
@@ -139,42 +137,28 @@ def test_job_path_directly(db, tmp_path) -> None:  # type: ignore[no-untyped-def
 
 
 def test_cli_import_plan_export_and_check(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from rathaus.cli import app
     from tests.factories import build_tenant
+    from tests.test_cli import in_process
 
     with db.session() as session:
         build_tenant(session, "alpha")
-    env = {
-        "RATHAUS_MODE": "demo",
-        "RATHAUS_DATA_DIR": str(tmp_path / "data"),
-        "RATHAUS_DATABASE_URL": db.url,
-        "RATHAUS_DEFAULT_TENANT": "alpha",
-        "RATHAUS_QUEUE__BACKEND": "memory",
-    }
-    runner = CliRunner(env=env)
-    result = runner.invoke(
-        app, ["lage", "winterdienst-import", str(DATA / "gualandi_gualandi.json")]
-    )
+    cli = in_process(tmp_path, db)
+    result = cli("lage", "winterdienst-import", str(DATA / "gualandi_gualandi.json"))
     assert result.exit_code == 0, result.output
     assert "3 zu streuende Strecken" in result.output
     plan_id = result.output.split()[1]
-    result = runner.invoke(
-        app, ["lage", "winterdienst-planen", plan_id, "--zeitlimit", "1", "--json"]
-    )
+    result = cli("lage", "winterdienst-planen", plan_id, "--zeitlimit", "1", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["evaluation"]["total_length"] == 70.0
-    result = runner.invoke(app, ["lage", "winterdienst-export", plan_id, "--format", "csv"])
+    result = cli("lage", "winterdienst-export", plan_id, "--format", "csv")
     assert result.exit_code == 0 and "streuen" in result.output
-    result = runner.invoke(app, ["lage", "winterdienst-export", plan_id, "--format", "gpx"])
+    result = cli("lage", "winterdienst-export", plan_id, "--format", "gpx")
     assert result.exit_code != 0 and "GPX braucht" in str(result.exception)
-    result = runner.invoke(
-        app,
-        [
-            "lage",
-            "winterdienst-pruefen",
-            str(DATA / "kerteminde_kerteminde.json"),
-            str(DATA / "kerteminde_solution_mandrup.txt"),
-        ],
+    result = cli(
+        "lage",
+        "winterdienst-pruefen",
+        str(DATA / "kerteminde_kerteminde.json"),
+        str(DATA / "kerteminde_solution_mandrup.txt"),
     )
     assert result.exit_code == 0 and "Gesamtfahrzeit 312,4 min" in result.output
     assert "Wendemanöver an Knoten 25" in result.output

