@@ -28,6 +28,7 @@ from rathaus.core.models import (
     InboxSource,
     InsightDataset,
     KnowledgeEntry,
+    KnowledgeEntryVersion,
     MeetingMinutes,
     Message,
     ModelCall,
@@ -195,21 +196,23 @@ def seed(session: Session, world: World, *, mark: str, originals: Path, embedder
                       abstained=True, answer={"sentences": [], "notes": [m("notiz")]},
                       feedback=-1, feedback_comment=m("rueckmeldung"))
     )  # fmt: skip
-    knowledge.upsert_entries(
-        session,
-        tenant_id=t,
-        entries=[
-            knowledge.EntryData(
-                source="test",
-                external_id=m("eintrag"),
-                title=f"{m('wissen')} Hundesteuer anmelden",
-                url=f"https://{mark.lower()}.example/hundesteuer",
-                body=f"Die Hundesteuer meldet man im Steueramt an. {m('wissenstext')} gilt hier.",
-                facts={"fees": m("gebuehr")},
-            )
-        ],
-        embedder=embedder,
-    )
+    for stand in (m("fassung"), ""):  # the re-import keeps the first content as a version
+        knowledge.upsert_entries(
+            session,
+            tenant_id=t,
+            entries=[
+                knowledge.EntryData(
+                    source="test",
+                    external_id=m("eintrag"),
+                    title=f"{m('wissen')} Hundesteuer anmelden",
+                    url=f"https://{mark.lower()}.example/hundesteuer",
+                    body=f"Die Hundesteuer meldet man im Steueramt an. {m('wissenstext')} gilt "
+                    f"hier. {stand}".strip(),
+                    facts={"fees": m("gebuehr")},
+                )
+            ],
+            embedder=embedder,
+        )
     session.add_all(
         [
             CaseAccess(tenant_id=t, case_id=case.id, case_reference=case.reference,
@@ -250,6 +253,9 @@ def seed(session: Session, world: World, *, mark: str, originals: Path, embedder
     }
     seeded.values["entry_id"] = str(
         session.scalar(select(KnowledgeEntry.id).where(KnowledgeEntry.tenant_id == t))
+    )
+    seeded.values["version_id"] = str(
+        session.scalar(select(KnowledgeEntryVersion.id).where(KnowledgeEntryVersion.tenant_id == t))
     )
     return seeded
 

@@ -1,8 +1,10 @@
 """The Redaktion's work on the knowledge base: find, edit and verify entries, see the answers
 that rest on an entry, and the gaps report of questions the assistant could not answer well.
 
-Edits go through :func:`rathaus.assistant.knowledge.update_entry`, which re-chunks and re-indexes
-the entry; this module never writes chunks or vectors itself. Questions are stored
+Edits and restores of an earlier version go through one path: the old content is kept as a
+version (:mod:`rathaus.assistant.versions`), then
+:func:`rathaus.assistant.knowledge.update_entry` re-chunks and re-indexes the entry; this module
+never writes chunks or vectors itself. Questions are stored
 pseudonymised (see :mod:`rathaus.assistant.service`); they are shown as stored.
 """
 
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer
 
+from rathaus.assistant import versions
 from rathaus.assistant.analysis import STOP_WORDS
 from rathaus.assistant.entries import FACTS, LIST_FACTS
 from rathaus.core import audit
@@ -341,10 +344,8 @@ def update_fields(
     """Save the Redaktion's edit and re-index the entry (its passages and vectors).
 
     Raises :class:`EntryInvalid` (nothing changed) when a field is not acceptable: a missing
-    title, or a link that is not http(s).
+    title, or a link that is not http(s). An edit that changes nothing writes nothing.
     """
-    from rathaus.assistant import knowledge
-
     entry = get_entry(session, tenant_id=tenant_id, entry_id=entry_id)
     errors = validate_fields(title=title, url=url, facts=facts)
     if errors:
@@ -357,9 +358,38 @@ def update_fields(
         "facts": dict(facts),
         "is_published": is_published,
     }
+    _store(
+        session,
+        entry=entry,
+        new=new,
+        embedder=embedder,
+        user=user,
+        reason="bearbeitet",
+        kind="knowledge_entry_changed",
+    )
+    return entry
+
+
+def _store(
+    session: Session,
+    *,
+    entry: KnowledgeEntry,
+    new: Mapping[str, Any],
+    embedder: Any,
+    user: User,
+    reason: str,
+    kind: str,
+    data: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The one write path of the Redaktion's changes: keep the old content as a version, set
+    ``new``, re-chunk and re-index (:func:`rathaus.assistant.knowledge.update_entry`) and audit
+    ``kind``. Returns the changed fields; nothing is written when there are none."""
+    from rathaus.assistant import knowledge
+
     changed = sorted(k for k, v in new.items() if getattr(entry, k) != v)
     if not changed:
-        return entry
+        return []
+    versions.record(session, entry=entry, after=new, changed_by=_actor(user), reason=reason)
     for key, value in new.items():
         setattr(entry, key, value)
     session.flush()
@@ -367,14 +397,45 @@ def update_fields(
     audit.record(
         session,
         audit.Event(
-            kind="knowledge_entry_changed",
+            kind=kind,
             actor=user.username,
-            tenant_id=tenant_id,
+            tenant_id=entry.tenant_id,
             subject=f"knowledge_entry:{entry.id}",
-            data={"title": entry.title, "fields": changed},
+            data={"title": entry.title, "fields": changed, **(data or {})},
         ),
     )
-    return entry
+    return changed
+
+
+def restore_version(
+    session: Session,
+    *,
+    tenant_id: int,
+    entry_id: int,
+    version_id: int,
+    embedder: Any,
+    user: User,
+) -> list[str]:
+    """Put the content of an earlier version back (title, link, text, keywords, facts,
+    published, language) and re-index the entry; the content it replaces becomes a version
+    itself. The verification (date, person) stays as it is. Returns the changed fields (empty:
+    the version equals the current content, nothing was written)."""
+    entry = get_entry(session, tenant_id=tenant_id, entry_id=entry_id)
+    version = versions.get_version(
+        session, tenant_id=tenant_id, entry_id=entry_id, version_id=version_id
+    )
+    # Read before writing: the new version may push this one out (KEEP_VERSIONS).
+    number, content = version.number, versions.content_of(version)
+    return _store(
+        session,
+        entry=entry,
+        new=content,
+        embedder=embedder,
+        user=user,
+        reason="wiederhergestellt",
+        kind="knowledge_entry_restored",
+        data={"version": number},
+    )
 
 
 def mark_verified(

@@ -5,7 +5,8 @@ Indexing keeps three things in step for every passage: the analysed terms in the
 passage vector in ``embeddings`` (owner ``knowledge_chunk``), and per entry a vector of its
 title and keywords (owner ``knowledge_entry``). Import is idempotent: an entry is identified by
 ``(source, external_id)``; unchanged content is skipped, changed content replaces the entry's
-passages (unchanged passages keep their ``chunk_key``).
+passages (unchanged passages keep their ``chunk_key``) after its old content was kept as a
+version (:mod:`rathaus.assistant.versions`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from rathaus.assistant import versions
 from rathaus.assistant.analysis import Analyzer, vocabulary_of
 from rathaus.assistant.entries import FACTS, LIST_FACTS, EntryData
 from rathaus.core.models import Embedding, KnowledgeChunk, KnowledgeEntry, utcnow
@@ -189,15 +191,23 @@ def _fts_insert(session: Session, chunks: Sequence[KnowledgeChunk]) -> None:
 # ---------------------------------------------------------------------------- storing
 
 
-def _apply(entry: KnowledgeEntry, data: EntryData) -> None:
-    entry.title = data.title.strip()[:300]
-    entry.url = (data.url or "").strip()[:500]
-    entry.body = data.body or ""
-    entry.keywords = data.keywords or ""
-    entry.leika_key = data.leika_key if data.leika_key and len(data.leika_key) == 14 else None
-    entry.facts = dict(data.facts or {})
-    entry.language = data.language or "de"
-    entry.content_sha256 = data.content_sha256()
+def _values(data: EntryData) -> dict[str, Any]:
+    """The columns an import sets from ``data``."""
+    return {
+        "title": data.title.strip()[:300],
+        "url": (data.url or "").strip()[:500],
+        "body": data.body or "",
+        "keywords": data.keywords or "",
+        "leika_key": data.leika_key if data.leika_key and len(data.leika_key) == 14 else None,
+        "facts": dict(data.facts or {}),
+        "language": data.language or "de",
+        "content_sha256": data.content_sha256(),
+    }
+
+
+def _apply(entry: KnowledgeEntry, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        setattr(entry, key, value)
 
 
 def _validate(data: EntryData) -> None:
@@ -309,11 +319,14 @@ def upsert_entries(
     embedder: Any,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 16,
+    actor: str = "",
 ) -> ImportReport:
     """Store ``entries`` (new, changed or unchanged) and index what changed.
 
     A single bad entry is reported in ``failed`` and the others are still imported. Entries are
     indexed in batches; the caller commits. ``embedder`` None skips vectors (full text only).
+    The content a changed entry had is kept as a version by "Import <source>" (with ``actor``,
+    the person who started the import, in brackets when given).
     """
     report = ImportReport()
     incoming = list(entries)
@@ -354,6 +367,7 @@ def upsert_entries(
             if progress:
                 progress(1)
             continue
+        values = _values(data)
         if entry is None:
             entry = KnowledgeEntry(
                 tenant_id=tenant_id, source=data.source, external_id=str(data.external_id)
@@ -362,7 +376,9 @@ def upsert_entries(
             report.created += 1
         else:
             report.updated += 1
-        _apply(entry, data)
+            by = f"Import {data.source}" + (f" ({actor})" if actor else "")
+            versions.record(session, entry=entry, after=values, changed_by=by, reason="import")
+        _apply(entry, values)
         session.flush()
         pending.append(entry)
         if len(pending) >= batch_size:

@@ -577,6 +577,48 @@ class KnowledgeEntry(TenantScoped, Base):
     chunks: Mapped[list[KnowledgeChunk]] = relationship(
         back_populates="entry", cascade="all, delete-orphan", order_by="KnowledgeChunk.ordinal"
     )
+    # The database deletes the versions with the entry (ondelete CASCADE); the ORM need not load
+    # them first.
+    versions: Mapped[list[KnowledgeEntryVersion]] = relationship(
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="KnowledgeEntryVersion.number",
+    )
+
+
+class KnowledgeEntryVersion(TenantScoped, Base):
+    """An earlier version of a knowledge entry: its editable content as it was *before* one
+    change, with when (``created_at``), by whom (``changed_by``: a user's name or
+    ``Import <source>``) and why (``reason``: ``bearbeitet``, ``import``,
+    ``wiederhergestellt``) that change replaced it, and which fields it changed.
+
+    ``number`` counts the entry's versions from 1; only the newest
+    :data:`rathaus.assistant.versions.KEEP_VERSIONS` are kept (see that module).
+    """
+
+    __tablename__ = "knowledge_entry_versions"
+    # (entry_id, number) also serves every lookup of an entry's versions.
+    __table_args__ = (UniqueConstraint("entry_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("knowledge_entries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(String(500), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    is_published: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_verified_at: Mapped[dt.datetime | None]
+    verified_by: Mapped[str] = mapped_column(String(120), default="")
+    # Fields the change altered: "title", "body" …; a structured fact as "facts.fees".
+    changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(String(20))
+    changed_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    entry: Mapped[KnowledgeEntry] = relationship(back_populates="versions")
 
 
 class KnowledgeChunk(TenantScoped, Base):

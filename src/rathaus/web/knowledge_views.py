@@ -1,8 +1,10 @@
 """Editor UI of the knowledge base for the Redaktion under /wissen: the list of entries, the edit
-form with verification and the answers that used an entry, the gaps report and the import.
+form with verification, the answers that used an entry and its earlier versions (view, diff,
+restore), the gaps report and the import.
 
-A thin shell over :mod:`rathaus.assistant.editorial`, :mod:`rathaus.assistant.knowledge` and
-:mod:`rathaus.assistant.importers`. Every page needs ``Permission.EDIT_KNOWLEDGE``.
+A thin shell over :mod:`rathaus.assistant.editorial`, :mod:`rathaus.assistant.versions`,
+:mod:`rathaus.assistant.knowledge` and :mod:`rathaus.assistant.importers`. Every page needs
+``Permission.EDIT_KNOWLEDGE``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rathaus.assistant import editorial
+from rathaus.assistant import editorial, versions
 from rathaus.assistant.entries import FACTS, LIST_FACTS
 from rathaus.core import audit
 from rathaus.core.errors import RathausError
@@ -66,6 +68,9 @@ NOTICES = {
     "unveraendert": "Es gab keine Änderungen zu speichern.",
     "geprueft": "Der Eintrag ist als geprüft markiert.",
     "geloescht": "Der Eintrag wurde gelöscht.",
+    "wiederhergestellt": "Die Version wurde wiederhergestellt und der Eintrag neu indexiert; der "
+    "Stand davor steht als neueste Version in der Liste.",
+    "gleich": "Diese Version entspricht dem aktuellen Stand; es wurde nichts geändert.",
 }
 
 Text = Annotated[str, Query(max_length=200)]
@@ -293,7 +298,11 @@ def _import_file(
     try:
         with session.begin_nested():
             report = knowledge.upsert_entries(
-                session, tenant_id=tenant.id, entries=entries, embedder=embedder
+                session,
+                tenant_id=tenant.id,
+                entries=entries,
+                embedder=embedder,
+                actor=user.display_name or user.username,
             )
             audit.record(
                 session,
@@ -431,6 +440,10 @@ def _entry_page(
             "link_ok": editorial.is_web_url(entry.url),
             "reauth": reauth_state or reauth.state(request),
             "delete_checked": delete_checked,
+            "versions": versions.list_versions(session, tenant_id=tenant.id, entry_id=entry.id),
+            "keep_versions": versions.KEEP_VERSIONS,
+            "field_label": versions.field_label,
+            "reason_labels": versions.REASON_LABELS,
         },
         status_code=status_code,
     )
@@ -551,3 +564,58 @@ async def delete_entry(
         editorial.delete_entry, session, tenant_id=tenant.id, entry_id=entry_id, user=user
     )
     return gate.finish(request, RedirectResponse("/wissen?meldung=geloescht", 303))
+
+
+# -- versions -----------------------------------------------------------------------------------
+
+
+@router.get("/wissen/{entry_id}/versionen/{version_id}", dependencies=[EDIT])
+def version_page(
+    request: Request, entry_id: int, version_id: int, tenant: CurrentTenant, session: SessionDep
+) -> Response:
+    """An earlier version, what differs from the current entry, and the restore button."""
+    entry = editorial.get_entry(session, tenant_id=tenant.id, entry_id=entry_id)
+    version = versions.get_version(
+        session, tenant_id=tenant.id, entry_id=entry_id, version_id=version_id
+    )
+    facts = editorial.facts_to_form(version.facts)
+    return render(
+        request,
+        "knowledge_version.html",
+        {
+            "tenant": tenant,
+            "entry": entry,
+            "version": version,
+            "changes": versions.field_changes(version, entry),
+            "diff": versions.body_diff(version.body, entry.body),
+            "facts": [(label, facts[key]) for key, label in FACTS.items() if facts[key]],
+            "field_label": versions.field_label,
+            "reason_labels": versions.REASON_LABELS,
+            "link_ok": editorial.is_web_url(version.url),
+        },
+    )
+
+
+@router.post(
+    "/wissen/{entry_id}/versionen/{version_id}/wiederherstellen", dependencies=[CsrfDep, EDIT]
+)
+def restore_version(
+    entry_id: int,
+    version_id: int,
+    user: CurrentUser,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    embedder: EmbedderDep,
+) -> Response:
+    """Put the version's content back; the current content becomes a version first."""
+    changed = editorial.restore_version(
+        session,
+        tenant_id=tenant.id,
+        entry_id=entry_id,
+        version_id=version_id,
+        embedder=embedder,
+        user=user,
+    )
+    session.commit()
+    notice = "wiederhergestellt" if changed else "gleich"
+    return RedirectResponse(f"/wissen/{entry_id}?meldung={notice}#versionen", 303)
