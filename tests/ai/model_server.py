@@ -46,9 +46,10 @@ class ModelServer:
             return [r for r in self.received if r["path"] == "/v1/chat/completions"]
 
     def texts(self) -> list[str]:
-        """The user message of each chat request, in order."""
+        """The last user message of each chat request (the one after any worked examples), in
+        order."""
         return [
-            next(m["content"] for m in r["payload"]["messages"] if m["role"] == "user")
+            [m["content"] for m in r["payload"]["messages"] if m["role"] == "user"][-1]
             for r in self.chats()
         ]
 

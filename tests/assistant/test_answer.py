@@ -4,6 +4,7 @@ per-sentence support check of generated answers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -166,9 +167,15 @@ def test_a_model_gets_only_the_matching_sentences_and_is_checked_against_them(kb
     result = answering.answer(session, tenant=tenant, question="Passfoto mitbringen?", kit=kit)
     assert result.mode == "generiert"
     assert [s.text for s in result.sentences] == ["Bringen Sie ein biometrisches Passfoto mit."]
-    system, user = model.messages
+    system, *examples, user = model.messages
     assert system.content.startswith(answering.SYSTEM_PROMPT)
-    assert "Passfoto" in user.content
+    # the worked examples come as earlier turns, the same for every question
+    assert [(m.role, m.content) for m in examples] == [
+        (role, text)
+        for asked, answered in answering.EXAMPLE_TURNS
+        for role, text in (("user", asked), ("assistant", answered))
+    ]
+    assert "Passfoto" in user.content and "Passfoto" not in examples[0].content
 
     long = answering.Source(
         n=1,
@@ -197,6 +204,16 @@ def test_a_model_gets_only_the_matching_sentences_and_is_checked_against_them(kb
     assert checked is None
 
 
+def test_a_sentence_the_model_repeats_is_shown_once(kb, embedder) -> None:
+    session, tenant = kb
+    said = "Bringen Sie ein biometrisches Passfoto mit. [1] "
+    model = RecordingModel(said * 3 + "Bringen Sie ein  biometrisches Passfoto mit. [1]")
+    kit = AssistantKit(embedder=embedder, language_model=model)
+    result = answering.answer(session, tenant=tenant, question="Passfoto mitbringen?", kit=kit)
+    assert result.mode == "generiert"
+    assert [s.text for s in result.sentences] == ["Bringen Sie ein biometrisches Passfoto mit."]
+
+
 class RecordingModel:
     name = "recording"
     model = "recording"
@@ -208,3 +225,59 @@ class RecordingModel:
     def stream(self, messages, *, max_tokens: int, temperature: float) -> Iterator[str]:  # type: ignore[no-untyped-def]
         self.messages = list(messages)
         yield self.text
+
+
+def test_the_evaluation_counts_answers_the_model_wrote_and_its_extractive_fallbacks(
+    tmp_path, embedder
+) -> None:
+    """``evaluate_assistant`` with a language model reports how many given answers the model
+    wrote (``answer_modes``): here it quotes its source for one question and gives up on the
+    other, which is then answered extractively; nothing unsupported is counted as shown."""
+    import json
+
+    from rathaus.assistant.evaluation import evaluate_assistant
+    from tests.assistant.test_importers import MUENCHEN_FILE
+
+    if not MUENCHEN_FILE.exists():
+        pytest.skip(f"Münchner Dienstleistungskatalog fehlt ({MUENCHEN_FILE}).")
+    catalogue = json.loads(MUENCHEN_FILE.read_text("utf-8"))
+    catalogue["data"] = catalogue["data"][:12]
+    sample = tmp_path / "katalog.json"
+    sample.write_text(json.dumps(catalogue, ensure_ascii=False), "utf-8")
+    gewerbe = next(s for s in catalogue["data"] if s["name"] == "Gewerbe-Anmeldung")
+    questions = tmp_path / "fragen.jsonl"
+    questions.write_text(
+        "\n".join(
+            json.dumps({"frage": q, "dienste": [gewerbe["id"]]}, ensure_ascii=False)
+            for q in ("Wie melde ich ein Gewerbe an?", "Gewerbe anmelden: was ist zu tun?")
+        ),
+        "utf-8",
+    )
+
+    class QuotesOnce:
+        name = model = "quotes-once"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def stream(self, messages, *, max_tokens: int, temperature: float) -> Iterator[str]:  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls > 1:
+                yield "KEINE_ANTWORT"
+                return
+            turn = messages[-1].content
+            passage = re.search(r"\[1\] [^\n]*\n(.+?)(?:\n\n\[2\]|\n\nFrage:)", turn, re.S)
+            assert passage is not None
+            first = re.split(r"(?<=[.!?])\s+", " ".join(passage.group(1).split()))[0]
+            yield f"{first} [1]"
+
+    kit = AssistantKit(
+        embedder=embedder,
+        language_model=QuotesOnce(),
+        settings=AssistantSettings(abstain_below=0.0),
+    )
+    result = evaluate_assistant(sample, kit=kit, questions=questions)
+    assert result["mode"] == "generiert"
+    assert result["answer_modes"] == {"generiert": 1, "extraktiv": 1}
+    assert [d["art"] for d in result["details"]] == ["generiert", "extraktiv"]
+    assert result["unsupported_sentences"] == 0 and result["answer_sentences"] >= 2

@@ -23,7 +23,7 @@ QUESTION = "Was brauche ich für einen neuen Personalausweis?"
 
 def quote_first_source(messages: list[dict[str, str]]) -> str:
     """A well-behaved model: the first sentence of source [1], with its citation mark."""
-    user = next(m["content"] for m in messages if m["role"] == "user")
+    user = [m["content"] for m in messages if m["role"] == "user"][-1]  # the question's turn
     passage = re.search(r"\[1\] [^\n]*\n(.+?)(?:\n\n\[2\]|\n\nFrage:)", user, re.S)
     assert passage is not None, user
     first = re.split(r"(?<=[.!?])\s+", " ".join(passage.group(1).split()))[0]

@@ -560,10 +560,32 @@ Regeln:
 - Höchstens fünf kurze Sätze."""
 
 
+# Two worked examples, sent as earlier turns of the chat after the rules: one answered with a
+# citation after each sentence, one the sources do not answer. With the rules alone the bundled
+# 1.5B model wrote 4 of the 34 answers of `rathaus eval assistant` (answer_mode generiert; the
+# rest fell back to extractive, mostly after KEINE_ANTWORT); with these turns 29 of 34, still
+# with no unsupported sentence shown (docs/assistant.md). They never change, so a local model
+# keeps them evaluated with the rules and reads only the new question's turn.
+EXAMPLE_TURNS = (
+    (
+        "Quellen:\n[1] Hundesteuer\nWer in der Stadt einen Hund hält, muss ihn innerhalb von "
+        "zwei Wochen bei der Steuerstelle anmelden. Die Steuer beträgt 100 Euro im Jahr.\n\n"
+        "Frage:\n<<<\nWas kostet ein Hund?\n>>>",
+        "Die Hundesteuer beträgt 100 Euro im Jahr. [1] Sie müssen den Hund innerhalb von zwei "
+        "Wochen bei der Steuerstelle anmelden. [1]",
+    ),
+    (
+        "Quellen:\n[1] Sperrmüll\nSperrmüll wird zweimal im Jahr kostenlos vor dem Haus "
+        "abgeholt.\n\nFrage:\n<<<\nWann hat das Schwimmbad geöffnet?\n>>>",
+        "KEINE_ANTWORT",
+    ),
+)
+
 # Passage text a model gets, all sources together (characters). A local model on two cores
-# reads about 100 prompt tokens a second (German: about 3.5 characters a token), so the whole
-# passages (430–750 tokens) kept the first token 4–13 s away; the sentences that share words
-# with the question, at most this many characters, keep it near 2 s (docs/assistant.md).
+# reads about 85 prompt tokens a second with the avx2 build of llama.cpp and about 165 with the
+# avx512 build (German: about 3.5 characters a token), so the whole passages (430–750 tokens)
+# kept the first token 4–13 s away; the sentences that share words with the question, at most
+# this many characters, keep it near 1.3 s on avx512 (docs/assistant.md).
 PROMPT_CHARS = 600
 
 
@@ -597,10 +619,12 @@ def build_messages(
     easy_language: bool,
     excerpts: dict[int, str] | None = None,
 ) -> list[ChatMessage]:
-    """The chat for a model. The rules come first and do not change between questions (the
-    language and Leichte-Sprache rules are appended to them), so a local model keeps them
-    evaluated from the previous question and reads only what follows. ``excerpts``: the text
-    of each source to give (see :func:`prompt_excerpts`), else the whole passages."""
+    """The chat for a model: the rules, the worked examples (:data:`EXAMPLE_TURNS`) as earlier
+    turns, then the question with its sources. Rules and examples do not change between
+    questions (the language and Leichte-Sprache rules are appended to the rules), so a local
+    model keeps them evaluated from the previous question and reads only the last turn.
+    ``excerpts``: the text of each source to give (see :func:`prompt_excerpts`), else the whole
+    passages."""
     rules = SYSTEM_PROMPT
     if language != "de":
         rules += f"\n- Antworte in der Sprache der Frage (ISO-Code {language})."
@@ -616,7 +640,12 @@ def build_messages(
     if earlier:
         user += f"Frühere Fragen im Gespräch:\n{earlier}\n\n"
     user += f"Frage:\n<<<\n{question}\n>>>"
-    return [ChatMessage("system", rules), ChatMessage("user", user)]
+    examples = [
+        ChatMessage(role, text_)
+        for asked, answered in EXAMPLE_TURNS
+        for role, text_ in (("user", asked), ("assistant", answered))
+    ]
+    return [ChatMessage("system", rules), *examples, ChatMessage("user", user)]
 
 
 # A generated sentence ends after its citation marks: "… 37 Euro. [2] Sie …".
@@ -672,18 +701,25 @@ def generate(
     )
     by_n = excerpts
     buffer = ""
+    said: set[str] = set()  # a small model repeats itself; a sentence is shown once
+
+    def fresh(raw: str) -> Sentence | None:
+        checked = _checked(raw, by_n)
+        if checked is None or checked.text.casefold() in said:
+            return None
+        said.add(checked.text.casefold())
+        return checked
+
     for piece in llm.stream(messages, max_tokens=max_tokens, temperature=0.0):
         buffer += piece
         if "KEINE_ANTWORT" in buffer:
             return
         parts = GENERATED_SENTENCE_END.split(buffer)
         for done in parts[:-1]:
-            checked = _checked(done, by_n)
-            if checked is not None:
+            if (checked := fresh(done)) is not None:
                 yield checked
         buffer = parts[-1]
-    checked = _checked(buffer, by_n)
-    if checked is not None:
+    if (checked := fresh(buffer)) is not None:
         yield checked
 
 

@@ -207,6 +207,9 @@ def evaluate_assistant(
         answerable = [q for q in items if q.get("dienste")]
         outside = [q for q in items if q.get("enthalten")]
         right = abstained_wrongly = abstained_rightly = unsupported = sentences = 0
+        # How the answers that were given came about: "generiert" (the model wrote at least one
+        # supported sentence) or "extraktiv" (no model, or nothing it wrote was supported).
+        answer_modes = {"generiert": 0, "extraktiv": 0}
         details = []
         for item in items:
             result = answering.answer(session, tenant=tenant, question=item["frage"], kit=kit)
@@ -217,6 +220,8 @@ def evaluate_assistant(
                 abstained_wrongly += result.abstained
             else:
                 abstained_rightly += result.abstained
+            if not result.abstained:
+                answer_modes[result.mode] = answer_modes.get(result.mode, 0) + 1
             by_n = {s.n: s.passage for s in result.sources}
             for sentence in result.sentences:
                 sentences += 1
@@ -229,6 +234,7 @@ def evaluate_assistant(
                     "enthalten": result.abstained,
                     "richtig": ok if item.get("dienste") else result.abstained,
                     "zuversicht": round(result.confidence, 3),
+                    "art": None if result.abstained else result.mode,
                 }
             )
         return {
@@ -242,6 +248,7 @@ def evaluate_assistant(
             "answer_sentences": sentences,
             "unsupported_sentences": unsupported,
             "mode": "generiert" if kit.language_model is not None else "extraktiv",
+            "answer_modes": answer_modes,
             "details": details,
         }
 

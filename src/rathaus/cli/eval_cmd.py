@@ -202,4 +202,10 @@ def assistant(
         f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
         f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
     )
+    if result["mode"] == "generiert":
+        modes = result["answer_modes"]
+        typer.echo(
+            f"Antworten vom Sprachmodell: {modes['generiert']}, ersatzweise extraktiv (kein "
+            f"belegter Satz des Modells): {modes['extraktiv']}."
+        )
     record_run("assistant", result, data)
