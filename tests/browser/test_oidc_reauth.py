@@ -78,3 +78,37 @@ def test_confirmed_at_the_provider_and_back_on_the_page(sso_server, page, sqlite
         ).all()
     assert kinds == ["reauth_failed", "reauth_confirmed"]
     assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.browser
+def test_a_form_sent_before_the_confirmation_is_kept_and_sent_by_a_click(  # type: ignore[no-untyped-def]
+    sso_server, page, sqlite_db, idp
+):
+    """The rule typed on the page survives the way to the provider (another site) and back; the
+    click on the kept form's button carries the SameSite=Strict mark and saves it."""
+    from rathaus.core.models import RetentionRule
+
+    base = sso_server
+    page.goto(base + "/login")
+    page.get_by_role("link", name=re.compile("Verwaltungskonto")).click()
+    page.wait_for_url(base + "/")
+    drop_password(sqlite_db, "dsb")
+
+    page.goto(base + PAGE)
+    page.fill("#tage", "4321")
+    page.select_option("#aktion", "anonymisieren")
+    idp.interactive = True
+    page.get_by_role("button", name="Regel speichern").click()
+    page.get_by_role("button", name="Beim Anbieter anmelden").click()
+    page.get_by_role("heading", name="Ihre Eingaben wurden aufbewahrt").wait_for()
+    assert "4321" in page.locator("#aufbewahrte-eingaben").inner_text()
+    assert_accessible(page, "oidc-bestaetigung-eingaben-aufbewahrt")
+    with sqlite_db.session() as session:
+        assert session.scalars(select(RetentionRule).where(RetentionRule.days == 4321)).all() == []
+
+    page.get_by_role("button", name="Jetzt ausführen: Aufbewahrungsregel speichern").click()
+    page.wait_for_url(base + PAGE + "?meldung=regel")
+    with sqlite_db.session() as session:
+        rule = session.scalars(select(RetentionRule).where(RetentionRule.days == 4321)).one()
+        assert (rule.action, rule.target) == ("anonymisieren", "vorgang")
+    assert page.console_errors == []  # type: ignore[attr-defined]

@@ -1,14 +1,18 @@
 """Re-authentication at the identity provider (ASVS 3.7.1) for accounts without a password: a
 fresh sign-in (``prompt=login``, ``max_age=0``) for the session's own ``sub`` with a fresh
 ``auth_time`` sets the same five-minute mark as the password; a provider that skips the sign-in,
-another account, another session or a bad token set none. Against the real test provider."""
+another account, another session or a bad token set none. A form sent before the confirmation
+is kept server-side and shown once afterwards, to be sent with a click. Against the real test
+provider."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -16,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from rathaus.core.models import AuditEvent, Case, User
+from rathaus.core.models import AuditEvent, Case, ReauthKeptForm, RetentionRule, User, WebSession
 from rathaus.core.storage import OriginalStore
-from rathaus.web import oidc, oidc_reauth, reauth
+from rathaus.web import oidc, oidc_reauth, reauth, reauth_keep
 from rathaus.web.app import create_app
 from tests.factories import drop_password
 from tests.governance.test_retention import make_case
@@ -79,12 +83,26 @@ def _apply(client: TestClient) -> httpx.Response:
     return client.post(f"{PAGE}/anwenden", data={"csrf_token": csrf_of(client), "ausfuehren": "1"})
 
 
+def _to_provider(response: httpx.Response, action: str) -> str:
+    """An unconfirmed form: nothing ran, the form was kept and the browser goes to the
+    confirmation with the reference to it; the way there."""
+    assert response.status_code == 200, response.text
+    assert "Ihre Eingaben sind aufbewahrt; ausgeführt wurde nichts" in response.text
+    refresh = response.headers["refresh"]
+    assert refresh.startswith("0; url=")
+    location = refresh.removeprefix("0; url=")
+    query = dict(parse_qsl(urlsplit(location).query))
+    assert location.startswith("/login/oidc?")
+    assert query["erneut"] == "1" and query["aktion"] == action
+    assert reauth_keep.valid_token(query["formular"])
+    return location
+
+
 def test_a_fresh_sign_in_at_the_provider_confirms_for_five_minutes(client, idp, db):
     page = client.get(PAGE)
     assert "Beim Anmeldedienst erneut anmelden" in page.text
     assert "Kommandozeile" not in page.text and 'name="passwort"' not in page.text
-    refused = _apply(client)
-    assert refused.status_code == 401 and reauth.SSO_MISSING in html.unescape(refused.text)
+    _to_provider(_apply(client), "aufbewahrung_anwenden")
 
     link = _sso_link(page, "anwenden")
     assert dict(parse_qsl(urlsplit(link).query)) == {
@@ -143,7 +161,7 @@ def _refused(
     assert message in text and "Traceback" not in text
     assert "refresh" not in response.headers
     assert reauth.MARK_COOKIE not in response.headers.get("set-cookie", "")
-    assert _apply(client).status_code == 401  # still not confirmed
+    _to_provider(_apply(client), "aufbewahrung_anwenden")  # still not confirmed
     failed = _events(db, "reauth_failed")
     assert [(e.actor, e.data["grund"], e.data["methode"]) for e in failed] == [
         ("dsb", reason, "oidc")
@@ -301,3 +319,216 @@ def test_auth_time_older_than_two_minutes_is_stale_even_in_a_long_flow():
     oidc_reauth.check_fresh({"auth_time": 1000 - limit}, began=0, now=1000)
     with pytest.raises(oidc.OIDCLoginError):
         oidc_reauth.check_fresh({"auth_time": 1000 - limit - 1}, began=0, now=1000)
+
+
+# Forms kept during the confirmation -------------------------------------------------------------
+RULES = f"{PAGE}/regeln"
+RULE = {"ziel": "vorgang", "art": "", "tage": "4321", "aktion": "anonymisieren", "aktiv": "1"}
+ON_PAGE = {"referer": f"http://testserver{PAGE}"}
+
+
+class _KeptForm(HTMLParser):
+    """The kept form's ``action`` and fields on the confirmation page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str]] = []
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form" and found.get("id") == "aufbewahrt-formular":
+            self._inside, self.action = True, found.get("action") or ""
+        elif tag == "input" and self._inside:
+            self.fields.append((found.get("name") or "", found.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._inside = False
+
+
+def _kept_form(page: httpx.Response) -> _KeptForm:
+    parsed = _KeptForm()
+    parsed.feed(page.text)
+    return parsed
+
+
+def _rules(db) -> list[RetentionRule]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return list(session.scalars(select(RetentionRule).where(RetentionRule.days == 4321)))
+
+
+def _kept_rows(db) -> list[ReauthKeptForm]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return list(session.scalars(select(ReauthKeptForm)))
+
+
+def _send_rule(client: TestClient, **extra: str) -> httpx.Response:
+    data = {"csrf_token": csrf_of(client), **RULE, "passwort": "geheim", **extra}
+    return client.post(RULES, data=data, headers=ON_PAGE)
+
+
+def test_a_rule_typed_before_the_confirmation_is_kept_and_saved_after_a_click(client, idp, db):
+    """The whole way: the form goes to the provider and back, the person sees what will be
+    saved, and one click saves exactly that."""
+    link = _to_provider(
+        _send_rule(client, notiz="<script>alert(1)</script>"), "aufbewahrungsregel_speichern"
+    )
+    assert dict(parse_qsl(urlsplit(link).query))["next"] == PAGE
+    assert _rules(db) == []  # nothing ran
+    (row,) = _kept_rows(db)
+    assert "geheim" not in str(row.fields) and "csrf_token" not in str(row.fields)
+    assert row.path == RULES and row.action == "aufbewahrungsregel_speichern"
+
+    page = _confirm(client, link)
+    assert page.status_code == 200 and "refresh" not in page.headers
+    text = html.unescape(page.text)
+    assert "Ihre Eingaben wurden aufbewahrt" in text
+    assert "Aktion: Aufbewahrungsregel speichern" in text and "4321" in text
+    assert "<script>alert(1)" not in page.text  # escaped, shown as text
+    assert any(c.startswith(reauth.MARK_COOKIE + "=") for c in page.headers.get_list("set-cookie"))
+    assert _rules(db) == []  # still nothing ran: the page waits for the click
+    assert _kept_rows(db) == []  # used up
+
+    kept = _kept_form(page)
+    assert kept.action == RULES
+    token = csrf_of(client)
+    assert kept.fields == [
+        ("csrf_token", token),
+        *RULE.items(),
+        ("notiz", "<script>alert(1)</script>"),
+    ]
+    done = client.post(kept.action, data=dict(kept.fields))
+    assert done.status_code == 303 and done.headers["location"] == f"{PAGE}?meldung=regel"
+    (rule,) = _rules(db)
+    assert (rule.target, rule.request_type, rule.action, rule.is_active) == (
+        "vorgang",
+        "",
+        "anonymisieren",
+        True,
+    )
+    assert [e.subject for e in _events(db, "reauth_confirmed")] == ["aufbewahrungsregel_speichern"]
+
+
+def test_an_erasure_is_kept_and_executed_only_by_the_click(client, idp, db, worlds):
+    store = OriginalStore(client.app.state.settings.originals_dir)
+    with db.session() as session:
+        case_id = make_case(session, worlds["a"], store, reference="ALP-W-2").id
+    erase = {"csrf_token": csrf_of(client), **ERIKA, "bestaetigen": "1", "passwort": ""}
+    link = _to_provider(
+        client.post(f"{PAGE}/loeschung", data=erase, headers=ON_PAGE), "dsgvo_loeschung"
+    )
+    page = _confirm(client, link)
+    assert "Löschung nach Art. 17 DSGVO ausführen" in html.unescape(page.text)
+    with db.session() as session:
+        assert session.get(Case, case_id) is not None
+    kept = _kept_form(page)
+    assert [name for name, _ in kept.fields] == ["csrf_token", "name", "email", "bestaetigen"]
+    done = client.post(kept.action, data=dict(kept.fields))
+    assert done.status_code == 200 and "Löschantrag Nr." in done.text
+    with db.session() as session:
+        assert session.get(Case, case_id) is None
+
+
+def test_a_kept_form_is_shown_once(client, idp, db):
+    link = _to_provider(_send_rule(client), "aufbewahrungsregel_speichern")
+    assert "Ihre Eingaben wurden aufbewahrt" in _confirm(client, link).text
+    again = _confirm(client, link)
+    text = html.unescape(again.text)
+    assert again.status_code == 200 and "Ihre Eingaben wurden aufbewahrt" not in text
+    assert "abgelaufen oder wurden schon verwendet" in text and "4321" not in text
+    assert _kept_form(again).action == "" and _rules(db) == []
+
+
+def test_a_kept_form_expires(client, idp, db):
+    link = _to_provider(_send_rule(client), "aufbewahrungsregel_speichern")
+    past = reauth_keep.utcnow() - dt.timedelta(seconds=1)
+    with db.session() as session:
+        session.execute(update(ReauthKeptForm).values(expires_at=past))
+    # An expired form gives way when the next one is kept.
+    _to_provider(_apply(client), "aufbewahrung_anwenden")
+    assert [row.path for row in _kept_rows(db)] == [f"{PAGE}/anwenden"]
+    page = _confirm(client, link)
+    text = html.unescape(page.text)
+    assert page.status_code == 200 and "abgelaufen oder wurden schon verwendet" in text
+    assert "4321" not in text and _kept_form(page).action == "" and _rules(db) == []
+
+
+def test_another_session_never_sees_the_kept_form(app, client, idp, db):
+    """The same person signed in elsewhere (another browser) follows the first session's way
+    to the provider: it is confirmed itself, but the form stays with the session that sent it."""
+    link = _to_provider(_send_rule(client, tage="4321"), "aufbewahrungsregel_speichern")
+    with TestClient(app, follow_redirects=False) as other:
+        assert sso_login(other, next="/").status_code == 303
+        page = _confirm(other, link)
+    text = html.unescape(page.text)
+    assert page.status_code == 200 and "Ihre Eingaben wurden aufbewahrt" not in text
+    assert "4321" not in text and _kept_form(page).action == ""
+    assert len(_kept_rows(db)) == 1  # still there for its own session
+    assert "4321" in html.unescape(_confirm(client, link).text)
+
+
+def test_another_persons_session_finds_nothing(client, idp, db):
+    """Even with the reference itself, another person's session gets nothing."""
+    link = _to_provider(_send_rule(client), "aufbewahrungsregel_speichern")
+    token = dict(parse_qsl(urlsplit(link).query))["formular"]
+    with db.session() as session:
+        someone = session.scalars(select(User).where(User.username != "dsb")).first()
+        assert someone is not None
+        other = WebSession(
+            token_hash="0" * 64,
+            user_id=someone.id,
+            tenant_id=someone.tenant_id,
+            csrf_token="t",
+            expires_at=reauth_keep.utcnow() + dt.timedelta(hours=1),
+        )
+        session.add(other)
+        session.flush()
+        assert reauth_keep.waiting(session, other, token) is None
+        assert reauth_keep.take(session, other, token) is None
+    assert len(_kept_rows(db)) == 1
+
+
+def test_a_refused_confirmation_keeps_the_form_and_runs_nothing(client, idp, db):
+    link = _to_provider(_send_rule(client), "aufbewahrungsregel_speichern")
+    idp.deny = True
+    refused = _confirm(client, link)
+    assert refused.status_code == 401
+    text = html.unescape(refused.text)
+    assert oidc.DENIED in text and "Ihre Eingaben bleiben noch etwa" in text
+    assert _rules(db) == [] and len(_kept_rows(db)) == 1
+    again = re.search(r'<a class="button" href="([^"]+)">Beim Anmeldedienst', refused.text)
+    assert again
+    again_link = html.unescape(again.group(1))
+    token = dict(parse_qsl(urlsplit(link).query))["formular"]
+    assert dict(parse_qsl(urlsplit(again_link).query))["formular"] == token
+    idp.deny = False
+    page = _confirm(client, again_link)
+    assert "Ihre Eingaben wurden aufbewahrt" in page.text and "4321" in page.text
+
+
+def test_an_oversized_form_is_not_kept_and_says_so(client, idp, db):
+    big = "x" * (reauth_keep.MAX_BYTES + 1)
+    refused = _send_rule(client, notiz=big)
+    assert refused.status_code == 413
+    assert reauth_keep.TOO_LARGE in html.unescape(refused.text)
+    assert _kept_rows(db) == [] and _rules(db) == []
+    assert 'value="4321"' in refused.text  # the page keeps what was typed meanwhile
+
+
+def test_password_fields_are_never_kept(client, idp, db):
+    _to_provider(
+        _send_rule(client, Password="a", neues_passwort="b", passwort_wiederholung="c"),
+        "aufbewahrungsregel_speichern",
+    )
+    (row,) = _kept_rows(db)
+    assert [name for name, _ in row.fields] == list(RULE)
+
+
+def test_an_htmx_form_is_kept_and_the_page_navigates(client, idp, db):
+    data = {"csrf_token": csrf_of(client), **RULE}
+    answer = client.post(RULES, data=data, headers={**ON_PAGE, "hx-request": "true"})
+    assert answer.status_code == 200 and answer.text == ""
+    query = dict(parse_qsl(urlsplit(answer.headers["hx-redirect"]).query))
+    assert query["aktion"] == "aufbewahrungsregel_speichern" and len(_kept_rows(db)) == 1

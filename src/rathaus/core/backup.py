@@ -57,7 +57,10 @@ PAGE_ROWS = 1000
 
 # Rows of these tables are deliberately left out: a restored login session would be valid
 # again although its owner logged out after the backup. The tables themselves come back empty.
-VOLATILE_TABLES = {"web_sessions": "Anmeldesitzungen (nach der Wiederherstellung neu anmelden)"}
+VOLATILE_TABLES = {
+    "web_sessions": "Anmeldesitzungen (nach der Wiederherstellung neu anmelden)",
+    "reauth_kept_forms": "für eine SSO-Bestätigung aufbewahrte Formulare (wenige Minuten gültig)",
+}
 
 # The data directory, entry by entry: what a backup carries, and why the rest stays out.
 DATA_DIR_INCLUDED = {

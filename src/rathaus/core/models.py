@@ -1048,3 +1048,24 @@ class RateLimitUsage(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(Integer, default=0)
     refused: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReauthKeptForm(Base):
+    """A form an account without a password sent before its confirmation at the identity
+    provider (:mod:`rathaus.web.reauth_keep`): kept minutes long for one login session and one
+    action's path, and shown once after the confirmation. Only the SHA-256 of its reference is
+    stored; ending the session deletes it."""
+
+    __tablename__ = "reauth_kept_forms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    web_session_id: Mapped[int] = mapped_column(
+        ForeignKey("web_sessions.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(String(60))
+    # The fields as sent, in order, as ``[name, value]`` pairs (no files, no passwords).
+    fields: Mapped[list[list[str]]] = mapped_column(JSON)
+    files_left_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]

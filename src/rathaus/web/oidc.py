@@ -479,17 +479,20 @@ def start(
     next: str = "/",
     erneut: str = "",
     aktion: str = "",
+    formular: str = "",
 ) -> Response:
     """Send the browser to the provider's login page (authorization request with PKCE).
 
     With ``erneut`` from a signed-in session: a confirmation of the form ``aktion`` instead
-    (:func:`rathaus.web.oidc_reauth.start`).
+    (:func:`rathaus.web.oidc_reauth.start`), ``formular`` naming the form kept meanwhile.
     """
     current = lookup_session(session, session_token(request), idle_s=settings.session_idle_s)
     if current and erneut:
         from rathaus.web import oidc_reauth  # builds on this module: imported on use
 
-        return oidc_reauth.start(request, session, settings, current, next_url=next, action=aktion)
+        return oidc_reauth.start(
+            request, session, settings, current, next_url=next, action=aktion, kept=formular
+        )
     if current:
         return RedirectResponse(safe_next(next), status_code=303)
     try:

@@ -13,11 +13,19 @@ to the provider (discovery, keys, code exchange, ID-token checks, the signed flo
 hands a signed-in ``/login/oidc?erneut=1`` to :func:`start` and a callback whose flow carries
 :data:`rathaus.web.oidc.REAUTH_PURPOSE` to :func:`callback`. This module adds only what a
 confirmation checks on top of a login, and its pages.
+
+A form sent before the confirmation (:mod:`rathaus.web.reauth_keep`) travels as a reference
+(``formular``) in the flow; after a successful return the page shows the kept form with the
+action's name and a button that sends it, with a fresh CSRF token, to the action's path, so
+nothing runs without a click. A refused or abandoned confirmation runs nothing and leaves the
+form kept until it expires; the refusal says so, and trying again carries the reference on.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -30,7 +38,7 @@ from sqlalchemy.orm import Session
 from rathaus.core.config import Settings
 from rathaus.core.models import User, WebSession
 from rathaus.core.security import lookup_session
-from rathaus.web import oidc, reauth
+from rathaus.web import oidc, reauth, reauth_keep
 from rathaus.web.auth_views import safe_next
 from rathaus.web.cookies import delete_cookie, session_token
 from rathaus.web.oidc import OIDCLoginError
@@ -83,15 +91,24 @@ def _action(given: str) -> str:
     return given if _ACTION.fullmatch(given) else "anmeldedienst"
 
 
-def _flow(web_session: WebSession, action: str) -> dict[str, str]:
+def _kept_token(given: str) -> str:
+    """The reference to a kept form (from the URL), if it has the shape of one."""
+    return given if reauth_keep.valid_token(given) else ""
+
+
+def _flow(web_session: WebSession, action: str, kept: str) -> dict[str, str]:
     """What a confirmation's flow carries besides the login's: the session it is for, the
-    form's name and the time it began (the provider's ``auth_time`` must not be older)."""
-    return {
+    form's name, the time it began (the provider's ``auth_time`` must not be older) and the
+    reference to a form kept meanwhile."""
+    flow = {
         "zweck": oidc.REAUTH_PURPOSE,
         "sitzung": str(web_session.id),
         "aktion": _action(action),
         "beginn": str(int(time.time())),
     }
+    if _kept_token(kept):
+        flow["formular"] = kept
+    return flow
 
 
 def check_fresh(claims: dict[str, Any], *, began: int, now: float | None = None) -> None:
@@ -122,15 +139,23 @@ def start(
     *,
     next_url: str,
     action: str,
+    kept: str = "",
 ) -> Response:
     """Send a signed-in person to the provider to confirm the form ``action``: the login's
-    authorization request plus ``prompt=login`` and ``max_age=0``."""
+    authorization request plus ``prompt=login`` and ``max_age=0``. ``kept`` is the reference
+    to the form kept for it (:mod:`rathaus.web.reauth_keep`), if any."""
     request.state.auth = current  # the confirmation's pages show the signed-in layout
     try:
         provider = oidc.provider_of(settings)
     except OIDCLoginError as exc:
         return _refused(
-            request, session, exc, user=current[1], action=_action(action), back=next_url
+            request,
+            session,
+            exc,
+            current=current,
+            action=_action(action),
+            back=next_url,
+            kept=_kept_token(kept),
         )
     # OIDC Core 3.1.2.1: sign in again even with a live session at the provider, and (max_age)
     # name the time of that sign-in in the ID token's auth_time.
@@ -139,7 +164,7 @@ def start(
         settings,
         provider,
         next_url=next_url,
-        extra_flow=_flow(current[0], action),
+        extra_flow=_flow(current[0], action, kept),
         extra_params={"prompt": "login", "max_age": "0"},
     )
 
@@ -157,6 +182,7 @@ def callback(
     """Check the provider's answer to a confirmation and set the mark for this session."""
     back = safe_next(flow["next"])
     action = _action(flow.get("aktion", ""))
+    kept_token = _kept_token(flow.get("formular", ""))
     current = lookup_session(session, session_token(request), idle_s=settings.session_idle_s)
     if current is None:
         # The session ended meanwhile: nothing to confirm, and no one to name in the audit.
@@ -182,18 +208,29 @@ def callback(
         began = flow.get("beginn", "")
         check_fresh(claims, began=int(began) if began.isdigit() else 2**62)
     except OIDCLoginError as exc:
-        return _refused(request, session, exc, user=user, action=action, back=back)
+        return _refused(
+            request, session, exc, current=current, action=action, back=back, kept=kept_token
+        )
 
     gate = reauth.confirmed_by_provider(
         request, session, web_session=web_session, user=user, action=action
     )
-    response = render(
-        request, "oidc_reauth.html", {"back": back, "error": "", "minutes": reauth.WINDOW_S // 60}
-    )
-    # Not a redirect: the mark is a SameSite=Strict cookie, and a browser leaves such cookies
-    # off every request of a redirect chain that began at another site (the provider). A
-    # refresh is a new navigation started by this page, so the page comes back confirmed.
-    response.headers["Refresh"] = f"0; url={_header_path(back)}"
+    kept = reauth_keep.take(session, web_session, kept_token) if kept_token else None
+    session.commit()  # the kept form is used up before its page is shown
+    context: dict[str, Any] = {"back": back, "error": "", "minutes": reauth.WINDOW_S // 60}
+    if kept is not None:
+        # The kept form, to be sent with a click (a fresh CSRF token comes from render).
+        context["kept"] = kept
+        context["target"] = safe_next(kept.path)
+    elif kept_token:
+        context["kept_gone"] = True
+    response = render(request, "oidc_reauth.html", context)
+    if not kept_token:
+        # Not a redirect: the mark is a SameSite=Strict cookie, and a browser leaves such
+        # cookies off every request of a redirect chain that began at another site (the
+        # provider). A refresh is a new navigation started by this page, so the page comes
+        # back confirmed. With a kept form the person reads the page and clicks on.
+        response.headers["Refresh"] = f"0; url={_header_path(back)}"
     gate.finish(request, response)
     delete_cookie(response, settings, oidc.FLOW_COOKIE, path=oidc.FLOW_COOKIE_PATH)
     return response
@@ -209,11 +246,14 @@ def _refused(
     session: Session,
     exc: OIDCLoginError,
     *,
-    user: User,
+    current: tuple[WebSession, User],
     action: str,
     back: str,
+    kept: str = "",
 ) -> Response:
-    """No mark: audit the refusal and show it with the ways on (try again, back)."""
+    """No mark: audit the refusal and show it with the ways on (try again, back). A kept form
+    stays kept (nothing ran, nothing is thrown away); trying again carries it on."""
+    web_session, user = current
     log.warning("SSO-Bestätigung abgelehnt (%s): %s", exc.http_status, exc.detail)
     reauth.refused_by_provider(
         request,
@@ -223,14 +263,29 @@ def _refused(
         reason=_REAUTH_REASONS.get(exc.message, "sso_fehler"),
     )
     back = safe_next(back)
-    again = "/login/oidc?" + urlencode({"erneut": "1", "next": back, "aktion": action})
+    query = {"erneut": "1", "next": back, "aktion": action}
+    expires = reauth_keep.waiting(session, web_session, kept) if kept else None
+    if expires is not None:
+        query["formular"] = kept
+    again = "/login/oidc?" + urlencode(query)
     response = render(
         request,
         "oidc_reauth.html",
-        {"back": back, "again": again, "error": exc.message},
+        {
+            "back": back,
+            "again": again,
+            "error": exc.message,
+            "kept_minutes": _minutes_left(expires) if expires else 0,
+        },
         status_code=exc.http_status,
     )
     delete_cookie(
         response, request.app.state.settings, oidc.FLOW_COOKIE, path=oidc.FLOW_COOKIE_PATH
     )
     return response
+
+
+def _minutes_left(expires: dt.datetime) -> int:
+    if expires.tzinfo is None:  # SQLite gives back the UTC digits without their offset
+        expires = expires.replace(tzinfo=dt.UTC)
+    return max(1, math.ceil((expires - dt.datetime.now(dt.UTC)).total_seconds() / 60))

@@ -21,6 +21,11 @@ the page links to a fresh sign-in there (``/login/oidc?erneut=1``, :mod:`rathaus
 ``prompt=login``, ``max_age=0``, a fresh ``auth_time`` for the session's own ``sub``), which
 sets the same mark (:func:`confirmed_by_provider`) and brings the person back to the page. With
 single sign-on switched off they are refused with a pointer to the command line.
+
+What such an account typed is not lost on the way: when it sends the form of a critical action
+unconfirmed, :func:`confirm` keeps the form server-side (:mod:`rathaus.web.reauth_keep`) and the
+action's :meth:`Gate.finish` sends the browser to the provider with a reference to it; after the
+confirmation a page shows the kept form, which the person sends with a click.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -38,11 +43,15 @@ from sqlalchemy.orm import Session
 from rathaus.core import audit
 from rathaus.core.models import Tenant, User, WebSession
 from rathaus.core.security import verify_password
+from rathaus.web import reauth_keep
 from rathaus.web.auth_views import LoginGuard, safe_next, session_mac
 from rathaus.web.cookies import read_cookie, set_cookie
 from rathaus.web.limits import seconds_text
+from rathaus.web.templating import render
 
 MARK_COOKIE = "rathaus_reauth"
+# As Starlette quotes a redirect's Location: no control characters reach a header.
+_URL_SAFE = ":/%#?=@[]!$&'()*+,;"
 WINDOW_S = 300
 FIELD = "passwort"
 
@@ -149,15 +158,20 @@ def state(request: Request, *, action: str = "", error: str = "", back: str = ""
 @dataclass(frozen=True)
 class Gate:
     """The outcome of :func:`confirm`: go ahead (``ok``), or the German ``error`` with the
-    status to answer. :meth:`finish` puts a fresh confirmation on the action's response."""
+    status to answer. :meth:`finish` puts a fresh confirmation on the action's response, or,
+    with ``redirect`` (a kept form, :func:`confirm`), answers with the way to the provider
+    instead of the action's page."""
 
     ok: bool
     error: str = ""
     status_code: int = 200
     retry_after: int = 0
     mark: str = ""
+    redirect: str = ""
 
     def finish(self, request: Request, response: Response) -> Response:
+        if self.redirect:
+            return _leaving(request, self.redirect)
         if self.mark:
             set_cookie(
                 response,
@@ -191,7 +205,7 @@ def confirm(
 
     if user.password_hash is None and sso_possible(request, user):
         # Like a missing password: the confirmation at the provider has not happened yet.
-        return Gate(ok=False, error=SSO_MISSING, status_code=401)
+        return _to_provider(request, session, web_session, action=action)
     if user.password_hash is None:
         failed("kein_passwort")
         return Gate(ok=False, error=no_password_message(cli), status_code=403)
@@ -210,6 +224,39 @@ def confirm(
         guard.failed(session, request.app.state.settings, user, tenant)
         return Gate(ok=False, error=WRONG, status_code=401)
     return _confirmed(request, session, web_session, user, action=action, data={})
+
+
+def _to_provider(
+    request: Request, session: Session, web_session: WebSession, *, action: str
+) -> Gate:
+    """An unconfirmed account that confirms at the provider sent a critical action's form:
+    keep the form (:mod:`rathaus.web.reauth_keep`) and send the browser to the provider with
+    the reference. Without a form (a JSON request) it is refused as before; a form too large to
+    keep is refused with the advice to confirm first."""
+    form = reauth_keep.sent_form(request)
+    if request.method != "POST" or form is None:
+        return Gate(ok=False, error=SSO_MISSING, status_code=401)
+    token = reauth_keep.keep(request, session, web_session, form=form, action=action)
+    if not token:
+        return Gate(ok=False, error=reauth_keep.TOO_LARGE, status_code=413)
+    query = urlencode(
+        {"erneut": "1", "next": return_path(request), "aktion": action, "formular": token}
+    )
+    return Gate(ok=False, error=SSO_MISSING, status_code=401, redirect=f"/login/oidc?{query}")
+
+
+def _leaving(request: Request, url: str) -> Response:
+    """The way from a kept form to the provider (``url``, a path of this site).
+
+    Not a redirect of the form's POST: the pages' ``form-action 'self'`` also covers where a
+    form's redirects lead, and the provider lies on another site. A refresh is a navigation of
+    its own; HTMX is told with ``HX-Redirect``. The page names the way for a browser that does
+    not refresh."""
+    if "hx-request" in request.headers:
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    response = render(request, "oidc_reauth.html", {"leaving": url, "back": return_path(request)})
+    response.headers["Refresh"] = f"0; url={quote(url, safe=_URL_SAFE)}"
+    return response
 
 
 def confirmed_by_provider(
