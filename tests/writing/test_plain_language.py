@@ -321,6 +321,31 @@ def test_loop_never_presents_a_fact_adding_draft_as_clean():
     assert result.to_dict()["facts_ok"] is False
 
 
+def test_sentences_that_add_a_fact_are_removed_and_named():
+    """When every round adds a fact, the best draft loses exactly the sentences carrying one;
+    the rest is the model's own wording, clean, and the removed sentences are named."""
+    source = "Die Gebühr von 30 Euro muss bis zum 1. Juli bezahlt werden."
+    model = FakeModel(
+        [
+            "Sie zahlen 30 Euro. Das Amt hat 45 Mitarbeiter. Zahlen Sie bis zum 1. Juli.",
+            "Sie zahlen 30 Euro bis zum 1. Juli. Frau Berger hilft Ihnen gern.",
+        ]
+    )
+    result = rewrite(source, model=model, max_rounds=2)
+    assert result.facts_ok and not result.best.added_facts
+    assert len(result.drafts) == 2 and all(d.added_facts for d in result.drafts)
+    assert result.best.removed in (
+        ["Das Amt hat 45 Mitarbeiter."],
+        ["Frau Berger hilft Ihnen gern."],
+    )
+    assert "45" not in result.text and "Berger" not in result.text
+    assert "30 Euro" in result.text
+    assert any(
+        n.startswith("Entfernt: 1 Satz") and result.best.removed[0] in n for n in result.notes
+    )
+    assert result.to_dict()["removed_sentences"] == result.best.removed
+
+
 def test_without_model_a_german_message():
     with pytest.raises(NoModelError, match="kein Sprachmodell eingerichtet"):
         rewrite("Ein Text.", model=None)

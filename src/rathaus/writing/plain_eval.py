@@ -205,15 +205,18 @@ def evaluate_rewrite(
     path: Path, *, model: Any, limit: int = 5, max_rounds: int = 1
 ) -> dict[str, Any]:
     """Rewrite the first ``limit`` originals of the held-out half; SARI against the DEplain
-    simplification and the share of rewrites that add no number, date, amount or name."""
+    simplification and the share of rewrites that add no number, date, amount or name;
+    ``facts_repaired`` counts the rewrites that add none only because sentences carrying an added
+    fact were removed (see :func:`rathaus.writing.plain_rewrite.without_added_facts`)."""
     from rathaus.writing.plain_rewrite import rewrite
 
     pairs = [p for p in load_pairs(path) if p.half == "held_out"][:limit]
-    saris, preserved, before, after = [], 0, [], []
+    saris, preserved, repaired, before, after = [], 0, 0, [], []
     for p in pairs:
         result = rewrite(p.original, model=model, max_rounds=max_rounds)
         saris.append(sari(p.original, result.text, [p.simplification]))
         preserved += result.facts_ok
+        repaired += bool(result.best.removed)
         before.append(result.source_report.severity)
         after.append(result.best.report.severity)
     n = len(pairs)
@@ -222,6 +225,7 @@ def evaluate_rewrite(
         "model": getattr(model, "model", "unbekannt"),
         "sari": round(statistics.fmean(saris), 2) if saris else None,
         "facts_preserved": preserved / n if n else 0.0,
+        "facts_repaired": repaired,
         "severity_before": round(statistics.fmean(before), 3) if before else None,
         "severity_after": round(statistics.fmean(after), 3) if after else None,
     }

@@ -2,8 +2,10 @@
 
 Every round the checker (:mod:`rathaus.writing.plain_language`) and the facts check
 (:mod:`rathaus.writing.facts`) judge the draft; their findings become the instructions for the
-next round. The best draft is the one with the lowest Schweregrad among those that add no fact;
-if every draft adds a fact, the best of them is returned and flagged, never presented as clean.
+next round. The best draft is the one with the lowest Schweregrad among those that add no fact.
+If every draft adds a fact, the sentences that carry an added fact are removed from the best of
+them (:func:`without_added_facts`) and the removed sentences are named in the notes; only when no
+sentence would remain is that draft returned as it is and flagged, never presented as clean.
 The result is always a draft for people of the target group to check (DIN SPEC 33429).
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 from rathaus.ai.llm import ChatMessage, LanguageModel
 from rathaus.core.errors import RathausError
 from rathaus.writing.facts import Fact, new_facts
-from rathaus.writing.plain_language import CheckReport, RuleConfig, check
+from rathaus.writing.plain_language import CheckReport, RuleConfig, check, split_sentences
 
 DRAFT_LABEL = "Entwurf – Prüfung durch Prüflesende erforderlich"
 DEMO_NOTE = (
@@ -58,6 +60,9 @@ class Draft:
     text: str
     report: CheckReport
     added_facts: list[Fact]
+    # Sentences of the model's draft left out because each added a fact (see
+    # without_added_facts); empty for a draft as the model wrote it.
+    removed: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -97,6 +102,7 @@ class RewriteResult:
                 {"kind": f.kind, "label": f.label, "text": f.text} for f in self.best.added_facts
             ],
             "best_round": self.best.round,
+            "removed_sentences": self.best.removed,
             "severity_before": round(self.source_report.severity, 3),
             "severity_after": round(self.best.report.severity, 3),
             "rounds": [
@@ -191,8 +197,18 @@ def rewrite(
             "Modell einrichten."
         )
     best = choose_best(drafts)
+    if not best.clean:
+        repaired = without_added_facts(text, best, config=config)
+        if repaired is not None:  # the rounds stay as the model wrote them
+            best = repaired
     demo = getattr(model, "name", "") == "local"
     notes = [DEMO_NOTE] if demo else []
+    if best.removed:
+        quoted = "; ".join(f"„{sentence}“" for sentence in best.removed)
+        notes.append(
+            f"Entfernt: {len(best.removed)} Satz/Sätze des Modells mit Angaben, die nicht im "
+            f"Originaltext stehen ({quoted}). Bitte prüfen, ob dem Entwurf dadurch Inhalt fehlt."
+        )
     from rathaus.governance.injection import screen, writing_warning
 
     screening = screen(text)
@@ -212,6 +228,25 @@ def rewrite(
         demo_quality=demo,
         notes=notes,
     )
+
+
+def without_added_facts(source: str, draft: Draft, *, config: RuleConfig) -> Draft | None:
+    """``draft`` without its sentences that carry a fact ``source`` does not contain, checked
+    again; None when no sentence would remain (or the rest still adds a fact). A sentence is
+    dropped whole, never edited: what remains is the model's own wording."""
+    kept: list[str] = []
+    removed: list[str] = []
+    for sentence in split_sentences(draft.text):
+        words = sentence.text.strip()
+        if not words:
+            continue
+        (removed if new_facts(source, words) else kept).append(words)
+    if not kept or not removed:
+        return None
+    text = " ".join(kept)
+    if new_facts(source, text):
+        return None
+    return Draft(draft.round, text, check(text, config=config), [], removed=removed)
 
 
 def choose_best(drafts: list[Draft]) -> Draft:
