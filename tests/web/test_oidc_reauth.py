@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -364,6 +365,14 @@ def _kept_rows(db) -> list[ReauthKeptForm]:  # type: ignore[no-untyped-def]
         return list(session.scalars(select(ReauthKeptForm)))
 
 
+def _kept_fields(row: Any, link: str) -> list[tuple[str, str]]:
+    """The fields of a kept form, opened with the reference its provider link carries."""
+    token = dict(parse_qsl(urlsplit(link).query))["formular"]
+    fields = reauth_keep._unseal(token, row.sealed)
+    assert fields is not None
+    return fields
+
+
 def _send_rule(client: TestClient, **extra: str) -> httpx.Response:
     data = {"csrf_token": csrf_of(client), **RULE, "passwort": "geheim", **extra}
     return client.post(RULES, data=data, headers=ON_PAGE)
@@ -378,7 +387,12 @@ def test_a_rule_typed_before_the_confirmation_is_kept_and_saved_after_a_click(cl
     assert dict(parse_qsl(urlsplit(link).query))["next"] == PAGE
     assert _rules(db) == []  # nothing ran
     (row,) = _kept_rows(db)
-    assert "geheim" not in str(row.fields) and "csrf_token" not in str(row.fields)
+    fields = _kept_fields(row, link)
+    assert "geheim" not in str(fields) and "csrf_token" not in str(fields)
+    assert ("notiz", "<script>alert(1)</script>") in fields
+    # stored encrypted: the database alone does not show what was typed
+    assert "4321" not in row.sealed and "script" not in row.sealed
+    assert reauth_keep._unseal("x" * 32, row.sealed) is None  # another reference: no key
     assert row.path == RULES and row.action == "aufbewahrungsregel_speichern"
 
     page = _confirm(client, link)
@@ -518,12 +532,12 @@ def test_an_oversized_form_is_not_kept_and_says_so(client, idp, db):
 
 
 def test_password_fields_are_never_kept(client, idp, db):
-    _to_provider(
+    link = _to_provider(
         _send_rule(client, Password="a", neues_passwort="b", passwort_wiederholung="c"),
         "aufbewahrungsregel_speichern",
     )
     (row,) = _kept_rows(db)
-    assert [name for name, _ in row.fields] == list(RULE)
+    assert [name for name, _ in _kept_fields(row, link)] == list(RULE)
 
 
 def test_an_htmx_form_is_kept_and_the_page_navigates(client, idp, db):

@@ -1064,8 +1064,9 @@ class ReauthKeptForm(Base):
     )
     path: Mapped[str] = mapped_column(String(500))
     action: Mapped[str] = mapped_column(String(60))
-    # The fields as sent, in order, as ``[name, value]`` pairs (no files, no passwords).
-    fields: Mapped[list[list[str]]] = mapped_column(JSON)
+    # The fields as sent, in order, as JSON ``[name, value]`` pairs (no files, no passwords),
+    # Fernet-encrypted with a key derived from the reference only the browser holds.
+    sealed: Mapped[str] = mapped_column(Text)
     files_left_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]

@@ -7,6 +7,8 @@ it sent are kept here, server-side, before the browser goes to the provider: in
 ``reauth_kept_forms``, bound to the login session (ending the session deletes them) and to the
 action's path, for :data:`KEEP_S` seconds, and handed out at most once. The browser carries
 only a random reference (``formular``, its SHA-256 is stored) through the signed flow cookie.
+The fields are stored encrypted with a key derived from that reference (:func:`_sealer`), so the
+database alone never reveals what was typed – IBANs, names of people to be erased.
 After the confirmation the person sees the kept form on a page of its own and sends it with a
 click (:mod:`rathaus.web.oidc_reauth`); nothing runs by itself.
 
@@ -17,11 +19,14 @@ Not kept: files (a form cannot carry them back), any field whose name contains `
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import delete, select
@@ -99,6 +104,34 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _sealer(token: str) -> Any:
+    """The Fernet cipher of the form behind ``token``: its key is HKDF-SHA256 of the reference,
+    which only the browser's signed flow cookie carries (the database holds its SHA-256)."""
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"rathaus reauth kept form"
+    ).derive(token.encode("utf-8"))
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _seal(token: str, fields: list[tuple[str, str]]) -> str:
+    plain = json.dumps([[name, value] for name, value in fields], ensure_ascii=False)
+    return _sealer(token).encrypt(plain.encode("utf-8")).decode("ascii")
+
+
+def _unseal(token: str, sealed: str) -> list[tuple[str, str]] | None:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        plain = _sealer(token).decrypt(sealed.encode("ascii"))
+    except (InvalidToken, ValueError):
+        return None
+    return [(str(name), str(value)) for name, value in json.loads(plain)]
+
+
 def valid_token(token: str) -> bool:
     """Whether ``token`` looks like a reference this module hands out (from a URL)."""
     return bool(_TOKEN.fullmatch(token))
@@ -146,7 +179,7 @@ def keep(
             web_session_id=web_session.id,
             path=path[:500],
             action=action[:60],
-            fields=[[name, value] for name, value in fields],
+            sealed=_seal(token, fields),
             files_left_out=files,
             created_at=now,
             expires_at=now + dt.timedelta(seconds=KEEP_S),
@@ -189,10 +222,15 @@ def take(session: Session, web_session: WebSession, token: str) -> Kept | None:
     row = _row(session, web_session, token)
     if row is None:
         return None
+    fields = _unseal(token, row.sealed)
+    if fields is None:  # cannot happen with the reference whose hash found the row
+        session.delete(row)
+        session.flush()
+        return None
     kept = Kept(
         path=row.path,
         action=row.action,
-        fields=[(str(name), str(value)) for name, value in row.fields],
+        fields=fields,
         files_left_out=row.files_left_out,
         expires_at=row.expires_at,
     )

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("web_session_id", sa.Integer(), nullable=False),
         sa.Column("path", sa.String(length=500), nullable=False),
         sa.Column("action", sa.String(length=60), nullable=False),
-        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("sealed", sa.Text(), nullable=False),
         sa.Column("files_left_out", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
