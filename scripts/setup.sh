@@ -126,11 +126,13 @@ RATHAUS_MODE=${RATHAUS_MODE:-demo} "$VENV/bin/rathaus" models assemble
 step "Probelauf des lokalen Sprachmodells ($LLAMA_CPU)"
 probe() { RATHAUS_MODE=${RATHAUS_MODE:-demo} "$VENV/bin/python" scripts/llama_smoke.py; }
 MODEL_SHA=$(compgen -G "var/models/*.gguf.sha256" | head -n1 || true)
+PROBE_RC=0
 if stamp_ok llama-probe "$LLAMA_WHEEL" "$VENV/pyvenv.cfg" ${MODEL_SHA:+"$MODEL_SHA"}; then
     echo "unverändert"
-elif probe; then
+elif probe || PROBE_RC=$?; [ "$PROBE_RC" = 0 ]; then
     stamp_set llama-probe "$LLAMA_WHEEL" "$VENV/pyvenv.cfg" ${MODEL_SHA:+"$MODEL_SHA"}
-elif [ "$LLAMA_CPU" = avx512 ]; then
+elif [ "$LLAMA_CPU" = avx512 ] && [ "$PROBE_RC" -gt 128 ]; then
+    # Killed by a signal (segmentation fault, illegal instruction): the build, not the model.
     echo "Der AVX-512-Build von llama.cpp ist auf dieser Maschine abgestürzt;" \
         "Rathaus baut und nutzt stattdessen den AVX2-Build (etwa 8 Minuten)." >&2
     mkdir -p build
