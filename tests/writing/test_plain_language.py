@@ -345,6 +345,14 @@ def test_sentences_that_add_a_fact_are_removed_and_named():
     )
     assert result.to_dict()["removed_sentences"] == result.best.removed
 
+    # one sentence per line, as Leichte Sprache is written: the other lines stay as they were
+    listed = FakeModel(
+        ["Sie zahlen 30 Euro.\n- Das Amt hat 45 Mitarbeiter.\nZahlen Sie bis zum 1. Juli."]
+    )
+    result = rewrite(source, model=listed, max_rounds=1)
+    assert result.text == "Sie zahlen 30 Euro.\nZahlen Sie bis zum 1. Juli."
+    assert result.best.removed == ["Das Amt hat 45 Mitarbeiter."] and result.facts_ok
+
 
 def test_without_model_a_german_message():
     with pytest.raises(NoModelError, match="kein Sprachmodell eingerichtet"):

@@ -233,20 +233,23 @@ def rewrite(
 def without_added_facts(source: str, draft: Draft, *, config: RuleConfig) -> Draft | None:
     """``draft`` without its sentences that carry a fact ``source`` does not contain, checked
     again; None when no sentence would remain (or the rest still adds a fact). A sentence is
-    dropped whole, never edited: what remains is the model's own wording."""
-    kept: list[str] = []
-    removed: list[str] = []
-    for sentence in split_sentences(draft.text):
-        words = sentence.text.strip()
-        if not words:
-            continue
-        (removed if new_facts(source, words) else kept).append(words)
-    if not kept or not removed:
+    cut out whole, never edited, and the line layout of the rest stays: what remains is the
+    model's own text."""
+    sentences = split_sentences(draft.text)
+    removed = [s for s in sentences if new_facts(source, s.text)]
+    if not removed or len(removed) == len(sentences):
         return None
-    text = " ".join(kept)
-    if new_facts(source, text):
+    text = draft.text
+    for sentence in reversed(removed):  # back to front: earlier offsets stay valid
+        text = text[: sentence.start] + text[sentence.end :]
+    # the gaps a cut leaves: spaces before a line end, empty lines, a bullet without text
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    text = "\n".join(line for line in lines if line and not re.fullmatch(r"[-•*–]", line))
+    if not text or new_facts(source, text):
         return None
-    return Draft(draft.round, text, check(text, config=config), [], removed=removed)
+    return Draft(
+        draft.round, text, check(text, config=config), [], removed=[s.text for s in removed]
+    )
 
 
 def choose_best(drafts: list[Draft]) -> Draft:
