@@ -58,8 +58,9 @@ print(json.dumps(out))
 
 
 def wheel_of(variant: str) -> Path | None:
-    base = os.environ.get("RATHAUS_WHEEL_CACHE_ROOT", str(Path.home() / ".cache/rathaus/wheels"))
-    found = sorted(Path(base, f"llama-{VERSION}-{variant}").glob("llama_cpp_python-*.whl"))
+    """The cached wheel of ``variant`` at scripts/build-llama-wheel.sh's default place."""
+    cache = Path.home() / ".cache" / "rathaus" / "wheels" / f"llama-{VERSION}-{variant}"
+    found = sorted(cache.glob("llama_cpp_python-*.whl"))
     return found[0] if found else None
 
 

@@ -4,7 +4,6 @@ per-sentence support check of generated answers."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -237,6 +236,7 @@ def test_the_evaluation_counts_answers_the_model_wrote_and_its_extractive_fallba
 
     from rathaus.assistant.evaluation import evaluate_assistant
     from tests.assistant.test_importers import MUENCHEN_FILE
+    from tests.assistant.test_model_server_down import quote_first_source
 
     if not MUENCHEN_FILE.exists():
         pytest.skip(f"Münchner Dienstleistungskatalog fehlt ({MUENCHEN_FILE}).")
@@ -265,11 +265,7 @@ def test_the_evaluation_counts_answers_the_model_wrote_and_its_extractive_fallba
             if self.calls > 1:
                 yield "KEINE_ANTWORT"
                 return
-            turn = messages[-1].content
-            passage = re.search(r"\[1\] [^\n]*\n(.+?)(?:\n\n\[2\]|\n\nFrage:)", turn, re.S)
-            assert passage is not None
-            first = re.split(r"(?<=[.!?])\s+", " ".join(passage.group(1).split()))[0]
-            yield f"{first} [1]"
+            yield quote_first_source([{"role": m.role, "content": m.content} for m in messages])
 
     kit = AssistantKit(
         embedder=embedder,
