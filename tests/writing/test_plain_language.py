@@ -265,6 +265,21 @@ def test_new_facts_are_caught(output, kind, text):
     assert (kind, text) in found
 
 
+@pytest.mark.parametrize(
+    ("source", "output", "new"),
+    [
+        ("Die deutschen Behörden prüfen das.", "Die Behörden in Deutschland prüfen das.", []),
+        ("Die österreichischen Ämter helfen.", "Die Ämter in Österreich helfen.", []),
+        ("Die bayerischen Ämter helfen.", "Die Ämter in Bayern helfen.", []),
+        ("Die französischen Ämter helfen.", "Die Ämter in Frankreich helfen.", ["Frankreich"]),
+        ("Frau Berg hilft Ihnen.", "Herr Berger hilft Ihnen.", ["Berger"]),
+        ("Die neuen Regeln gelten.", "Die Regeln aus Neuland gelten.", ["Neuland"]),
+    ],
+)
+def test_a_place_named_by_its_adjective_in_the_source_is_not_new(source, output, new):
+    assert [f.text for f in new_facts(source, output) if f.kind == "name"] == new
+
+
 def test_new_amount_in_german_format_is_caught():
     found = new_facts("Die Gebühr beträgt 25 Euro.", "Die Gebühr beträgt 1.471,60 €.")
     assert [(f.kind, f.text) for f in found] == [("betrag", "1.471,60 €")]

@@ -354,6 +354,7 @@ def new_facts(source: str, output: str) -> list[Fact]:
     when that word appears nowhere in the source. Order and repetition do not matter.
     """
     known = _known(source)
+    adjective_stems = _adjective_stems(source)
     seen: set[str] = set()
     result = []
     for fact in extract_facts(output):
@@ -361,9 +362,41 @@ def new_facts(source: str, output: str) -> list[Fact]:
             continue
         if fact.kind == "datum" and _date_covered(fact.key, known):
             continue
+        if fact.kind == "name" and _derived_from_source(fact.key, adjective_stems):
+            continue
         seen.add(fact.key)
         result.append(fact)
     return result
+
+
+# Endings of adjectives derived from a place ("deutschen", "bayerische", "schwedisches"),
+# longest first so that one ending is removed as a whole.
+_ADJECTIVE_ENDINGS = ("ischen", "ischer", "isches", "ischem", "ische", "isch", "en", "er", "es")
+_ADJECTIVE_ENDINGS += ("em", "e")
+# What a place's name adds to that stem: "deutsch" + "land", "bayer" + "n", "schwed" + "en".
+_PLACE_ENDINGS = ("land", "en", "n")
+_MIN_STEM = 4
+
+
+def _stem(word: str, endings: tuple[str, ...]) -> str:
+    for ending in endings:
+        if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
+            return word[: -len(ending)]
+    return word
+
+
+def _adjective_stems(source: str) -> set[str]:
+    """Stems of the source's lower-case words (adjectives such as "deutschen"); names and
+    nouns are capitalised and never give a stem here, so "Berg" never covers "Berger"."""
+    return {_stem(w, _ADJECTIVE_ENDINGS) for w in re.findall(r"\b[a-zäöüß]+\b", source)}
+
+
+def _derived_from_source(key: str, stems: set[str]) -> bool:
+    """A place the source only names by its adjective is not a new fact: "Deutschland" for
+    "deutschen", "Österreich" for "österreichischen", "Bayern" for "bayerischen". A different
+    place ("Frankreich" for "französischen") stays new."""
+    name = key.removeprefix("name:")
+    return name in stems or _stem(name, _PLACE_ENDINGS) in stems
 
 
 def _date_covered(key: str, known: set[str]) -> bool:
