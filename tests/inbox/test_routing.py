@@ -276,3 +276,19 @@ def test_evaluation_input_errors_are_german(tmp_path: Path):
     (tmp_path / "b.csv").write_bytes("Text,Gruppe\nStra\xdfe,x\n".encode("latin-1"))
     with pytest.raises(RathausError, match="UTF-8"):
         read_reports(tmp_path / "b.csv")
+
+
+def test_monthly_retraining_learns_a_moved_responsibility_but_never_sees_its_month():
+    """Street lights move from unit A to unit B in the test year: a model retrained every month
+    learns that from the decided months, while each month is predicted before it is learnt."""
+    from rathaus.inbox.evaluation import _monthly_accuracy
+
+    train = ["Laterne defekt Nummer %d" % i for i in range(6)] + [
+        "Schlagloch in der Straße Nummer %d" % i for i in range(6)
+    ]
+    y_train = np.array(["A"] * 6 + ["C"] * 6)
+    test = ["Laterne brennt nicht Nummer %d" % i for i in range(20)]
+    y_test = np.array(["B"] * 20)
+    months = [1] * 10 + [2] * 10
+    accuracy = _monthly_accuracy(train, y_train, test, y_test, months, folds=2, ensemble=False)
+    assert accuracy == pytest.approx(0.5)  # month 1 still says A, month 2 learnt B

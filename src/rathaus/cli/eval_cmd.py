@@ -83,6 +83,12 @@ def inbox(
     cache: Path = typer.Option(
         Path("var/cache/inbox-embeddings"), "--cache", help="Ordner für berechnete Embeddings."
     ),
+    monthly: bool = typer.Option(
+        False,
+        "--monatlich",
+        help="Zusätzlich: Genauigkeit, wenn das Modell zu Beginn jedes Monats 2022 mit allen "
+        "bis dahin entschiedenen Meldungen neu trainiert wird (dauert etwa 12-mal länger).",
+    ),
 ) -> None:
     """Zuordnung (Organisationseinheit) und Kategorie: Training 2020–2021, Test 2022."""
     from rathaus.inbox.evaluation import evaluate_inbox
@@ -96,7 +102,7 @@ def inbox(
         embedder = get_embedder(load_settings(mode="demo"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's convergence notes are not for the reader
-        result = evaluate_inbox(data, embedder=embedder, cache_dir=cache)
+        result = evaluate_inbox(data, embedder=embedder, cache_dir=cache, monthly=monthly)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         record_run("inbox", result, data)
@@ -111,6 +117,12 @@ def inbox(
             f"{name}: Genauigkeit {r['accuracy']:.3f}, Makro-F1 {r['macro_f1']:.3f}, "
             f"automatisch zugeordnet bei 95 % Präzision {r['auto_share_at_95']:.1%} "
             f"(erreichte Präzision {r['precision_at_threshold']})"
+        )
+    if "monthly_retraining" in result:
+        r = result["monthly_retraining"]
+        typer.echo(
+            f"Monatlich neu trainiert: Organisationseinheit {r['unit_accuracy']:.3f}, "
+            f"Kategorie {r['category_accuracy']:.3f}"
         )
     record_run("inbox", result, data)
 
