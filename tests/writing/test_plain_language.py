@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rathaus.ai.llm import Completion
+from rathaus.ai.llm import Completion, ModelUnavailableError
 from rathaus.writing.facts import new_facts
-from rathaus.writing.plain_eval import DEFAULT_DATA, evaluate_checker, sari
+from rathaus.writing.plain_eval import DEFAULT_DATA, evaluate_checker, evaluate_rewrite, sari
 from rathaus.writing.plain_language import check, readability, split_sentences
 from rathaus.writing.plain_rewrite import DRAFT_LABEL, NoModelError, rewrite
 from rathaus.writing.plain_rules import split_compound
@@ -410,3 +410,40 @@ def test_checker_ranks_deplain_simplifications_as_simpler():
     assert result["pairwise"] > result["baseline_naive"]
     v = result["violations_per_sentence"]
     assert v["simplification"]["violations_per_sentence"] < v["original"]["violations_per_sentence"]
+
+
+class TimesOutOnce(FakeModel):
+    """The first call runs into the model's time limit, later calls play back drafts."""
+
+    def complete(self, messages, *, max_tokens=512, temperature=0.0, json_mode=False):
+        if not self.calls:
+            self.calls.append(list(messages))
+            raise ModelUnavailableError("Zeitlimit", reason="timeout")
+        return super().complete(messages, max_tokens=max_tokens, temperature=temperature)
+
+
+def test_rewrite_evaluation_keeps_going_when_the_model_misses_one_pair(tmp_path):
+    data = tmp_path / "paare.csv"
+    data.write_text(
+        "pair_id,original,simplification,license\n"
+        "1,Die Gebühr wird am 3. Mai erhoben.,Sie zahlen am 3. Mai.,CC BY 4.0\n"
+        "3,Der Antrag wird von der Stadt geprüft.,Die Stadt prüft den Antrag.,CC BY 4.0\n"
+        "5,Die Stadt hat 12 Bäume gepflanzt.,Die Stadt pflanzt Bäume.,CC BY 4.0\n",
+        encoding="utf-8",
+    )
+    model = TimesOutOnce(["Die Stadt prüft den Antrag.", "Die Stadt pflanzt 13 Bäume."])
+    result = evaluate_rewrite(data, model=model, limit=3)
+    assert [f["pair_id"] for f in result["failed"]] == ["1"]
+    assert result["pairs"] == 2
+    assert result["facts_preserved"] == 0.5  # "13" is new, the other draft is clean
+
+    with pytest.raises(ModelUnavailableError):
+        evaluate_rewrite(data, model=_Down(), limit=3)
+
+
+class _Down(FakeModel):
+    def __init__(self) -> None:
+        super().__init__([])
+
+    def complete(self, messages, *, max_tokens=512, temperature=0.0, json_mode=False):
+        raise ModelUnavailableError("Server nicht erreichbar", reason="unreachable")

@@ -205,4 +205,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 f"Umschreiben ({rw['pairs']} Paare, Modell {rw['model']}): SARI {rw['sari']}, "
                 f"Fakten erhalten {rw['facts_preserved']:.1%}."
             )
+            if rw["failed"]:
+                typer.echo(
+                    f"Ohne Antwort des Modells (nicht mitgezählt): {len(rw['failed'])} Paare, "
+                    f"zuerst: {rw['failed'][0]['reason']}"
+                )
         record_run("plain-language", result, data)

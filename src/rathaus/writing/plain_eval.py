@@ -207,21 +207,34 @@ def evaluate_rewrite(
     """Rewrite the first ``limit`` originals of the held-out half; SARI against the DEplain
     simplification and the share of rewrites that add no number, date, amount or name;
     ``facts_repaired`` counts the rewrites that add none only because sentences carrying an added
-    fact were removed (see :func:`rathaus.writing.plain_rewrite.without_added_facts`)."""
+    fact were removed (see :func:`rathaus.writing.plain_rewrite.without_added_facts`).
+
+    A pair the model does not answer (time limit, server down) is counted in ``failed`` with
+    its reason and left out of the rates; the rest of the run is kept. Only when no pair could
+    be rewritten does the model's error end the run."""
+    from rathaus.ai.llm import ModelUnavailableError
     from rathaus.writing.plain_rewrite import rewrite
 
     pairs = [p for p in load_pairs(path) if p.half == "held_out"][:limit]
     saris, preserved, repaired, before, after = [], 0, 0, [], []
+    failed: list[dict[str, str]] = []
     for p in pairs:
-        result = rewrite(p.original, model=model, max_rounds=max_rounds)
+        try:
+            result = rewrite(p.original, model=model, max_rounds=max_rounds)
+        except ModelUnavailableError as exc:
+            failed.append({"pair_id": p.pair_id, "reason": str(exc)})
+            if len(failed) == len(pairs):
+                raise
+            continue
         saris.append(sari(p.original, result.text, [p.simplification]))
         preserved += result.facts_ok
         repaired += bool(result.best.removed)
         before.append(result.source_report.severity)
         after.append(result.best.report.severity)
-    n = len(pairs)
+    n = len(pairs) - len(failed)
     return {
         "pairs": n,
+        "failed": failed,
         "model": getattr(model, "model", "unbekannt"),
         "sari": round(statistics.fmean(saris), 2) if saris else None,
         "facts_preserved": preserved / n if n else 0.0,
