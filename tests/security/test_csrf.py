@@ -24,6 +24,12 @@ VOCABULARY = {"fmt": "json", "ext": "txt", "tabelle": "eingang", "name": "aktivi
 # Routes a session cookie does not authorise, and why (checked below, not just believed).
 NO_SESSION = {
     "/login": "eigenes Formular-Token im Cookie rathaus_login_csrf (tests/web/test_auth.py)",
+    # The second step of a login: before any session, with its own form token bound to the
+    # unfinished login (tests/web/test_second_factor.py::
+    # test_the_unfinished_login_is_short_lived_and_bound_to_its_browser).
+    "/login/zweiter-faktor": "eigenes Formular-Token der angefangenen Anmeldung",
+    "/login/zweiter-faktor/einrichten": "eigenes Formular-Token der angefangenen Anmeldung",
+    "/login/zweiter-faktor/weiter": "eigenes Formular-Token der angefangenen Anmeldung",
     "/api/v1/assistant/ask": "öffentlich, ohne Anmeldung (Bürgerassistent)",
     "/api/v1/assistant/feedback": "öffentlich, ohne Anmeldung",
     "/api/v1/assistant/handover": "öffentlich, ohne Anmeldung, nur mit Einwilligung",

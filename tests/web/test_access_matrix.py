@@ -44,6 +44,15 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/login"): "Anmeldeseite",
     ("POST", "/login"): "Anmeldung (eigener CSRF-Schutz der Anmeldeseite)",
     ("GET", "/login/oidc"): "Single Sign-on (404, solange oidc.enabled aus ist)",
+    ("GET", "/login/zweiter-faktor"): "zweiter Anmeldeschritt: nur mit dem Cookie einer "
+    "angefangenen Anmeldung (richtiges Passwort), sonst zurück zur Anmeldung",
+    ("POST", "/login/zweiter-faktor"): "Code prüfen: angefangene Anmeldung, eigenes CSRF-Token",
+    ("GET", "/login/zweiter-faktor/einrichten"): "Pflicht-Einrichtung nach dem Passwort: nur mit "
+    "angefangener Anmeldung",
+    ("POST", "/login/zweiter-faktor/einrichten"): "Pflicht-Einrichtung bestätigen: angefangene "
+    "Anmeldung, eigenes CSRF-Token",
+    ("POST", "/login/zweiter-faktor/weiter"): "nach der Einrichtung: Sitzung beginnen "
+    "(angefangene Anmeldung, eigenes CSRF-Token)",
     ("GET", "/auth/oidc/callback"): "Single Sign-on, Rückkehr vom Identitätsanbieter",
     ("GET", "/transparenz"): "öffentliche Transparenzseite für Bürgerinnen und Bürger",
     ("GET", "/assistent"): "Bürgerassistent (anonym)",
@@ -88,6 +97,10 @@ LOGIN_ONLY: dict[tuple[str, str], str] = {
     ("POST", "/konto/sitzungen/abmelden"): "beendet nur eine eigene Sitzung",
     ("POST", "/konto/sitzungen/andere-abmelden"): "beendet nur eigene andere Sitzungen",
     ("GET", "/konto/passwort-hinweis"): "Hinweis nur mit der HMAC-Marke der eigenen Sitzung",
+    ("GET", "/konto/zweiter-faktor"): "nur der eigene zweite Faktor",
+    ("POST", "/konto/zweiter-faktor"): "bestätigt nur den eigenen neuen Schlüssel",
+    ("POST", "/konto/zweiter-faktor/neu"): "eigener Faktor: Passwort erneut und gültiger Code",
+    ("POST", "/konto/zweiter-faktor/abschalten"): "eigener Faktor: Passwort erneut und Code",
 }
 # Allowed roles are not called here (the route itself is tested elsewhere): too slow or it
 # would end the session the other calls need. Denied roles and anonymous are still checked.

@@ -150,3 +150,22 @@ def password(
             password_hasher=hash_password,
         )
     typer.echo(f"Passwort geändert: {username}")
+
+
+@app.command("zweiter-faktor-zuruecksetzen")
+def reset_second_factor(username: str, kommune: str | None = TenantOpt) -> None:
+    """Zweiten Faktor (TOTP) einer Person zurücksetzen, etwa nach Verlust des Geräts: Schlüssel
+    und Wiederherstellungscodes werden gelöscht, alle Sitzungen der Person enden (Prüfprotokoll:
+    second_factor_reset). Verlangt die Richtlinie einen Faktor, richtet sie ihn bei der nächsten
+    Anmeldung neu ein."""
+    from rathaus.core import second_factor
+
+    with database().session() as session:
+        was_active = second_factor.reset(session, tenant_slug=_tenant(kommune), username=username)
+    if was_active:
+        typer.echo(f"Zweiter Faktor zurückgesetzt: {username} (alle Sitzungen beendet)")
+    else:
+        typer.echo(
+            f"{username} hatte keinen eingerichteten zweiten Faktor; angefangene Einrichtungen "
+            "und alle Sitzungen wurden trotzdem beendet."
+        )

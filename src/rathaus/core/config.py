@@ -498,6 +498,31 @@ class LimitsSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """Login security beyond the password: the own second factor (rathaus.core.second_factor)."""
+
+    second_factor_required_for_roles: list[str] = Field(
+        default_factory=lambda: ["admin", "datenschutz"],
+        description=(
+            "Rollen, die sich mit Passwort nur mit eingerichtetem zweitem Faktor (TOTP) anmelden; "
+            "ohne Faktor führt die Anmeldung zuerst zur Einrichtung. Leere Liste: für niemanden "
+            "Pflicht. Gilt nicht im Demo-Betrieb und nicht für die Anmeldung über OIDC."
+        ),
+    )
+
+    @field_validator("second_factor_required_for_roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        from rathaus.core.roles import Role
+
+        names = [item.strip() for item in value]
+        unknown = sorted(set(names) - {role.value for role in Role})
+        if unknown:
+            allowed = ", ".join(role.value for role in Role)
+            raise ValueError(f"unbekannte Rolle {', '.join(unknown)}; erlaubt sind {allowed}")
+        return names
+
+
 class OIDCSettings(BaseModel):
     """Optional single sign-on through an OpenID Connect provider such as Keycloak.
 
@@ -576,6 +601,7 @@ class Settings(BaseSettings):
     governance: GovernanceSettings = GovernanceSettings()
     network: NetworkSettings = NetworkSettings()
     limits: LimitsSettings = LimitsSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("database_url")
     @classmethod

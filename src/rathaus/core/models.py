@@ -1070,3 +1070,56 @@ class ReauthKeptForm(Base):
     files_left_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+
+
+# --- Own second factor (TOTP) for password logins (rathaus.core.second_factor) ----------------
+
+
+class SecondFactor(Base):
+    """A person's authenticator app (TOTP, RFC 6238): the secret, Fernet-encrypted with a key
+    derived from the installation secret, active from ``enabled_at``. ``last_used_step`` is the
+    time step of the last accepted code (no code of it or an earlier step counts again);
+    ``failed_attempts`` counts wrong codes in a row. ``pending_sealed`` is a secret shown for
+    enrolment and not yet confirmed with a code."""
+
+    __tablename__ = "second_factors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    secret_sealed: Mapped[str | None] = mapped_column(Text)
+    enabled_at: Mapped[dt.datetime | None]
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    pending_sealed: Mapped[str | None] = mapped_column(Text)
+    pending_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code of a second factor: only a salted SHA-256 is stored; ``used_at``
+    is set when it was used (it never counts again)."""
+
+    __tablename__ = "second_factor_recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    factor_id: Mapped[int] = mapped_column(
+        ForeignKey("second_factors.id", ondelete="CASCADE"), index=True
+    )
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None]
+
+
+class LoginChallenge(Base):
+    """A login whose password was right but that is not complete yet: the second step (a code,
+    or the enrolment the policy demands) is still missing. The browser holds a random token in
+    a cookie, only its SHA-256 is stored; a challenge lasts minutes and is used once."""
+
+    __tablename__ = "login_challenges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # "code" (enter a code), "einrichtung" (enrol first), "fertig" (enrolled, codes shown).
+    purpose: Mapped[str] = mapped_column(String(20))
+    next_url: Mapped[str] = mapped_column(String(500), default="/")
+    password_listed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]

@@ -49,6 +49,8 @@ from rathaus.web import (
     oidc,
     open311,
     pages,
+    second_factor,
+    second_factor_login,
     system,
     writing_letters,
     writing_minutes,
@@ -311,7 +313,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for router in (
         health.router,
         auth_views.router,
+        second_factor_login.router,
         account_sessions.router,
+        second_factor.router,
         pages.router,
         api.router,
         system.router,

@@ -46,7 +46,14 @@ IDLE_MESSAGE = (
     "Ihre Sitzung ist wegen Inaktivität abgelaufen. Bitte melden Sie sich erneut an; "
     "nicht gespeicherte Eingaben müssen Sie neu eingeben."
 )
-NOTICES = {"inaktiv": IDLE_MESSAGE}
+NOTICES = {
+    "inaktiv": IDLE_MESSAGE,
+    # The second step of a login (rathaus.web.second_factor_login) was not finished in time.
+    "zweiter-faktor": (
+        "Die Anmeldung wurde nicht rechtzeitig abgeschlossen (zweiter Schritt). Bitte melden "
+        "Sie sich erneut mit Benutzername und Passwort an."
+    ),
+}
 # Shown after every login whose password is on the list of breached passwords (ASVS 2.1.7).
 BREACH_NOTICE_PATH = "/konto/passwort-hinweis"
 
@@ -348,14 +355,21 @@ def login(
             next_url=next,
             status_code=401,
         )
-    response = signed_in(
+    from rathaus.web import second_factor_login  # it builds on this module
+
+    listed = password_is_listed(password)
+    # With an active second factor (or one the policy demands) the login is not complete yet:
+    # the second step starts the session (rathaus.web.second_factor_login).
+    response = second_factor_login.begin(
+        request, session, settings, user, next_url=next, password_listed=listed
+    ) or signed_in(
         request,
         session,
         settings,
         user,
         next_url=next,
         audit_kind="login",
-        password_listed=password_is_listed(password),
+        password_listed=listed,
     )
     delete_cookie(response, settings, LOGIN_CSRF_COOKIE)
     forget_legacy_cookie(request, response, settings, LOGIN_CSRF_COOKIE)
