@@ -283,11 +283,11 @@ def test_monthly_retraining_learns_a_moved_responsibility_but_never_sees_its_mon
     learns that from the decided months, while each month is predicted before it is learnt."""
     from rathaus.inbox.evaluation import _monthly_accuracy
 
-    train = ["Laterne defekt Nummer %d" % i for i in range(6)] + [
-        "Schlagloch in der Straße Nummer %d" % i for i in range(6)
+    train = [f"Laterne defekt Nummer {i}" for i in range(6)] + [
+        f"Schlagloch in der Straße Nummer {i}" for i in range(6)
     ]
     y_train = np.array(["A"] * 6 + ["C"] * 6)
-    test = ["Laterne brennt nicht Nummer %d" % i for i in range(20)]
+    test = [f"Laterne brennt nicht Nummer {i}" for i in range(20)]
     y_test = np.array(["B"] * 20)
     months = [1] * 10 + [2] * 10
     accuracy = _monthly_accuracy(train, y_train, test, y_test, months, folds=2, ensemble=False)
