@@ -60,6 +60,7 @@ PAGE_ROWS = 1000
 VOLATILE_TABLES = {
     "web_sessions": "Anmeldesitzungen (nach der Wiederherstellung neu anmelden)",
     "reauth_kept_forms": "für eine SSO-Bestätigung aufbewahrte Formulare (wenige Minuten gültig)",
+    "login_challenges": "angefangene Anmeldungen vor dem zweiten Faktor (wenige Minuten gültig)",
 }
 
 # The data directory, entry by entry: what a backup carries, and why the rest stays out.
