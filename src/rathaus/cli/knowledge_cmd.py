@@ -54,6 +54,22 @@ def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda done: bar.advance(task, done)
 
 
+def _who(name: str | None) -> str:
+    """The person running the import: ``--bearbeitet-von``, else the operating-system user,
+    else "cli" (no user name to be had, e.g. in a container without a passwd entry)."""
+    import getpass
+
+    if name is not None:
+        name = " ".join(name.split())
+        if not name:
+            raise typer.BadParameter("Bitte einen Namen angeben.", param_hint="--bearbeitet-von")
+        return name[:100]
+    try:
+        return getpass.getuser() or "cli"
+    except (KeyError, OSError):
+        return "cli"
+
+
 @app.command("import")
 def import_(
     path: Path = typer.Argument(
@@ -71,6 +87,12 @@ def import_(
         help="Name der Quelle (Standard: nach Format, z. B. muenchen-dldb, csv, markdown). "
         "Zusammen mit der Kennung identifiziert sie einen Eintrag beim erneuten Import.",
     ),
+    bearbeitet_von: str | None = typer.Option(
+        None,
+        "--bearbeitet-von",
+        help="Wer importiert (erscheint in den Versionen und im Protokoll); Standard: der "
+        "Benutzername des Betriebssystems.",
+    ),
     kommune: str | None = TenantOpt,
 ) -> None:
     """Wissen importieren; ein erneuter Import aktualisiert, statt zu verdoppeln."""
@@ -81,6 +103,7 @@ def import_(
 
     # Everything is read before the database is touched: a file that does not parse stops the
     # import (exit code 1) with nothing half-written.
+    who = _who(bearbeitet_von)
     read = ReadReport()
     entries = list(read_entries(path, format_, source=quelle, report=read))
     s = settings()
@@ -95,6 +118,7 @@ def import_(
                     entries=entries,
                     embedder=_public(get_embedder(s)),
                     progress=advance,
+                    actor=who,
                 )
             failed += report.failed
             counts = (report.created, report.updated, report.unchanged)
@@ -102,7 +126,7 @@ def import_(
                 session,
                 audit.Event(
                     kind="knowledge_imported",
-                    actor="cli",
+                    actor=f"cli:{who}",
                     tenant_id=tenant.id,
                     subject=f"knowledge_import:{path.name}",
                     data={
