@@ -11,6 +11,7 @@ import time
 import pytest
 
 from rathaus.core import totp
+from rathaus.web.second_factor_login import qr_svg
 from tests.a11y import PageAudit
 from tests.factories import PASSWORD
 from tests.web.test_browser import live_server, page  # noqa: F401 - the shared browser fixtures
@@ -35,6 +36,13 @@ def test_enrol_and_sign_in_with_a_code_in_chromium(live_server, page):  # type: 
     secret = base64.b32decode(key)
     uri = page.get_by_label("Einrichtungslink (otpauth) zum Kopieren").input_value()
     assert uri.startswith("otpauth://totp/Rathaus%20Stadt%20Alpha:sb?secret=" + key)
+    qr = page.get_by_role("img", name=re.compile("QR-Code mit dem Einrichtungslink"))
+    assert qr.is_visible()
+    box = qr.locator("svg").bounding_box()
+    assert box is not None and box["width"] >= 120  # large enough for a phone camera
+    drawn = qr.locator("path.qrline").get_attribute("d")
+    expected = re.search(r'class="qrline"[^>]* d="([^"]+)"', str(qr_svg(uri))).group(1)
+    assert drawn == expected  # the code carries exactly the link shown
 
     page.get_by_label("Aktueller Code aus der App").fill("000")  # a typo first
     page.get_by_role("button", name="Zweiten Faktor einrichten").click()
