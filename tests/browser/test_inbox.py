@@ -56,6 +56,24 @@ def history_server(sqlite_db, tmp_path):  # type: ignore[no-untyped-def]
     yield from _serve(sqlite_db, tmp_path)
 
 
+def _choose_files_by_keyboard(page):  # type: ignore[no-untyped-def]
+    """Space on the focused file field opens the file chooser. On a machine under heavy load
+    Chromium once let a key press pass without the chooser (fresh-clone run, session 13); the
+    field keeps its focus, so a second press is the user's retry, not a different way in."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in (1, 2):
+        assert focused(page)["id"] == "dateien"
+        try:
+            with page.expect_file_chooser(timeout=15_000) as chooser:
+                page.keyboard.press("Space")
+            return chooser.value
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.browser
 def test_department_head_triages_and_answers_by_keyboard_alone(inbox_server, page):  # type: ignore[no-untyped-def]
     base = inbox_server
@@ -68,9 +86,8 @@ def test_department_head_triages_and_answers_by_keyboard_alone(inbox_server, pag
 
     # the file field opens the file chooser with Space; the letter is also typed as text
     tab_to(page, "#dateien")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
-    chooser.value.set_files(
+    chooser = _choose_files_by_keyboard(page)
+    chooser.set_files(
         files=[{"name": "brief.txt", "mimeType": "text/plain", "buffer": LETTER.encode()}]
     )
     assert page.locator("[data-file-list]").inner_text().startswith("brief.txt")
