@@ -26,8 +26,11 @@ validate 2021, and train 2020 + first half of 2021 → validate second half of 2
 - Unit as the product sees an Open311 report (``unit_open311``): the citizen picks a service
   (``service_code``) when filing, and the Open311 channel writes its name into the subject
   (``"<Leistung>: <Beschreibung>"``). Here the ``Kategorie`` plays that part
-  (:func:`open311_text`); text and embeddings of that text only, no location, exactly what the
-  live model is trained on and predicts from. The same stacked :class:`RoutingModel`.
+  (:func:`open311_text`); text and embeddings of that text plus the place the report carries
+  (coordinates and address: street, postcode, grid cells; no district, which Open311 does not
+  send; :func:`location_features` with ``district=False``), exactly what the live model is
+  trained on and predicts from (:func:`rathaus.inbox.places.case_places`). The same stacked
+  :class:`RoutingModel`.
 Embeddings can be cached in a folder (one ``.npy`` per text, named by the SHA-256 of the text).
 """
 
@@ -35,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from rathaus.core.errors import RathausError
+from rathaus.inbox.places import place_features
 from rathaus.inbox.routing import (
     RoutingModel,
     routed_share_and_precision,
@@ -84,26 +87,17 @@ def read_reports(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def location_features(row: dict[str, str]) -> dict[str, Any]:
-    """Where the report is: district, street, postcode and two grid cells (one-hot strings)."""
-    address = row.get("Automatisch-ermittelte-Adresse", "") or ""
-    first = address.split(",")[0]
-    street = re.sub(r"\s*\d+\s*[a-zA-Z]?$", "", first).strip().lower()
-    postcode = re.search(r"\b(\d{5})\b", address)
-    features: dict[str, Any] = {
-        "stadtteil": (row.get("Stadtteil") or "").strip() or "unbekannt",
-        "strasse": street or "unbekannt",
-        "plz": postcode.group(1) if postcode else "unbekannt",
-    }
-    try:
-        lat, lon = float(row["lat"]), float(row["lon"])
-    except (KeyError, TypeError, ValueError):
-        return features
-    if np.isfinite(lat) and np.isfinite(lon):
-        # ~0.5 km and ~2 km cells at Konstanz's latitude.
-        features["zelle_500m"] = f"{round(lat / 0.0045)}_{round(lon / 0.0067)}"
-        features["zelle_2km"] = f"{round(lat / 0.018)}_{round(lon / 0.027)}"
-    return features
+def location_features(row: dict[str, str], *, district: bool = True) -> dict[str, Any]:
+    """Where the report is: district, street, postcode and two grid cells (one-hot strings,
+    :func:`rathaus.inbox.places.place_features`). ``district=False``: as the live model sees
+    a report that came in over Open311 (coordinates and address, no district; see
+    :func:`rathaus.inbox.places.case_places`)."""
+    return place_features(
+        address=row.get("Automatisch-ermittelte-Adresse"),
+        latitude=row.get("lat"),
+        longitude=row.get("lon"),
+        district=(row.get("Stadtteil") or "") if district else None,
+    )
 
 
 def open311_text(category: str, description: str) -> str:
@@ -283,6 +277,10 @@ def evaluate_inbox(
         both = cached_embeddings(train_texts + test_texts, embedder, cache)
         vectors = (both[: len(train)], both[len(train) :])
     places = ([location_features(r) for r in train], [location_features(r) for r in test])
+    intake_places = (
+        [location_features(r, district=False) for r in train],
+        [location_features(r, district=False) for r in test],
+    )
     intake = (
         [open311_text(r["Kategorie"].strip(), r["Text"] or "") for r in train],
         [open311_text(r["Kategorie"].strip(), r["Text"] or "") for r in test],
@@ -308,6 +306,7 @@ def evaluate_inbox(
         np.array([r["Gruppe"].strip() for r in train]),
         intake[1],
         np.array([r["Gruppe"].strip() for r in test]),
+        extra=intake_places,
         vectors=intake_vectors,
         folds=folds,
         groups=months,
@@ -334,7 +333,8 @@ def evaluate_inbox(
             + (", knn(embeddings)" if embedder is not None else "")
             + " -> logistic regression",
             "unit_open311_features": text
-            + " of the text as filed over Open311: category name as subject + report",
+            + " of the text as filed over Open311: category name as subject + report"
+            + "+location(strasse,plz,grid)",
             "category_features": text,
             "category_model": "svm(text), platt-calibrated",
             "threshold_chosen_on": (

@@ -47,7 +47,7 @@ from rathaus.core.models import (
 from rathaus.core.storage import OriginalStore
 from rathaus.governance import decisions
 from rathaus.governance.gateway import model_context
-from rathaus.inbox import classify, reply, router, routing, training
+from rathaus.inbox import classify, places, reply, router, routing, training
 from rathaus.inbox.service import IncomingItem, Received, receive
 from rathaus.inbox.vectors import CASE_INDEX, owners_with_vectors, store_vectors
 
@@ -130,6 +130,11 @@ class Triage:
     has_vector: bool | None = None
     # Suggestions of the steps so far, recorded together when the steps end (see _run).
     pending_suggestions: list[dict[str, Any]] | None = None
+    # The fields found in the text (extract.extract_fields), worked out once: the batch's
+    # model prediction may need the address before the fields step runs.
+    extracted: Any = None
+    # Where the item is, as the live model reads it (see _places).
+    place: dict[str, str] | None = None
 
     def predict(self, task: str, k: int) -> list[Any]:
         """Top-``k`` suggestions of the live model for ``task`` ("unit", "service", …)."""
@@ -137,7 +142,10 @@ class Triage:
             assert self.live is not None
             vectors = _vectors_for(self) if self.live.uses_vectors else None
             self.predictions[task] = self.live.models[task].predict(
-                [self.text], k=5, vectors=vectors
+                [self.text],
+                k=5,
+                vectors=vectors,
+                extra_features=[_places(self)] if self.live.uses_location else None,
             )[0]
         return self.predictions[task][:k]
 
@@ -330,13 +338,37 @@ def injection_suspected(case: Case) -> bool:
     return bool(((case.fields or {}).get("injection") or {}).get("found"))
 
 
-def extract_fields(t: Triage) -> None:
-    from rathaus.inbox.extract import extract_fields as extract
+def _extracted(t: Triage) -> Any:
+    """The fields found in the item's text (the tenant's own address left out), once."""
+    if t.extracted is None:
+        from rathaus.inbox.extract import extract_fields as extract
 
-    own = ", ".join(
-        p for p in (t.tenant.street, f"{t.tenant.postal_code} {t.tenant.city}".strip()) if p
-    )
-    fields = extract(t.text, received_at=t.case.received_at, own_address=own or None)
+        own = ", ".join(
+            p for p in (t.tenant.street, f"{t.tenant.postal_code} {t.tenant.city}".strip()) if p
+        )
+        t.extracted = extract(t.text, received_at=t.case.received_at, own_address=own or None)
+    return t.extracted
+
+
+def _places(t: Triage) -> dict[str, str]:
+    """Where the item is, as the live model reads it (:func:`places.case_places`): the case's
+    coordinates and address, else the first address in its text, which :func:`extract_fields`
+    stores as the case's address (so a batch, predicting before that step, sees the same)."""
+    if t.place is None:
+        address = t.case.address
+        if not address:
+            try:
+                found = _extracted(t).addresses
+            except Exception:  # noqa: BLE001 - the fields step repeats it and reports the reason
+                log.exception("Felder von Vorgang %s nicht erkannt", t.case.id)
+                found = []
+            address = found[0][:300] if found else ""
+        t.place = places.case_places(t.case, address=address)
+    return t.place
+
+
+def extract_fields(t: Triage) -> None:
+    fields = _extracted(t)
     data = fields.to_dict()
     t.case.fields = {**(t.case.fields or {}), "extracted": data}
     t.deadlines = sorted(d.date for d in fields.deadlines)
@@ -1013,7 +1045,13 @@ def _predict_group(group: list[Triage]) -> None:
             continue  # predicted one by one, with their own vectors
         vectors = np.stack([t.vector for t in items]) if live.uses_vectors else None  # type: ignore[misc]
         # All tasks at once: each text is cut into n-grams once, not once per task.
-        predicted = routing.predict_many(live.models, [t.text for t in items], k=5, vectors=vectors)
+        predicted = routing.predict_many(
+            live.models,
+            [t.text for t in items],
+            k=5,
+            vectors=vectors,
+            extra_features=[_places(t) for t in items] if live.uses_location else None,
+        )
         for task, results in predicted.items():
             for t, result in zip(items, results, strict=True):
                 t.predictions[task] = result

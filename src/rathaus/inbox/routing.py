@@ -516,9 +516,11 @@ def predict_many(
     *,
     k: int = 3,
     vectors: Any = None,
+    extra_features: Features | None = None,
 ) -> dict[str, list[list[Suggestion]]]:
     """:meth:`RoutingModel.predict` of several models (by task) over the same texts, each text
-    cut into n-grams once for all of them (:class:`SharedText`, kept per set of models)."""
+    cut into n-grams once for all of them (:class:`SharedText`, kept per set of models).
+    ``vectors`` and ``extra_features`` go to every model, as to :meth:`RoutingModel.predict`."""
     key = tuple(id(m) for m in models.values())
     shared = _SHARED.get(key)
     if shared is None or any(
@@ -530,7 +532,9 @@ def predict_many(
         _SHARED[key] = shared
     text = shared.features(texts)
     return {
-        task: model.predict(texts, k=k, vectors=vectors, text=text[i])
+        task: model.predict(
+            texts, k=k, vectors=vectors, extra_features=extra_features, text=text[i]
+        )
         for i, (task, model) in enumerate(models.items())
     }
 

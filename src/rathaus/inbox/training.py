@@ -3,7 +3,10 @@
 - **Training data:** the tenant's decided cases (a unit is set and the case left the triage
   queue), text = subject + incoming message + extracted document text; labels = unit code,
   service code and request type. Every human correction changes a case's unit, so the next
-  training learns from it.
+  training learns from it. Where cases carry a place (coordinates, an address given or found in
+  the text), the models also read it (:func:`rathaus.inbox.places.case_places`: street,
+  postcode, grid cells; ``"unbekannt"`` where missing) and the version records
+  ``uses_location``; versions trained before that read the text only and still do.
 - **Gate:** the newest 20 % of those cases (at least 10) are held out. A candidate trained on the
   rest must not be worse on them than the live model (``inbox.gate_tolerance``); only then is it
   trained on all cases and goes live. Its thresholds for automatic routing come from the
@@ -38,7 +41,8 @@ from rathaus.core.models import (
     Tenant,
     utcnow,
 )
-from rathaus.inbox.routing import RoutingModel, threshold_for_precision
+from rathaus.inbox.places import case_places, place_features
+from rathaus.inbox.routing import Features, RoutingModel, threshold_for_precision
 
 TARGET_PRECISION = 0.95
 MIN_CASES = 20
@@ -51,6 +55,14 @@ class TrainingSet:
     texts: list[str]
     received: list[dt.datetime]
     labels: dict[str, list[str | None]]
+    # Per case, where it is (:func:`rathaus.inbox.places.case_places`).
+    places: list[dict[str, str]]
+
+    @property
+    def has_places(self) -> bool:
+        """Whether any case has a known place (else the place features say nothing)."""
+        nowhere = place_features()
+        return any(p != nowhere for p in self.places)
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -66,6 +78,9 @@ def training_set(session: Session, tenant_id: int) -> TrainingSet:
             OrgUnit.code,
             Service.code,
             Case.request_type,
+            Case.address,
+            Case.latitude,
+            Case.longitude,
         )
         .join(OrgUnit, OrgUnit.id == Case.org_unit_id)
         .outerjoin(Service, Service.id == Case.service_id)
@@ -101,6 +116,7 @@ def training_set(session: Session, tenant_id: int) -> TrainingSet:
             "service": [r[4] for r in rows],
             "request_type": [r[5] for r in rows],
         },
+        places=[case_places(r) for r in rows],
     )
 
 
@@ -114,12 +130,15 @@ def model_key(secret_key: str) -> bytes:
 @dataclass
 class LiveModel:
     """The loaded models of one version; ``unit`` always, ``service``/``request_type`` if there
-    were enough labels."""
+    were enough labels. ``uses_location``: the models read the place of an item as
+    ``extra_features`` (:func:`rathaus.inbox.places.case_places`); versions from before that
+    read the text (and vectors) only."""
 
     version: RoutingModelVersion
     models: dict[str, RoutingModel]
     thresholds: dict[str, float]
     uses_vectors: bool
+    uses_location: bool = False
 
     @property
     def label(self) -> str:
@@ -167,6 +186,7 @@ def live_model(
         models=models,
         thresholds={k: float(v) for k, v in version.metrics.get("thresholds", {}).items()},
         uses_vectors=bool(version.metrics.get("uses_vectors")),
+        uses_location=bool(version.metrics.get("uses_location")),
     )
 
 
@@ -181,12 +201,19 @@ def _usable(labels: list[str | None]) -> bool:
     return int((counts >= 2).sum()) >= 2
 
 
-def _fit(task_labels: list[str | None], texts: list[str], vectors: Any, idx: np.ndarray):
+def _fit(
+    task_labels: list[str | None],
+    texts: list[str],
+    vectors: Any,
+    idx: np.ndarray,
+    places: list[dict[str, str]] | None = None,
+):
     keep = [i for i in idx if task_labels[i]]
     model = RoutingModel()
     model.fit(
         [texts[i] for i in keep],
         [task_labels[i] for i in keep],
+        extra_features=None if places is None else [places[i] for i in keep],
         vectors=None if vectors is None else vectors[keep],
     )
     return model
@@ -205,8 +232,10 @@ def _thresholds(y: list[str], proba: np.ndarray, classes: np.ndarray) -> dict[st
     return {k: (v if np.isfinite(v) else 1.01) for k, v in result.items()}
 
 
-def _accuracy(model: RoutingModel, texts: list[str], y: list[str], vectors: Any) -> float:
-    proba = model.predict_proba(texts, vectors=vectors)
+def _accuracy(
+    model: RoutingModel, texts: list[str], y: list[str], vectors: Any, places: Features | None
+) -> float:
+    proba = model.predict_proba(texts, extra_features=places, vectors=vectors)
     return float(np.mean(model.classes_[proba.argmax(axis=1)] == np.asarray(y)))
 
 
@@ -239,12 +268,17 @@ def train(
     held = max(10, n // 5)
     train_idx, test_idx = np.arange(0, n - held), np.arange(n - held, n)
     y_unit = data.labels["unit"]
+    # The place features only where some case has a place: otherwise they are all "unbekannt".
+    places = data.places if data.has_places else None
 
-    candidate = _fit(y_unit, data.texts, vectors, train_idx)
+    candidate = _fit(y_unit, data.texts, vectors, train_idx, places)
     test_texts = [data.texts[i] for i in test_idx]
     test_vectors = None if vectors is None else vectors[test_idx]
+    test_places = [data.places[i] for i in test_idx]
     y_test = [str(y_unit[i]) for i in test_idx]
-    proba = candidate.predict_proba(test_texts, vectors=test_vectors)
+    proba = candidate.predict_proba(
+        test_texts, extra_features=None if places is None else test_places, vectors=test_vectors
+    )
     accuracy = float(np.mean(candidate.classes_[proba.argmax(axis=1)] == np.asarray(y_test)))
     thresholds = _thresholds(y_test, proba, candidate.classes_)
 
@@ -255,7 +289,14 @@ def train(
         if live.uses_vectors and live_vectors is None:
             live_accuracy = None  # cannot compare without the same embedder
         else:
-            live_accuracy = _accuracy(live.models["unit"], test_texts, y_test, live_vectors)
+            # Each model gets the inputs it was trained with (an older one: text only).
+            live_accuracy = _accuracy(
+                live.models["unit"],
+                test_texts,
+                y_test,
+                live_vectors,
+                test_places if live.uses_location else None,
+            )
     passed = live_accuracy is None or accuracy >= live_accuracy - tolerance
 
     number = (
@@ -283,6 +324,7 @@ def train(
             "held_out": len(test_idx),
             "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
             "uses_vectors": vectors is not None,
+            "uses_location": places is not None,
             "embedder": getattr(embedder, "version", None),
             "gate": "bestanden" if passed else "nicht bestanden",
         },
@@ -296,7 +338,7 @@ def train(
             labels = data.labels[task]
             if task != "unit" and not _usable(labels):
                 continue
-            model = _fit(labels, data.texts, vectors, everything)
+            model = _fit(labels, data.texts, vectors, everything, places)
             model.save(files[task], key=key)
             tasks.append(task)
         version.metrics = {**version.metrics, "tasks": tasks}

@@ -50,6 +50,7 @@ from rathaus.inbox import review, training
 from rathaus.inbox import router as rules
 from rathaus.inbox.classify import REQUEST_TYPES, URGENCIES
 from rathaus.inbox.pipeline import case_text_parts, compose_text
+from rathaus.inbox.places import case_places
 from rathaus.inbox.service import IncomingItem, receive
 from rathaus.web.deps import (
     CsrfDep,
@@ -609,11 +610,13 @@ def _stored_vector(session: Session, case: Case) -> Any:
     return None if row is None else from_bytes(row[1], row[0])
 
 
-def occlusion(model: Any, text: str, vector: Any = None, *, k: int = 12) -> dict[str, Any]:
+def occlusion(
+    model: Any, text: str, vector: Any = None, *, k: int = 12, place: Any = None
+) -> dict[str, Any]:
     """Decisive words: the ``k`` words with the highest TF-IDF weight in ``text`` are removed one
     at a time; how far the probability of the top unit drops shows how much it rests on them.
-    The meaning vector (if the model uses one) is kept fixed, so this measures the words' direct
-    effect only, and it costs one batch prediction of ``k + 1`` texts."""
+    The meaning vector and the place (if the model uses them) are kept fixed, so this measures
+    the words' direct effect only, and it costs one batch prediction of ``k + 1`` texts."""
     import numpy as np
 
     words_model = getattr(model, "_word", None)
@@ -634,7 +637,8 @@ def occlusion(model: Any, text: str, vector: Any = None, *, k: int = 12) -> dict
         re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", " ", text, flags=re.IGNORECASE) for w in words
     ]
     vectors = None if vector is None else np.repeat(np.asarray(vector)[None, :], len(variants), 0)
-    proba = model.predict_proba(variants, vectors=vectors)
+    extra = None if place is None else [place] * len(variants)
+    proba = model.predict_proba(variants, vectors=vectors, extra_features=extra)
     top = int(proba[0].argmax())
     drops = [(w, float(proba[0, top] - proba[i + 1, top])) for i, w in enumerate(words)]
     return {
@@ -679,7 +683,8 @@ def decisive_words(
             return {"model": live.label, "words": [], "error": "Für diesen Eingang liegt kein "
                     "Bedeutungsvektor vor; die entscheidenden Wörter lassen sich nicht berechnen."}  # fmt: skip
     try:
-        result = {"model": live.label, **occlusion(model, text, vector)}
+        place = case_places(case) if live.uses_location else None
+        result = {"model": live.label, **occlusion(model, text, vector, place=place)}
     except (ValueError, RathausError) as exc:
         log.warning("Entscheidende Wörter für Vorgang %s nicht berechnet: %s", case.id, exc)
         return None
