@@ -16,7 +16,7 @@ from rathaus.core.models import AuditEvent, User, WebSession
 from rathaus.core.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, _token_hash, hash_password
 from rathaus.web.app import create_app
 from tests.factories import PASSWORD
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, login, production_app
 
 
 def _token(client: TestClient) -> str:
@@ -143,15 +143,7 @@ def test_failed_logins_are_generic_and_audited(client, db, worlds):  # type: ign
 
 @pytest.fixture
 def production(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="production",
-        secret_key="p" * 48,
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
-    )
-    return create_app(settings, database=db)
+    return production_app(db, tmp_path)
 
 
 def test_cookies_are_secure_httponly_and_samesite_in_production(production, worlds):  # type: ignore[no-untyped-def]

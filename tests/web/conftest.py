@@ -35,6 +35,21 @@ def demo_app(db: Database, tmp_path, **overrides):  # type: ignore[no-untyped-de
     return create_app(load_settings(**options), database=db)
 
 
+def production_app(db: Database, tmp_path, **more):  # type: ignore[no-untyped-def]
+    """The production-mode app on ``db`` (a non-default secret, memory queue, tenant alpha);
+    ``more`` adds settings sections."""
+    settings = load_settings(
+        mode="production",
+        secret_key="p" * 48,
+        data_dir=tmp_path,
+        database_url=db.url,
+        default_tenant="alpha",
+        queue={"backend": "memory"},
+        **more,
+    )
+    return create_app(settings, database=db)
+
+
 @pytest.fixture
 def app(db: Database, tmp_path):  # type: ignore[no-untyped-def]
     return demo_app(db, tmp_path)

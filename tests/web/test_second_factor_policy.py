@@ -15,11 +15,10 @@ from rathaus.core import second_factor
 from rathaus.core.config import load_settings
 from rathaus.core.errors import ConfigError
 from rathaus.core.security import SESSION_COOKIE
-from rathaus.web.app import create_app
 from rathaus.web.cookies import HOST_PREFIX
 from rathaus.web.second_factor_login import CHALLENGE_COOKIE
 from tests.factories import PASSWORD
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, login, production_app
 from tests.web.test_oidc import (  # noqa: F401 - the test provider's fixtures
     audit_events,
     idp,
@@ -37,19 +36,6 @@ from tests.web.test_second_factor import (
 )
 
 HOST_SESSION = HOST_PREFIX + SESSION_COOKIE
-
-
-def production_app(db, tmp_path, **more):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="production",
-        secret_key="p" * 48,
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
-        **more,
-    )
-    return create_app(settings, database=db)
 
 
 @pytest.fixture
