@@ -1,7 +1,7 @@
 """`rathaus wissen import --bearbeitet-von NAME`: who ran the import shows in the entry's
 versions and in the audit log; without the option the operating-system user does, and "cli"
-where none can be had. Full text only (the embedder is left out): the import with the real
-model is tested in test_knowledge_cli.py."""
+where none can be had. The import runs with the real embedding model (the session's shared
+instance, so it is loaded once)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from tests.test_cli import in_process
 
 
 @pytest.fixture
-def cli(db, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def cli(db, tmp_path, monkeypatch, embedder):  # type: ignore[no-untyped-def]
     from rathaus.ai import registry
 
     with db.session() as session:
         build_tenant(session, "alpha")
-    monkeypatch.setattr(registry, "get_embedder", lambda settings: None)
+    monkeypatch.setattr(registry, "get_embedder", lambda settings: embedder)
     return in_process(tmp_path, db)
 
 

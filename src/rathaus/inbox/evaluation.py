@@ -204,6 +204,10 @@ def _task(
     }
 
 
+def _labels(rows: list[dict[str, str]], column: str) -> np.ndarray:
+    return np.array([r[column].strip() for r in rows])
+
+
 def _monthly_accuracy(
     train_texts: list[str],
     y_train: np.ndarray,
@@ -220,14 +224,14 @@ def _monthly_accuracy(
     everything decided so far (the training years plus the test year's earlier months), as a
     scheduled monthly retraining would do in operation. No test item is seen before its month."""
     months = np.array(test_months)
+
+    def pick(items: Any, index: np.ndarray) -> Any:
+        return [items[i] for i in index]
+
     correct = 0
     for month in sorted(set(test_months)):
         seen = np.flatnonzero(months < month)
         now = np.flatnonzero(months == month)
-
-        def pick(items: Any, index: np.ndarray) -> Any:
-            return [items[i] for i in index]
-
         texts = train_texts + pick(test_texts, seen)
         features = None if extra[0] is None else list(extra[0]) + pick(extra[1], seen)
         vecs = None if vectors[0] is None else np.vstack([vectors[0], vectors[1][seen]])
@@ -290,12 +294,14 @@ def evaluate_inbox(
         both = cached_embeddings(intake[0] + intake[1], embedder, cache)
         intake_vectors = (both[: len(train)], both[len(train) :])
     months = [f"{r['Jahr'].strip()}-{(r.get('Monat') or '').strip()}" for r in train]
+    y_unit = _labels(train, "Gruppe"), _labels(test, "Gruppe")
+    y_category = _labels(train, "Kategorie"), _labels(test, "Kategorie")
 
     unit = _task(
         train_texts,
-        np.array([r["Gruppe"].strip() for r in train]),
+        y_unit[0],
         test_texts,
-        np.array([r["Gruppe"].strip() for r in test]),
+        y_unit[1],
         extra=places,
         vectors=vectors,
         folds=folds,
@@ -303,9 +309,9 @@ def evaluate_inbox(
     )
     unit_open311 = _task(
         intake[0],
-        np.array([r["Gruppe"].strip() for r in train]),
+        y_unit[0],
         intake[1],
-        np.array([r["Gruppe"].strip() for r in test]),
+        y_unit[1],
         extra=intake_places,
         vectors=intake_vectors,
         folds=folds,
@@ -313,9 +319,9 @@ def evaluate_inbox(
     )
     category = _task(
         train_texts,
-        np.array([r["Kategorie"].strip() for r in train]),
+        y_category[0],
         test_texts,
-        np.array([r["Kategorie"].strip() for r in test]),
+        y_category[1],
         vectors=vectors,
         folds=folds,
         groups=months,
@@ -344,14 +350,6 @@ def evaluate_inbox(
     }
     if monthly:
         test_months = [int((r.get("Monat") or "0").strip() or 0) for r in test]
-        y_unit = (
-            np.array([r["Gruppe"].strip() for r in train]),
-            np.array([r["Gruppe"].strip() for r in test]),
-        )
-        y_category = (
-            np.array([r["Kategorie"].strip() for r in train]),
-            np.array([r["Kategorie"].strip() for r in test]),
-        )
         result["monthly_retraining"] = {
             "unit_accuracy": _monthly_accuracy(
                 train_texts,

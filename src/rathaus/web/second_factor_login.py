@@ -262,6 +262,7 @@ def qr_svg(uri: str) -> Markup:
 
 
 QR_TITLE = "QR-Code zum Einrichten in der Authenticator-App"
+FORM_EXPIRED = "Das Formular ist abgelaufen. Bitte geben Sie den Code erneut ein."
 
 
 def enrolment_context(
@@ -346,7 +347,7 @@ def code_sent(
         return found
     challenge, user, tenant = found
     if not tokens_match(form_token(settings, challenge), csrf_token):
-        error = "Das Formular ist abgelaufen. Bitte geben Sie den Code erneut ein."
+        error = FORM_EXPIRED
         return _code_page(request, settings, challenge, user, error=error, status_code=403)
     wait = guard_for(request, tenant, user).wait()
     if wait:
@@ -393,7 +394,7 @@ def enrol_sent(
         return found
     challenge, user, tenant = found
     if not tokens_match(form_token(settings, challenge), csrf_token):
-        error = "Das Formular ist abgelaufen. Bitte geben Sie den Code erneut ein."
+        error = FORM_EXPIRED
         return _enrol_page(request, session, settings, found, error=error, status_code=403)
     key = settings.secret_key.get_secret_value()
     codes = second_factor.confirm(session, user=user, secret_key=key, code=code)
