@@ -68,6 +68,48 @@ def test_follow_up_uses_the_conversation(kb, embedder) -> None:
     assert result.facts[0].key == "fees" and result.facts[0].value == "50 Euro"
 
 
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [
+        ("Und was kostet das?", True),
+        ("Und wie lange dauert das?", True),
+        ("Wie lange dauert das?", True),
+        ("Kann ich das online machen?", True),  # "online" and "Termin" compared as stems
+        ("Brauche ich dafür einen Termin?", True),
+        ("Geht das auch per Post?", True),
+        ("Und wie lange ist er gültig?", True),
+        ("Wo?", True),
+        ("Und für Kinder?", True),
+        ("Was kostet ein Personalausweis?", False),
+        ("Wie lange dauert ein Reisepass?", False),
+        ("Wie melde ich ein Gewerbe an?", False),
+        ("Kann ich das Auto abmelden?", False),
+    ],
+)
+def test_which_questions_lean_on_the_one_before(question: str, follow_up: bool) -> None:
+    before = "Wie melde ich ein Gewerbe an?"
+    query = answering.retrieval_query(question, [before])
+    assert (query == f"{before} {question}") is follow_up
+    assert answering.retrieval_query(question, []) == question
+
+
+def test_a_duration_follow_up_stays_with_the_service(kb, embedder) -> None:
+    session, tenant = kb
+    result = answering.answer(
+        session,
+        tenant=tenant,
+        question="Und wie lange dauert das?",
+        history=["Wie melde ich ein Gewerbe an?"],
+        kit=_kit(embedder),
+    )
+    assert not result.abstained
+    assert {source.url for source in result.sources} == {"https://stadt.example/gewerbe"}
+    alone = answering.answer(
+        session, tenant=tenant, question="Und wie lange dauert das?", kit=_kit(embedder)
+    )
+    assert alone.abstained  # on its own the question names no service
+
+
 def test_weak_evidence_abstains_and_offers_a_person(kb, embedder) -> None:
     session, tenant = kb
     result = answering.answer(
@@ -277,3 +319,33 @@ def test_the_evaluation_counts_answers_the_model_wrote_and_its_extractive_fallba
     assert result["answer_modes"] == {"generiert": 1, "extraktiv": 1}
     assert [d["art"] for d in result["details"]] == ["generiert", "extraktiv"]
     assert result["unsupported_sentences"] == 0 and result["answer_sentences"] >= 2
+
+
+def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> None:
+    """A follow-up in the question file carries its conversation (``vorher``): it is answered
+    with that history and reported in ``follow_ups``, not among the questions that stand alone."""
+    import json
+
+    from rathaus.assistant.evaluation import evaluate_assistant
+    from tests.assistant.test_importers import MUENCHEN_FILE
+
+    if not MUENCHEN_FILE.exists():
+        pytest.skip(f"Münchner Dienstleistungskatalog fehlt ({MUENCHEN_FILE}).")
+    catalogue = json.loads(MUENCHEN_FILE.read_text("utf-8"))
+    catalogue["data"] = catalogue["data"][:12]
+    sample = tmp_path / "katalog.json"
+    sample.write_text(json.dumps(catalogue, ensure_ascii=False), "utf-8")
+    gewerbe = next(s for s in catalogue["data"] if s["name"] == "Gewerbe-Anmeldung")
+    before = "Wie melde ich ein Gewerbe an?"
+    rows = [
+        {"frage": before, "dienste": [gewerbe["id"]]},
+        {"vorher": [before], "frage": "Und was kostet das?", "dienste": [gewerbe["id"]]},
+    ]
+    questions = tmp_path / "fragen.jsonl"
+    questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    kit = AssistantKit(embedder=embedder, language_model=None, settings=AssistantSettings())
+    result = evaluate_assistant(sample, kit=kit, questions=questions)
+    assert result["answerable"] == 1 and result["cites_right_service"] == 1.0
+    assert result["follow_ups"] == {"questions": 1, "cites_right_service": 1.0, "abstained": 0.0}
+    assert result["details"][1]["vorher"] == [before]
+    assert result["unsupported_sentences"] == 0

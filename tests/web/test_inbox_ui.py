@@ -323,6 +323,20 @@ def test_case_view_marks_personal_data_and_escapes_the_letter(client, world, db)
     assert client.get(f"/vorgaenge/{case_id}/dokumente/{document.id}").status_code == 404
 
 
+def test_case_view_says_whether_the_triage_is_pending_or_never_ran(client, world):
+    """A new case waits for its triage; a case taken over already routed (import, direct
+    assignment) never gets one, and the page must not promise it."""
+    login(client, "sb")
+    page = client.get(f"/vorgaenge/{world['a'].cases['BA'].id}").text
+    assert "ohne automatische Vorprüfung übernommen" in page
+    assert "Vorprüfung läuft noch" not in page
+    client.cookies.clear()
+    login(client, "leitung")  # may triage: sees the case no unit has yet
+    page = client.get(f"/vorgaenge/{world['a'].cases['unrouted'].id}").text
+    assert "Die Vorprüfung läuft noch" in page
+    assert "ohne automatische Vorprüfung" not in page
+
+
 def test_routing_accept_correct_and_reply(client, world, db):
     a = world["a"]
     login(client, "admin")

@@ -274,6 +274,14 @@ def test_new_facts_are_caught(output, kind, text):
         ("Die französischen Ämter helfen.", "Die Ämter in Frankreich helfen.", ["Frankreich"]),
         ("Frau Berg hilft Ihnen.", "Herr Berger hilft Ihnen.", ["Berger"]),
         ("Die neuen Regeln gelten.", "Die Regeln aus Neuland gelten.", ["Neuland"]),
+        # the adjective of a place the source names, before a noun
+        ("Die Bürger in Konstanz melden.", "Der Konstanzer Bürger meldet.", []),
+        ("Das Amt in München hilft.", "Das Münchner Amt hilft.", []),
+        ("Das Amt in Bremen hilft.", "Das Bremer Amt hilft.", []),
+        ("Das Amt in Karlsruhe hilft.", "Das Karlsruher Amt hilft.", []),
+        ("Das Amt in Konstanz hilft.", "Das Ulmer Amt hilft.", ["Ulmer"]),
+        ("Frau Berg hilft Ihnen.", "Es hilft Ihnen Anna Berger.", ["Anna", "Berger"]),
+        ("Frau Berg hilft Ihnen.", "Es hilft Ihnen Herr Berger Junior.", ["Berger", "Junior"]),
     ],
 )
 def test_a_place_named_by_its_adjective_in_the_source_is_not_new(source, output, new):
@@ -369,6 +377,23 @@ def test_sentences_that_add_a_fact_are_removed_and_named():
     assert result.best.removed == ["Das Amt hat 45 Mitarbeiter."] and result.facts_ok
 
 
+def test_a_later_draft_is_repaired_when_the_one_with_fewest_added_facts_cannot_be():
+    """The draft with the fewest added facts has no sentence without one; another draft keeps
+    a clean sentence once its fact-adding sentences are cut: that one is shown, clean."""
+    source = "Die Gebühr von 30 Euro muss bis zum 1. Juli bezahlt werden."
+    model = FakeModel(
+        [
+            "Sie zahlen 31 Euro bis zum 1. Juli.",  # one added fact, nothing left without it
+            "Sie zahlen 30 Euro bis zum 1. Juli. Das Amt hat 45 Mitarbeiter. Es ist 8 Uhr.",
+        ]
+    )
+    result = rewrite(source, model=model, max_rounds=2)
+    assert [len(d.added_facts) for d in result.drafts] == [1, 2]
+    assert result.facts_ok and result.best.round == 2
+    assert result.text == "Sie zahlen 30 Euro bis zum 1. Juli."
+    assert result.best.removed == ["Das Amt hat 45 Mitarbeiter.", "Es ist 8 Uhr."]
+
+
 def test_without_model_a_german_message():
     with pytest.raises(NoModelError, match="kein Sprachmodell eingerichtet"):
         rewrite("Ein Text.", model=None)
@@ -436,6 +461,7 @@ def test_rewrite_evaluation_keeps_going_when_the_model_misses_one_pair(tmp_path)
     assert [f["pair_id"] for f in result["failed"]] == ["1"]
     assert result["pairs"] == 2
     assert result["facts_preserved"] == 0.5  # "13" is new, the other draft is clean
+    assert result["facts_violations"] == [{"pair_id": "5", "added_facts": ["13"]}]
 
     with pytest.raises(ModelUnavailableError):
         evaluate_rewrite(data, model=_Down(), limit=3)

@@ -281,55 +281,33 @@ def stream(
 
 
 FOLLOW_UP_START = re.compile(r"^(und|aber|also|and|what about)\b", re.IGNORECASE)
+# Words a follow-up uses that do not name a service by themselves ("Und wie lange dauert das?",
+# "Kann ich das online machen?"). Compared after the same analysis as the question's terms, so
+# stemmed forms ("termi", "onli") match too.
+_FOLLOW_UP_PLAIN = """
+    das dies diese dieser dafür darüber dazu davon damit dabei dort da hin dahin es er ihn
+    it that this there cost much how long
+    kostet kosten gebühr gebühren preis unterlagen mitbringen öffnungszeiten termin online
+    wo wann wie lange dauert dauer gültig gilt machen brauche benötige geht auch per post
+    passiert bekomme abholen schnell
+"""
 FOLLOW_UP_WORDS = frozenset(
-    [
-        "das",
-        "dies",
-        "diese",
-        "dieser",
-        "dafur",
-        "dafür",
-        "daruber",
-        "darüber",
-        "dazu",
-        "davon",
-        "damit",
-        "dort",
-        "es",
-        "it",
-        "that",
-        "this",
-        "there",
-        "cost",
-        "much",
-        "how",
-        "kost",
-        "kostet",
-        "kosten",
-        "gebuhr",
-        "gebühr",
-        "gebuhren",
-        "gebühren",
-        "preis",
-        "unterlag",
-        "mitbring",
-        "offnungszeit",
-        "öffnungszeiten",
-        "termin",
-        "online",
-        "wo",
-        "wann",
-    ]
+    term for word in _FOLLOW_UP_PLAIN.split() for term in (word, *PLAIN.terms(word))
+)
+# Words that point back to what was asked before.
+_BACK_REFERENCES = frozenset(
+    "das dies dafür dafur dazu davon damit dabei dort da dahin es er ihn it that".split()
 )
 
 
 def _is_follow_up(question: str) -> bool:
-    """A short question that leans on the one before ("Und was kostet das?", "Wo?")."""
+    """A short question that leans on the one before ("Und was kostet das?", "Wo?", "Wie lange
+    dauert das?"): no word of its own besides the words of a follow-up, or one such word and a
+    word pointing back or a leading "und"/"aber"."""
     content = [w for w in PLAIN.terms(question) if w not in FOLLOW_UP_WORDS]
-    pronoun = any(
-        w in {"das", "dies", "dafur", "dazu", "davon", "dort", "es", "it", "that"}
-        for w in question.lower().replace("?", " ").split()
-    )
+    if not content:  # nothing of its own: "Wo?", "Und wann?"
+        return True
+    pronoun = any(w in _BACK_REFERENCES for w in re.findall(r"[\wäöüß]+", question.lower()))
     return len(content) <= 1 and (pronoun or bool(FOLLOW_UP_START.search(question.strip())))
 
 

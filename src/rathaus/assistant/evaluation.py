@@ -10,7 +10,9 @@
 * :func:`evaluate_assistant` – self-written citizen questions with the Munich services that
   answer them, and questions outside the catalogue where abstaining is right
   (``assistant/eval/fragen_muenchen.jsonl``): how often the answer cites a right service, how
-  often it abstains (rightly or not), and how many answer sentences lack a supporting passage.
+  often it abstains (rightly or not), and how many answer sentences lack a supporting passage;
+  follow-up questions ("Und was kostet das?") with the earlier questions of their conversation
+  (``vorher``) are counted on their own.
 * :func:`calibrate` – fits the abstention calibration (``answer.CALIBRATION``) on the
   odd-numbered services' keyword queries and the questions in ``assistant/eval/ausserhalb.txt``.
 """
@@ -204,18 +206,31 @@ def evaluate_assistant(
         _entries,
     ):
         ext = _external_ids(session, tenant.id)
-        answerable = [q for q in items if q.get("dienste")]
+        # A follow-up ("Und was kostet das?") carries the earlier questions of its conversation
+        # in "vorher" and is counted on its own, not among the questions that stand alone.
+        answerable = [q for q in items if q.get("dienste") and not q.get("vorher")]
+        follow_ups = [q for q in items if q.get("vorher")]
         outside = [q for q in items if q.get("enthalten")]
         right = abstained_wrongly = abstained_rightly = unsupported = sentences = 0
+        follow_right = follow_abstained = 0
         # How the answers that were given came about: "generiert" (the model wrote at least one
         # supported sentence) or "extraktiv" (no model, or nothing it wrote was supported).
         answer_modes = {"generiert": 0, "extraktiv": 0}
         details = []
         for item in items:
-            result = answering.answer(session, tenant=tenant, question=item["frage"], kit=kit)
+            result = answering.answer(
+                session,
+                tenant=tenant,
+                question=item["frage"],
+                history=item.get("vorher", []),
+                kit=kit,
+            )
             cited = {ext[s.entry_id] for s in result.sources} if not result.abstained else set()
             ok = bool(cited & set(item.get("dienste", [])))
-            if item.get("dienste"):
+            if item.get("vorher"):
+                follow_right += ok
+                follow_abstained += result.abstained
+            elif item.get("dienste"):
                 right += ok
                 abstained_wrongly += result.abstained
             else:
@@ -231,6 +246,7 @@ def evaluate_assistant(
             details.append(
                 {
                     "frage": item["frage"],
+                    **({"vorher": item["vorher"]} if item.get("vorher") else {}),
                     "enthalten": result.abstained,
                     "richtig": ok if item.get("dienste") else result.abstained,
                     "zuversicht": round(result.confidence, 3),
@@ -245,6 +261,11 @@ def evaluate_assistant(
             "cites_right_service": round(right / max(1, len(answerable)), 4),
             "abstained_when_answerable": round(abstained_wrongly / max(1, len(answerable)), 4),
             "abstained_when_outside": round(abstained_rightly / max(1, len(outside)), 4),
+            "follow_ups": {
+                "questions": len(follow_ups),
+                "cites_right_service": round(follow_right / max(1, len(follow_ups)), 4),
+                "abstained": round(follow_abstained / max(1, len(follow_ups)), 4),
+            },
             "answer_sentences": sentences,
             "unsupported_sentences": unsupported,
             "mode": "generiert" if kit.language_model is not None else "extraktiv",

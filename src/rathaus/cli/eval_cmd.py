@@ -214,6 +214,11 @@ def assistant(
         f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
         f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
     )
+    follow = result["follow_ups"]
+    typer.echo(
+        f"{follow['questions']} Folgefragen im Gespräch: richtige Quelle "
+        f"{follow['cites_right_service']:.1%}, enthalten {follow['abstained']:.1%}."
+    )
     if result["mode"] == "generiert":
         modes = result["answer_modes"]
         typer.echo(

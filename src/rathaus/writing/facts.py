@@ -11,7 +11,7 @@ of the source and not frequent function words: a heuristic that errs on the side
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 FactKind = Literal["betrag", "datum", "zahl", "name"]
@@ -154,6 +154,9 @@ class Fact:
     kind: FactKind
     text: str  # as written in the output
     key: str  # normalised for comparison
+    # A name directly before another capitalised word ("Konstanzer Bürger"): it may be the
+    # adjective of a place, which the source can name as the place itself.
+    attributive: bool = field(default=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -299,7 +302,7 @@ def _names(text: str) -> list[Fact]:
             found.append(Fact("name", word, f"name:{low}"))
         elif (adjacent_capital or next_capital) and not low.endswith(NOUN_SUFFIXES):
             if not _article_before(before, words, i):
-                found.append(Fact("name", word, f"name:{low}"))
+                found.append(Fact("name", word, f"name:{low}", attributive=next_capital))
         elif (
             prev_low in PLACE_PREPOSITIONS
             and prev == prev_low
@@ -355,6 +358,7 @@ def new_facts(source: str, output: str) -> list[Fact]:
     """
     known = _known(source)
     adjective_stems = _adjective_stems(source)
+    capitalised = {w.lower() for w in WORD_RE.findall(source)}
     seen: set[str] = set()
     result = []
     for fact in extract_facts(output):
@@ -363,6 +367,8 @@ def new_facts(source: str, output: str) -> list[Fact]:
         if fact.kind == "datum" and _date_covered(fact.key, known):
             continue
         if fact.kind == "name" and _derived_from_source(fact.key, adjective_stems):
+            continue
+        if fact.attributive and _place_adjective(fact.key, capitalised):
             continue
         seen.add(fact.key)
         result.append(fact)
@@ -397,6 +403,18 @@ def _derived_from_source(key: str, stems: set[str]) -> bool:
     place ("Frankreich" for "französischen") stays new."""
     name = key.removeprefix("name:")
     return name in stems or _stem(name, _PLACE_ENDINGS) in stems
+
+
+def _place_adjective(key: str, capitalised: set[str]) -> bool:
+    """The adjective of a place the source names, used before a noun: "Konstanzer Bürger" for
+    "Konstanz", "Münchner" for "München", "Bremer" for "Bremen", "Karlsruher" for "Karlsruhe".
+    Only for a word directly before another capitalised word, so "Herr Berger" or "Anna
+    Berger" stay new even where the source has "Berg"."""
+    name = key.removeprefix("name:")
+    if not name.endswith("er") or len(name) < _MIN_STEM + 2:
+        return False
+    bases = {name[:-2], name[:-1], name[:-2] + "en", name[:-3] + "en"}
+    return any(len(base) >= _MIN_STEM and base in capitalised for base in bases)
 
 
 def _date_covered(key: str, known: set[str]) -> bool:

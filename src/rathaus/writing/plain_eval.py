@@ -218,6 +218,7 @@ def evaluate_rewrite(
     pairs = [p for p in load_pairs(path) if p.half == "held_out"][:limit]
     saris, preserved, repaired, before, after = [], 0, 0, [], []
     failed: list[dict[str, str]] = []
+    violations: list[dict[str, Any]] = []
     for p in pairs:
         try:
             result = rewrite(p.original, model=model, max_rounds=max_rounds)
@@ -228,6 +229,10 @@ def evaluate_rewrite(
             continue
         saris.append(sari(p.original, result.text, [p.simplification]))
         preserved += result.facts_ok
+        if not result.facts_ok:
+            violations.append(
+                {"pair_id": p.pair_id, "added_facts": [f.text for f in result.best.added_facts]}
+            )
         repaired += bool(result.best.removed)
         before.append(result.source_report.severity)
         after.append(result.best.report.severity)
@@ -239,6 +244,7 @@ def evaluate_rewrite(
         "sari": round(statistics.fmean(saris), 2) if saris else None,
         "facts_preserved": preserved / n if n else 0.0,
         "facts_repaired": repaired,
+        "facts_violations": violations,
         "severity_before": round(statistics.fmean(before), 3) if before else None,
         "severity_after": round(statistics.fmean(after), 3) if after else None,
     }

@@ -3,9 +3,10 @@
 Every round the checker (:mod:`rathaus.writing.plain_language`) and the facts check
 (:mod:`rathaus.writing.facts`) judge the draft; their findings become the instructions for the
 next round. The best draft is the one with the lowest Schweregrad among those that add no fact.
-If every draft adds a fact, the sentences that carry an added fact are removed from the best of
-them (:func:`without_added_facts`) and the removed sentences are named in the notes; only when no
-sentence would remain is that draft returned as it is and flagged, never presented as clean.
+If every draft adds a fact, the sentences that carry an added fact are removed from each draft
+(:func:`without_added_facts`), the best of what remains is kept and the removed sentences are
+named in the notes; only when no sentence of any draft would remain is the draft with the fewest
+added facts returned as it is and flagged, never presented as clean.
 The result is always a draft for people of the target group to check (DIN SPEC 33429).
 """
 
@@ -198,9 +199,12 @@ def rewrite(
         )
     best = choose_best(drafts)
     if not best.clean:
-        repaired = without_added_facts(text, best, config=config)
-        if repaired is not None:  # the rounds stay as the model wrote them
-            best = repaired
+        # Every draft adds a fact: the best draft that is still something once its sentences
+        # with added facts are cut out. The rounds stay as the model wrote them.
+        repaired = [without_added_facts(text, d, config=config) for d in drafts]
+        usable = [d for d in repaired if d is not None]
+        if usable:
+            best = min(usable, key=lambda d: (d.report.severity, d.round))
     demo = getattr(model, "name", "") == "local"
     notes = [DEMO_NOTE] if demo else []
     if best.removed:
