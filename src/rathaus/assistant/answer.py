@@ -296,7 +296,24 @@ FOLLOW_UP_WORDS = frozenset(
 )
 # Words that point back to what was asked before.
 _BACK_REFERENCES = frozenset(
-    "das dies dafür dafur dazu davon damit dabei dort da dahin es er ihn it that".split()
+    [
+        "das",
+        "dies",
+        "dafür",
+        "dafur",
+        "dazu",
+        "davon",
+        "damit",
+        "dabei",
+        "dort",
+        "da",
+        "dahin",
+        "es",
+        "er",
+        "ihn",
+        "it",
+        "that",
+    ]
 )
 
 
