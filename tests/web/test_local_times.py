@@ -1,4 +1,4 @@
-"""Times in the UI are German local time; a meeting's announced start stays as announced."""
+"""Times and numbers in the UI are German: local time, announced starts kept, decimal comma."""
 
 from __future__ import annotations
 
@@ -28,3 +28,10 @@ def test_dates_and_missing_values():
 def test_an_announced_meeting_start_is_shown_as_announced():
     start = dt.datetime(2026, 11, 24, 17, 0)  # from OParl or the form, kept without zone
     assert _render("{{ v|wanduhr }}", v=start) == "24.11.2026, 17:00"
+
+
+def test_decimal_numbers_are_written_the_german_way():
+    assert _render("{{ v|zahl(2) }}", v=22.2) == "22,20"
+    assert _render("{{ v|zahl(1) }}", v=1234.56) == "1.234,6"
+    assert _render("{{ (v * 100)|zahl(1) }} %", v=0.9756) == "97,6 %"
+    assert _render("{{ v|zahl }}", v=None) == "–"

@@ -43,7 +43,17 @@ def _format_wall_clock(value: Any) -> str:
     return value.strftime("%d.%m.%Y, %H:%M")  # type: ignore[no-any-return]
 
 
+def _format_number(value: Any, digits: int = 1) -> str:
+    """A decimal number as German readers write it: "1.234,5" (comma for the decimals, a
+    point between thousands)."""
+    if value is None:
+        return "–"
+    text = f"{float(value):,.{digits}f}"
+    return text.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
+
+
 templates.env.filters["datum"] = _format_datetime
+templates.env.filters["zahl"] = _format_number
 templates.env.filters["wanduhr"] = _format_wall_clock
 
 
