@@ -45,7 +45,12 @@ def test_register_shows_stored_runs_and_the_command_when_missing(client, worlds,
     save_run(
         db,
         name="assistant",
-        metrics={"cites_right_service": 0.875, "unsupported_sentences": 1, "answer_sentences": 50},
+        metrics={
+            "cites_right_service": 0.875,
+            "follow_ups": {"questions": 9, "cites_right_service": 1.0},
+            "unsupported_sentences": 1,
+            "answer_sentences": 50,
+        },
         data="fragen_muenchen.jsonl",
         command="rathaus eval assistant",
     )
@@ -55,6 +60,7 @@ def test_register_shows_stored_runs_and_the_command_when_missing(client, worlds,
     section = section[: section.index("</section>")]
     assert "richtige Quelle genannt: 87,5 %" in section
     assert "Sätze ohne Beleg: 2,0 %" in section
+    assert "Folgefragen: richtige Quelle: 100,0 %" in section
     assert "noch nicht gemessen. Messen mit <code>rathaus eval retrieval</code>" in section
 
 

@@ -127,6 +127,7 @@ EVALS: dict[str, EvalSpec] = {
                 Metric("cites_right_service", "richtige Quelle genannt"),
                 Metric("abstained_when_answerable", "fälschlich enthalten"),
                 Metric("abstained_when_outside", "enthalten, wo es keine Antwort gibt"),
+                Metric("follow_ups.cites_right_service", "Folgefragen: richtige Quelle"),
                 Metric("unsupported_sentences/answer_sentences", "Sätze ohne Beleg"),
             ),
         ),
