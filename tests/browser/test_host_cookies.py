@@ -10,10 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from rathaus.core.config import load_settings
-from rathaus.web.app import create_app
 from tests.factories import PASSWORD, build_tenant
 from tests.tls import self_signed
+from tests.web.conftest import production_app
 from tests.web.test_browser import BROWSER_ARGS, CHROMIUM, serve_in_thread
 
 
@@ -21,18 +20,11 @@ from tests.web.test_browser import BROWSER_ARGS, CHROMIUM, serve_in_thread
 def https_server(sqlite_db, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with sqlite_db.session() as session:
         build_tenant(session, "alpha", "Stadt Alpha")
-    settings = load_settings(
-        mode="production",
-        secret_key="b" * 48,
-        data_dir=tmp_path,
-        database_url=sqlite_db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
-    )
-    assert settings.secure_cookies
+    app = production_app(sqlite_db, tmp_path)
+    assert app.state.settings.secure_cookies
     cert_file, key_file = self_signed(tmp_path)
     yield from serve_in_thread(
-        create_app(settings, database=sqlite_db),
+        app,
         ssl_certfile=str(cert_file),
         ssl_keyfile=str(key_file),
     )

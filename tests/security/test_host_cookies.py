@@ -19,7 +19,7 @@ from rathaus.web import oidc
 from rathaus.web.app import create_app
 from rathaus.web.cookies import HOST_PREFIX
 from tests.factories import PASSWORD
-from tests.web.conftest import csrf_of, login
+from tests.web.conftest import csrf_of, login, production_app
 from tests.web.test_oidc import (  # noqa: F401 - the test provider's fixtures
     CLIENT_ID,
     CLIENT_SECRET,
@@ -54,16 +54,9 @@ def _assert_host_cookie(header: str) -> None:
 
 @pytest.fixture
 def secure_app(db, tmp_path):  # type: ignore[no-untyped-def]
-    settings = load_settings(
-        mode="production",
-        secret_key="h" * 48,
-        data_dir=tmp_path,
-        database_url=db.url,
-        default_tenant="alpha",
-        queue={"backend": "memory"},
-    )
-    assert settings.secure_cookies
-    return create_app(settings, database=db)
+    app = production_app(db, tmp_path)
+    assert app.state.settings.secure_cookies
+    return app
 
 
 @pytest.fixture
