@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from rathaus.assistant import answer as answering
-from rathaus.assistant import knowledge
+from rathaus.assistant import knowledge, retrieve
 from rathaus.assistant.answer import AssistantKit, QuestionRejected, supported_by
 from rathaus.core.config import AssistantSettings
 from tests.assistant.test_retrieval import ENTRIES
@@ -121,6 +121,53 @@ def test_weak_evidence_abstains_and_offers_a_person(kb, embedder) -> None:
         kit=_kit(embedder, abstain_below=1.0),
     )
     assert forced.abstained
+
+
+@pytest.fixture
+def demo_kb(db, embedder):  # type: ignore[no-untyped-def]
+    """The demo municipality's knowledge (13 entries, German)."""
+    from rathaus.assistant.importers import demo_entries
+
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(
+            session, tenant_id=tenant.id, entries=demo_entries(), embedder=embedder
+        )
+        session.commit()
+        yield session, tenant
+
+
+def test_a_question_in_another_language_is_searched_by_meaning(demo_kb, embedder) -> None:
+    """An English question is recognised as English, searched by meaning alone and judged by
+    the calibration for that search; answered from the German passages with a note in both
+    languages, or abstained with the hand-over in both."""
+    session, tenant = demo_kb
+    kit = _kit(embedder)
+    result = answering.answer(session, tenant=tenant, question="How much is the dog tax?", kit=kit)
+    assert result.language == "en" and not result.abstained
+    assert "Hundesteuer" in result.sources[0].title
+    assert result.confidence == pytest.approx(
+        answering.calibrated_confidence(
+            retrieve.search(
+                session,
+                tenant_id=tenant.id,
+                query="How much is the dog tax?",
+                embedder=embedder,
+                meaning_only=True,
+            ),
+            meaning_only=True,
+        )
+    )
+    assert any("no translation model" in note for note in result.notes)
+    off = answering.answer(
+        session, tenant=tenant, question="Who won the football game yesterday?", kit=kit
+    )
+    assert off.language == "en" and off.abstained
+    assert "keine sichere Antwort" in off.notes[0] and "no reliable answer" in off.notes[0]
+    german = answering.answer(
+        session, tenant=tenant, question="Wer hat gestern das Fußballspiel gewonnen?", kit=kit
+    )
+    assert german.abstained and "no reliable answer" not in german.notes[0]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 20_000])
@@ -328,7 +375,8 @@ def test_the_evaluation_counts_answers_the_model_wrote_and_its_extractive_fallba
 
 def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> None:
     """A follow-up in the question file carries its conversation (``vorher``): it is answered
-    with that history and reported in ``follow_ups``, not among the questions that stand alone."""
+    with that history and reported in ``follow_ups``, not among the questions that stand alone;
+    a question in another language (``sprache``) is reported in ``other_languages``."""
     import json
 
     from rathaus.assistant.evaluation import evaluate_assistant
@@ -338,6 +386,7 @@ def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> No
     rows = [
         {"frage": before, "dienste": [gewerbe["id"]]},
         {"vorher": [before], "frage": "Und was kostet das?", "dienste": [gewerbe["id"]]},
+        {"frage": "How do I register a business?", "dienste": [gewerbe["id"]], "sprache": "en"},
     ]
     questions = tmp_path / "fragen.jsonl"
     questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
@@ -347,3 +396,9 @@ def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> No
     assert result["follow_ups"] == {"questions": 1, "cites_right_service": 1.0, "abstained": 0.0}
     assert result["details"][1]["vorher"] == [before]
     assert result["unsupported_sentences"] == 0
+    # A question in another language is counted on its own too, by language.
+    other = result["other_languages"]
+    assert other["answerable"] == 1 and other["outside"] == 0
+    assert other["language_detected"] == 1.0 and result["details"][2]["erkannt"] == "en"
+    assert set(other["by_language"]) == {"en"}
+    assert "abstained_when_outside" not in other["by_language"]["en"]  # no such question

@@ -107,6 +107,25 @@ def test_hybrid_search_finds_by_word_part_spelling_and_meaning(db, embedder) -> 
         )  # the database index answers
 
 
+def test_search_by_meaning_alone_for_a_question_in_another_language(db, embedder) -> None:
+    """``meaning_only`` (the search for a question in another language) ranks by the e5 signals
+    alone: German full text and character n-grams are not even computed."""
+    with db.session() as session:
+        tenant = build_tenant(session, "a").tenant
+        knowledge.upsert_entries(session, tenant_id=tenant.id, entries=ENTRIES, embedder=embedder)
+        session.commit()
+        for question, expected in (
+            ("I want to start a business, where do I register it?", "gewerbe"),
+            ("Where can I get rid of my old furniture?", "sperrmuell"),
+        ):
+            hits = retrieve.search(
+                session, tenant_id=tenant.id, query=question, embedder=embedder, meaning_only=True
+            )
+            assert session.get(KnowledgeEntry, hits[0].entry_id).external_id == expected
+            assert all(h.signals["volltext"] == 0 and h.signals["zeichen"] == 0 for h in hits)
+            assert hits[0].signals["passage"] > 0 and hits[0].chunks
+
+
 def test_edit_and_delete_update_the_index(db, embedder) -> None:
     with db.session() as session:
         tenant = build_tenant(session, "a").tenant

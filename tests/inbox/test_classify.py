@@ -29,6 +29,34 @@ def test_language(text: str, code: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "code"),
+    [
+        # A citizen's short question: "I" and "do" once made English look Polish.
+        ("How do I get a new ID card?", "en"),
+        ("Can I renew my passport online?", "en"),
+        ("Is my rent increase legal?", "en"),
+        ("Belediye binası saat kaçta açılıyor?", "tr"),  # ı; ç is French and Turkish
+        ("Yarın hava nasıl olacak?", "tr"),
+        ("Où puis-je déclarer mon déménagement ?", "fr"),
+        ("¿Dónde puedo pagar el impuesto del perro?", "es"),
+        ("Come posso registrare la mia residenza?", "it"),
+        ("Zgubiłem dowód osobisty, co robić?", "pl"),
+        ("Яка погода буде завтра?", "uk"),  # no і/ї/є/ґ, but Ukrainian words
+        ("Сколько стоит регистрация автомобиля?", "ru"),
+        # German stays German, also with words other languages share ("was", "an", "will").
+        ("Was kostet ein neuer Ausweis?", "de"),
+        ("Ich will heiraten.", "de"),
+        ("Wie melde ich mich an?", "de"),
+        ("Termin am Montag möglich?", "de"),
+        ("Kein Plan, wer da gewütet hat, aber da bedürfte es einer Reinigung.", "de"),
+        ("Baby anmelden", "de"),
+    ],
+)
+def test_language_of_short_questions(question: str, code: str) -> None:
+    assert detect_language(question).label == code
+
+
+@pytest.mark.parametrize(
     ("subject", "body", "kind"),
     [
         ("Widerspruch gegen den Bescheid vom 01.10.2026", "…", "Widerspruch"),

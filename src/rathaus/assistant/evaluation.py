@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,48 @@ def load_questions(path: Path = QUESTIONS) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+@dataclass
+class _Tally:
+    """Counts for one group of questions in :func:`evaluate_assistant`."""
+
+    answerable: int = 0
+    outside: int = 0
+    right: int = 0
+    abstained_wrongly: int = 0
+    abstained_rightly: int = 0
+
+    def add(self, item: dict[str, Any], *, ok: bool, abstained: bool) -> None:
+        if item.get("dienste"):
+            self.answerable += 1
+            self.right += ok
+            self.abstained_wrongly += abstained
+        else:
+            self.outside += 1
+            self.abstained_rightly += abstained
+
+    @staticmethod
+    def share(count: int, total: int) -> float:
+        return round(count / max(1, total), 4)
+
+    def summary(self, *, sparse: bool = False) -> dict[str, Any]:
+        """The counts and shares; ``sparse`` leaves out the shares of a part with no questions
+        (a language with no question outside the catalogue) instead of writing 0."""
+        shares = {
+            "cites_right_service": (self.right, self.answerable),
+            "abstained_when_answerable": (self.abstained_wrongly, self.answerable),
+            "abstained_when_outside": (self.abstained_rightly, self.outside),
+        }
+        return {
+            "answerable": self.answerable,
+            "outside": self.outside,
+            **{
+                key: self.share(count, total)
+                for key, (count, total) in shares.items()
+                if total or not sparse
+            },
+        }
+
+
 def evaluate_assistant(
     path: Path,
     *,
@@ -207,12 +249,11 @@ def evaluate_assistant(
     ):
         ext = _external_ids(session, tenant.id)
         # A follow-up ("Und was kostet das?") carries the earlier questions of its conversation
-        # in "vorher" and is counted on its own, not among the questions that stand alone.
-        answerable = [q for q in items if q.get("dienste") and not q.get("vorher")]
-        follow_ups = [q for q in items if q.get("vorher")]
-        outside = [q for q in items if q.get("enthalten")]
-        right = abstained_wrongly = abstained_rightly = unsupported = sentences = 0
-        follow_right = follow_abstained = 0
+        # in "vorher" and is counted on its own, not among the questions that stand alone; so is
+        # a question in another language ("sprache", default "de").
+        groups = {"de": _Tally(), "other": _Tally(), "follow_ups": _Tally()}
+        languages: dict[str, _Tally] = {}
+        unsupported = sentences = singles = detected = 0
         # How the answers that were given came about: "generiert" (the model wrote at least one
         # supported sentence) or "extraktiv" (no model, or nothing it wrote was supported).
         answer_modes = {"generiert": 0, "extraktiv": 0}
@@ -227,14 +268,20 @@ def evaluate_assistant(
             )
             cited = {ext[s.entry_id] for s in result.sources} if not result.abstained else set()
             ok = bool(cited & set(item.get("dienste", [])))
+            language = item.get("sprache", "de")
+            if not item.get("vorher"):
+                singles += 1
+                detected += result.language == language
             if item.get("vorher"):
-                follow_right += ok
-                follow_abstained += result.abstained
-            elif item.get("dienste"):
-                right += ok
-                abstained_wrongly += result.abstained
+                groups["follow_ups"].add(item, ok=ok, abstained=result.abstained)
             else:
-                abstained_rightly += result.abstained
+                groups["de" if language == "de" else "other"].add(
+                    item, ok=ok, abstained=result.abstained
+                )
+                if language != "de":
+                    languages.setdefault(language, _Tally()).add(
+                        item, ok=ok, abstained=result.abstained
+                    )
             if not result.abstained:
                 answer_modes[result.mode] = answer_modes.get(result.mode, 0) + 1
             by_n = {s.n: s.passage for s in result.sources}
@@ -247,24 +294,32 @@ def evaluate_assistant(
                 {
                     "frage": item["frage"],
                     **({"vorher": item["vorher"]} if item.get("vorher") else {}),
+                    **({"sprache": language} if language != "de" else {}),
+                    "erkannt": result.language,
                     "enthalten": result.abstained,
                     "richtig": ok if item.get("dienste") else result.abstained,
                     "zuversicht": round(result.confidence, 3),
                     "art": None if result.abstained else result.mode,
                 }
             )
+        follow = groups["follow_ups"]
         return {
             "data": str(path),
             "questions": len(items),
-            "answerable": len(answerable),
-            "outside": len(outside),
-            "cites_right_service": round(right / max(1, len(answerable)), 4),
-            "abstained_when_answerable": round(abstained_wrongly / max(1, len(answerable)), 4),
-            "abstained_when_outside": round(abstained_rightly / max(1, len(outside)), 4),
+            **groups["de"].summary(),
+            "other_languages": {
+                **groups["other"].summary(),
+                # share of all questions standing alone (German too) whose language was
+                # recognised as written in "sprache"
+                "language_detected": _Tally.share(detected, singles),
+                "by_language": {
+                    code: tally.summary(sparse=True) for code, tally in sorted(languages.items())
+                },
+            },
             "follow_ups": {
-                "questions": len(follow_ups),
-                "cites_right_service": round(follow_right / max(1, len(follow_ups)), 4),
-                "abstained": round(follow_abstained / max(1, len(follow_ups)), 4),
+                "questions": follow.answerable,
+                "cites_right_service": follow.share(follow.right, follow.answerable),
+                "abstained": follow.share(follow.abstained_wrongly, follow.answerable),
             },
             "answer_sentences": sentences,
             "unsupported_sentences": unsupported,
@@ -277,36 +332,65 @@ def evaluate_assistant(
 def calibrate(path: Path, *, embedder: Any) -> dict[str, Any]:
     """Fit ``answer.CALIBRATION``: P(right service among the shown) from the best entry's score
     and its lead, on keyword queries of odd-numbered services (index with keywords of the even
-    ones only, so the odd ones' queries are unseen) and questions outside the catalogue."""
-    from sklearn.linear_model import LogisticRegression
-
+    ones only, so the odd ones' queries are unseen) and questions outside the catalogue; and
+    ``answer.CALIBRATION_MEANING`` on the same queries searched by meaning alone (the search for
+    questions in another language)."""
     with catalogue_index(path, embedder=embedder) as (session, tenant, entries):
         ext = _external_ids(session, tenant.id)
         odd = {str(e.external_id) for i, e in enumerate(entries) if i % 2 == 1}
         queries = [(q, g) for q, g in keyword_queries(entries) if g in odd]
         outside = [q for q in OUTSIDE.read_text("utf-8").splitlines() if q.strip()]
-        features, labels = [], []
-        for query, gold in queries:
-            hits = retrieve.search(
-                session, tenant_id=tenant.id, query=query, embedder=embedder, k=3
+        fits = {}
+        for name, meaning_only in (("", False), ("_meaning", True)):
+            fits[name] = _fit_calibration(
+                session, tenant.id, ext, queries, outside, embedder, meaning_only=meaning_only
             )
-            features.append(answering.calibration_features(hits))
-            labels.append(int(any(ext[h.entry_id] == gold for h in hits[:1])))
-        for query in outside:
-            hits = retrieve.search(
-                session, tenant_id=tenant.id, query=query, embedder=embedder, k=3
-            )
-            for _ in range(10):  # weigh the few outside questions like many keyword queries
-                features.append(answering.calibration_features(hits))
-                labels.append(0)
-        model = LogisticRegression(C=10.0, max_iter=1000).fit(np.array(features), np.array(labels))
-        weights = [round(float(w), 3) for w in model.coef_[0]]
-        # Threshold: above what four in five questions outside the catalogue reach.
-        outside_p = model.predict_proba(np.array(features[len(queries) :: 10]))[:, 1]
         return {
-            "abstain_below": round(float(np.ceil(np.quantile(outside_p, 0.8) * 100) / 100), 2),
-            "outside_confidences": sorted(round(float(p), 3) for p in outside_p),
-            "calibration": [weights, round(float(model.intercept_[0]), 3)],
+            **{f"{key}{name}": value for name, fit in fits.items() for key, value in fit.items()},
             "queries": len(queries),
             "outside": len(outside),
         }
+
+
+def _fit_calibration(
+    session: Session,
+    tenant_id: int,
+    ext: dict[int, str],
+    queries: list[tuple[str, str]],
+    outside: list[str],
+    embedder: Any,
+    *,
+    meaning_only: bool,
+) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    def features_of(query: str) -> tuple[list[retrieve.EntryHit], tuple[float, ...]]:
+        hits = retrieve.search(
+            session,
+            tenant_id=tenant_id,
+            query=query,
+            embedder=embedder,
+            k=3,
+            meaning_only=meaning_only,
+        )
+        return hits, answering.calibration_features(hits, meaning_only=meaning_only)
+
+    features, labels = [], []
+    for query, gold in queries:
+        hits, x = features_of(query)
+        features.append(x)
+        labels.append(int(any(ext[h.entry_id] == gold for h in hits[:1])))
+    outside_x = [features_of(query)[1] for query in outside]
+    for x in outside_x:
+        # weigh the few outside questions like many keyword queries
+        features.extend([x] * 10)
+        labels.extend([0] * 10)
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(np.array(features), np.array(labels))
+    weights = [round(float(w), 3) for w in model.coef_[0]]
+    # Threshold: above what four in five questions outside the catalogue reach.
+    outside_p = model.predict_proba(np.array(outside_x))[:, 1]
+    return {
+        "abstain_below": round(float(np.ceil(np.quantile(outside_p, 0.8) * 100) / 100), 2),
+        "outside_confidences": sorted(round(float(p), 3) for p in outside_p),
+        "calibration": [weights, round(float(model.intercept_[0]), 3)],
+    }

@@ -450,9 +450,14 @@ def search(
     passages_per_entry: int = 3,
     index: KnowledgeIndex = KNOWLEDGE_INDEX,
     query_vector: np.ndarray | None = None,
+    meaning_only: bool = False,
 ) -> list[EntryHit]:
     """The ``k`` best entries for ``query``, each with its best passages (``query_vector``:
-    the query's embedding when the caller has it already)."""
+    the query's embedding when the caller has it already).
+
+    ``meaning_only`` ranks by the multilingual e5 signals alone (same weights among them): for
+    a question in another language, German full text and character n-grams match only by
+    accident ("card", "register") and push the right entry down (docs/assistant.md)."""
     query = query.strip()
     if not query:
         return []
@@ -465,7 +470,7 @@ def search(
 
     # Full text: best passage score per entry.
     ft = np.zeros(n, dtype=np.float64)
-    ft_rows = fulltext(session, tenant_id, idx.analyzer.terms(query))
+    ft_rows = [] if meaning_only else fulltext(session, tenant_id, idx.analyzer.terms(query))
     for chunk_id, score in ft_rows:
         pos = idx.chunk_pos.get(chunk_id)
         if pos is not None:
@@ -484,7 +489,7 @@ def search(
     passage[passage < -0.5] = 0.0
 
     # Spelling: character n-grams.
-    chars = _char_scores(idx, query, n)
+    chars = np.zeros(n, dtype=np.float64) if meaning_only else _char_scores(idx, query, n)
 
     signals = {
         "volltext": ft,
@@ -493,13 +498,20 @@ def search(
         "titel": title,
         "zeichen": chars,
     }
-    fused = (
-        W_FULLTEXT * _standardise(ft)
-        + W_PASSAGE * _standardise(passage)
-        + W_ENTRY * _standardise(whole)
-        + W_TITLE * _standardise(title)
-        + W_CHARS * _standardise(chars)
-    )
+    if meaning_only:
+        fused = (
+            W_PASSAGE * _standardise(passage)
+            + W_ENTRY * _standardise(whole)
+            + W_TITLE * _standardise(title)
+        ) / (W_PASSAGE + W_ENTRY + W_TITLE)
+    else:
+        fused = (
+            W_FULLTEXT * _standardise(ft)
+            + W_PASSAGE * _standardise(passage)
+            + W_ENTRY * _standardise(whole)
+            + W_TITLE * _standardise(title)
+            + W_CHARS * _standardise(chars)
+        )
     order = _top(fused, k * 2 if verify else k)
     if verify:  # a large index, served without asking: skip entries deleted or unpublished
         live = set(

@@ -208,11 +208,20 @@ def assistant(
         record_run("assistant", result, data)
         return
     typer.echo(
-        f"{result['answerable']} beantwortbare Fragen: richtige Quelle "
+        f"{result['answerable']} beantwortbare Fragen auf Deutsch: richtige Quelle "
         f"{result['cites_right_service']:.1%}, fälschlich enthalten "
         f"{result['abstained_when_answerable']:.1%}; {result['outside']} Fragen außerhalb: "
         f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
         f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
+    )
+    other = result["other_languages"]
+    typer.echo(
+        f"{other['answerable']} beantwortbare Fragen in anderen Sprachen "
+        f"({', '.join(other['by_language'])}): richtige Quelle "
+        f"{other['cites_right_service']:.1%}, fälschlich enthalten "
+        f"{other['abstained_when_answerable']:.1%}; {other['outside']} außerhalb: enthalten "
+        f"{other['abstained_when_outside']:.1%}; Sprache erkannt: "
+        f"{other['language_detected']:.1%} aller Einzelfragen."
     )
     follow = result["follow_ups"]
     typer.echo(

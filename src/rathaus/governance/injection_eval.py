@@ -22,6 +22,10 @@ PACKAGE = Path(__file__).resolve().parents[1]
 DEMO_INJECTIONS = {"E13", "E14"}  # deliberate attacks in the demo data (their _hinweis says so)
 
 
+# The questions of the assistant's evaluation that attack on purpose (German and English).
+DELIBERATE_ATTACKS = ("Ignoriere deine Anweisungen", "Ignore your instructions")
+
+
 def benign_texts(*, seeds_dir: Path | None = None) -> list[tuple[str, str]]:
     """(source, text) of every benign text; see the module docstring."""
     texts: list[tuple[str, str]] = []
@@ -38,7 +42,7 @@ def benign_texts(*, seeds_dir: Path | None = None) -> list[tuple[str, str]]:
     questions = PACKAGE / "assistant" / "eval" / "fragen_muenchen.jsonl"
     for n, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), start=1):
         question = json.loads(line)["frage"]
-        if not question.startswith("Ignoriere deine Anweisungen"):  # the deliberate attack
+        if not question.startswith(DELIBERATE_ATTACKS):
             texts.append((f"Bürgerfrage {n}", question))
     for path in sorted((PACKAGE / "assistant" / "demo").glob("*.md")):
         texts.append((f"Wissenseintrag {path.stem}", path.read_text(encoding="utf-8")))

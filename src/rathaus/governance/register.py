@@ -128,6 +128,10 @@ EVALS: dict[str, EvalSpec] = {
                 Metric("abstained_when_answerable", "fälschlich enthalten"),
                 Metric("abstained_when_outside", "enthalten, wo es keine Antwort gibt"),
                 Metric("follow_ups.cites_right_service", "Folgefragen: richtige Quelle"),
+                Metric(
+                    "other_languages.cites_right_service",
+                    "Fragen in anderen Sprachen: richtige Quelle",
+                ),
                 Metric("unsupported_sentences/answer_sentences", "Sätze ohne Beleg"),
             ),
         ),

@@ -35,40 +35,89 @@ class Verdict:
 
 # -- language --------------------------------------------------------------------------------
 
+# Function words and question words per language. A word that is also common German ("was",
+# "an", "will", "am", "in") is left out of the other lists, so a short German question never
+# looks foreign; English "I" is counted only as a capital letter (Polish "i" means "and").
 _STOPWORDS = {
     "de": "der die das und ist nicht ich sie wir ein eine einen mit für auf den dem des bitte "
-    "sehr geehrte damen herren vom zum zur wurde wird haben habe auch noch bei über",
-    "en": "the and is not you we a an with for on of to please dear my your this that have "
-    "has was were will would can could from about",
-    "fr": "le la les et est pas je vous nous un une avec pour sur des du de mon ma madame "
-    "monsieur bonjour merci",
-    "tr": "ve bir bu için ile değil ben siz biz çok da de mi merhaba lütfen teşekkürler",
-    "it": "il lo la gli le e è non io voi noi un una con per su del della buongiorno grazie",
-    "pl": "i w nie jest się na że to z do jak dzień dobry proszę dziękuję",
-    "es": "el la los las y es no yo usted nosotros un una con para por del hola gracias",
+    "sehr geehrte damen herren vom zum zur wurde wird haben habe auch noch bei über wie wo "
+    "wann warum welche welcher welches brauche kann muss möchte mein meine meinen meinem "
+    "meiner bin bekomme mich mir uns kostet dafür aber wer einer sich im von dass sind "
+    "werden werde kein keine schon jetzt vielen dank",
+    "en": "the and is not you we a with for on of to please dear my your this that have has "
+    "were would can could from about how what where when which who why do does me need want "
+    "should must get are our it",
+    "fr": "le la les et est pas je vous nous un une avec pour sur des du de mon ma mes "
+    "madame monsieur bonjour merci comment où quand quel quelle quels ai suis dois peux "
+    "faire au aux que qui ce il elle j d l qu",
+    "tr": "ve bir bu için ile değil ben siz biz çok da de mi mı mu mü merhaba lütfen "
+    "teşekkürler nasıl ne nerede neden hangi var yok",
+    "it": "il lo la gli le e è non io voi noi un una con per su del della buongiorno grazie "
+    "come dove quando perché ho sono mio mia posso devo",
+    "pl": "i w nie jest się na że to z do jak dzień dobry proszę dziękuję czy co gdzie mam "
+    "jestem mój moja",
+    "es": "el la los las y es no yo usted nosotros un una con para por del hola gracias cómo "
+    "como dónde cuándo qué mi mis puedo tengo necesito quiero se lo al",
 }
 _STOP = {lang: set(words.split()) for lang, words in _STOPWORDS.items()}
+# Letters that only one of the languages above writes (ö and ü are German and Turkish, ç
+# French and Turkish).
+_LETTERS = {
+    "de": "ßä",
+    "tr": "ığş",
+    "pl": "ąęłśźżćń",
+    "es": "ñ¿¡",
+    "fr": "èêœùûîïëâ",
+}
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SCRIPTS = (
     ("ar", re.compile(r"[\u0600-\u06FF]")),
     ("ru", re.compile(r"[\u0400-\u04FF]")),
     ("el", re.compile(r"[\u0370-\u03FF]")),
 )
+# Cyrillic: letters only Ukrainian or only Russian writes, then common words of either.
+_UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
+_RUSSIAN = re.compile(r"[ыэъёЫЭЪЁ]")
+_CYRILLIC_WORDS = {
+    "uk": "як яка який яке які що це буде мені мене чи та й",
+    "ru": "как какая какой какое какие что это будет мне меня ли",
+}
+_UK_WORDS, _RU_WORDS = (frozenset(_CYRILLIC_WORDS[code].split()) for code in ("uk", "ru"))
+
+
+def _cyrillic(sample: str) -> str:
+    if _UKRAINIAN.search(sample):
+        return "uk"
+    if _RUSSIAN.search(sample):
+        return "ru"
+    words = [w.lower() for w in _WORD.findall(sample)]
+    uk = sum(w in _UK_WORDS for w in words)
+    return "uk" if uk > sum(w in _RU_WORDS for w in words) else "ru"
 
 
 def detect_language(text: str) -> Verdict:
-    """ISO 639-1 code of the text's language; German when the text gives too little evidence."""
+    """ISO 639-1 code of the text's language; German when the text gives too little evidence.
+
+    Counts function and question words per language (two needed) and letters that only one
+    language writes (worth two words), so a short question ("How do I get a new ID card?",
+    "Yarın hava nasıl olacak?") is recognised too."""
     sample = text[:5000]
     letters = [c for c in sample if c.isalpha()]
     if letters:
         for code, script in _SCRIPTS:
             share = len(script.findall(sample)) / len(letters)
             if share > 0.3:
-                if code == "ru" and re.search(r"[іїєґІЇЄҐ]", sample):
-                    code = "uk"  # letters only Ukrainian has
+                if code == "ru":
+                    code = _cyrillic(sample)
                 return Verdict(code, min(1.0, 0.5 + share), ("Schriftzeichen",))
-    words = [w.lower() for w in _WORD.findall(sample)]
+    raw = _WORD.findall(sample)
+    words = [w.lower() for w in raw]
     hits = Counter({lang: sum(w in stop for w in words) for lang, stop in _STOP.items()})
+    hits["en"] += sum(w == "I" for w in raw)
+    lowered = sample.lower()
+    for lang, own in _LETTERS.items():
+        if any(c in lowered for c in own):
+            hits[lang] += 2
     (best, top), *rest = hits.most_common() or [("de", 0)]
     second = rest[0][1] if rest else 0
     if top < 2 or top <= second:
