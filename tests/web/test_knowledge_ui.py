@@ -69,7 +69,9 @@ def app(app, embedder):  # type: ignore[no-untyped-def]
     return app
 
 
-def _turn(db, tenant_id: int, question: str, *, cites=(), abstained=False, confidence=0.9):  # type: ignore[no-untyped-def]
+def _turn(
+    db, tenant_id: int, question: str, *, cites=(), abstained=False, confidence=0.9, language="de"
+):  # type: ignore[no-untyped-def]
     with db.session() as session:
         conversation = AssistantConversation(tenant_id=tenant_id, public_id=uuid.uuid4().hex)
         session.add(conversation)
@@ -81,6 +83,7 @@ def _turn(db, tenant_id: int, question: str, *, cites=(), abstained=False, confi
             answer={"text": "Bringen Sie ein Passfoto mit.", "sentences": []},
             confidence=confidence,
             abstained=abstained,
+            language=language,
         )
         session.add(turn)
         session.flush()
@@ -280,6 +283,25 @@ def test_gaps_report_groups_equal_questions_and_downloads_csv(client, kb, worlds
     assert table[0][0] == "Frage"
     assert table[1][:2] == ["wo melde ich sperrmüll an", "2"] and table[1][6] == "nein"
     assert table[2][6] == "ja" and table[2][7] == "Personalausweis beantragen"
+    assert table[0][9] == "Sprachen" and table[1][9] == table[2][9] == ""
+
+
+def test_gaps_report_names_the_languages_of_foreign_questions(client, worlds, db):
+    """A gap asked in another language says which, so the Redaktion can add keywords in it."""
+    tenant_id = worlds["a"].tenant.id
+    for language in ("en", "en", "tr"):
+        _turn(db, tenant_id, "My residence permit expires", abstained=True, language=language)
+    _turn(db, tenant_id, "Wo melde ich Sperrmüll an?", abstained=True)
+    login(client, "redaktion")
+    page = client.get("/wissen/luecken?tage=7&schwelle=0.5").text
+    row = page[page.index("My residence permit expires") :]
+    assert row[: row.index("</td>")].count('<span class="badge">Englisch, Türkisch</span>') == 1
+    sperrmuell = page[page.index("Wo melde ich Sperrmüll an?") :]
+    assert "badge" not in sperrmuell[: sperrmuell.index("</td>")]
+    download = client.get("/wissen/luecken.csv?tage=7&schwelle=0.5").text
+    table = list(csv.reader(io.StringIO(download.lstrip("\ufeff")), delimiter=";"))
+    assert table[1][0] == "My residence permit expires" and table[1][9] == "Englisch, Türkisch"
+    assert table[2][9] == ""
 
 
 def test_import_reports_each_file_and_survives_a_broken_one(client, kb, db, worlds):

@@ -30,6 +30,7 @@ from rathaus.assistant.analysis import STOP_WORDS
 from rathaus.assistant.entries import FACTS, LIST_FACTS
 from rathaus.core import audit
 from rathaus.core.errors import NotFoundError, RathausError
+from rathaus.core.languages import name_of
 from rathaus.core.models import (
     AssistantCitation,
     AssistantTurn,
@@ -505,6 +506,9 @@ class Gap:
     thumbs_down: int = 0
     variants: list[str] = field(default_factory=list)  # other wordings, at most five
     entries: list[tuple[int, str]] = field(default_factory=list)  # cited entries (id, title)
+    # Languages other than German the questions were asked in, most frequent first: where
+    # keywords in that language would help (docs/assistant.md, "Fragen in anderen Sprachen").
+    languages: list[str] = field(default_factory=list)
 
     @property
     def cited(self) -> bool:
@@ -574,6 +578,7 @@ def gaps_report(
             AssistantTurn.confidence,
             AssistantTurn.abstained,
             AssistantTurn.feedback,
+            AssistantTurn.language,
         )
         .where(*conditions)
         .order_by(AssistantTurn.created_at.desc(), AssistantTurn.id.desc())
@@ -638,6 +643,12 @@ def gaps_report(
                 thumbs_down=sum(1 for t in rows if (t.feedback or 0) < 0),
                 variants=variants,
                 entries=entries[:10],
+                languages=[
+                    code
+                    for code, _ in Counter(
+                        t.language for t in rows if t.language and t.language != "de"
+                    ).most_common()
+                ],
             )
         )
     gaps.sort(key=lambda g: (-g.count, -g.last_asked.timestamp()))
@@ -672,6 +683,7 @@ def gaps_csv(gaps: Sequence[Gap]) -> str:
             "Eintrag zitiert",
             "Zitierte Einträge",
             "Andere Formulierungen",
+            "Sprachen",
         ]
     )
     for gap in gaps:
@@ -686,6 +698,7 @@ def gaps_csv(gaps: Sequence[Gap]) -> str:
                 "ja" if gap.cited else "nein",
                 _cell(" | ".join(title for _, title in gap.entries)),
                 _cell(" | ".join(gap.variants)),
+                ", ".join(name_of(code) for code in gap.languages),
             ]
         )
     return "\ufeff" + buffer.getvalue()

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from rathaus.core.cases import STATUS_LABELS
+from rathaus.core.languages import name_of
 from rathaus.core.roles import ROLE_LABELS, Permission, permissions_of
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -55,6 +56,7 @@ def _format_number(value: Any, digits: int = 1) -> str:
 templates.env.filters["datum"] = _format_datetime
 templates.env.filters["zahl"] = _format_number
 templates.env.filters["wanduhr"] = _format_wall_clock
+templates.env.filters["sprachname"] = name_of
 
 
 def render(

@@ -20,6 +20,7 @@ import numpy as np
 from rathaus.assistant.analysis import STOP_WORDS, stem, words
 from rathaus.assistant.answer import supported_by
 from rathaus.core.errors import RathausError
+from rathaus.core.languages import name_of
 from rathaus.writing.sections import (
     PRIORITY_HEADINGS,
     USED,
@@ -39,11 +40,6 @@ EMBED_BUDGET = 48
 EMBED_CHARS = 300  # what of a very long "sentence" (a table row run-on) is embedded
 MIN_WORDS, MAX_WORDS = 5, 80
 MAX_PASSAGES = 24  # what a generating model sees at most (fits a 2,048-token context)
-LANGUAGE_NAMES = {
-    "en": "Englisch", "fr": "Französisch", "tr": "Türkisch", "it": "Italienisch",
-    "pl": "Polnisch", "es": "Spanisch", "ar": "Arabisch", "ru": "Russisch", "uk": "Ukrainisch",
-    "el": "Griechisch",
-}  # fmt: skip
 BUNDLED_MODEL_NOTE = "Demo-Qualität"
 
 
@@ -182,7 +178,7 @@ def language_note(parts: Sequence[Part]) -> tuple[str, str | None]:
     code = detect_language(sample).label
     if code == "de":
         return code, None
-    name = LANGUAGE_NAMES.get(code, code)
+    name = name_of(code)
     return code, (
         f"Die Sprache des Textes wurde als {name} erkannt, nicht als Deutsch. Die "
         "Zusammenfassung wurde trotzdem erstellt; sie ist weniger verlässlich und bleibt in der "

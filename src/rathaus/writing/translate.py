@@ -15,23 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rathaus.core.errors import RathausError
+from rathaus.core.languages import NAMES
 
-LANGUAGES = {
-    "en": "Englisch",
-    "tr": "Türkisch",
-    "ar": "Arabisch",
-    "uk": "Ukrainisch",
-    "ru": "Russisch",
-    "pl": "Polnisch",
-    "fr": "Französisch",
-    "es": "Spanisch",
-    "it": "Italienisch",
-    "ro": "Rumänisch",
-    "fa": "Persisch",
-    "hr": "Kroatisch",
-    "bg": "Bulgarisch",
-    "el": "Griechisch",
-}
+# The languages offered as translation targets (all but German), in this order.
+LANGUAGES = {code: name for code, name in NAMES.items() if code != "de"}
 # The language names in English: models follow "into Turkish" more reliably.
 _ENGLISH = {
     "en": "English", "tr": "Turkish", "ar": "Arabic", "uk": "Ukrainian", "ru": "Russian",
