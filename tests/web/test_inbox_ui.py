@@ -323,6 +323,24 @@ def test_case_view_marks_personal_data_and_escapes_the_letter(client, world, db)
     assert client.get(f"/vorgaenge/{case_id}/dokumente/{document.id}").status_code == 404
 
 
+def test_case_view_names_the_language_of_the_item(client, world):
+    """The triage recognises the language; the case page names it in German."""
+    login(client, "admin")
+    token = csrf_of(client)
+    english = _upload(
+        client,
+        text="Dear Sir or Madam, my residence permit expires next month. Which documents do I "
+        "need to renew it?",
+        token=token,
+    )
+    (english_id,) = _case_ids(english.text)
+    page = client.get(f"/vorgaenge/{english_id}").text
+    assert "<dt>Sprache</dt><dd>Englisch <span" in page and "automatisch erkannt" in page
+    german = _upload(client, text=LETTER.decode(), token=token)
+    (german_id,) = _case_ids(german.text)
+    assert "<dt>Sprache</dt><dd>Deutsch</dd>" in client.get(f"/vorgaenge/{german_id}").text
+
+
 def test_case_view_says_whether_the_triage_is_pending_or_never_ran(client, world):
     """A new case waits for its triage; a case taken over already routed (import, direct
     assignment) never gets one, and the page must not promise it."""
