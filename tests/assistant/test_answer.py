@@ -402,3 +402,26 @@ def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> No
     assert other["language_detected"] == 1.0 and result["details"][2]["erkannt"] == "en"
     assert set(other["by_language"]) == {"en"}
     assert "abstained_when_outside" not in other["by_language"]["en"]  # no such question
+
+
+def test_a_model_answers_a_foreign_question_in_german_so_every_sentence_is_checked(
+    kb, embedder
+) -> None:
+    """The support check compares words with the German passages, so even a faithful English
+    translation would fail it and be dropped: the model is asked to answer in German, and the
+    note says why, in German and English."""
+    session, tenant = kb
+    model = RecordingModel("Bringen Sie ein biometrisches Passfoto mit. [1]")
+    kit = AssistantKit(
+        embedder=embedder, language_model=model, settings=AssistantSettings(abstain_below=0.0)
+    )
+    result = answering.answer(
+        session, tenant=tenant, question="Do I need to bring a photo for my ID card?", kit=kit
+    )
+    assert result.language == "en" and result.mode == "generiert"
+    assert [s.text for s in result.sentences] == ["Bringen Sie ein biometrisches Passfoto mit."]
+    assert "Antworte trotzdem auf Deutsch" in model.messages[0].content
+    assert answering._GERMAN_ANSWER_WITH_MODEL in result.notes
+    assert answering._GERMAN_ANSWER not in result.notes
+    translated = "You have to bring a biometric passport photo. [1]"
+    assert not supported_by(translated, [result.sources[0].passage])  # why German

@@ -255,11 +255,8 @@ def stream(
                 "Leichte Sprache: ohne Sprachmodell zeigt der Assistent die kürzesten passenden "
                 "Sätze aus der Quelle; sie sind nicht in Leichte Sprache übersetzt."
             )
-        if language != "de":
-            notes.append(
-                "Die Antwort ist auf Deutsch, weil für Übersetzungen kein Sprachmodell "
-                "eingerichtet ist. (The answer is in German: no translation model is configured.)"
-            )
+    if language != "de":
+        notes.append(_GERMAN_ANSWER_WITH_MODEL if kit.language_model else _GERMAN_ANSWER)
     yield "facts", facts
     yield (
         "done",
@@ -279,6 +276,17 @@ def stream(
             injection=screening.as_dict() if screening.found else None,
         ),
     )
+
+
+_GERMAN_ANSWER = (
+    "Die Antwort ist auf Deutsch, weil für Übersetzungen kein Sprachmodell eingerichtet ist. "
+    "(The answer is in German: no translation model is configured.)"
+)
+_GERMAN_ANSWER_WITH_MODEL = (
+    "Die Antwort ist auf Deutsch, damit jeder Satz gegen die Informationen der Verwaltung "
+    "geprüft werden kann. (The answer is in German so that every sentence can be checked "
+    "against the administration's information.)"
+)
 
 
 # ---------------------------------------------------------------------------- the question
@@ -647,7 +655,12 @@ def build_messages(
     passages."""
     rules = SYSTEM_PROMPT
     if language != "de":
-        rules += f"\n- Antworte in der Sprache der Frage (ISO-Code {language})."
+        # Every sentence is checked word by word against the German passages; a sentence in
+        # another language would fail that check even as a faithful translation and be dropped.
+        rules += (
+            f"\n- Die Frage ist in einer anderen Sprache (ISO-Code {language}). Antworte "
+            "trotzdem auf Deutsch, mit den Worten der Quellen."
+        )
     if easy_language:
         rules += (
             "\n- Schreibe in Leichter Sprache: kurze Sätze, ein Gedanke pro Satz, keine "
