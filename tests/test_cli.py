@@ -290,3 +290,34 @@ def test_inbox_training_versions_rollback_and_triage(tmp_path):
     assert triaged.returncode == 0, triaged.stderr
     # The new mail and the factory's unrouted case; both flagged: the embedding server is down.
     assert '"vorgeprueft": 2' in triaged.stdout and '"markiert": 2' in triaged.stdout
+
+
+def test_eval_assistant_prints_each_block_in_german(tmp_path, monkeypatch):
+    """The printing of `rathaus eval assistant` (plumbing: the measurement itself runs in
+    tests/assistant/test_answer.py): German questions, other languages with their codes, and
+    follow-ups, each on one line."""
+    from rathaus.assistant import evaluation
+
+    tally = {
+        "answerable": 2,
+        "outside": 1,
+        "cites_right_service": 0.5,
+        "wrong_service_shown": 0.0,
+        "abstained_when_answerable": 0.5,
+        "abstained_when_outside": 1.0,
+    }
+    result = {
+        **tally,
+        "other_languages": {**tally, "language_detected": 0.75, "by_language": {"en": {}}},
+        "follow_ups": {"questions": 1, "cites_right_service": 1.0, "abstained": 0.0},
+        "answer_sentences": 4,
+        "unsupported_sentences": 0,
+        "mode": "extraktiv",
+        "answer_modes": {"generiert": 0, "extraktiv": 2},
+    }
+    monkeypatch.setattr(evaluation, "evaluate_assistant", lambda *a, **k: result)
+    out = in_process(tmp_path)("eval", "assistant").output
+    assert "2 beantwortbare Fragen auf Deutsch: richtige Quelle 50.0%" in out
+    assert "in anderen Sprachen (en): richtige Quelle 50.0%, falscher Dienst 0.0%" in out
+    assert "Sprache erkannt: 75.0% aller Einzelfragen." in out
+    assert "1 Folgefragen im Gespräch: richtige Quelle 100.0%" in out

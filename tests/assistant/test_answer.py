@@ -393,6 +393,7 @@ def test_the_evaluation_counts_follow_ups_on_their_own(tmp_path, embedder) -> No
     kit = AssistantKit(embedder=embedder, language_model=None, settings=AssistantSettings())
     result = evaluate_assistant(sample, kit=kit, questions=questions)
     assert result["answerable"] == 1 and result["cites_right_service"] == 1.0
+    assert result["wrong_service_shown"] == 0.0
     assert result["follow_ups"] == {"questions": 1, "cites_right_service": 1.0, "abstained": 0.0}
     assert result["details"][1]["vorher"] == [before]
     assert result["unsupported_sentences"] == 0

@@ -218,8 +218,11 @@ class _Tally:
     def summary(self, *, sparse: bool = False) -> dict[str, Any]:
         """The counts and shares; ``sparse`` leaves out the shares of a part with no questions
         (a language with no question outside the catalogue) instead of writing 0."""
+        wrong = self.answerable - self.right - self.abstained_wrongly
         shares = {
             "cites_right_service": (self.right, self.answerable),
+            # answered, but with a service that does not answer the question
+            "wrong_service_shown": (wrong, self.answerable),
             "abstained_when_answerable": (self.abstained_wrongly, self.answerable),
             "abstained_when_outside": (self.abstained_rightly, self.outside),
         }
@@ -269,12 +272,11 @@ def evaluate_assistant(
             cited = {ext[s.entry_id] for s in result.sources} if not result.abstained else set()
             ok = bool(cited & set(item.get("dienste", [])))
             language = item.get("sprache", "de")
-            if not item.get("vorher"):
-                singles += 1
-                detected += result.language == language
             if item.get("vorher"):
                 groups["follow_ups"].add(item, ok=ok, abstained=result.abstained)
             else:
+                singles += 1
+                detected += result.language == language
                 groups["de" if language == "de" else "other"].add(
                     item, ok=ok, abstained=result.abstained
                 )

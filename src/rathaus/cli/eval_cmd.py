@@ -218,8 +218,9 @@ def assistant(
     typer.echo(
         f"{other['answerable']} beantwortbare Fragen in anderen Sprachen "
         f"({', '.join(other['by_language'])}): richtige Quelle "
-        f"{other['cites_right_service']:.1%}, fälschlich enthalten "
-        f"{other['abstained_when_answerable']:.1%}; {other['outside']} außerhalb: enthalten "
+        f"{other['cites_right_service']:.1%}, falscher Dienst {other['wrong_service_shown']:.1%}, "
+        f"fälschlich enthalten {other['abstained_when_answerable']:.1%}; {other['outside']} "
+        "außerhalb: enthalten "
         f"{other['abstained_when_outside']:.1%}; Sprache erkannt: "
         f"{other['language_detected']:.1%} aller Einzelfragen."
     )
