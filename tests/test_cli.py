@@ -295,7 +295,7 @@ def test_inbox_training_versions_rollback_and_triage(tmp_path):
 def test_eval_assistant_prints_each_block_in_german(tmp_path, monkeypatch):
     """The printing of `rathaus eval assistant` (plumbing: the measurement itself runs in
     tests/assistant/test_answer.py): German questions, other languages with their codes, and
-    follow-ups, each on one line."""
+    follow-ups, each on one line, with German numbers."""
     from rathaus.assistant import evaluation
 
     tally = {
@@ -317,7 +317,7 @@ def test_eval_assistant_prints_each_block_in_german(tmp_path, monkeypatch):
     }
     monkeypatch.setattr(evaluation, "evaluate_assistant", lambda *a, **k: result)
     out = in_process(tmp_path)("eval", "assistant").output
-    assert "2 beantwortbare Fragen auf Deutsch: richtige Quelle 50.0%" in out
-    assert "in anderen Sprachen (en): richtige Quelle 50.0%, falscher Dienst 0.0%" in out
-    assert "Sprache erkannt: 75.0% aller Einzelfragen." in out
-    assert "1 Folgefragen im Gespräch: richtige Quelle 100.0%" in out
+    assert "2 beantwortbare Fragen auf Deutsch: richtige Quelle 50,0 %" in out
+    assert "in anderen Sprachen (en): richtige Quelle 50,0 %, falscher Dienst 0,0 %" in out
+    assert "Sprache erkannt: 75,0 % aller Einzelfragen." in out
+    assert "1 Folgefragen im Gespräch: richtige Quelle 100,0 %" in out

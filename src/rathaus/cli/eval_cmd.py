@@ -9,6 +9,9 @@ from typing import Any
 
 import typer
 
+from rathaus.core.numbers import german_number as num
+from rathaus.core.numbers import german_percent as pct
+
 app = typer.Typer(help="KI-Funktionen auf echten Daten messen.", no_args_is_help=True)
 
 
@@ -114,15 +117,15 @@ def inbox(
     ):
         r = result[task]
         typer.echo(
-            f"{name}: Genauigkeit {r['accuracy']:.3f}, Makro-F1 {r['macro_f1']:.3f}, "
-            f"automatisch zugeordnet bei 95 % Präzision {r['auto_share_at_95']:.1%} "
-            f"(erreichte Präzision {r['precision_at_threshold']})"
+            f"{name}: Genauigkeit {num(r['accuracy'], 3)}, Makro-F1 {num(r['macro_f1'], 3)}, "
+            f"automatisch zugeordnet bei 95 % Präzision {pct(r['auto_share_at_95'])} "
+            f"(erreichte Präzision {pct(r['precision_at_threshold'])})"
         )
     if "monthly_retraining" in result:
         r = result["monthly_retraining"]
         typer.echo(
-            f"Monatlich neu trainiert: Organisationseinheit {r['unit_accuracy']:.3f}, "
-            f"Kategorie {r['category_accuracy']:.3f}"
+            f"Monatlich neu trainiert: Organisationseinheit {num(r['unit_accuracy'], 3)}, "
+            f"Kategorie {num(r['category_accuracy'], 3)}"
         )
     record_run("inbox", result, data)
 
@@ -143,9 +146,9 @@ def demo_inbox(
         record_run("demo-inbox", result, DEMO_DATA)
         return
     typer.echo(
-        f"Amt richtig (Top 1): {result['unit_top1']:.1%}, unter den Top 3: "
-        f"{result['unit_top3']:.1%}; Leistung {result['service_top1']:.1%}; Anliegenart "
-        f"{result['request_type']:.1%}; Dringlichkeit {result['urgency']:.1%}; automatisch "
+        f"Amt richtig (Top 1): {pct(result['unit_top1'])}, unter den Top 3: "
+        f"{pct(result['unit_top3'])}; Leistung {pct(result['service_top1'])}; Anliegenart "
+        f"{pct(result['request_type'])}; Dringlichkeit {pct(result['urgency'])}; automatisch "
         f"zugeordnet {result['auto_routed']} (davon richtig {result['auto_routed_correct']}); "
         f"markiert: {', '.join(sorted(result['flagged']))}."
     )
@@ -180,8 +183,8 @@ def retrieval(
         return
     typer.echo(
         f"{result['queries']} Anfragen auf {result['entries']} Diensten: recall@5 "
-        f"{result['recall@5']:.3f}, MRR {result['mrr']:.3f}, p95 {result['p95_ms']} ms "
-        f"(davon Suche ohne Anfrage-Embedding {result['p95_search_ms']} ms)."
+        f"{num(result['recall@5'], 3)}, MRR {num(result['mrr'], 3)}, p95 {num(result['p95_ms'])} ms "
+        f"(davon Suche ohne Anfrage-Embedding {num(result['p95_search_ms'])} ms)."
     )
     record_run("retrieval", result, data)
 
@@ -209,25 +212,25 @@ def assistant(
         return
     typer.echo(
         f"{result['answerable']} beantwortbare Fragen auf Deutsch: richtige Quelle "
-        f"{result['cites_right_service']:.1%}, fälschlich enthalten "
-        f"{result['abstained_when_answerable']:.1%}; {result['outside']} Fragen außerhalb: "
-        f"enthalten {result['abstained_when_outside']:.1%}; Sätze ohne Beleg: "
+        f"{pct(result['cites_right_service'])}, fälschlich enthalten "
+        f"{pct(result['abstained_when_answerable'])}; {result['outside']} Fragen außerhalb: "
+        f"enthalten {pct(result['abstained_when_outside'])}; Sätze ohne Beleg: "
         f"{result['unsupported_sentences']} von {result['answer_sentences']} ({result['mode']})."
     )
     other = result["other_languages"]
     typer.echo(
         f"{other['answerable']} beantwortbare Fragen in anderen Sprachen "
         f"({', '.join(other['by_language'])}): richtige Quelle "
-        f"{other['cites_right_service']:.1%}, falscher Dienst {other['wrong_service_shown']:.1%}, "
-        f"fälschlich enthalten {other['abstained_when_answerable']:.1%}; {other['outside']} "
+        f"{pct(other['cites_right_service'])}, falscher Dienst {pct(other['wrong_service_shown'])}, "
+        f"fälschlich enthalten {pct(other['abstained_when_answerable'])}; {other['outside']} "
         "außerhalb: enthalten "
-        f"{other['abstained_when_outside']:.1%}; Sprache erkannt: "
-        f"{other['language_detected']:.1%} aller Einzelfragen."
+        f"{pct(other['abstained_when_outside'])}; Sprache erkannt: "
+        f"{pct(other['language_detected'])} aller Einzelfragen."
     )
     follow = result["follow_ups"]
     typer.echo(
         f"{follow['questions']} Folgefragen im Gespräch: richtige Quelle "
-        f"{follow['cites_right_service']:.1%}, enthalten {follow['abstained']:.1%}."
+        f"{pct(follow['cites_right_service'])}, enthalten {pct(follow['abstained'])}."
     )
     if result["mode"] == "generiert":
         modes = result["answer_modes"]

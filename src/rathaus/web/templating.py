@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from rathaus.core.cases import STATUS_LABELS
 from rathaus.core.languages import name_of
+from rathaus.core.numbers import german_number
 from rathaus.core.roles import ROLE_LABELS, Permission, permissions_of
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -44,17 +45,8 @@ def _format_wall_clock(value: Any) -> str:
     return value.strftime("%d.%m.%Y, %H:%M")  # type: ignore[no-any-return]
 
 
-def _format_number(value: Any, digits: int = 1) -> str:
-    """A decimal number as German readers write it: "1.234,5" (comma for the decimals, a
-    point between thousands)."""
-    if value is None:
-        return "–"
-    text = f"{float(value):,.{digits}f}"
-    return text.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
-
-
 templates.env.filters["datum"] = _format_datetime
-templates.env.filters["zahl"] = _format_number
+templates.env.filters["zahl"] = german_number
 templates.env.filters["wanduhr"] = _format_wall_clock
 templates.env.filters["sprachname"] = name_of
 
