@@ -498,20 +498,17 @@ def search(
         "titel": title,
         "zeichen": chars,
     }
-    if meaning_only:
-        fused = (
-            W_PASSAGE * _standardise(passage)
-            + W_ENTRY * _standardise(whole)
-            + W_TITLE * _standardise(title)
-        ) / (W_PASSAGE + W_ENTRY + W_TITLE)
-    else:
-        fused = (
-            W_FULLTEXT * _standardise(ft)
-            + W_PASSAGE * _standardise(passage)
-            + W_ENTRY * _standardise(whole)
-            + W_TITLE * _standardise(title)
-            + W_CHARS * _standardise(chars)
-        )
+    weighted = [
+        (W_FULLTEXT, ft),
+        (W_PASSAGE, passage),
+        (W_ENTRY, whole),
+        (W_TITLE, title),
+        (W_CHARS, chars),
+    ]
+    if meaning_only:  # the three e5 signals alone, their weights scaled to sum to 1
+        meaning = W_PASSAGE + W_ENTRY + W_TITLE
+        weighted = [(w / meaning, values) for w, values in weighted[1:4]]
+    fused = sum(w * _standardise(values) for w, values in weighted)
     order = _top(fused, k * 2 if verify else k)
     if verify:  # a large index, served without asking: skip entries deleted or unpublished
         live = set(
