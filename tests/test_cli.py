@@ -321,3 +321,15 @@ def test_eval_assistant_prints_each_block_in_german(tmp_path, monkeypatch):
     assert "in anderen Sprachen (en): richtige Quelle 50,0 %, falscher Dienst 0,0 %" in out
     assert "Sprache erkannt: 75,0 % aller Einzelfragen." in out
     assert "1 Folgefragen im Gespräch: richtige Quelle 100,0 %" in out
+
+
+def test_eval_uebersetzung_prints_what_the_check_accepts(tmp_path):
+    """`rathaus eval uebersetzung` runs the real check with the bundled embedder on the
+    hand-written translations; a wrong option of `eval assistant` gets a German message."""
+    run = in_process(tmp_path)
+    out = run("eval", "uebersetzung").output
+    assert "28 deutsche Sätze in 7 Sprachen, Schwelle 0,85:" in out
+    assert "richtige Übersetzungen: angenommen 26 von 28" in out
+    assert "Übersetzungen eines anderen Satzes: angenommen 0 von 28" in out
+    wrong = run("eval", "assistant", "--fragen-uebersetzen", "google")
+    assert wrong.exit_code == 2 and "kennt nur „modell“ und „referenz“" in wrong.output

@@ -311,6 +311,13 @@ class RecordingModel:
         self.messages = list(messages)
         yield self.text
 
+    def complete(self, messages, *, max_tokens: int, temperature: float):  # type: ignore[no-untyped-def]
+        from rathaus.ai.llm import Completion
+
+        # Asked to translate the question: answers with nothing, so the check fails and the
+        # question is searched by meaning alone (see tests/assistant/test_multilingual.py).
+        return Completion(text="", model=self.model)
+
 
 def _munich_sample(tmp_path):  # type: ignore[no-untyped-def]
     """The first 12 services of the Munich catalogue as a file, and its Gewerbe-Anmeldung."""
@@ -409,8 +416,8 @@ def test_a_model_answers_a_foreign_question_in_german_so_every_sentence_is_check
     kb, embedder
 ) -> None:
     """The support check compares words with the German passages, so even a faithful English
-    translation would fail it and be dropped: the model is asked to answer in German, and the
-    note says why, in German and English."""
+    translation would fail it and be dropped: the model is asked to answer in German, and
+    without a translator (the bundled model) the note says why, in German and English."""
     session, tenant = kb
     model = RecordingModel("Bringen Sie ein biometrisches Passfoto mit. [1]")
     kit = AssistantKit(

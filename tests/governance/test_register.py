@@ -146,7 +146,9 @@ def test_quality_formats_and_missing_runs(db: Database):
     assert [(m.key, m.display) for m in minutes.metrics] == [("outcome_correct/scored", "90,0 %")]
     assert minutes.command == "rathaus eval minutes --sitzungen 20"
     assistant = register.entry("assistent.antworten").quality
-    assert [q.status for q in assistant] == ["noch nicht gemessen"] * 2
+    assert [q.status for q in assistant] == [
+        "noch nicht gemessen"
+    ] * 3  # assistant, retrieval, uebersetzung
 
 
 def test_tenant_routing_model_land_and_auto_routing(db: Database):

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rathaus.ai.llm import ChatMessage, ModelUnavailableError
-from rathaus.assistant import retrieve
+from rathaus.assistant import multilingual, retrieve
 from rathaus.assistant.analysis import Analyzer
 from rathaus.assistant.entries import FACTS, LIST_FACTS
 from rathaus.assistant.knowledge import FACTS_HEADING, SENTENCE_END
@@ -27,6 +27,7 @@ from rathaus.core.models import KnowledgeEntry, Tenant
 from rathaus.governance.gateway import scoped
 from rathaus.governance.injection import screen
 from rathaus.inbox.classify import detect_language
+from rathaus.writing.translate import unavailable_reason as translation_unavailable
 
 # Stems without compound splitting: enough to compare a sentence with a question or a passage.
 PLAIN = Analyzer()
@@ -37,11 +38,20 @@ class AssistantKit:
     """What answering needs besides the database: built once per process from settings.
 
     ``language_model`` is None in extractive mode (see ``assistant.answer_mode``).
+    ``translator`` translates answers into the question's language, and questions into
+    German: a model on a model server, None otherwise (the bundled model does not translate
+    reliably). Without one, ``question_model`` (None: ``language_model``) translates questions
+    for the search, and its translation must be confirmed by the search by meaning (see
+    :func:`stream`); ``question_model_reliable`` waives that (the evaluation's reference
+    translations).
     """
 
     embedder: Any
     language_model: Any = None
     settings: AssistantSettings = field(default_factory=AssistantSettings)
+    translator: Any = None
+    question_model: Any = None
+    question_model_reliable: bool = False
 
     @classmethod
     def from_settings(
@@ -59,7 +69,16 @@ class AssistantKit:
             language_model = (
                 registry.get_language_model(settings, "buergerassistent") if generate else None
             )
-        return cls(embedder=embedder, language_model=language_model, settings=settings.assistant)
+        translator = None
+        backend = registry.backend_for(settings, "buergerassistent")
+        if settings.assistant.translate_answers and translation_unavailable(backend) is None:
+            translator = language_model
+        return cls(
+            embedder=embedder,
+            language_model=language_model,
+            settings=settings.assistant,
+            translator=translator,
+        )
 
 
 class QuestionRejected(RathausError):
@@ -83,6 +102,9 @@ class Source:
 class Sentence:
     text: str
     sources: list[int]  # the ``n`` of each supporting Source
+    language: str = "de"
+    # The German sentence that was checked against the sources, when ``text`` translates it.
+    original: str = ""
 
 
 @dataclass
@@ -121,6 +143,8 @@ class Answer:
     # The prompt-injection screening of the question when it found something (see
     # rathaus.governance.injection): the answer is then extractive only, never generated.
     injection: dict[str, Any] | None = None
+    # The question as searched and answered when a model translated it into German.
+    searched_as: str = ""
 
     @property
     def text(self) -> str:
@@ -174,7 +198,6 @@ def stream(
     """Answer events in order; raises :class:`QuestionRejected` before the first event."""
     question = validate_question(question, kit.settings.max_question_chars)
     language = detect_language(question).label
-    query = retrieval_query(question, history)
     # Public knowledge: level oeffentlich. The citizen's question is still pseudonymised on its
     # way to a model server; the answer shows the citizen's own data again.
     model_scope = {
@@ -184,21 +207,7 @@ def stream(
         "session": session,
         "actor": "buergerassistent",
     }
-    # A question in another language is searched by meaning alone and judged by the
-    # calibration for that search (German full text cannot match its words).
-    foreign = language != "de"
-    hits = retrieve.search(
-        session,
-        tenant_id=tenant.id,
-        query=query,
-        embedder=scoped(kit.embedder, **model_scope),
-        k=kit.settings.top_k,
-        meaning_only=foreign,
-    )
-    confidence = calibrated_confidence(hits, meaning_only=foreign)
-    threshold = kit.settings.abstain_below
-    if threshold is None:
-        threshold = ABSTAIN_BELOW_MEANING if foreign else ABSTAIN_BELOW
+    embedder = scoped(kit.embedder, **model_scope)
     notes: list[str] = []
     screening = screen(question)
     if screening.found:
@@ -207,9 +216,56 @@ def stream(
             "eigenen Regeln und antwortet ausschließlich mit Sätzen aus den Informationen der "
             "Verwaltung."
         )
+    # A question with instructions to the AI never reaches a language model: extractive only.
+    llm = None if screening.found else scoped(kit.language_model, **model_scope)
+    question_model, confirm = kit.translator, False
+    if question_model is None:
+        question_model = kit.question_model or kit.language_model
+        confirm = not (kit.question_model is not None and kit.question_model_reliable)
+    foreign = language != "de"
+    # A question in another language is searched by meaning alone and judged by the
+    # calibration for that search (German full text cannot match its words). With a model, its
+    # German translation is searched with all signals and used when it passes its check. A
+    # model that does not translate reliably (the bundled one) must also be confirmed: the
+    # entry its translation finds must be among those the meaning search found, so a
+    # mistranslation may reorder the candidates but not bring in another service.
+    asked = question
+    meaning_only = foreign
+    query = retrieval_query(question, history)
+    hits = retrieve.search(
+        session,
+        tenant_id=tenant.id,
+        query=query,
+        embedder=embedder,
+        k=kit.settings.top_k,
+        meaning_only=meaning_only,
+    )
+    if foreign and question_model is not None and not screening.found:
+        german = _german_question(
+            scoped(question_model, **model_scope), question, language, embedder
+        )
+        german_query = retrieval_query(german, history)
+        german_hits = (
+            []
+            if german == question
+            else retrieve.search(
+                session,
+                tenant_id=tenant.id,
+                query=german_query,
+                embedder=embedder,
+                k=kit.settings.top_k,
+            )
+        )
+        if german_hits and (not confirm or german_hits[0].entry_id in {h.entry_id for h in hits}):
+            hits, asked, query, meaning_only = german_hits, german, german_query, False
+    confidence = calibrated_confidence(hits, meaning_only=meaning_only)
+    threshold = kit.settings.abstain_below
+    if threshold is None:
+        threshold = ABSTAIN_BELOW_MEANING if meaning_only else ABSTAIN_BELOW
     if not hits or confidence < threshold:
         result = _abstain(question, language, hits, confidence, tenant, easy_language, notes)
         result.injection = screening.as_dict() if screening.found else None
+        result.searched_as = asked if asked != question else ""
         yield "sources", result.sources
         yield "done", result
         return
@@ -219,27 +275,30 @@ def stream(
     assert entry is not None and entry.tenant_id == tenant.id
     sources = _sources(top, entry)
     yield "sources", sources
-    intents = fact_intents(question)
+    intents = fact_intents(asked)
     facts = entry_facts(entry, first=intents)
     model_name = ""
     sentences: list[Sentence] = []
-    # A question with instructions to the AI never reaches a language model: extractive only.
-    llm = None if screening.found else scoped(kit.language_model, **model_scope)
+    translator = None
+    if foreign and not screening.found and language in multilingual.SUPPORTED:
+        translator = scoped(kit.translator, **model_scope)
+    rendering = _Rendering(translator, language, embedder, sources)
     if llm is not None:
         mode = "generiert"
         model_name = str(getattr(llm, "model", "") or getattr(llm, "name", ""))
         try:
-            for sentence in generate(
+            for german in generate(
                 llm,
-                question=question,
+                question=asked,
                 history=history,
                 sources=sources,
-                language=language,
+                language=language if asked == question else "de",
                 easy_language=easy_language,
                 max_tokens=kit.settings.max_answer_tokens,
                 query=query,
                 intents=intents,
             ):
+                sentence = rendering.render(german)
                 sentences.append(sentence)
                 yield "sentence", sentence
         except ModelUnavailableError as exc:
@@ -247,7 +306,8 @@ def stream(
             llm = None
     if llm is None or not sentences:
         mode = "extraktiv"
-        for sentence in extract(question, query, sources, intents, easy_language=easy_language):
+        for german in extract(asked, query, sources, intents, easy_language=easy_language):
+            sentence = rendering.render(german)
             sentences.append(sentence)
             yield "sentence", sentence
         if easy_language:
@@ -255,8 +315,8 @@ def stream(
                 "Leichte Sprache: ohne Sprachmodell zeigt der Assistent die kürzesten passenden "
                 "Sätze aus der Quelle; sie sind nicht in Leichte Sprache übersetzt."
             )
-    if language != "de":
-        notes.append(_GERMAN_ANSWER_WITH_MODEL if kit.language_model else _GERMAN_ANSWER)
+    if foreign:
+        notes.extend(rendering.notes(has_model=kit.language_model is not None))
     yield "facts", facts
     yield (
         "done",
@@ -274,6 +334,7 @@ def stream(
             model=model_name,
             handover=_handover(tenant, entry),
             injection=screening.as_dict() if screening.found else None,
+            searched_as=asked if asked != question else "",
         ),
     )
 
@@ -283,10 +344,93 @@ _GERMAN_ANSWER = (
     "(The answer is in German: no translation model is configured.)"
 )
 _GERMAN_ANSWER_WITH_MODEL = (
-    "Die Antwort ist auf Deutsch, damit jeder Satz gegen die Informationen der Verwaltung "
-    "geprüft werden kann. (The answer is in German so that every sentence can be checked "
-    "against the administration's information.)"
+    "Die Antwort ist auf Deutsch, weil das eingerichtete Sprachmodell nicht zuverlässig "
+    "übersetzt; jeder Satz ist gegen die Informationen der Verwaltung geprüft. (The answer is in "
+    "German: the configured language model does not translate reliably. Every sentence is "
+    "checked against the administration's information.)"
 )
+_TRANSLATED = (
+    "Maschinelle Übersetzung der geprüften deutschen Antwort; jeder übersetzte Satz wurde "
+    "automatisch mit dem deutschen Satz verglichen. Maßgeblich ist der deutsche Wortlaut. "
+    "(Machine translation of the checked German answer; every translated sentence was compared "
+    "with the German one automatically. The German wording is authoritative.)"
+)
+
+
+def _kept_german(count: int) -> str:
+    one = count == 1
+    return (
+        f"{count} {'Satz blieb' if one else 'Sätze blieben'} auf Deutsch, weil "
+        f"{'seine' if one else 'ihre'} Übersetzung die Prüfung nicht bestand. ({count} "
+        f"{'sentence stays' if one else 'sentences stay'} in German: the translation did not "
+        "pass the check.)"
+    )
+
+
+def _german_question(llm: Any, question: str, language: str, embedder: Any) -> str:
+    """``question`` in German for the search, or itself when the model fails or its
+    translation does not pass the check (see :mod:`rathaus.assistant.multilingual`)."""
+    try:
+        checked = multilingual.question_in_german(llm, question, language, embedder=embedder)
+    except ModelUnavailableError:
+        return question
+    return checked.text if checked.ok else question
+
+
+class _Rendering:
+    """Each checked German answer sentence as shown: translated into the question's language
+    when a translator is configured and the translation passes its check, else in German."""
+
+    def __init__(
+        self, translator: Any, language: str, embedder: Any, sources: Sequence[Source]
+    ) -> None:
+        self.translator = translator
+        self.language = language
+        self.embedder = embedder
+        self.context = multilingual.german_sentences(
+            [t for s in sources for t in passage_sentences(s.passage)]
+        )
+        self.translated = 0
+        self.kept = 0
+        self.failure = ""
+
+    def render(self, german: Sentence) -> Sentence:
+        if self.translator is None or self.failure:
+            return german
+        try:
+            checked = multilingual.translate_sentence(
+                self.translator,
+                german.text,
+                self.language,
+                embedder=self.embedder,
+                others=self.context,
+            )
+        except ModelUnavailableError as exc:
+            self.failure = str(exc)
+            return german
+        if not checked.ok:
+            self.kept += 1
+            return german
+        self.translated += 1
+        return Sentence(
+            text=checked.text, sources=german.sources, language=self.language, original=german.text
+        )
+
+    def notes(self, *, has_model: bool) -> list[str]:
+        out: list[str] = []
+        if self.translated:
+            out.append(_TRANSLATED)
+        if self.failure:
+            out.append(
+                f"Das Sprachmodell für die Übersetzung ist nicht erreichbar ({self.failure}); "
+                "die Antwort ist auf Deutsch. (The translation model cannot be reached; the "
+                "answer is in German.)"
+            )
+        elif self.kept:
+            out.append(_kept_german(self.kept))
+        if not self.translated and self.translator is None:
+            out.append(_GERMAN_ANSWER_WITH_MODEL if has_model else _GERMAN_ANSWER)
+        return out
 
 
 # ---------------------------------------------------------------------------- the question

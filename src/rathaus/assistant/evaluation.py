@@ -237,6 +237,27 @@ class _Tally:
         }
 
 
+class ReferenceTranslations:
+    """Translates the evaluation's questions in other languages into German from their
+    hand-written translations (``deutsch`` in the questions file): what a good model would do,
+    an upper bound for ``rathaus eval assistant --fragen-uebersetzen referenz``. Anything else
+    gets no translation."""
+
+    model = name = "referenz"
+
+    def __init__(self, questions: Path = QUESTIONS) -> None:
+        self.table = {
+            item["frage"]: item["deutsch"]
+            for item in load_questions(questions)
+            if "deutsch" in item
+        }
+
+    def complete(self, messages: Any, *, max_tokens: int, temperature: float) -> Any:
+        from rathaus.ai.llm import Completion
+
+        return Completion(text=self.table.get(messages[-1].content, ""), model=self.model)
+
+
 def evaluate_assistant(
     path: Path,
     *,
@@ -256,7 +277,7 @@ def evaluate_assistant(
         # a question in another language ("sprache", default "de").
         groups = {"de": _Tally(), "other": _Tally(), "follow_ups": _Tally()}
         languages: dict[str, _Tally] = {}
-        unsupported = sentences = singles = detected = 0
+        unsupported = sentences = singles = detected = translated = 0
         # How the answers that were given came about: "generiert" (the model wrote at least one
         # supported sentence) or "extraktiv" (no model, or nothing it wrote was supported).
         answer_modes = {"generiert": 0, "extraktiv": 0}
@@ -284,13 +305,16 @@ def evaluate_assistant(
                     languages.setdefault(language, _Tally()).add(
                         item, ok=ok, abstained=result.abstained
                     )
+                    translated += bool(result.searched_as)
             if not result.abstained:
                 answer_modes[result.mode] = answer_modes.get(result.mode, 0) + 1
             by_n = {s.n: s.passage for s in result.sources}
             for sentence in result.sentences:
                 sentences += 1
                 passages = [by_n[n] for n in sentence.sources if n in by_n]
-                if not passages or not answering.supported_by(sentence.text, passages):
+                # A translated sentence is judged by the German sentence it translates.
+                german = sentence.original or sentence.text
+                if not passages or not answering.supported_by(german, passages):
                     unsupported += 1
             details.append(
                 {
@@ -302,6 +326,7 @@ def evaluate_assistant(
                     "richtig": ok if item.get("dienste") else result.abstained,
                     "zuversicht": round(result.confidence, 3),
                     "art": None if result.abstained else result.mode,
+                    **({"gesucht_als": result.searched_as} if result.searched_as else {}),
                 }
             )
         follow = groups["follow_ups"]
@@ -314,6 +339,8 @@ def evaluate_assistant(
                 # share of all questions standing alone (German too) whose language was
                 # recognised as written in "sprache"
                 "language_detected": _Tally.share(detected, singles),
+                # questions a model translated into German for the search (check passed)
+                "searched_in_german": translated,
                 "by_language": {
                     code: tally.summary(sparse=True) for code, tally in sorted(languages.items())
                 },

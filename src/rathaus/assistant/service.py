@@ -228,6 +228,8 @@ def _store(
     stored_question = pseudonymise(question)
     data: dict[str, Any] = json.loads(json.dumps(answer.to_dict(), default=_plain))
     data["question"] = stored_question
+    if data.get("searched_as"):  # the question in German: pseudonymised like the question
+        data["searched_as"] = pseudonymise(data["searched_as"])
     if data.get("injection"):  # the evidence quotes the question: pseudonymised as well
         data["injection"]["snippets"] = [pseudonymise(s) for s in data["injection"]["snippets"]]
     turn = AssistantTurn(

@@ -189,6 +189,39 @@ def retrieval(
     record_run("retrieval", result, data)
 
 
+@app.command("uebersetzung")
+def uebersetzung(
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Prüfung übersetzter Antwortsätze: richtige, falsche und sinnverändernde Übersetzungen."""
+    from rathaus.ai.registry import get_embedder
+    from rathaus.assistant.multilingual import CHECKS_FILE, evaluate_checks
+
+    result = evaluate_checks(embedder=get_embedder(_offline_settings()))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        pairs = result["pairs"]
+        labels = {
+            "right": "richtige Übersetzungen",
+            "other_sentence": "Übersetzungen eines anderen Satzes",
+            "meaning_changed": "Übersetzungen mit verändertem Sinn",
+        }
+        typer.echo(
+            f"{pairs} deutsche Sätze in {len(result['languages'])} Sprachen, Schwelle "
+            f"{num(result['threshold'], 2)}:"
+        )
+        for key, label in labels.items():
+            part = result[key]
+            typer.echo(
+                f"  {label}: angenommen {part['accepted']} von {pairs} (abgelehnt: Zahlen "
+                f"{part['rejected_numbers']}, anderer Satz {part['rejected_other_sentence']}, "
+                f"Ähnlichkeit {part['rejected_similarity']}; Ähnlichkeit "
+                f"{num(part['similarity_min'], 3)}–{num(part['similarity_max'], 3)})"
+            )
+    record_run("uebersetzung", result, CHECKS_FILE.name)
+
+
 @app.command("assistant")
 def assistant(
     data: Path = typer.Option(DEFAULT_CATALOGUE, "--data", help="Münchner Dienstleistungskatalog."),
@@ -196,12 +229,36 @@ def assistant(
     kalibrieren: bool = typer.Option(
         False, "--kalibrieren", help="Stattdessen die Enthaltungs-Kalibrierung neu anpassen."
     ),
+    fragen_uebersetzen: str | None = typer.Option(
+        None,
+        "--fragen-uebersetzen",
+        help="Fragen in anderen Sprachen für die Suche ins Deutsche übersetzen, auch bei "
+        "extraktiven Antworten: 'modell' mit dem eingerichteten Sprachmodell, 'referenz' mit "
+        "den von Hand übersetzten Fragen der Auswertung (Obergrenze einer guten Übersetzung).",
+    ),
 ) -> None:
     """Antworten auf Bürgerfragen mit bekannter Antwort: richtige Quelle, Enthaltung, Belege."""
+    from rathaus.ai.registry import get_language_model
     from rathaus.assistant.answer import AssistantKit
-    from rathaus.assistant.evaluation import calibrate, evaluate_assistant
+    from rathaus.assistant.evaluation import (
+        ReferenceTranslations,
+        calibrate,
+        evaluate_assistant,
+    )
 
-    kit = AssistantKit.from_settings(_offline_settings())
+    settings = _offline_settings()
+    kit = AssistantKit.from_settings(settings)
+    if fragen_uebersetzen == "modell":
+        kit.question_model = get_language_model(settings, "buergerassistent")
+        if kit.question_model is None:
+            typer.echo("Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND).", err=True)
+            raise typer.Exit(code=2)
+    elif fragen_uebersetzen == "referenz":
+        kit.question_model = ReferenceTranslations()
+        kit.question_model_reliable = True
+    elif fragen_uebersetzen is not None:
+        typer.echo("--fragen-uebersetzen kennt nur „modell“ und „referenz“.", err=True)
+        raise typer.Exit(code=2)
     if kalibrieren:
         typer.echo(json.dumps(calibrate(data, embedder=kit.embedder), ensure_ascii=False))
         return

@@ -328,6 +328,13 @@ class AssistantSettings(BaseModel):
     rate_limit_per_minute: int = Field(default=20, ge=1, le=10000)
     retention_days: int = Field(default=30, ge=1, le=3650)
     max_answer_tokens: int = Field(default=400, ge=32, le=4096)
+    translate_answers: bool = Field(
+        default=True,
+        description=(
+            "Antworten auf Fragen in anderen Sprachen übersetzen, wenn ein Modellserver "
+            "eingerichtet ist (jeder Satz geprüft); aus: immer Deutsch."
+        ),
+    )
 
 
 class WritingSettings(BaseModel):

@@ -136,6 +136,19 @@ EVALS: dict[str, EvalSpec] = {
             ),
         ),
         EvalSpec(
+            "uebersetzung",
+            "Prüfung übersetzter Antwortsätze (von Hand übersetzte Sätze der Demo-Seiten)",
+            (
+                Metric("right.accepted/pairs", "richtige Übersetzungen angenommen"),
+                Metric(
+                    "other_sentence.accepted/pairs", "Übersetzung eines anderen Satzes angenommen"
+                ),
+                Metric(
+                    "meaning_changed.accepted/pairs", "Übersetzung mit verändertem Sinn angenommen"
+                ),
+            ),
+        ),
+        EvalSpec(
             "summaries",
             "Extraktive Zusammenfassungen der Karlsruher Ratsvorlagen",
             (

@@ -191,6 +191,11 @@ class SourceOut(BaseModel):
 class SentenceOut(BaseModel):
     text: str = Field(description="Ein Satz der Antwort (Klartext)")
     sources: list[int] = Field(description="Nummern (`n`) der Quellen, die den Satz belegen")
+    language: str = Field(default="de", description="Sprache des Satzes (ISO 639-1)")
+    original: str = Field(
+        default="",
+        description="Der geprüfte deutsche Satz, wenn `text` eine Übersetzung ist (maßgeblich)",
+    )
 
 
 class LinkOut(BaseModel):
@@ -229,6 +234,10 @@ class AnswerOut(BaseModel):
     notes: list[str] = Field(description="Hinweise, z. B. „auf Deutsch beantwortet“")
     model: str = Field(description="Verwendetes Sprachmodell (leer: extraktiv)")
     handover: HandoverInfo | None
+    searched_as: str = Field(
+        default="",
+        description="Die Frage auf Deutsch, wie sie gesucht wurde (nur bei übersetzten Fragen)",
+    )
 
 
 class AskOut(BaseModel):

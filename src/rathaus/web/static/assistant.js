@@ -109,6 +109,8 @@
   function addSentence(turn, sentence) {
     if (turn.pending) { renderSources(turn, turn.pending); turn.pending = null; }
     var span = el("span", "sentence", sentence.text);
+    // A translated sentence is marked with its language, so a screen reader reads it right.
+    if (sentence.original && sentence.language) { span.lang = sentence.language; }
     (sentence.sources || []).forEach(function (n) {
       var cite = link("#quelle-" + turn.key + "-" + n, "[" + n + "]");
       cite.className = "cite";
@@ -244,6 +246,17 @@
     turn.notes.appendChild(ul);
   }
 
+  // The checked German sentences behind a translated answer: they are authoritative.
+  function renderGermanWording(turn, sentences) {
+    if (!sentences.some(function (s) { return s.original; })) { return; }
+    var details = el("details", "german-wording");
+    details.appendChild(el("summary", null, "Deutscher Wortlaut (maßgeblich)"));
+    var p = el("p", null, sentences.map(function (s) { return s.original || s.text; }).join(" "));
+    p.lang = "de";
+    details.appendChild(p);
+    turn.sentences.parentNode.insertBefore(details, turn.sentences.nextSibling);
+  }
+
   function thumb(className) {
     var NS = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(NS, "svg");
@@ -322,6 +335,7 @@
       renderSources(turn, answer.sources);
     }
     renderNotes(turn, notes);
+    renderGermanWording(turn, answer.abstained ? [] : (answer.sentences || []));
     turn.tail.appendChild(feedbackForm(event.turn_id));
     if (more && handover && handover.querySelector("form") && handover.hidden) { more.hidden = false; }
   }

@@ -1,0 +1,208 @@
+"""Questions and answers in the citizen's language, through a model that translates; every
+translation is checked before it is used.
+
+Search and the support check of answer sentences work on German words, so a question in
+another language is handled in German and the answer is translated back:
+
+1. :func:`question_in_german`: the question translated into German, used **only for the
+   search** and the German answer (never shown). Kept when its numbers match the question's
+   and the multilingual embedder puts it close to the question; otherwise the search falls back
+   to the meaning of the original question (``retrieve.search(meaning_only=True)``).
+2. :func:`translate_sentence`: each German answer sentence that passed the support check,
+   translated on its own. Shown when no number is lost or added, the embedder puts it close to
+   its German sentence, and closer to it than to any other sentence of the cited passages (a
+   translation of the wrong sentence fails). Otherwise the German sentence is shown.
+
+What the checks cannot see: a translation that keeps the numbers and the topic but turns the
+meaning (a lost "nicht"). That is why the German wording stays with every translated sentence
+(``Sentence.original``) and the note says the German text is authoritative (docs/assistant.md).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rathaus.writing.translate import ENGLISH_NAMES, lost_numbers, translate_short
+
+# Languages a model is asked to translate from and into (the names the prompt uses).
+SUPPORTED = frozenset(ENGLISH_NAMES)
+
+# Lowest cosine (multilingual-e5-small, "query:" on both sides) between a text and its
+# translation that is accepted. The sentence threshold was chosen on 28 hand-written
+# translations of sentences of the demo municipality's pages into seven languages, against
+# translations of another sentence of the same page and translations with a changed meaning
+# (`rathaus eval uebersetzung`, data in eval/uebersetzungen.jsonl, docs/assistant.md).
+QUESTION_MIN_SIMILARITY = 0.80
+SENTENCE_MIN_SIMILARITY = 0.85
+CHECKS_FILE = Path(__file__).parent / "eval" / "uebersetzungen.jsonl"
+
+
+@dataclass
+class Check:
+    """The checks of one translation; ``ok`` when all pass."""
+
+    text: str
+    similarity: float
+    lost: list[str] = field(default_factory=list)  # numbers of the original missing in it
+    added: list[str] = field(default_factory=list)  # numbers in it the original lacks
+    closer_to: str = ""  # another sentence it is closer to than to its original
+    minimum: float = SENTENCE_MIN_SIMILARITY
+
+    @property
+    def ok(self) -> bool:
+        return (
+            bool(self.text)
+            and not self.lost
+            and not self.added
+            and not self.closer_to
+            and self.similarity >= self.minimum
+        )
+
+    @property
+    def reason(self) -> str:
+        """Why the translation was not used, in German; empty when it was."""
+        if not self.text:
+            return "keine Übersetzung erhalten"
+        if self.lost or self.added:
+            numbers = ", ".join([*self.lost, *self.added])
+            return f"Zahlen stimmen nicht überein ({numbers})"
+        if self.closer_to:
+            return "passt besser zu einem anderen Satz der Quelle"
+        if self.similarity < self.minimum:
+            return f"Bedeutung zu weit entfernt (Ähnlichkeit {self.similarity:.2f})"
+        return ""
+
+
+def german_sentences(sentences: Sequence[str]) -> list[str]:
+    """The German ones of ``sentences``: what a translation is compared with besides its own
+    sentence. A page's English paragraph would be closer to an English translation of any of
+    its German sentences, just by sharing the language."""
+    from rathaus.inbox.classify import detect_language
+
+    return [s for s in sentences if detect_language(s).label == "de"]
+
+
+def _vectors(embedder: Any, texts: Sequence[str]) -> np.ndarray:
+    vectors = np.asarray(embedder.embed_queries(list(texts)), dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def check(
+    original: str,
+    translation: str,
+    *,
+    embedder: Any,
+    others: Sequence[str] = (),
+    minimum: float = SENTENCE_MIN_SIMILARITY,
+) -> Check:
+    """How well ``translation`` renders ``original``; ``others`` are sentences it must be
+    farther from than from ``original`` (the rest of the cited passages)."""
+    translation = translation.strip()
+    if not translation:
+        return Check(text="", similarity=0.0, minimum=minimum)
+    candidates = [original, *(o for o in others if o != original)]
+    vectors = _vectors(embedder, [translation, *candidates])
+    similarities = vectors[1:] @ vectors[0]
+    own = float(similarities[0])
+    closer = ""
+    if len(similarities) > 1:
+        best = int(np.argmax(similarities[1:])) + 1
+        if float(similarities[best]) > own:
+            closer = candidates[best]
+    return Check(
+        text=translation,
+        similarity=round(own, 4),
+        lost=lost_numbers(original, translation),
+        added=lost_numbers(translation, original),
+        closer_to=closer,
+        minimum=minimum,
+    )
+
+
+def _clean(text: str) -> str:
+    """A model's reply without quotes or a leading label ("Deutsch: …")."""
+    text = text.strip().splitlines()[0].strip() if text.strip() else ""
+    for label in ("German:", "Deutsch:", "Translation:", "Übersetzung:"):
+        if text.startswith(label):
+            text = text[len(label) :].strip()
+    return text.strip("\"'„“”«» ")
+
+
+def question_in_german(model: Any, question: str, language: str, *, embedder: Any) -> Check:
+    """The question translated into German by ``model``, with its check (``ok`` decides
+    whether the search uses it)."""
+    if language not in SUPPORTED:
+        return Check(text="", similarity=0.0, minimum=QUESTION_MIN_SIMILARITY)
+    german = _clean(
+        translate_short(
+            question, source=language, target="de", model=model, what="citizens' questions"
+        )
+    )
+    result = check(question, german, embedder=embedder, minimum=QUESTION_MIN_SIMILARITY)
+    if result.text.casefold() == question.casefold():  # not translated at all
+        result.similarity = 0.0
+    return result
+
+
+def translate_sentence(
+    model: Any, sentence: str, language: str, *, embedder: Any, others: Sequence[str] = ()
+) -> Check:
+    """The German answer sentence translated into ``language`` by ``model``, with its check."""
+    if language not in SUPPORTED:
+        return Check(text="", similarity=0.0)
+    translated = _clean(
+        translate_short(
+            sentence, source="de", target=language, model=model, what="answers to citizens"
+        )
+    )
+    result = check(sentence, translated, embedder=embedder, others=others)
+    if result.text.casefold() == sentence.casefold():  # left in German
+        result.similarity = 0.0
+    return result
+
+
+def evaluate_checks(*, embedder: Any, path: Path = CHECKS_FILE) -> dict[str, Any]:
+    """How the sentence check judges hand-written translations (``richtig``), translations of
+    another sentence of the same page (``anderer_satz``) and translations with a changed
+    meaning (``sinn``). Each German sentence is checked against the other sentences of its
+    demo page, as an answer is against its cited passages."""
+    from rathaus.assistant.answer import passage_sentences
+    from rathaus.assistant.importers import demo_entries
+
+    pages = [german_sentences(passage_sentences(entry.body)) for entry in demo_entries()]
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    kinds = {"right": "richtig", "other_sentence": "anderer_satz", "meaning_changed": "sinn"}
+    report: dict[str, Any] = {
+        "data": str(path),
+        "pairs": len(rows),
+        "languages": sorted({row["sprache"] for row in rows}),
+        "threshold": SENTENCE_MIN_SIMILARITY,
+    }
+    for name, key in kinds.items():
+        results = []
+        for row in rows:
+            page = next((p for p in pages if row["de"] in p), [])
+            results.append(check(row["de"], row[key], embedder=embedder, others=page))
+        similarities = [r.similarity for r in results]
+        report[name] = {
+            "accepted": sum(r.ok for r in results),
+            "rejected_numbers": sum(bool(r.lost or r.added) for r in results),
+            "rejected_other_sentence": sum(
+                bool(r.closer_to) and not (r.lost or r.added) for r in results
+            ),
+            "rejected_similarity": sum(
+                not (r.lost or r.added or r.closer_to) and r.similarity < r.minimum for r in results
+            ),
+            "similarity_min": min(similarities),
+            "similarity_median": round(statistics.median(similarities), 4),
+            "similarity_max": max(similarities),
+        }
+    return report
