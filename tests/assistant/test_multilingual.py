@@ -255,3 +255,24 @@ def test_a_model_that_does_not_translate_reliably_must_be_confirmed_by_the_meani
     served = AssistantKit(embedder=embedder, settings=settings, translator=bundled)
     trusted = answering.answer(session, tenant=tenant, question=QUESTION, kit=served)
     assert trusted.searched_as == wrong and "Personalausweis" in trusted.sources[0].title
+
+
+def test_an_abstention_is_said_in_the_question_s_language_when_the_translation_passes(
+    demo_kb,  # noqa: F811
+    embedder,
+) -> None:
+    session, tenant = demo_kb
+    turkish = (
+        "Yönetimin bilgilerinde bu konuda güvenilir bir yanıt bulamadım. Bir çalışanımız size "
+        "memnuniyetle yardımcı olacaktır."
+    )
+    question = "Yarın hava nasıl olacak?"  # the weather: outside the catalogue
+    model = TranslatingModel({answering._ABSTENTION: turkish})
+    kit = AssistantKit(embedder=embedder, translator=model)
+    result = answering.answer(session, tenant=tenant, question=question, kit=kit)
+    assert result.abstained and result.language == "tr"
+    assert result.notes[0] == f"{answering._ABSTENTION} ({turkish})"
+    # A translation that fails its check (here: none at all) leaves the English sentence.
+    silent = AssistantKit(embedder=embedder, translator=TranslatingModel({}))
+    fallback = answering.answer(session, tenant=tenant, question=question, kit=silent)
+    assert fallback.notes[0] == f"{answering._ABSTENTION} ({answering._ABSTENTION_EN})"

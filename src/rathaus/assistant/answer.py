@@ -262,8 +262,13 @@ def stream(
     threshold = kit.settings.abstain_below
     if threshold is None:
         threshold = ABSTAIN_BELOW_MEANING if meaning_only else ABSTAIN_BELOW
+    translator = None
+    if foreign and not screening.found and language in multilingual.SUPPORTED:
+        translator = scoped(kit.translator, **model_scope)
     if not hits or confidence < threshold:
         result = _abstain(question, language, hits, confidence, tenant, easy_language, notes)
+        if translator is not None and language != "en":
+            result.notes[0] = _abstention_in(translator, language, embedder)
         result.injection = screening.as_dict() if screening.found else None
         result.searched_as = asked if asked != question else ""
         yield "sources", result.sources
@@ -279,9 +284,6 @@ def stream(
     facts = entry_facts(entry, first=intents)
     model_name = ""
     sentences: list[Sentence] = []
-    translator = None
-    if foreign and not screening.found and language in multilingual.SUPPORTED:
-        translator = scoped(kit.translator, **model_scope)
     rendering = _Rendering(translator, language, embedder, sources)
     if llm is not None:
         mode = "generiert"
@@ -674,6 +676,29 @@ def _handover(tenant: Tenant, entry: KnowledgeEntry | None) -> Handover:
     )
 
 
+_ABSTENTION = (
+    "Dazu habe ich in den Informationen der Verwaltung keine sichere Antwort gefunden. "
+    "Eine Mitarbeiterin oder ein Mitarbeiter hilft Ihnen gern weiter."
+)
+_ABSTENTION_EN = (
+    "I found no reliable answer in the administration's information. A member of staff will "
+    "be glad to help you."
+)
+
+
+def _abstention_in(translator: Any, language: str, embedder: Any) -> str:
+    """The abstention message in German and, translated by ``translator`` and checked like an
+    answer sentence, in ``language``; in English when the translation fails its check."""
+    try:
+        checked = multilingual.translate_sentence(
+            translator, _ABSTENTION, language, embedder=embedder
+        )
+    except ModelUnavailableError:
+        checked = None
+    other = checked.text if checked is not None and checked.ok else _ABSTENTION_EN
+    return f"{_ABSTENTION} ({other})"
+
+
 def _abstain(
     question: str,
     language: str,
@@ -695,15 +720,9 @@ def _abstain(
         )
         for n, h in enumerate(hits[:3], start=1)
     ]
-    message = (
-        "Dazu habe ich in den Informationen der Verwaltung keine sichere Antwort gefunden. "
-        "Eine Mitarbeiterin oder ein Mitarbeiter hilft Ihnen gern weiter."
-    )
+    message = _ABSTENTION
     if language != "de":
-        message += (
-            " (I found no reliable answer in the administration's information. A member of "
-            "staff will be glad to help you.)"
-        )
+        message += f" ({_ABSTENTION_EN})"
     return Answer(
         question=question,
         language=language,
