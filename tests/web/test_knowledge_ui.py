@@ -70,7 +70,15 @@ def app(app, embedder):  # type: ignore[no-untyped-def]
 
 
 def _turn(
-    db, tenant_id: int, question: str, *, cites=(), abstained=False, confidence=0.9, language="de"
+    db,
+    tenant_id: int,
+    question: str,
+    *,
+    cites=(),
+    abstained=False,
+    confidence=0.9,
+    language="de",
+    searched_as="",
 ):  # type: ignore[no-untyped-def]
     with db.session() as session:
         conversation = AssistantConversation(tenant_id=tenant_id, public_id=uuid.uuid4().hex)
@@ -80,7 +88,11 @@ def _turn(
             tenant_id=tenant_id,
             conversation_id=conversation.id,
             question=question,
-            answer={"text": "Bringen Sie ein Passfoto mit.", "sentences": []},
+            answer={
+                "text": "Bringen Sie ein Passfoto mit.",
+                "sentences": [],
+                **({"searched_as": searched_as} if searched_as else {}),
+            },
             confidence=confidence,
             abstained=abstained,
             language=language,
@@ -291,18 +303,30 @@ def test_gaps_report_names_the_languages_of_foreign_questions(client, worlds, db
     tenant_id = worlds["a"].tenant.id
     for language in ("en", "en", "tr"):
         _turn(db, tenant_id, "My residence permit expires", abstained=True, language=language)
+    # a model translated it for the search: the report says how it was understood
+    german = "Meine Aufenthaltserlaubnis läuft ab"
+    _turn(
+        db,
+        tenant_id,
+        "My residence permit expires",
+        abstained=True,
+        language="en",
+        searched_as=german,
+    )
     _turn(db, tenant_id, "Wo melde ich Sperrmüll an?", abstained=True)
     login(client, "redaktion")
     page = client.get("/wissen/luecken?tage=7&schwelle=0.5").text
     row = page[page.index("My residence permit expires") :]
     badge = '<span class="badge"><span class="visually-hidden">Sprache: </span>Englisch, Türkisch'
     assert row[: row.index("</td>")].count(badge) == 1
+    assert f'Gesucht als: <span lang="de">„{german}“</span>' in row[: row.index("</td>")]
     sperrmuell = page[page.index("Wo melde ich Sperrmüll an?") :]
     assert "badge" not in sperrmuell[: sperrmuell.index("</td>")]
     download = client.get("/wissen/luecken.csv?tage=7&schwelle=0.5").text
     table = list(csv.reader(io.StringIO(download.lstrip("\ufeff")), delimiter=";"))
     assert table[1][0] == "My residence permit expires" and table[1][9] == "Englisch, Türkisch"
-    assert table[2][9] == ""
+    assert table[0][10] == "Gesucht als" and table[1][10] == german
+    assert table[2][9] == table[2][10] == ""
 
 
 def test_import_reports_each_file_and_survives_a_broken_one(client, kb, db, worlds):

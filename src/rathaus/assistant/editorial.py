@@ -509,6 +509,9 @@ class Gap:
     # Languages other than German the questions were asked in, most frequent first: where
     # keywords in that language would help (docs/assistant.md, "Fragen in anderen Sprachen").
     languages: list[str] = field(default_factory=list)
+    # How the latest such question was searched in German, when a model translated it
+    # (pseudonymised like the question): what the assistant understood.
+    searched_as: str = ""
 
     @property
     def cited(self) -> bool:
@@ -579,6 +582,7 @@ def gaps_report(
             AssistantTurn.abstained,
             AssistantTurn.feedback,
             AssistantTurn.language,
+            AssistantTurn.answer["searched_as"].as_string().label("searched_as"),
         )
         .where(*conditions)
         .order_by(AssistantTurn.created_at.desc(), AssistantTurn.id.desc())
@@ -649,6 +653,7 @@ def gaps_report(
                         t.language for t in rows if t.language and t.language != "de"
                     ).most_common()
                 ],
+                searched_as=next((t.searched_as for t in rows if t.searched_as), ""),
             )
         )
     gaps.sort(key=lambda g: (-g.count, -g.last_asked.timestamp()))
@@ -684,6 +689,7 @@ def gaps_csv(gaps: Sequence[Gap]) -> str:
             "Zitierte Einträge",
             "Andere Formulierungen",
             "Sprachen",
+            "Gesucht als",
         ]
     )
     for gap in gaps:
@@ -699,6 +705,7 @@ def gaps_csv(gaps: Sequence[Gap]) -> str:
                 _cell(" | ".join(title for _, title in gap.entries)),
                 _cell(" | ".join(gap.variants)),
                 ", ".join(name_of(code) for code in gap.languages),
+                _cell(gap.searched_as),
             ]
         )
     return "\ufeff" + buffer.getvalue()
