@@ -44,6 +44,16 @@ def test_a_translation_is_checked_by_numbers_and_meaning(embedder) -> None:
     assert not changed.ok and changed.lost == ["37,00"] and changed.added == ["27.00"]
     assert "Zahlen stimmen nicht überein" in changed.reason
     assert multilingual.check(fee, "The fee is €37.00.", embedder=embedder).ok
+    # Numbers written as words count where both languages have a table (German, English).
+    eight = "Stellen Sie den Antrag acht Wochen vorher."
+    english = {"embedder": embedder, "languages": ("de", "en")}
+    assert multilingual.check(eight, "Apply eight weeks in advance.", **english).lost == []
+    six = multilingual.check(eight, "Apply six weeks in advance.", **english)
+    assert six.lost == ["8"] and six.added == ["6"]
+    turkish = multilingual.check(
+        eight, "Başvuruyu sekiz hafta önce yapın.", embedder=embedder, languages=("de", "tr")
+    )
+    assert turkish.lost == turkish.added == []  # no table for Turkish: words are not compared
     off = multilingual.check(
         "Die Gebühr zahlen Sie vor Ort.", "The swimming pool opens in May.", embedder=embedder
     )

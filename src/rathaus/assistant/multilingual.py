@@ -21,6 +21,7 @@ meaning (a lost "nicht"). That is why the German wording stays with every transl
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,30 @@ def german_sentences(sentences: Sequence[str]) -> list[str]:
     return [s for s in sentences if detect_language(s).label == "de"]
 
 
+# Numbers written as words, two to twelve (and the tens a text about fees or deadlines uses),
+# in the languages where such a word is never anything else; "ein"/"one" are articles too.
+NUMBER_WORDS = {
+    "de": {
+        "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7, "acht": 8,
+        "neun": 9, "zehn": 10, "elf": 11, "zwölf": 12, "zwanzig": 20, "dreißig": 30,
+    },
+    "en": {
+        "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+        "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30,
+    },
+}  # fmt: skip
+
+
+def _digits(text: str, language: str) -> str:
+    """``text`` with the number words of ``language`` written as digits ("acht" → "8")."""
+    words = NUMBER_WORDS[language]
+    return re.sub(
+        r"[^\W\d_]+",
+        lambda m: str(words.get(m.group().lower(), m.group())),
+        text,
+    )
+
+
 def _vectors(embedder: Any, texts: Sequence[str]) -> np.ndarray:
     vectors = np.asarray(embedder.embed_queries(list(texts)), dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -102,12 +127,18 @@ def check(
     embedder: Any,
     others: Sequence[str] = (),
     minimum: float = SENTENCE_MIN_SIMILARITY,
+    languages: tuple[str, str] = ("de", ""),
 ) -> Check:
     """How well ``translation`` renders ``original``; ``others`` are sentences it must be
-    farther from than from ``original`` (the rest of the cited passages)."""
+    farther from than from ``original`` (the rest of the cited passages). ``languages`` are
+    those of original and translation: where both write numbers as known words ("acht
+    Wochen", "eight weeks"), the words count as numbers too."""
     translation = translation.strip()
     if not translation:
         return Check(text="", similarity=0.0, minimum=minimum)
+    numbers_of, numbers_in = original, translation
+    if all(language in NUMBER_WORDS for language in languages):
+        numbers_of, numbers_in = _digits(original, languages[0]), _digits(translation, languages[1])
     candidates = [original, *(o for o in others if o != original)]
     vectors = _vectors(embedder, [translation, *candidates])
     similarities = vectors[1:] @ vectors[0]
@@ -120,8 +151,8 @@ def check(
     return Check(
         text=translation,
         similarity=round(own, 4),
-        lost=lost_numbers(original, translation),
-        added=lost_numbers(translation, original),
+        lost=lost_numbers(numbers_of, numbers_in),
+        added=lost_numbers(numbers_in, numbers_of),
         closer_to=closer,
         minimum=minimum,
     )
@@ -146,7 +177,13 @@ def question_in_german(model: Any, question: str, language: str, *, embedder: An
             question, source=language, target="de", model=model, what="citizens' questions"
         )
     )
-    result = check(question, german, embedder=embedder, minimum=QUESTION_MIN_SIMILARITY)
+    result = check(
+        question,
+        german,
+        embedder=embedder,
+        minimum=QUESTION_MIN_SIMILARITY,
+        languages=(language, "de"),
+    )
     if result.text.casefold() == question.casefold():  # not translated at all
         result.similarity = 0.0
     return result
@@ -163,7 +200,9 @@ def translate_sentence(
             sentence, source="de", target=language, model=model, what="answers to citizens"
         )
     )
-    result = check(sentence, translated, embedder=embedder, others=others)
+    result = check(
+        sentence, translated, embedder=embedder, others=others, languages=("de", language)
+    )
     if result.text.casefold() == sentence.casefold():  # left in German
         result.similarity = 0.0
     return result
@@ -190,7 +229,10 @@ def evaluate_checks(*, embedder: Any, path: Path = CHECKS_FILE) -> dict[str, Any
         results = []
         for row in rows:
             page = next((p for p in pages if row["de"] in p), [])
-            results.append(check(row["de"], row[key], embedder=embedder, others=page))
+            languages = ("de", row["sprache"])
+            results.append(
+                check(row["de"], row[key], embedder=embedder, others=page, languages=languages)
+            )
         similarities = [r.similarity for r in results]
         report[name] = {
             "accepted": sum(r.ok for r in results),
