@@ -196,6 +196,24 @@ def test_only_a_model_server_translates_answers(tmp_path: Path) -> None:
     assert (
         AssistantKit.from_settings(off, embedder=object(), language_model=model).translator is None
     )
+    # Without a server, extractive answers: the bundled model translates questions only when
+    # asked to (it is loaded into every web process).
+    assert AssistantKit.from_settings(local, embedder=object()).question_model is None
+    asked = load_settings(
+        mode="demo",
+        data_dir=tmp_path,
+        llm={"backend": "local"},
+        assistant={"translate_questions": True},
+    )
+    kit = AssistantKit.from_settings(asked, embedder=object())
+    assert kit.language_model is None and kit.translator is None
+    assert kit.question_model is not None and not kit.question_model_reliable
+    # A server with extractive answers still translates them.
+    extractive = load_settings(
+        mode="demo", data_dir=tmp_path, llm=server, assistant={"answer_mode": "extraktiv"}
+    )
+    kit = AssistantKit.from_settings(extractive, embedder=object())
+    assert kit.language_model is None and kit.translator is not None
 
 
 @pytest.mark.model

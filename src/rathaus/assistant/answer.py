@@ -61,7 +61,8 @@ class AssistantKit:
 
         if embedder == "auto":
             embedder = registry.get_embedder(settings)
-        if language_model == "auto":
+        configured = language_model == "auto"
+        if configured:
             mode = settings.assistant.answer_mode
             generate = mode == "generiert" or (
                 mode == "auto" and registry.served_by_server(settings, "buergerassistent")
@@ -69,15 +70,25 @@ class AssistantKit:
             language_model = (
                 registry.get_language_model(settings, "buergerassistent") if generate else None
             )
-        translator = None
+
+        def model() -> Any:  # the configured one also when answers are extractive
+            if language_model is not None or not configured:
+                return language_model
+            return registry.get_language_model(settings, "buergerassistent")
+
+        options = settings.assistant
+        translator = question_model = None
         backend = registry.backend_for(settings, "buergerassistent")
-        if settings.assistant.translate_answers and translation_unavailable(backend) is None:
-            translator = language_model
+        if options.translate_answers and translation_unavailable(backend) is None:
+            translator = model()
+        elif options.translate_questions and language_model is None:
+            question_model = model()
         return cls(
             embedder=embedder,
             language_model=language_model,
-            settings=settings.assistant,
+            settings=options,
             translator=translator,
+            question_model=question_model,
         )
 
 

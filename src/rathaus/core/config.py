@@ -335,6 +335,14 @@ class AssistantSettings(BaseModel):
             "eingerichtet ist (jeder Satz geprüft); aus: immer Deutsch."
         ),
     )
+    translate_questions: bool = Field(
+        default=False,
+        description=(
+            "Ohne Modellserver und bei extraktiven Antworten: Fragen in anderen Sprachen vom "
+            "gebündelten Modell für die Suche ins Deutsche übersetzen lassen (etwa 1 s je "
+            "Frage auf 2 Kernen; lädt das Modell in jeden Web-Prozess)."
+        ),
+    )
 
 
 class WritingSettings(BaseModel):
