@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rathaus.core.errors import RathausError
+from rathaus.core.numbers import german_number as num
 
 
 def _echo(line: str) -> None:
@@ -66,7 +67,7 @@ def backup(
     rows = sum(t["rows"] for t in manifest["tables"])
     size = result.path.stat().st_size
     typer.echo(
-        f"Sicherung geschrieben: {result.path} ({size / 1e6:.1f} MB; {len(manifest['tables'])} "
+        f"Sicherung geschrieben: {result.path} ({num(size / 1e6)} MB; {len(manifest['tables'])} "
         f"Tabellen, {number(rows)} Zeilen, {number(manifest['originals']['count'])} Originale, "
         f"Schema-Revision {manifest['alembic_revision']})."
     )

@@ -8,6 +8,8 @@ import typer
 
 from rathaus.cli import inbox_io
 from rathaus.cli.common import database, settings
+from rathaus.core.numbers import german_number as num
+from rathaus.core.numbers import german_percent as pct
 
 app = typer.Typer(help="Posteingang: Zuordnungsmodell, Vorprüfung, Import.", no_args_is_help=True)
 TenantOpt = typer.Option(
@@ -24,12 +26,12 @@ def _tenant(session, slug: str | None):  # type: ignore[no-untyped-def]
 def _describe(version) -> str:  # type: ignore[no-untyped-def]
     m = version.metrics
     live = m.get("live_accuracy")
-    compared = f", Live-Modell {live:.1%}" if live is not None else ""
+    compared = f", Live-Modell {pct(live)}" if live is not None else ""
     thresholds = m.get("thresholds", {})
     return (
-        f"v{version.version} {version.status:<10} Genauigkeit {m.get('accuracy', 0):.1%} auf "
+        f"v{version.version} {version.status:<10} Genauigkeit {pct(m.get('accuracy', 0))} auf "
         f"{m.get('held_out', 0)} zurückgehaltenen Vorgängen{compared}; Prüfung "
-        f"{m.get('gate', '?')}; Schwelle {thresholds.get('*', float('nan')):.2f}; "
+        f"{m.get('gate', '?')}; Schwelle {num(thresholds.get('*', float('nan')), 2)}; "
         f"{version.n_train} Vorgänge; {version.trigger}, {version.created_at:%d.%m.%Y %H:%M}"
     )
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from rathaus.cli.common import database, settings
+from rathaus.core.numbers import german_number as num
 from rathaus.core.repo import tenant_by_slug
 
 TenantOpt = typer.Option(
@@ -85,7 +86,7 @@ def import_csv(
     shown = "tab" if report.delimiter == "\t" else report.delimiter
     typer.echo(
         f"{path.name}: {report.rows} Zeilen gelesen (Kodierung {report.encoding}, "
-        f"Trennzeichen „{shown}“) in {report.seconds:.1f} s."
+        f"Trennzeichen „{shown}“) in {num(report.seconds)} s."
     )
     typer.echo(f"Importiert: {report.imported} Vorgänge")
     typer.echo(f"Bereits vorhanden (Dubletten): {report.duplicates}")

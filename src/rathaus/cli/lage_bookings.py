@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rathaus.core.errors import RathausError
+from rathaus.core.numbers import german_percent as pct
 
 DEFAULT_DATA = Path("../shared/data/bookings/oxford_spend_over_500_2014-2018_harmonised.csv.gz")
 TenantOpt = typer.Option(
@@ -278,21 +279,21 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
             record_run("bookings", result, data)
             return
-        kinds = ", ".join(f"{k} {v:.0%}" for k, v in result["recall_by_kind"].items())
+        kinds = ", ".join(f"{k} {pct(v, 0)}" for k, v in result["recall_by_kind"].items())
         typer.echo(
             f"{result['real_payments']} echte Zahlungen, {result['injected_anomalies']} "
-            f"eingestreute Anomalien: Trefferquote {result['recall']:.1%} ({kinds}); "
+            f"eingestreute Anomalien: Trefferquote {pct(result['recall'])} ({kinds}); "
             f"{result['flags_per_1000']} Hinweise je 1000 echte Zahlungen."
         )
         if "multi_seed" in result:
             multi = result["multi_seed"]
             recall = multi["recall"]
-            kinds = ", ".join(f"{k} {v['mean']:.1%}" for k, v in multi["recall_by_kind"].items())
+            kinds = ", ".join(f"{k} {pct(v['mean'])}" for k, v in multi["recall_by_kind"].items())
             typer.echo(
                 f"Über {len(multi['seeds'])} Startwerte ({multi['seeds'][0]}–"
-                f"{multi['seeds'][-1]}): Trefferquote im Mittel {recall['mean']:.1%} "
-                f"(95-%-Intervall {recall['ci95'][0]:.1%}–{recall['ci95'][1]:.1%}, "
-                f"Spanne {recall['min']:.1%}–{recall['max']:.1%}; {kinds}); "
+                f"{multi['seeds'][-1]}): Trefferquote im Mittel {pct(recall['mean'])} "
+                f"(95-%-Intervall {pct(recall['ci95'][0])}–{pct(recall['ci95'][1])}, "
+                f"Spanne {pct(recall['min'])}–{pct(recall['max'])}; {kinds}); "
                 f"{multi['flags_per_1000']['mean']} Hinweise je 1000 echte Zahlungen."
             )
         record_run("bookings", result, data)

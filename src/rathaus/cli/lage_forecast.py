@@ -13,6 +13,9 @@ from pathlib import Path
 
 import typer
 
+from rathaus.core.numbers import german_number as num
+from rathaus.core.numbers import german_percent as pct
+
 TenantOpt = typer.Option(
     None, "--kommune", help="Kommune (Kürzel); Standard: RATHAUS_DEFAULT_TENANT."
 )
@@ -197,19 +200,19 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             record_run("forecast", result, data)
             return
         typer.echo(
-            f"MASE {result['mase']:.3f} (Mittel über {result['n_departments']} Abteilungen), "
-            f"80-%-Abdeckung {result['coverage_80']:.1%}, 95-%-Abdeckung "
-            f"{result['coverage_95']:.1%}."
+            f"MASE {num(result['mase'], 3)} (Mittel über {result['n_departments']} Abteilungen), "
+            f"80-%-Abdeckung {pct(result['coverage_80'])}, 95-%-Abdeckung "
+            f"{pct(result['coverage_95'])}."
         )
         for name, d in result["departments"].items():
             typer.echo(
-                f"  {name:<8} MASE {d['mase']:.3f}  80 %: {d['coverage_80']:.1%}  "
-                f"95 %: {d['coverage_95']:.1%}  ({d['mean_per_day_history']} je Tag)"
+                f"  {name:<8} MASE {num(d['mase'], 3)}  80 %: {pct(d['coverage_80'])}  "
+                f"95 %: {pct(d['coverage_95'])}  ({d['mean_per_day_history']} je Tag)"
             )
         secondary = result["secondary_92_days_ahead"]
         typer.echo(
-            f"Zweitwert (92 Tage im Voraus, ein Ursprung): MASE {secondary['mase']:.3f}, "
-            f"80-%-Abdeckung {secondary['coverage_80']:.1%}."
+            f"Zweitwert (92 Tage im Voraus, ein Ursprung): MASE {num(secondary['mase'], 3)}, "
+            f"80-%-Abdeckung {pct(secondary['coverage_80'])}."
         )
         excluded = result["excluded"]["departments"]
         if excluded:

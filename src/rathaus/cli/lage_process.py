@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from rathaus.core.numbers import german_percent as pct
+
 TenantOpt = typer.Option(
     None, "--kommune", help="Kommune (Kürzel); Standard: RATHAUS_DEFAULT_TENANT."
 )
@@ -176,11 +178,13 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         for i, e in enumerate(result.bottleneck_edges[:5], start=1):
             typer.echo(
                 f"  {i}. {e.source} → {e.target}: {format_duration(e.total_s)} "
-                f"({e.share_of_wait:.0%}), Median {format_duration(e.median_s)}"
+                f"({pct(e.share_of_wait, 0)}), Median {format_duration(e.median_s)}"
             )
         typer.echo("\nHäufigste Varianten:")
         for v in result.variants[:5]:
-            typer.echo(f"  {v.rank}. {v.cases} Fälle ({v.share:.0%}): {' → '.join(v.activities)}")
+            typer.echo(
+                f"  {v.rank}. {v.cases} Fälle ({pct(v.share, 0)}): {' → '.join(v.activities)}"
+            )
         typer.echo(
             f"\nNacharbeit: {result.rework_cases} von {result.cases} Fällen wiederholen eine "
             "Aktivität."

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from rathaus.core.numbers import german_number as num
+
 TenantOpt = typer.Option(
     None, "--kommune", help="Kommune (Kürzel); Standard: RATHAUS_DEFAULT_TENANT."
 )
@@ -102,8 +104,8 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 typer.echo(_summary_line(ev))
                 for v in ev.vehicles:
                     typer.echo(
-                        f"  Fahrzeug {v.vehicle}: {v.time:.1f} min, {v.length / 1000:.2f} km, "
-                        f"Salz {v.salt:.0f}, {v.refills}× nachgeladen, Ende an {v.ends_at}"
+                        f"  Fahrzeug {v.vehicle}: {num(v.time)} min, {num(v.length / 1000, 2)} km, "
+                        f"Salz {num(v.salt, 0)}, {v.refills}× nachgeladen, Ende an {v.ends_at}"
                     )
                 for x in ev.violations:
                     typer.echo(f"  Verstoß: {x.message}")
@@ -183,7 +185,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             record_run("winter", result, data)
             return
         typer.echo(
-            f"Kerteminde: {result['total_time']} min ({result['total_length'] / 1000:.1f} km), "
+            f"Kerteminde: {result['total_time']} min ({num(result['total_length'] / 1000)} km), "
             f"zulässig: {'ja' if result['feasible'] else 'nein'}; Praxistour "
             f"{result['practitioner_time']} min (bis zum Depot {result['practitioner_time_to_depot']}"
             f" min); Verhältnis {result['ratio']} bzw. {result['ratio_to_depot']}; untere "

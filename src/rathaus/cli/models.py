@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from rathaus.core.errors import RathausError
+from rathaus.core.numbers import german_number as num
 
 if TYPE_CHECKING:
     from rathaus.core.config import Settings
@@ -32,8 +33,8 @@ def _size(num_bytes: int | None) -> str:
     if num_bytes is None:
         return "–"
     if num_bytes < 100_000:
-        return f"{num_bytes / 1000:,.1f} kB".replace(",", "X").replace(".", ",").replace("X", ".")
-    return f"{num_bytes / 1_000_000:,.1f} MB".replace(",", "X").replace(".", ",").replace("X", ".")
+        return f"{num(num_bytes / 1000)} kB"
+    return f"{num(num_bytes / 1_000_000)} MB"
 
 
 @app.command("list")
@@ -93,7 +94,8 @@ def check() -> None:
     for r in results:
         state = "OK    " if r.ok else "FEHLER"
         typer.echo(
-            f"{state}  {r.function:<13} {r.backend}/{r.model}  {r.latency_ms:.0f} ms  {r.detail}"
+            f"{state}  {r.function:<13} {r.backend}/{r.model}  {num(r.latency_ms, 0)} ms  "
+            f"{r.detail}"
         )
     if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 from rathaus.core.errors import RathausError
+from rathaus.core.numbers import german_number as num
+from rathaus.core.numbers import german_percent as pct
 
 DEFAULT_DATA = Path("../shared/data/simplification/deplain_web_sent_open.csv")
 
@@ -46,11 +48,12 @@ def _fail(exc: RathausError) -> None:
 def _print_report(report, readability) -> None:  # type: ignore[no-untyped-def]
     typer.echo(
         f"{len(report.sentences)} Sätze, {report.findings} Hinweise "
-        f"({report.violations_per_sentence:.2f} je Satz), Schweregrad {report.severity:.2f}."
+        f"({num(report.violations_per_sentence, 2)} je Satz), "
+        f"Schweregrad {num(report.severity, 2)}."
     )
     typer.echo(
-        f"Lesbarkeit: Flesch-Amstad {readability.flesch_amstad:.1f} (höher ist leichter), "
-        f"Wiener Sachtextformel {readability.wiener_sachtextformel:.1f} (niedriger ist leichter)."
+        f"Lesbarkeit: Flesch-Amstad {num(readability.flesch_amstad)} (höher ist leichter), "
+        f"Wiener Sachtextformel {num(readability.wiener_sachtextformel)} (niedriger ist leichter)."
     )
     for sentence in report.sentences:
         if not sentence.findings:
@@ -139,9 +142,9 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             added = ", ".join(f"{f.label} „{f.text}“" for f in result.best.added_facts)
             typer.echo(f"Faktenprüfung: NICHT BESTANDEN – neu im Text: {added}.")
         typer.echo(
-            f"Schweregrad vorher {result.source_report.severity:.2f}, nachher "
-            f"{result.best.report.severity:.2f}; {result.best.report.findings} Hinweise im Entwurf "
-            f"(Runde {result.best.round} von {len(result.drafts)})."
+            f"Schweregrad vorher {num(result.source_report.severity, 2)}, nachher "
+            f"{num(result.best.report.severity, 2)}; {result.best.report.findings} Hinweise im "
+            f"Entwurf (Runde {result.best.round} von {len(result.drafts)})."
         )
 
     @eval_app.command("plain-language")
@@ -185,13 +188,13 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         r = result["readability"]
         typer.echo(
             f"{result['pairs']} Satzpaare: Vereinfachung als einfacher erkannt (pairwise) "
-            f"{result['pairwise']:.1%} (Abstimmungshälfte {d['tuning_half']['share']:.1%}, "
-            f"zurückgehaltene Hälfte {d['held_out_half']['share']:.1%}; Gleichstand zählt als "
-            f"Fehler: {d['all']['ties']}); naive Grundlinie {result['baseline_naive']:.1%}."
+            f"{pct(result['pairwise'])} (Abstimmungshälfte {pct(d['tuning_half']['share'])}, "
+            f"zurückgehaltene Hälfte {pct(d['held_out_half']['share'])}; Gleichstand zählt als "
+            f"Fehler: {d['all']['ties']}); naive Grundlinie {pct(result['baseline_naive'])}."
         )
         typer.echo(
-            f"Regelverstöße je Satz: Original {v['original']['violations_per_sentence']:.2f}, "
-            f"Vereinfachung {v['simplification']['violations_per_sentence']:.2f}."
+            f"Regelverstöße je Satz: Original {num(v['original']['violations_per_sentence'], 2)}, "
+            f"Vereinfachung {num(v['simplification']['violations_per_sentence'], 2)}."
         )
         typer.echo(
             f"Flesch-Amstad: Original {r['original']['flesch_amstad_mean']}, Vereinfachung "
@@ -203,7 +206,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             rw = result["rewrite"]
             typer.echo(
                 f"Umschreiben ({rw['pairs']} Paare, Modell {rw['model']}): SARI {rw['sari']}, "
-                f"Fakten erhalten {rw['facts_preserved']:.1%}."
+                f"Fakten erhalten {pct(rw['facts_preserved'])}."
             )
             if rw["failed"]:
                 typer.echo(

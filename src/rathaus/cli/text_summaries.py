@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from rathaus.core.numbers import german_number as num
+from rathaus.core.numbers import german_percent as pct
 from rathaus.writing.summary_eval import DEFAULT_PAPERS
 
 TenantOpt = typer.Option(
@@ -29,7 +31,8 @@ def _print(summary: Any, as_json: bool) -> None:
     c = summary.coverage
     typer.echo("")
     typer.echo(
-        f"Abdeckung: {c.share_text:.0%} des Textes ({c.used_chars} von {c.total_chars} Zeichen); "
+        f"Abdeckung: {pct(c.share_text, 0)} des Textes ({c.used_chars} von {c.total_chars} "
+        "Zeichen); "
         f"{c.sections_used} von {c.sections_total} Abschnitten verwendet, "
         f"{c.sections_in_summary} in der Gesamtfassung."
     )
@@ -149,11 +152,11 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             return
         typer.echo(
             f"{result['papers']} Vorlagen (längste {result['longest_chars']} Zeichen): Abschnitte "
-            f"mit Satz {result['section_coverage']:.1%}, in der Gesamtfassung "
-            f"{result['summary_section_share']:.1%}; Text berücksichtigt "
-            f"{result['text_considered']:.1%}; Längenverhältnis {result['length_ratio']:.3f}; "
-            f"Sätze von ihrer Fundstelle gedeckt {result['supported_share']:.1%}; Laufzeit p50 "
-            f"{result['seconds_p50']:.2f} s, p95 {result['seconds_p95']:.2f} s, max "
-            f"{result['seconds_max']:.2f} s. Daten: {result['attribution']}."
+            f"mit Satz {pct(result['section_coverage'])}, in der Gesamtfassung "
+            f"{pct(result['summary_section_share'])}; Text berücksichtigt "
+            f"{pct(result['text_considered'])}; Längenverhältnis {num(result['length_ratio'], 3)}; "
+            f"Sätze von ihrer Fundstelle gedeckt {pct(result['supported_share'])}; Laufzeit p50 "
+            f"{num(result['seconds_p50'], 2)} s, p95 {num(result['seconds_p95'], 2)} s, max "
+            f"{num(result['seconds_max'], 2)} s. Daten: {result['attribution']}."
         )
         record_run("summaries", result, data)
