@@ -54,6 +54,25 @@ def test_a_translation_is_checked_by_numbers_and_meaning(embedder) -> None:
         eight, "Başvuruyu sekiz hafta önce yapın.", embedder=embedder, languages=("de", "tr")
     )
     assert turkish.lost == turkish.added == []  # no table for Turkish: words are not compared
+    # What a small model does instead of translating: each is caught before the meaning.
+    photo = "Bringen Sie Ihren bisherigen Ausweis und ein biometrisches Passfoto mit."
+    russian = multilingual.check(
+        photo, "Возьмите с собой паспорт и биометрическое фото.", embedder=embedder,
+        languages=("de", "uk"),
+    )  # fmt: skip
+    assert russian.written_in == "ru" and russian.reason == "in der falschen Sprache (Russisch)"
+    german = multilingual.check(photo, photo, embedder=embedder, languages=("de", "en"))
+    assert not german.ok and german.written_in == "de"
+    looping = multilingual.check(
+        photo, "Bring your ID and and and and photo.", embedder=embedder, languages=("de", "en")
+    )
+    assert looping.reason == "Wiederholung statt Übersetzung"
+    rambling = multilingual.check(photo, "Bring your ID. " * 20, embedder=embedder)
+    assert rambling.reason.startswith("Länge passt nicht")
+    half = multilingual.check(
+        photo, "Apportez Ihren bisherigen Ausweis et biometrisches Passfoto.", embedder=embedder
+    )
+    assert half.reason == "großteils nicht übersetzt"
     off = multilingual.check(
         "Die Gebühr zahlen Sie vor Ort.", "The swimming pool opens in May.", embedder=embedder
     )
@@ -67,7 +86,15 @@ def test_the_hand_written_translations_pass_and_translations_of_other_sentences_
     """The set the threshold was chosen on (`rathaus eval uebersetzung`): every right
     translation whose numbers are written as in German passes; a translation of another
     sentence of the same page fails."""
-    report = multilingual.evaluate_checks(embedder=embedder)
+    # With a model: its own translations of the same sentences, each listed for a person.
+    table = {FICTION_DE: "If you applied before it expired, your stay counts as permitted until "
+             "the decision."}  # fmt: skip
+    report = multilingual.evaluate_checks(embedder=embedder, model=TranslatingModel(table))
+    own = report["model"]
+    assert own["name"] == "uebersetzer" and len(own["translations"]) == report["pairs"]
+    # The sentence has an English, a Ukrainian and a Russian row: English text passes once.
+    assert own["accepted"] == 1 and own["rejected_language"] == 2
+    assert {t["text"] for t in own["translations"] if t["ok"]} == {table[FICTION_DE]}
     assert report["pairs"] == 28
     assert (
         report["right"]["accepted"] == 26

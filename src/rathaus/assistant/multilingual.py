@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from rathaus.core.languages import name_of
+from rathaus.inbox.classify import detect_language
 from rathaus.writing.translate import ENGLISH_NAMES, lost_numbers, translate_short
 
 # Languages a model is asked to translate from and into (the names the prompt uses).
@@ -55,11 +57,15 @@ class Check:
     added: list[str] = field(default_factory=list)  # numbers in it the original lacks
     closer_to: str = ""  # another sentence it is closer to than to its original
     minimum: float = SENTENCE_MIN_SIMILARITY
+    written_in: str = ""  # the language it is recognisably written in, when not the asked one
+    degenerate: str = ""  # why it is not a sentence at all (repetition, length)
 
     @property
     def ok(self) -> bool:
         return (
             bool(self.text)
+            and not self.written_in
+            and not self.degenerate
             and not self.lost
             and not self.added
             and not self.closer_to
@@ -71,6 +77,10 @@ class Check:
         """Why the translation was not used, in German; empty when it was."""
         if not self.text:
             return "keine Übersetzung erhalten"
+        if self.degenerate:
+            return self.degenerate
+        if self.written_in:
+            return f"in der falschen Sprache ({name_of(self.written_in)})"
         if self.lost or self.added:
             numbers = ", ".join([*self.lost, *self.added])
             return f"Zahlen stimmen nicht überein ({numbers})"
@@ -85,8 +95,6 @@ def german_sentences(sentences: Sequence[str]) -> list[str]:
     """The German ones of ``sentences``: what a translation is compared with besides its own
     sentence. A page's English paragraph would be closer to an English translation of any of
     its German sentences, just by sharing the language."""
-    from rathaus.inbox.classify import detect_language
-
     return [s for s in sentences if detect_language(s).label == "de"]
 
 
@@ -120,6 +128,41 @@ def _vectors(embedder: Any, texts: Sequence[str]) -> np.ndarray:
     return vectors / np.where(norms == 0, 1, norms)
 
 
+# Languages the language detection tells apart reliably (inbox.classify.detect_language):
+# a translation into one of them must be recognised as it. Into another (Romanian, Persian,
+# Croatian, Bulgarian) only a translation left in German is caught.
+DETECTED = frozenset({"de", "en", "fr", "tr", "it", "pl", "es", "uk", "ru", "ar", "el"})
+
+
+def _written_in(text: str, target: str) -> str:
+    """The language ``text`` is recognisably written in when that is not ``target``."""
+    if not target:
+        return ""
+    verdict = detect_language(text)
+    if verdict.reasons == ("zu wenig Text",) or verdict.label == target:
+        return ""
+    if target in DETECTED or verdict.label == "de":
+        return verdict.label
+    return ""
+
+
+def _degenerate(original: str, translation: str) -> str:
+    """Why ``translation`` cannot be a translation of ``original``: a word repeated three times
+    in a row (a small model looping), or a length far from the original's."""
+    words = translation.lower().split()
+    if any(a == b == c for a, b, c in zip(words, words[1:], words[2:], strict=False)):
+        return "Wiederholung statt Übersetzung"
+    ratio = len(translation) / max(1, len(original))
+    if not 0.4 <= ratio <= 2.5:
+        return f"Länge passt nicht ({len(translation)} statt etwa {len(original)} Zeichen)"
+    # Names and terms may stay German ("Fiktionsbescheinigung"), most of the sentence not.
+    german = {w for w in re.findall(r"[^\W\d_]{4,}", original.lower())}
+    kept = german & set(re.findall(r"[^\W\d_]{4,}", translation.lower()))
+    if len(german) >= 4 and len(kept) > len(german) / 2:
+        return "großteils nicht übersetzt"
+    return ""
+
+
 def check(
     original: str,
     translation: str,
@@ -132,7 +175,8 @@ def check(
     """How well ``translation`` renders ``original``; ``others`` are sentences it must be
     farther from than from ``original`` (the rest of the cited passages). ``languages`` are
     those of original and translation: where both write numbers as known words ("acht
-    Wochen", "eight weeks"), the words count as numbers too."""
+    Wochen", "eight weeks"), the words count as numbers too; a translation must be written in
+    the second (as far as the language detection can tell)."""
     translation = translation.strip()
     if not translation:
         return Check(text="", similarity=0.0, minimum=minimum)
@@ -155,6 +199,8 @@ def check(
         added=lost_numbers(numbers_in, numbers_of),
         closer_to=closer,
         minimum=minimum,
+        written_in=_written_in(translation, languages[1]),
+        degenerate=_degenerate(original, translation),
     )
 
 
@@ -208,11 +254,50 @@ def translate_sentence(
     return result
 
 
-def evaluate_checks(*, embedder: Any, path: Path = CHECKS_FILE) -> dict[str, Any]:
+def _outcome(result: Check) -> str:
+    """Accepted, or the first check that failed (in the order :attr:`Check.reason` names)."""
+    if result.ok:
+        return "accepted"
+    if not result.text or result.degenerate:
+        return "rejected_degenerate"
+    if result.written_in:
+        return "rejected_language"
+    if result.lost or result.added:
+        return "rejected_numbers"
+    return "rejected_other_sentence" if result.closer_to else "rejected_similarity"
+
+
+OUTCOMES = (
+    "accepted",
+    "rejected_degenerate",
+    "rejected_language",
+    "rejected_numbers",
+    "rejected_other_sentence",
+    "rejected_similarity",
+)
+
+
+def _tally(results: Sequence[Check]) -> dict[str, Any]:
+    similarities = [r.similarity for r in results]
+    outcomes = [_outcome(r) for r in results]
+    return {
+        **{key: outcomes.count(key) for key in OUTCOMES},
+        "similarity_min": min(similarities),
+        "similarity_median": round(statistics.median(similarities), 4),
+        "similarity_max": max(similarities),
+    }
+
+
+def evaluate_checks(
+    *, embedder: Any, path: Path = CHECKS_FILE, model: Any = None, model_name: str = ""
+) -> dict[str, Any]:
     """How the sentence check judges hand-written translations (``richtig``), translations of
     another sentence of the same page (``anderer_satz``) and translations with a changed
     meaning (``sinn``). Each German sentence is checked against the other sentences of its
-    demo page, as an answer is against its cited passages."""
+    demo page, as an answer is against its cited passages.
+
+    With ``model``, also the model's own translations of the same sentences (``model``): how
+    many the check lets through, with each translation listed for a person to judge."""
     from rathaus.assistant.answer import passage_sentences
     from rathaus.assistant.importers import demo_entries
 
@@ -225,26 +310,37 @@ def evaluate_checks(*, embedder: Any, path: Path = CHECKS_FILE) -> dict[str, Any
         "languages": sorted({row["sprache"] for row in rows}),
         "threshold": SENTENCE_MIN_SIMILARITY,
     }
+
+    def page_of(row: dict[str, Any]) -> list[str]:
+        return next((p for p in pages if row["de"] in p), [])
+
     for name, key in kinds.items():
-        results = []
-        for row in rows:
-            page = next((p for p in pages if row["de"] in p), [])
-            languages = ("de", row["sprache"])
-            results.append(
-                check(row["de"], row[key], embedder=embedder, others=page, languages=languages)
+        report[name] = _tally(
+            [
+                check(
+                    row["de"],
+                    row[key],
+                    embedder=embedder,
+                    others=page_of(row),
+                    languages=("de", row["sprache"]),
+                )
+                for row in rows
+            ]
+        )
+    if model is not None:
+        results = [
+            translate_sentence(
+                model, row["de"], row["sprache"], embedder=embedder, others=page_of(row)
             )
-        similarities = [r.similarity for r in results]
-        report[name] = {
-            "accepted": sum(r.ok for r in results),
-            "rejected_numbers": sum(bool(r.lost or r.added) for r in results),
-            "rejected_other_sentence": sum(
-                bool(r.closer_to) and not (r.lost or r.added) for r in results
-            ),
-            "rejected_similarity": sum(
-                not (r.lost or r.added or r.closer_to) and r.similarity < r.minimum for r in results
-            ),
-            "similarity_min": min(similarities),
-            "similarity_median": round(statistics.median(similarities), 4),
-            "similarity_max": max(similarities),
-        }
+            for row in rows
+        ]
+        report["model"] = {
+            "name": model_name or str(getattr(model, "model", "")),
+            **_tally(results),
+            "translations": [
+                {"de": row["de"], "sprache": row["sprache"], "text": r.text, "ok": r.ok,
+                 "grund": r.reason, "aehnlichkeit": r.similarity}
+                for row, r in zip(rows, results, strict=True)
+            ],
+        }  # fmt: skip
     return report

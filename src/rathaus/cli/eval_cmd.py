@@ -192,12 +192,23 @@ def retrieval(
 @app.command("uebersetzung")
 def uebersetzung(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+    modell: bool = typer.Option(
+        False,
+        "--modell",
+        help="Auch das eingerichtete Sprachmodell dieselben Sätze übersetzen lassen und zählen, "
+        "wie viele seiner Übersetzungen die Prüfung bestehen (mit --json jede Übersetzung).",
+    ),
 ) -> None:
     """Prüfung übersetzter Antwortsätze: richtige, falsche und sinnverändernde Übersetzungen."""
-    from rathaus.ai.registry import get_embedder
+    from rathaus.ai.registry import get_embedder, get_language_model
     from rathaus.assistant.multilingual import CHECKS_FILE, evaluate_checks
 
-    result = evaluate_checks(embedder=get_embedder(_offline_settings()))
+    settings = _offline_settings()
+    model = get_language_model(settings, "buergerassistent") if modell else None
+    if modell and model is None:
+        typer.echo("Es ist kein Sprachmodell eingerichtet (RATHAUS_LLM__BACKEND).", err=True)
+        raise typer.Exit(code=2)
+    result = evaluate_checks(embedder=get_embedder(settings), model=model)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -211,14 +222,18 @@ def uebersetzung(
             f"{pairs} deutsche Sätze in {len(result['languages'])} Sprachen, Schwelle "
             f"{num(result['threshold'], 2)}:"
         )
-        for key, label in labels.items():
-            part = result[key]
+        parts = [(label, result[key]) for key, label in labels.items()]
+        if "model" in result:
+            parts.append((f"Übersetzungen des Modells {result['model']['name']}", result["model"]))
+        for label, part in parts:
             typer.echo(
-                f"  {label}: angenommen {part['accepted']} von {pairs} (abgelehnt: Zahlen "
-                f"{part['rejected_numbers']}, anderer Satz {part['rejected_other_sentence']}, "
-                f"Ähnlichkeit {part['rejected_similarity']}; Ähnlichkeit "
-                f"{num(part['similarity_min'], 3)}–{num(part['similarity_max'], 3)})"
+                f"  {label}: angenommen {part['accepted']} von {pairs} (abgelehnt: unbrauchbar "
+                f"{part['rejected_degenerate']}, falsche Sprache {part['rejected_language']}, "
+                f"Zahlen {part['rejected_numbers']}, anderer Satz "
+                f"{part['rejected_other_sentence']}, Ähnlichkeit {part['rejected_similarity']})"
             )
+        if "model" in result:
+            typer.echo("  Die Übersetzungen des Modells selbst zeigt --json.")
     record_run("uebersetzung", result, CHECKS_FILE.name)
 
 
