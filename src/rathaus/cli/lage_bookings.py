@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rathaus.core.errors import RathausError
+from rathaus.core.numbers import german_number as num
 from rathaus.core.numbers import german_percent as pct
 
 DEFAULT_DATA = Path("../shared/data/bookings/oxford_spend_over_500_2014-2018_harmonised.csv.gz")
@@ -283,7 +284,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         typer.echo(
             f"{result['real_payments']} echte Zahlungen, {result['injected_anomalies']} "
             f"eingestreute Anomalien: Trefferquote {pct(result['recall'])} ({kinds}); "
-            f"{result['flags_per_1000']} Hinweise je 1000 echte Zahlungen."
+            f"{num(result['flags_per_1000'])} Hinweise je 1000 echte Zahlungen."
         )
         if "multi_seed" in result:
             multi = result["multi_seed"]
@@ -294,6 +295,6 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
                 f"{multi['seeds'][-1]}): Trefferquote im Mittel {pct(recall['mean'])} "
                 f"(95-%-Intervall {pct(recall['ci95'][0])}–{pct(recall['ci95'][1])}, "
                 f"Spanne {pct(recall['min'])}–{pct(recall['max'])}; {kinds}); "
-                f"{multi['flags_per_1000']['mean']} Hinweise je 1000 echte Zahlungen."
+                f"{num(multi['flags_per_1000']['mean'])} Hinweise je 1000 echte Zahlungen."
             )
         record_run("bookings", result, data)

@@ -207,7 +207,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         for name, d in result["departments"].items():
             typer.echo(
                 f"  {name:<8} MASE {num(d['mase'], 3)}  80 %: {pct(d['coverage_80'])}  "
-                f"95 %: {pct(d['coverage_95'])}  ({d['mean_per_day_history']} je Tag)"
+                f"95 %: {pct(d['coverage_95'])}  ({num(d['mean_per_day_history'])} je Tag)"
             )
         secondary = result["secondary_92_days_ahead"]
         typer.echo(

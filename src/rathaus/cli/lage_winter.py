@@ -185,10 +185,10 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             record_run("winter", result, data)
             return
         typer.echo(
-            f"Kerteminde: {result['total_time']} min ({num(result['total_length'] / 1000)} km), "
+            f"Kerteminde: {num(result['total_time'])} min ({num(result['total_length'] / 1000)} km), "
             f"zulässig: {'ja' if result['feasible'] else 'nein'}; Praxistour "
-            f"{result['practitioner_time']} min (bis zum Depot {result['practitioner_time_to_depot']}"
-            f" min); Verhältnis {result['ratio']} bzw. {result['ratio_to_depot']}; untere "
-            f"Schranke {result['lower_bound_time']} min."
+            f"{num(result['practitioner_time'])} min (bis zum Depot {num(result['practitioner_time_to_depot'])}"
+            f" min); Verhältnis {num(result['ratio'], 3)} bzw. {num(result['ratio_to_depot'], 3)}; untere "
+            f"Schranke {num(result['lower_bound_time'])} min."
         )
         record_run("winter", result, data)

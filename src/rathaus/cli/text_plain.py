@@ -197,15 +197,15 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
             f"Vereinfachung {num(v['simplification']['violations_per_sentence'], 2)}."
         )
         typer.echo(
-            f"Flesch-Amstad: Original {r['original']['flesch_amstad_mean']}, Vereinfachung "
-            f"{r['simplification']['flesch_amstad_mean']}; Wiener Sachtextformel: Original "
-            f"{r['original']['wiener_sachtextformel_mean']}, Vereinfachung "
-            f"{r['simplification']['wiener_sachtextformel_mean']}."
+            f"Flesch-Amstad: Original {num(r['original']['flesch_amstad_mean'])}, Vereinfachung "
+            f"{num(r['simplification']['flesch_amstad_mean'])}; Wiener Sachtextformel: Original "
+            f"{num(r['original']['wiener_sachtextformel_mean'])}, Vereinfachung "
+            f"{num(r['simplification']['wiener_sachtextformel_mean'])}."
         )
         if "rewrite" in result:
             rw = result["rewrite"]
             typer.echo(
-                f"Umschreiben ({rw['pairs']} Paare, Modell {rw['model']}): SARI {rw['sari']}, "
+                f"Umschreiben ({rw['pairs']} Paare, Modell {rw['model']}): SARI {num(rw['sari'], 2)}, "
                 f"Fakten erhalten {pct(rw['facts_preserved'])}."
             )
             if rw["failed"]:
