@@ -46,6 +46,7 @@ def test_extractive_answer_cites_every_sentence_and_lists_facts(kb, embedder) ->
         assert sentence.sources and supported_by(sentence.text, [by_n[n] for n in sentence.sources])
     keys = [f.key for f in result.facts]
     assert keys[0] == "required_documents" and "fees" in keys
+    assert not any(f.label_local for f in result.facts)  # German only for a German question
     events = [
         kind
         for kind, _ in answering.stream(

@@ -166,6 +166,9 @@ def test_a_foreign_question_is_searched_in_german_and_answered_in_its_language(
         assert supported_by(german, [by_n[n] for n in sentence.sources])
     data = result.to_dict()
     assert data["sentences"][0]["original"] == PERMIT_DE and data["searched_as"] == QUESTION_DE
+    fees = next(f for f in result.facts if f.key == "fees")
+    assert (fees.label, fees.label_local, fees.language) == ("Gebühren", "Fees", "en")
+    assert "93,00" in str(fees.value)  # the value as the municipality wrote it
 
 
 def test_a_question_translation_that_fails_its_check_is_not_used(

@@ -78,6 +78,8 @@ def test_the_page_without_script_marks_the_language_and_shows_the_german_wording
     assert f'<span class="sentence" lang="en">{PHOTO_EN}' in response.text
     assert "Deutscher Wortlaut (maßgeblich)" in response.text
     assert f'<p lang="de">{PHOTO_DE} </p>' in response.text
+    # the facts keep their German values; their labels are in English too
+    assert '<dt>Gebühren <span class="label-local" lang="en">· Fees</span></dt>' in response.text
 
 
 @pytest.fixture
@@ -104,4 +106,7 @@ def test_a_translated_answer_in_a_real_browser(translating_server, page):  # noq
     assert wording.locator("summary").inner_text() == "Deutscher Wortlaut (maßgeblich)"
     wording.locator("summary").click()
     assert wording.locator("p[lang=de]").inner_text() == PHOTO_DE
+    fees = answer.locator("dl.facts dt", has_text="Gebühren")
+    assert fees.locator(".label-local").get_attribute("lang") == "en"
+    assert fees.inner_text() == "Gebühren · Fees"
     assert_accessible(page, "assistent-uebersetzt")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from rathaus.ai.llm import ChatMessage, ModelUnavailableError
 from rathaus.assistant import multilingual, retrieve
 from rathaus.assistant.analysis import Analyzer
-from rathaus.assistant.entries import FACTS, LIST_FACTS
+from rathaus.assistant.entries import FACT_LABELS, FACTS, LIST_FACTS
 from rathaus.assistant.knowledge import FACTS_HEADING, SENTENCE_END
 from rathaus.core.config import AssistantSettings, Settings
 from rathaus.core.errors import RathausError
@@ -125,6 +125,9 @@ class Fact:
     value: str | list[str]
     links: list[dict[str, str]] = field(default_factory=list)  # {"title", "url"}
     entry_id: int | None = None
+    # The label in the question's language, shown next to the German one ("Fees").
+    label_local: str = ""
+    language: str = ""
 
 
 @dataclass
@@ -292,7 +295,7 @@ def stream(
     sources = _sources(top, entry)
     yield "sources", sources
     intents = fact_intents(asked)
-    facts = entry_facts(entry, first=intents)
+    facts = entry_facts(entry, first=intents, language=language)
     model_name = ""
     sentences: list[Sentence] = []
     rendering = _Rendering(translator, language, embedder, sources)
@@ -603,7 +606,12 @@ def _sources(hit: retrieve.EntryHit, entry: KnowledgeEntry) -> list[Source]:
     ]
 
 
-def entry_facts(entry: KnowledgeEntry, *, first: Sequence[str] = ()) -> list[Fact]:
+def entry_facts(
+    entry: KnowledgeEntry, *, first: Sequence[str] = (), language: str = "de"
+) -> list[Fact]:
+    """The entry's structured facts, those in ``first`` first; for a question in another
+    language each label also in that language where :data:`FACT_LABELS` has it."""
+    local = FACT_LABELS.get(language, {})
     facts: list[Fact] = []
     data = entry.facts or {}
     keys = [*[k for k in first if k in FACTS], *[k for k in FACTS if k not in first]]
@@ -623,7 +631,17 @@ def entry_facts(entry: KnowledgeEntry, *, first: Sequence[str] = ()) -> list[Fac
             links = [{"title": FACTS[key], "url": str(value)}]
         elif key in LIST_FACTS and not isinstance(value, list):
             value = [str(value)]
-        facts.append(Fact(key=key, label=FACTS[key], value=value, links=links, entry_id=entry.id))
+        facts.append(
+            Fact(
+                key=key,
+                label=FACTS[key],
+                value=value,
+                links=links,
+                entry_id=entry.id,
+                label_local=local.get(key, ""),
+                language=language if key in local else "",
+            )
+        )
     return facts
 
 

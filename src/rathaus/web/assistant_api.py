@@ -206,6 +206,10 @@ class LinkOut(BaseModel):
 class FactOut(BaseModel):
     key: str = Field(description="fees, required_documents, office, opening_hours …")
     label: str = Field(description="Bezeichnung zum Anzeigen, z. B. „Gebühren“")
+    label_local: str = Field(
+        default="", description="Die Bezeichnung in der Sprache der Frage, z. B. „Fees“"
+    )
+    language: str = Field(default="", description="Sprache von `label_local` (ISO 639-1)")
     value: str | list[str] = Field(description="Wert oder Liste von Werten")
     links: list[LinkOut] = Field(default_factory=list, description="Zugehörige Verweise")
     entry_id: int | None = Field(default=None, description="Eintrag, aus dem der Fakt stammt")

@@ -89,6 +89,8 @@ def _fact_view(fact: dict[str, Any]) -> dict[str, Any]:
     linked = {link["href"] for link in links}
     return {
         "label": fact.get("label") or FACTS.get(str(fact.get("key")), str(fact.get("key"))),
+        "label_local": fact.get("label_local") or "",
+        "language": fact.get("language") or "",
         # a bare address that is also a named link is shown once, by its name
         "items": [i for i in items if not (i["href"] and i["href"] in linked)],
         "links": links,

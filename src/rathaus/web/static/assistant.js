@@ -166,7 +166,13 @@
     turn.facts.appendChild(el("h3", "facts-heading", "Das Wichtigste auf einen Blick"));
     var dl = el("dl", "facts");
     facts.forEach(function (f) {
-      dl.appendChild(el("dt", null, f.label || f.key));
+      var dt = el("dt", null, f.label || f.key);
+      if (f.label_local) {  // the label in the question's language, read in that language
+        var local = el("span", "label-local", " · " + f.label_local);
+        local.lang = f.language;
+        dt.appendChild(local);
+      }
+      dl.appendChild(dt);
       var dd = el("dd");
       var values = Array.isArray(f.value) ? f.value : (f.value ? [f.value] : []);
       // a bare address that is also a named link is shown once, by its name
