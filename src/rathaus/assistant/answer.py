@@ -332,7 +332,8 @@ def stream(
                 "Sätze aus der Quelle; sie sind nicht in Leichte Sprache übersetzt."
             )
     if foreign:
-        notes.extend(rendering.notes(has_model=kit.language_model is not None))
+        has_model = kit.language_model is not None or kit.question_model is not None
+        notes.extend(rendering.notes(has_model=has_model))
     yield "facts", facts
     yield (
         "done",
