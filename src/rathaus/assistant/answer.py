@@ -237,6 +237,17 @@ def stream(
         question_model = kit.question_model or kit.language_model
         confirm = not (kit.question_model is not None and kit.question_model_reliable)
     foreign = language != "de"
+
+    def search(text: str, *, meaning_only: bool) -> list[retrieve.EntryHit]:
+        return retrieve.search(
+            session,
+            tenant_id=tenant.id,
+            query=retrieval_query(text, history),
+            embedder=embedder,
+            k=kit.settings.top_k,
+            meaning_only=meaning_only,
+        )
+
     # A question in another language is searched by meaning alone and judged by the
     # calibration for that search (German full text cannot match its words). With a model, its
     # German translation is searched with all signals and used when it passes its check. A
@@ -244,34 +255,21 @@ def stream(
     # entry its translation finds must be among those the meaning search found, so a
     # mistranslation may reorder the candidates but not bring in another service.
     asked = question
-    meaning_only = foreign
-    query = retrieval_query(question, history)
-    hits = retrieve.search(
-        session,
-        tenant_id=tenant.id,
-        query=query,
-        embedder=embedder,
-        k=kit.settings.top_k,
-        meaning_only=meaning_only,
-    )
-    if foreign and question_model is not None and not screening.found:
-        german = _german_question(
-            scoped(question_model, **model_scope), question, language, embedder
-        )
-        german_query = retrieval_query(german, history)
-        german_hits = (
-            []
-            if german == question
-            else retrieve.search(
-                session,
-                tenant_id=tenant.id,
-                query=german_query,
-                embedder=embedder,
-                k=kit.settings.top_k,
+    hits = [] if foreign else search(question, meaning_only=False)
+    if foreign:
+        german = question
+        if question_model is not None and not screening.found:
+            german = _german_question(
+                scoped(question_model, **model_scope), question, language, embedder
             )
-        )
-        if german_hits and (not confirm or german_hits[0].entry_id in {h.entry_id for h in hits}):
-            hits, asked, query, meaning_only = german_hits, german, german_query, False
+        if german != question:
+            hits, asked = search(german, meaning_only=False), german
+        if not hits or confirm:  # the meaning search: the fallback, and the confirmation
+            by_meaning = search(question, meaning_only=True)
+            if not hits or hits[0].entry_id not in {h.entry_id for h in by_meaning}:
+                hits, asked = by_meaning, question
+    meaning_only = foreign and asked == question
+    query = retrieval_query(asked, history)
     confidence = calibrated_confidence(hits, meaning_only=meaning_only)
     threshold = kit.settings.abstain_below
     if threshold is None:

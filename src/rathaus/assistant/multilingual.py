@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rathaus.ai.embeddings import normalize
 from rathaus.core.languages import name_of
 from rathaus.inbox.classify import detect_language
 from rathaus.writing.translate import ENGLISH_NAMES, lost_numbers, translate_short
@@ -122,12 +123,6 @@ def _digits(text: str, language: str) -> str:
     )
 
 
-def _vectors(embedder: Any, texts: Sequence[str]) -> np.ndarray:
-    vectors = np.asarray(embedder.embed_queries(list(texts)), dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
 # Languages the language detection tells apart reliably (inbox.classify.detect_language):
 # a translation into one of them must be recognised as it. Into another (Romanian, Persian,
 # Croatian, Bulgarian) only a translation left in German is caught.
@@ -184,7 +179,7 @@ def check(
     if all(language in NUMBER_WORDS for language in languages):
         numbers_of, numbers_in = _digits(original, languages[0]), _digits(translation, languages[1])
     candidates = [original, *(o for o in others if o != original)]
-    vectors = _vectors(embedder, [translation, *candidates])
+    vectors = normalize(embedder.embed_queries([translation, *candidates]))
     similarities = vectors[1:] @ vectors[0]
     own = float(similarities[0])
     closer = ""
